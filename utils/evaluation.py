@@ -1,0 +1,227 @@
+"""The evaluation core: one function per task type, used the same way before and after training.
+
+- ``score_candidates`` / ``evaluate_classification``: log-likelihood of each label word.
+- ``generate_batch`` / ``exact_match`` / ``field_scores``: batched greedy generation, left padding.
+- ``perplexity``: exp of the mean token negative log-likelihood.
+
+All are deterministic for the same inputs (fixed order, fixed batches, no sampling).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from utils.prompting import Prompt
+
+
+def _decoder_and_head(model):
+    """The transformer body and the LM head, so logits are computed only where they are needed."""
+    return model.get_decoder(), model.get_output_embeddings()
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+@torch.inference_mode()
+def _prefix_cache(decoder, prefix_ids: list[int]):
+    """Run the shared prefix once and return its key/value cache (None for an empty prefix)."""
+    if not prefix_ids:
+        return None
+    out = decoder(input_ids=torch.tensor([prefix_ids]), use_cache=True)
+    return out.past_key_values
+
+
+@torch.inference_mode()
+def _row_logprobs(model, rows: list[list[int]], targets: list[list[tuple[int, int]]], prefix_ids: list[int],
+                  cache, pad_id: int) -> list[float]:
+    """Sum of log p(token | row[:pos+1]) over each row's (position, token) targets, in one forward."""
+    decoder, head = _decoder_and_head(model)
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), len(prefix_ids) + width), dtype=torch.long)
+    mask[:, : len(prefix_ids)] = 1
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, len(prefix_ids): len(prefix_ids) + len(row)] = 1
+    past = None
+    if cache is not None:
+        past = copy.deepcopy(cache)
+        past.batch_repeat_interleave(len(rows))
+    hidden = decoder(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None)[0]
+    row_index = [i for i, t in enumerate(targets) for _ in t]
+    positions = [p for t in targets for p, _ in t]
+    tokens = torch.tensor([tok for t in targets for _, tok in t])
+    logprobs = torch.log_softmax(head(hidden[row_index, positions]).float(), dim=-1)
+    picked = logprobs[torch.arange(len(tokens)), tokens]
+    sums = [0.0] * len(rows)
+    for i, value in zip(row_index, picked.tolist(), strict=True):
+        sums[i] += value
+    return sums
+
+
+def _plan_rows(suffix_ids: list[int], cand_ids: list[list[int]]):
+    """Rows to run for one prompt: candidates sharing all but their last token share a row."""
+    rows: dict[tuple[int, ...], list[tuple[int, list[tuple[int, int]]]]] = {}
+    for c, cand in enumerate(cand_ids):
+        row = tuple(suffix_ids + cand[:-1])
+        start = len(suffix_ids) - 1
+        rows.setdefault(row, []).append((c, [(start + j, tok) for j, tok in enumerate(cand)]))
+    return rows
+
+
+@torch.inference_mode()
+def score_candidates(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 16,
+                     normalize: bool = False, progress: bool = True) -> list[list[float]]:
+    """Log-likelihood of every candidate continuation of every prompt.
+
+    Prompts that share a prefix (the instruction and demonstrations) reuse one key/value cache for
+    it, so k-shot costs little more than zero-shot. Set ``normalize`` to divide by candidate length.
+    """
+    model.eval()
+    decoder, _ = _decoder_and_head(model)
+    scores: list[list[float]] = [[0.0] * len(p.candidates) for p in prompts]
+    by_prefix: dict[str, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        by_prefix.setdefault(prompt.prefix, []).append(i)
+    cand_cache: dict[str, list[int]] = {}
+    bar = tqdm(total=len(prompts), desc="scoring", disable=not progress, leave=False)
+    for prefix, members in by_prefix.items():
+        prefix_ids = _encode(tokenizer, prefix)
+        cache = _prefix_cache(decoder, prefix_ids)
+        work = []  # (row ids, prompt index, [(candidate index, targets)])
+        for i in members:
+            suffix_ids = _encode(tokenizer, prompts[i].suffix)
+            if not suffix_ids:
+                raise ValueError(f"prompt {i} has an empty suffix: the query must follow the prefix")
+            cands = [cand_cache.setdefault(c, _encode(tokenizer, c)) for c in prompts[i].candidates]
+            for row, group in _plan_rows(suffix_ids, cands).items():
+                work.append((list(row), i, group))
+        work.sort(key=lambda w: len(w[0]))  # similar lengths together: less padding
+        for start in range(0, len(work), batch_size):
+            chunk = work[start: start + batch_size]
+            flat = [(row, i, c, t) for row, i, group in chunk for c, t in group]
+            sums = _row_logprobs(model, [w[0] for w in flat], [w[3] for w in flat], prefix_ids, cache,
+                                 tokenizer.pad_token_id)
+            for (_, i, c, t), value in zip(flat, sums, strict=True):
+                scores[i][c] = value / len(t) if normalize else value
+            bar.update(len({w[1] for w in chunk}))
+    bar.close()
+    return scores
+
+
+def classification_metrics(predictions: list[str], gold: list[str], labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, per-label recall and the confusion counts."""
+    if len(predictions) != len(gold) or not gold:
+        raise ValueError("predictions and gold must be non-empty and of equal length")
+    confusion = Counter(zip(gold, predictions, strict=True))
+    f1s, recall = [], {}
+    for label in labels:
+        tp = confusion[(label, label)]
+        n_gold = sum(1 for g in gold if g == label)
+        n_pred = sum(1 for p in predictions if p == label)
+        recall[label] = tp / n_gold if n_gold else 0.0
+        f1s.append(2 * tp / (n_gold + n_pred) if n_gold + n_pred else 0.0)
+    return {
+        "accuracy": sum(p == g for p, g in zip(predictions, gold, strict=True)) / len(gold),
+        "macro_f1": sum(f1s) / len(f1s),
+        "recall": recall,
+        "confusion": {f"{g}->{p}": n for (g, p), n in sorted(confusion.items())},
+        "n": len(gold),
+    }
+
+
+def evaluate_classification(model, tokenizer, rows: list[dict], prompts: Sequence[Prompt],
+                            labels: Sequence[str], batch_size: int = 16, progress: bool = True) -> dict:
+    """Predict the label whose word is most likely, for every row; return metrics + predictions."""
+    if len(rows) != len(prompts):
+        raise ValueError(f"{len(rows)} rows but {len(prompts)} prompts")
+    scores = score_candidates(model, tokenizer, prompts, batch_size=batch_size, progress=progress)
+    predictions = [labels[max(range(len(s)), key=s.__getitem__)] for s in scores]
+    result = classification_metrics(predictions, [r["label"] for r in rows], labels)
+    result["predictions"] = {r["id"]: p for r, p in zip(rows, predictions, strict=True)}
+    return result
+
+
+@torch.inference_mode()
+def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
+                   batch_size: int = 16, progress: bool = True) -> list[str]:
+    """Greedy completions of ``prompts`` (left-padded batches, stops at eos; pad must differ from eos)."""
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        raise ValueError("generate_batch needs a pad token distinct from eos (see utils.models.set_special_tokens)")
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: list[str] = [""] * len(prompts)
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress, leave=False):
+            idx = order[start: start + batch_size]
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, text in zip(idx, texts, strict=True):
+                outputs[i] = text.strip()
+    finally:
+        tokenizer.padding_side = side
+    return outputs
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Fraction of predictions equal to their reference after stripping whitespace."""
+    if len(predictions) != len(references) or not references:
+        raise ValueError("predictions and references must be non-empty and of equal length")
+    return sum(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True)) / len(references)
+
+
+def parse_json_object(text: str) -> dict | None:
+    """The first JSON object in ``text``, or None if there is none."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def field_scores(predictions: Sequence[str], references: Sequence[dict], fields: Sequence[str]) -> dict:
+    """JSON validity, exact match of all fields, and per-field accuracy for structured outputs."""
+    parsed = [parse_json_object(p) for p in predictions]
+    per_field = {f: sum(p is not None and p.get(f) == r.get(f) for p, r in zip(parsed, references, strict=True))
+                 / len(references) for f in fields}
+    exact = sum(p is not None and all(p.get(f) == r.get(f) for f in fields)
+                for p, r in zip(parsed, references, strict=True)) / len(references)
+    return {"json_valid": sum(p is not None for p in parsed) / len(parsed), "exact_match": exact,
+            "field_accuracy": per_field, "n": len(references)}
+
+
+@torch.inference_mode()
+def perplexity(model, tokenizer, texts: Sequence[str], max_length: int = 512, batch_size: int = 8,
+               progress: bool = True) -> dict:
+    """Perplexity over all tokens of ``texts`` (each truncated to ``max_length``), summed exactly."""
+    model.eval()
+    decoder, head = _decoder_and_head(model)
+    total_nll, total_tokens = 0.0, 0
+    for start in tqdm(range(0, len(texts), batch_size), desc="perplexity", disable=not progress, leave=False):
+        enc = tokenizer(list(texts[start: start + batch_size]), return_tensors="pt", padding=True,
+                        truncation=True, max_length=max_length, add_special_tokens=False)
+        hidden = decoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
+        mask = (enc["attention_mask"][:, 1:] * enc["attention_mask"][:, :-1]).bool()
+        targets = enc["input_ids"][:, 1:][mask]
+        logits = head(hidden[:, :-1][mask]).float()
+        total_nll += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
+        total_tokens += int(mask.sum())
+    if total_tokens == 0:
+        raise ValueError("perplexity needs texts with at least two tokens")
+    mean = total_nll / total_tokens
+    return {"perplexity": math.exp(mean), "nll_per_token": mean, "tokens": total_tokens}

@@ -1,0 +1,67 @@
+"""Plots the labs share: metric vs a swept value, and grouped bars. Each saves a PNG and returns it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if not matplotlib.get_backend().lower().startswith(("module://", "inline", "nbagg", "widget", "ipympl")):
+    matplotlib.use("Agg")  # headless runs (CI, scripts); notebooks keep their inline backend
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_sweep(x: list, series: dict[str, tuple[list[float], list[float] | None]], path: Path, *,
+               title: str, xlabel: str, ylabel: str = "accuracy", baselines: dict[str, float] | None = None) -> Path:
+    """One line per series (mean, optional spread as error bars) over ``x``; dashed baselines."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, (means, spreads) in series.items():
+        ax.errorbar(range(len(x)), means, yerr=spreads, marker="o", capsize=3, label=name)
+    for name, value in (baselines or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=1, color="grey")
+        ax.annotate(name, (len(x) - 1, value), textcoords="offset points", xytext=(0, 3), ha="right",
+                    fontsize=8, color="grey")
+    ax.set_xticks(range(len(x)), [str(v) for v in x])
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_grouped_bars(groups: list[str], series: dict[str, list[float]], path: Path, *, title: str,
+                      ylabel: str = "accuracy", ylim: tuple[float, float] | None = (0, 1.02)) -> Path:
+    """Bars for each series within each group, values printed on top."""
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(groups) * len(series)), 4))
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        bars = ax.bar([g + i * width for g in range(len(groups))], values, width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks([g + width * (len(series) - 1) / 2 for g in range(len(groups))], groups)
+    ax.set(title=title, ylabel=ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Save, close (so notebooks don't draw twice) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def show(path: Path) -> None:
+    """Display a saved PNG in a notebook (prints its path elsewhere)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Image(filename=str(path)))
+    else:
+        print(f"[plot] saved {path}")

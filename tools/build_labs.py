@@ -4,7 +4,8 @@ Each ``src/NN_topic.py`` (jupytext percent format) becomes
 - ``solutions/NN_topic.ipynb``: everything, solution markers removed;
 - ``labs/NN_topic.ipynb``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` replaced by a
   placeholder (the text after ``# BEGIN SOLUTION:`` if given, else ``raise NotImplementedError``).
-The cell tagged ``colab-install`` is filled with the pinned install from ``requirements/cpu.txt``.
+The cell tagged ``colab-install`` is filled with the pinned install from ``requirements/``, and
+``environment.yml`` is generated from the same pins.
 Notebooks are written without outputs, execution counts or cell ids. ``--check`` fails when a
 committed notebook is stale or missing.
 """
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC, LABS, SOLUTIONS = ROOT / "src", ROOT / "labs", ROOT / "solutions"
 sys.path.insert(0, str(ROOT))
 
-from utils.colab import colab_install_source  # noqa: E402
+from utils.pins import colab_install_source, environment_yml  # noqa: E402
 
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
@@ -83,6 +84,7 @@ def targets() -> dict[Path, str]:
     for source in sorted(SRC.glob("[0-9][0-9]_*.py")):
         expected[LABS / f"{source.stem}.ipynb"] = render(source, keep_solutions=False)
         expected[SOLUTIONS / f"{source.stem}.ipynb"] = render(source, keep_solutions=True)
+    expected[ROOT / "environment.yml"] = environment_yml()
     return expected
 
 

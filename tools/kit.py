@@ -52,21 +52,28 @@ def ensure_environment() -> Path:
     return venv_python()
 
 
+COMMANDS = {
+    "setup": [],
+    "demo": [["tools/demo.py"]],
+    "test": [["-m", "ruff", "check", "."], ["-m", "pytest", "-q"]],
+    "check": [["-m", "utils.envcheck"]],
+}
+
+
 def main() -> int:
-    commands = {
-        "setup": [],
-        "demo": ["-m", "utils.demo"],
-        "test": ["-m", "pytest", "-q"],
-        "check": ["-m", "utils.envcheck"],
-    }
-    if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        print(f"usage: python3 tools/kit.py {{{'|'.join(commands)}}} [extra args]", file=sys.stderr)
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(f"usage: python3 tools/kit.py {{{'|'.join(COMMANDS)}}} [extra args for the last step]",
+              file=sys.stderr)
         return 2
     python = ensure_environment()
-    if not commands[sys.argv[1]]:
-        return 0
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([str(python), *commands[sys.argv[1]], *sys.argv[2:]], cwd=ROOT, env=env).returncode
+    steps = COMMANDS[sys.argv[1]]
+    for i, step in enumerate(steps):
+        extra = sys.argv[2:] if i == len(steps) - 1 else []
+        code = subprocess.run([str(python), *step, *extra], cwd=ROOT, env=env).returncode
+        if code:
+            return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -127,10 +127,11 @@ def validate_row(row: object, spec: DatasetSpec, where: str) -> dict:
     for key in ("id", "text", "label"):
         if key not in row:
             raise DataError(f"{where}: missing field '{key}'")
-        if not isinstance(row[key], str) or not row[key].strip():
-            raise DataError(f"{where}: field '{key}' must be a non-empty string")
     if spec.labels and row["label"] not in spec.labels:
         raise DataError(f"{where}: unknown label {row['label']!r} (expected one of {list(spec.labels)})")
+    for key in ("id", "text", "label"):
+        if not isinstance(row[key], str) or not row[key].strip():
+            raise DataError(f"{where}: field '{key}' must be a non-empty string")
     return row
 
 

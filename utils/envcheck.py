@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from importlib import metadata
-from pathlib import Path
 
-from utils.paths import REPO_ROOT
-
-REQUIREMENT_FILES = (REPO_ROOT / "requirements" / "cpu.txt", REPO_ROOT / "requirements" / "no-deps.txt")
-
-
-def read_pins(paths=REQUIREMENT_FILES) -> dict[str, str]:
-    """``{package: version}`` from ``name==version`` lines of the requirements files."""
-    pins = {}
-    for path in paths:
-        for line in Path(path).read_text().splitlines():
-            match = re.match(r"^\s*([A-Za-z0-9_.\-]+)==([^\s#;]+)", line)
-            if match:
-                pins[match.group(1)] = match.group(2)
-    return pins
+from utils.pins import read_pins
 
 
 def check_package(name: str, wanted: str) -> tuple[bool, str]:

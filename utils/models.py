@@ -180,12 +180,13 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto"):
     ``t4``/``a100`` load a hub model. ``backend``: ``"unsloth"``, ``"transformers"`` or ``"auto"``
     (Unsloth where installed, which on a CPU is its CPU backend; else plain transformers).
     """
-    from utils.hardware import choose_dtype, detect_hardware
+    from utils.hardware import check_fits, choose_dtype, detect_hardware
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if backend not in ("auto", "unsloth", "transformers"):
         raise ValueError(f"backend must be 'auto', 'unsloth' or 'transformers', got {backend!r}")
     hw = detect_hardware()
+    check_fits(prof, hw)
     dtype = choose_dtype(hw.device, hw.compute_capability) if prof.device == "cuda" else torch.float32
     source = str(ensure_embedded_model()) if prof.name == "cpu" else prof.model_id
     use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())

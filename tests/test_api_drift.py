@@ -1,0 +1,111 @@
+"""Every library function and keyword the kit's notebooks and utils call exists in the pinned versions."""
+
+import ast
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+import transformers
+from transformers.cache_utils import DynamicCache
+from transformers.generation import GenerationConfig
+
+from utils.paths import REPO_ROOT
+
+LIBRARIES = ("transformers", "peft", "trl", "datasets", "unsloth", "torch", "tqdm", "nbclient", "jupytext")
+SOURCES = sorted([*(REPO_ROOT / "src").glob("*.py"), *(REPO_ROOT / "utils").rglob("*.py"),
+                  *(REPO_ROOT / "tools").glob("*.py")])
+# Methods the kit calls on library objects, and where their signature lives.
+METHODS = {
+    "apply_chat_template": transformers.PreTrainedTokenizerBase.apply_chat_template,
+    "batch_decode": transformers.PreTrainedTokenizerBase.batch_decode,
+    "batch_repeat_interleave": DynamicCache.batch_repeat_interleave,
+    "get_decoder": transformers.PreTrainedModel.get_decoder,
+    "get_output_embeddings": transformers.PreTrainedModel.get_output_embeddings,
+    "save_pretrained": transformers.PreTrainedModel.save_pretrained,
+}
+
+
+def library_imports() -> set[tuple[str, str]]:
+    found = set()
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in LIBRARIES:
+                found |= {(node.module, alias.name) for alias in node.names}
+    return found
+
+
+def imported_names() -> dict[str, str]:
+    return {name: module for module, name in library_imports()}
+
+
+def keyword_calls():
+    """(file, what, object-or-None, keywords) for calls to imported library names and known methods."""
+    names = imported_names()
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            keywords = [k.arg for k in node.keywords if k.arg]
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in names:
+                yield path.name, func.id, (names[func.id], func.id, None), keywords
+            elif isinstance(func, ast.Attribute):
+                if isinstance(func.value, ast.Name) and func.value.id in names:
+                    yield path.name, f"{func.value.id}.{func.attr}", (names[func.value.id], func.value.id, func.attr), keywords
+                elif func.attr in METHODS:
+                    yield path.name, func.attr, METHODS[func.attr], keywords
+                elif func.attr == "generate":
+                    yield path.name, "generate", GenerationConfig, keywords
+
+
+def resolve(target):
+    if not isinstance(target, tuple):
+        return target
+    module, name, attr = target
+    obj = getattr(importlib.import_module(module), name)
+    return getattr(obj, attr) if attr else obj
+
+
+def accepted(obj) -> tuple[set[str], bool]:
+    if obj is GenerationConfig:
+        return set(vars(GenerationConfig())) | {"input_ids", "attention_mask"}, False
+    signature = inspect.signature(obj)
+    params = signature.parameters
+    return set(params), any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+@pytest.mark.parametrize("module, name", sorted(m for m in library_imports() if not m[0].startswith("unsloth")))
+def test_imported_names_exist(module, name):
+    assert hasattr(importlib.import_module(module), name), f"{module}.{name} is gone in the pinned version"
+
+
+def test_keywords_exist_in_pinned_signatures():
+    problems = []
+    for file, what, target, keywords in keyword_calls():
+        if isinstance(target, tuple) and target[0].startswith("unsloth"):
+            continue  # checked in a separate process (importing unsloth patches transformers)
+        names, var_kw = accepted(resolve(target))
+        problems += [f"{file}: {what}(..., {k}=...)" for k in keywords if k not in names and not var_kw]
+    assert not problems, "keywords unknown to the pinned libraries:\n" + "\n".join(problems)
+
+
+def test_unsloth_api_used_by_the_kit_exists():
+    calls = [[t[0], t[1], t[2], kws] for _, _, t, kws in keyword_calls()
+             if isinstance(t, tuple) and t[0].startswith("unsloth")]
+    assert calls, "the kit loads models through unsloth.FastLanguageModel"
+    script = (
+        "import importlib, inspect, json, sys\n"
+        "calls = json.loads(sys.argv[1]); bad = []\n"
+        "for module, name, attr, kws in calls:\n"
+        "    obj = getattr(importlib.import_module(module), name)\n"
+        "    obj = getattr(obj, attr) if attr else obj\n"
+        "    params = inspect.signature(obj).parameters\n"
+        "    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())\n"
+        "    bad += [f'{name}.{attr}({k}=)' for k in kws if k not in params and not var_kw]\n"
+        "print(json.dumps(bad))\n")
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(calls)], capture_output=True, text=True,
+                         check=True, cwd=REPO_ROOT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

@@ -1,0 +1,75 @@
+"""One source per lab: generated notebooks are fresh, clean, and stripped of solutions in labs/."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from utils.paths import REPO_ROOT
+from utils.pins import COLAB_PACKAGES, read_pins
+
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import build_labs  # noqa: E402
+
+
+def test_generated_notebooks_and_environment_are_fresh():
+    assert build_labs.stale_notebooks() == []
+
+
+def test_every_lab_source_has_both_twins():
+    sources = sorted(p.stem for p in (REPO_ROOT / "src").glob("[0-9][0-9]_*.py"))
+    assert sources, "no lab sources found"
+    for stem in sources:
+        assert (REPO_ROOT / "labs" / f"{stem}.ipynb").exists()
+        assert (REPO_ROOT / "solutions" / f"{stem}.ipynb").exists()
+
+
+@pytest.mark.parametrize("folder", ["labs", "solutions"])
+def test_notebooks_are_committed_clean(folder):
+    for path in (REPO_ROOT / folder).glob("*.ipynb"):
+        nb = json.loads(path.read_text())
+        for cell in nb["cells"]:
+            assert "id" not in cell
+            assert not cell.get("outputs") and cell.get("execution_count") is None
+        first = "".join(nb["cells"][0]["source"])
+        assert "colab.research.google.com" in first, f"{path.name}: Open-in-Colab badge first"
+        tags = [c["metadata"].get("tags", []) for c in nb["cells"]]
+        assert ["colab-install"] in tags and ["parameters"] in tags
+
+
+def test_lab_notebooks_hide_solutions_and_keep_placeholders():
+    for path in (REPO_ROOT / "labs").glob("*.ipynb"):
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+        solution = (REPO_ROOT / "solutions" / path.name).read_text()
+        assert "BEGIN SOLUTION" not in solution
+    lab01 = (REPO_ROOT / "labs" / "01_in_context_learning.ipynb").read_text()
+    solution_line = "torch.log_softmax(model(ids).logits"
+    assert solution_line not in lab01
+    assert solution_line in (REPO_ROOT / "solutions" / "01_in_context_learning.ipynb").read_text()
+
+
+def test_strip_solutions():
+    source = "def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n\nx = 2"
+    assert build_labs.strip_solutions(source, keep=True) == "def f():\n    return 1\n\nx = 2"
+    assert build_labs.strip_solutions(source, keep=False) == \
+        'def f():\n    raise NotImplementedError("your code here")\n\nx = 2'
+    custom = "# BEGIN SOLUTION: answer = ...\nanswer = 42\n# END SOLUTION"
+    assert build_labs.strip_solutions(custom, keep=False) == "answer = ..."
+    for broken in ("# BEGIN SOLUTION\nx", "# END SOLUTION", "# BEGIN SOLUTION\n# BEGIN SOLUTION"):
+        with pytest.raises(ValueError):
+            build_labs.strip_solutions(broken, keep=True)
+
+
+def test_colab_cell_and_environment_use_the_one_set_of_pins():
+    pins = read_pins()
+    lab = json.loads((REPO_ROOT / "labs" / "01_in_context_learning.ipynb").read_text())
+    cell = next("".join(c["source"]) for c in lab["cells"] if "colab-install" in c["metadata"].get("tags", []))
+    for name in COLAB_PACKAGES:
+        assert f'"{name}=={pins[name]}"' in cell
+    assert "torch==" not in cell, "Colab keeps its own CUDA torch"
+    env = (REPO_ROOT / "environment.yml").read_text()
+    for name, version in read_pins(("cpu.txt",)).items():
+        assert f"- {name}=={version}" in env
+    assert Path(REPO_ROOT / "requirements" / "no-deps.txt").read_text().count("==") == 3

@@ -1,0 +1,120 @@
+import math
+
+import pytest
+import torch
+
+from utils.evaluation import (
+    classification_metrics,
+    evaluate_classification,
+    exact_match,
+    field_scores,
+    generate_batch,
+    parse_json_object,
+    perplexity,
+    score_candidates,
+)
+from utils.prompting import Prompt
+
+
+def naive_logprob(model, tokenizer, prompt: Prompt, candidate: str) -> float:
+    context = (tokenizer(prompt.prefix, add_special_tokens=False)["input_ids"] if prompt.prefix else []) + \
+        tokenizer(prompt.suffix, add_special_tokens=False)["input_ids"]
+    target = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(torch.tensor([context + target])).logits[0], dim=-1)
+    return sum(logprobs[len(context) - 1 + i, t].item() for i, t in enumerate(target))
+
+
+PROMPTS = [
+    Prompt("Shared demos here.\n\n", "Message: short\nLabel:", (" spam", " ham")),
+    Prompt("Shared demos here.\n\n", "Message: a much longer message with many more words\nLabel:", (" spam", " ham")),
+    Prompt("", "Message: no prefix\nLabel:", (" spam", " ham")),
+    Prompt("Other prefix\n", "Q: x\nA:", (" legitimate message", " junk advertising", " spam")),
+]
+
+
+def test_scores_equal_a_naive_full_forward(tiny_model, tokenizer):
+    got = score_candidates(tiny_model, tokenizer, PROMPTS, batch_size=3, progress=False)
+    for prompt, row in zip(PROMPTS, got):
+        for cand, value in zip(prompt.candidates, row):
+            assert value == pytest.approx(naive_logprob(tiny_model, tokenizer, prompt, cand), abs=1e-4)
+
+
+def test_scores_do_not_depend_on_batch_size_and_are_deterministic(tiny_model, tokenizer):
+    a = score_candidates(tiny_model, tokenizer, PROMPTS, batch_size=1, progress=False)
+    b = score_candidates(tiny_model, tokenizer, PROMPTS, batch_size=16, progress=False)
+    c = score_candidates(tiny_model, tokenizer, PROMPTS, batch_size=16, progress=False)
+    assert b == c
+    for ra, rb in zip(a, b):
+        assert ra == pytest.approx(rb, abs=1e-4)
+
+
+def test_empty_suffix_is_rejected(tiny_model, tokenizer):
+    with pytest.raises(ValueError, match="empty suffix"):
+        score_candidates(tiny_model, tokenizer, [Prompt("x", "", (" a", " b"))], progress=False)
+
+
+def test_classification_metrics():
+    m = classification_metrics(["a", "a", "b", "a"], ["a", "b", "b", "a"], ["a", "b"])
+    assert m["accuracy"] == 0.75 and m["recall"] == {"a": 1.0, "b": 0.5}
+    assert m["confusion"] == {"a->a": 2, "b->a": 1, "b->b": 1}
+    assert m["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    with pytest.raises(ValueError):
+        classification_metrics([], [], ["a"])
+
+
+def test_evaluate_classification_picks_the_likelier_label(tiny_model, tokenizer):
+    rows = [{"id": str(i), "text": p.suffix, "label": "spam"} for i, p in enumerate(PROMPTS[:3])]
+    result = evaluate_classification(tiny_model, tokenizer, rows, PROMPTS[:3], ("spam", "ham"), progress=False)
+    scores = score_candidates(tiny_model, tokenizer, PROMPTS[:3], progress=False)
+    expected = ["spam" if s[0] > s[1] else "ham" for s in scores]
+    assert list(result["predictions"].values()) == expected
+    assert result["accuracy"] == expected.count("spam") / 3
+
+
+def test_batched_generation_equals_one_by_one(tiny_model, tokenizer):
+    prompts = ["Hello", "The capital of France is a city called", "1 2 3"]
+    batched = generate_batch(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=3, progress=False)
+    for prompt, text in zip(prompts, batched):
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        out = tiny_model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=tokenizer.eos_token_id)
+        assert text == tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def test_generation_restores_padding_side_and_needs_distinct_pad(tiny_model, tokenizer):
+    side = tokenizer.padding_side
+    generate_batch(tiny_model, tokenizer, ["a"], max_new_tokens=1, progress=False)
+    assert tokenizer.padding_side == side
+    pad = tokenizer.pad_token
+    tokenizer.pad_token = tokenizer.eos_token
+    try:
+        with pytest.raises(ValueError, match="pad token distinct from eos"):
+            generate_batch(tiny_model, tokenizer, ["a"], progress=False)
+    finally:
+        tokenizer.pad_token = pad
+
+
+def test_perplexity_matches_the_model_loss(tiny_model, tokenizer):
+    texts = ["The cat sat on the mat.", "A much longer sentence, with commas, to make the padding matter here."]
+    result = perplexity(tiny_model, tokenizer, texts, batch_size=2, progress=False)
+    nll, count = 0.0, 0
+    for text in texts:
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            loss = tiny_model(ids, labels=ids).loss.item()
+        nll += loss * (ids.shape[1] - 1)
+        count += ids.shape[1] - 1
+    assert result["tokens"] == count
+    assert result["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
+
+
+def test_text_and_structured_scores():
+    assert exact_match([" a ", "b"], ["a", "c"]) == 0.5
+    assert parse_json_object('Sure: {"who": "Ann", "when": null} done') == {"who": "Ann", "when": None}
+    assert parse_json_object("no json") is None and parse_json_object("[1, 2]") is None
+    refs = [{"who": "Ann", "where": "Oslo"}, {"who": "Bo", "where": None}]
+    scores = field_scores(['{"who": "Ann", "where": "Oslo"}', '{"who": "Bo", "where": "Rome"}'], refs,
+                          ["who", "where"])
+    assert scores["json_valid"] == 1.0 and scores["exact_match"] == 0.5
+    assert scores["field_accuracy"] == {"who": 1.0, "where": 0.5}

@@ -1,0 +1,37 @@
+"""The solutions notebooks, executed end to end in SMOKE mode (the real embedded model, few items)."""
+
+import json
+
+import pytest
+
+from utils.notebooks import cell_outputs_text, execute_notebook
+from utils.paths import REPO_ROOT
+
+
+@pytest.mark.notebook
+def test_lab01_solution_runs_in_smoke_mode(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "solutions" / "01_in_context_learning.ipynb",
+                                tmp_path / "executed.ipynb", smoke=True, timeout=600,
+                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 4 and "[FAIL]" not in text
+    out = tmp_path / "01_in_context_learning"
+    results = json.loads((out / "results.json").read_text())
+    assert results["run_info"]["config"]["smoke"] is True
+    assert results["run_info"]["model_fingerprint"] and results["run_info"]["dataset_fingerprints"]
+    for name in ("sms_spam", "animal_diet"):
+        base = results["baseline"][name]
+        assert base["n_test"] == 10 and 0 <= base["zero_shot"] <= base["best_prompting"] <= 1
+    assert {r["k"] for r in results["sweep"]} == {0, 1, 2, 4, 8}
+    for png in ("accuracy_vs_k.png", "before_after.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "baseline.json").read_text())["baseline"] == results["baseline"]
+
+
+@pytest.mark.notebook
+def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "labs" / "01_in_context_learning.ipynb", None, smoke=True,
+                                timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert "[FAIL] Task 1.1" in text and "[FAIL] Task 1.2" in text and "[FAIL] Task 1.3" in text
+    assert (tmp_path / "01_in_context_learning" / "baseline.json").exists()

@@ -1,0 +1,36 @@
+from utils.checks import check_close, check_equal, report
+from utils.paths import cache_dir, outputs_dir
+from utils.plotting import plot_grouped_bars, plot_sweep, show
+
+
+def test_check_messages_are_readable(capsys):
+    assert check_close("Task 9.1", 0.5004, 0.5, tol=1e-3, what="accuracy")
+    assert not check_close("Task 9.1", 0.6, 0.5, tol=1e-3, what="accuracy")
+    assert not check_close("Task 9.1", None, 0.5)
+    assert not check_equal("Task 9.2", "a\nb\nc", "a\nB\nc", what="prompt")
+    assert report("Task 9.3", True, "well done", "nope")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "[PASS] Task 9.1: accuracy = 0.5004 (expected 0.5000)"
+    assert out[1].startswith("[FAIL] Task 9.1: accuracy = 0.6000, expected 0.5000 (difference 0.1")
+    assert out[2] == "[FAIL] Task 9.1: value should be a number, got NoneType"
+    assert out[3] == "[FAIL] Task 9.2: prompt differs: line 2 differs:"
+    assert "yours:    'b'" in out[4] and "expected: 'B'" in out[5]
+    assert out[6] == "[PASS] Task 9.3: well done"
+
+
+def test_plots_are_written_as_png(tmp_path, capsys):
+    a = plot_sweep([0, 1, 2], {"x": ([0.5, 0.6, 0.7], [0.0, 0.1, 0.05]), "y": ([0.3, 0.3, 0.4], None)},
+                   tmp_path / "sweep.png", title="t", xlabel="k", baselines={"chance": 0.5})
+    b = plot_grouped_bars(["d1", "d2"], {"before": [0.5, 0.4], "after": [0.9, 0.8]}, tmp_path / "sub" / "bars.png",
+                          title="t")
+    for path in (a, b):
+        assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
+    show(a)
+    assert f"[plot] saved {a}" in capsys.readouterr().out
+
+
+def test_paths_follow_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("FTKIT_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("FTKIT_OUTPUTS", str(tmp_path / "o"))
+    assert cache_dir() == tmp_path / "c" and cache_dir().is_dir()
+    assert outputs_dir() == tmp_path / "o" and outputs_dir().is_dir()

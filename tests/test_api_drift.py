@@ -86,6 +86,10 @@ def keyword_known(obj, keyword: str, method: str | None) -> bool:
     owner = getattr(obj, "__self__", obj)
     if isinstance(owner, type) and hasattr(owner, keyword):
         return True
+    if isinstance(obj, type):  # a subclass passing **kwargs up: look at the bases' __init__
+        for base in obj.__mro__[1:]:
+            if base is not object and keyword in inspect.signature(base.__init__).parameters:
+                return True
     modules = [inspect.getmodule(obj), *FORWARDED_TO.get(method or "", [])]
     return any(re.search(rf"\b{keyword}\b", inspect.getsource(m)) for m in modules)
 

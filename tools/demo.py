@@ -26,7 +26,7 @@ def main() -> int:
     out = lab_output_dir(LAB)
     start = time.perf_counter()
     print(f"[demo] running solutions/{LAB}.ipynb on the embedded model ({'SMOKE' if args.smoke else 'full'})...")
-    execute_notebook(ROOT / "solutions" / f"{LAB}.ipynb", out / "executed.ipynb", smoke=args.smoke)
+    execute_notebook(ROOT / "solutions" / f"{LAB}.ipynb", out / "executed.ipynb", smoke=args.smoke, echo=True)
     baseline = json.loads((out / "baseline.json").read_text())["baseline"]
     rows = [{"dataset": name, "n_test": b["n_test"], "chance": b["chance"], "zero-shot (before)": b["zero_shot"],
              "best prompting (after)": b["best_prompting"], "best setting": b["best_setting"]}

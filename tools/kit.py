@@ -44,11 +44,13 @@ def ensure_environment() -> Path:
         venv.EnvBuilder(with_pip=True).create(VENV)
     if STAMP.exists() and STAMP.read_text() == install_fingerprint():
         return venv_python()
-    pip = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check"]
+    print("[kit] installing the pinned CPU stack into .venv (a few minutes, once)...", flush=True)
+    pip = [venv_python(), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     run(*pip, "-r", REQUIREMENTS)
     run(*pip, "--no-deps", "-r", NO_DEPS)
     run(*pip, "--no-deps", "-e", ROOT)
     STAMP.write_text(install_fingerprint())
+    print("[kit] environment ready", flush=True)
     return venv_python()
 
 

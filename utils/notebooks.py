@@ -11,11 +11,19 @@ from nbclient import NotebookClient
 from utils.paths import REPO_ROOT
 
 
+def echo_cell_output(cell, cell_index: int, execute_reply) -> None:
+    """nbclient hook: print a finished cell's stdout, so a long headless run shows its progress."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            print(output.get("text", ""), end="", flush=True)
+
+
 def execute_notebook(path: Path, out_path: Path | None = None, smoke: bool = False,
-                     timeout: int = 1800, extra_env: dict[str, str] | None = None):
+                     timeout: int = 1800, extra_env: dict[str, str] | None = None, echo: bool = False):
     """Run every cell of ``path`` in a fresh kernel (cwd = repo root); save the executed copy.
 
-    ``smoke`` sets ``FTKIT_SMOKE=1`` for the kernel, which the parameters cell reads. Raises
+    ``smoke`` sets ``FTKIT_SMOKE=1`` for the kernel, which the parameters cell reads; ``echo``
+    prints each cell's printed output as it finishes. Raises
     ``nbclient.exceptions.CellExecutionError`` naming the failing cell.
     """
     notebook = nbformat.read(path, as_version=4)
@@ -23,7 +31,8 @@ def execute_notebook(path: Path, out_path: Path | None = None, smoke: bool = Fal
     os.environ.update({"FTKIT_SMOKE": "1" if smoke else "0", **(extra_env or {})})
     try:
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(REPO_ROOT)}})
+                                resources={"metadata": {"path": str(REPO_ROOT)}},
+                                on_cell_executed=echo_cell_output if echo else None)
         client.execute()
     finally:
         for key, value in saved.items():

@@ -1,0 +1,102 @@
+import pytest
+import torch
+
+from utils.classifier import (
+    cache_hidden_states,
+    classifier_logits,
+    count_trainable,
+    freeze_all_but,
+    last_token_index,
+    logits_from_hidden,
+    pad_batch,
+    replace_head,
+    tokenize_texts,
+)
+from utils.models import build_tiny_model
+from utils.training import TrainConfig, classifier_accuracy, train_classifier
+
+TEXTS = ["free prize call now", "see you at 5", "WINNER!! claim your cash today by texting WIN",
+         "ok", "can u pick up milk on the way home pls"]
+
+
+@pytest.fixture()
+def classifier(tokenizer):
+    model = build_tiny_model(tokenizer, num_layers=3, seed=0)
+    replace_head(model, 2, seed=0)
+    return model
+
+
+def test_last_token_index_right_left_and_no_padding():
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 0, 0, 0]])
+    assert last_token_index(mask).tolist() == [2, 4, 4, 1]
+    with pytest.raises(ValueError, match="no tokens"):
+        last_token_index(torch.tensor([[0, 0]]))
+    with pytest.raises(ValueError, match="batch, seq"):
+        last_token_index(torch.ones(3))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding_does_not_change_the_prediction(classifier, tokenizer, side):
+    ids = tokenize_texts(tokenizer, TEXTS)
+    padded, mask = pad_batch(ids, tokenizer.pad_token_id, side=side)
+    with torch.no_grad():
+        batched = classifier_logits(classifier, padded, mask)
+        for i, row in enumerate(ids):
+            alone = classifier_logits(classifier, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))
+            assert torch.allclose(batched[i], alone[0], atol=1e-5)
+
+
+
+def test_cached_prefix_gives_the_same_logits_at_every_depth(classifier, tokenizer):
+    ids = tokenize_texts(tokenizer, TEXTS)
+    cache = cache_hidden_states(classifier, ids, depths=[0, 1, 2, 3], pad_id=tokenizer.pad_token_id,
+                                batch_size=2, progress=False)
+    padded, mask = pad_batch(ids, tokenizer.pad_token_id)
+    with torch.no_grad():
+        full = classifier_logits(classifier, padded, mask)
+        for depth, rows in cache.items():
+            assert [r.shape[0] for r in rows] == [len(i) for i in ids]
+            hidden, hmask = pad_batch(rows, 0.0)
+            assert torch.equal(hmask, mask)
+            assert torch.allclose(logits_from_hidden(classifier, hidden, hmask, depth), full, atol=1e-5), depth
+
+
+def test_freeze_all_but_counts_exactly_what_it_unfreezes(classifier):
+    base = classifier.get_decoder()
+    n = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    assert freeze_all_but(classifier, 0, train_norm=False) == n(classifier.lm_head)
+    assert freeze_all_but(classifier, 1) == n(base.layers[-1]) + n(base.norm) + n(classifier.lm_head)
+    assert freeze_all_but(classifier, 2) == n(base.layers[-1]) + n(base.layers[-2]) + n(base.norm) + n(classifier.lm_head)
+    assert not any(p.requires_grad for p in base.layers[0].parameters())
+    assert freeze_all_but(classifier, 3, train_embeddings=True) == sum(p.numel() for p in classifier.parameters())
+    assert count_trainable(classifier) == sum(p.numel() for p in classifier.parameters())
+
+
+def test_training_on_the_cache_learns_and_is_deterministic(tokenizer):
+    texts = [f"{w} message number {i}" for i in range(24) for w in ("alpha", "omega")]
+    labels = [i % 2 for i in range(len(texts))]
+    runs = []
+    for _ in range(2):
+        model = build_tiny_model(tokenizer, num_layers=2, seed=0)
+        replace_head(model, 2, seed=0)
+        freeze_all_but(model, 1)
+        ids = tokenize_texts(tokenizer, texts)
+        cache = cache_hidden_states(model, ids, [1], tokenizer.pad_token_id, progress=False)[1]
+        logits_fn = lambda h, m, model=model: logits_from_hidden(model, h, m, 1)  # noqa: E731
+        before = classifier_accuracy(logits_fn, cache, labels, pad_value=0.0)
+        history = train_classifier(model, logits_fn, cache, labels, TrainConfig(epochs=15, lr=3e-3, batch_size=8),
+                                   pad_value=0.0, progress=False)
+        after = classifier_accuracy(logits_fn, cache, labels, pad_value=0.0)
+        runs.append(history["loss"])
+    assert after["loss"] < before["loss"] and after["accuracy"] == 1.0
+    assert runs[0] == runs[1]
+
+
+def test_config_and_frozen_model_errors(classifier):
+    for bad in ({"epochs": 0}, {"lr": 0}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="TrainConfig"):
+            TrainConfig(**bad)
+    for p in classifier.parameters():
+        p.requires_grad = False
+    with pytest.raises(ValueError, match="every parameter is frozen"):
+        train_classifier(classifier, None, [], [], TrainConfig())

@@ -1,0 +1,131 @@
+"""A causal LM as a classifier: a new head read at the last non-pad token, freezing, and the
+frozen-prefix cache that makes selective fine-tuning fast on a CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers.masking_utils import create_causal_mask
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last non-pad token of each row; right or left padding alike."""
+    if attention_mask.dim() != 2:
+        raise ValueError(f"attention_mask must be (batch, seq), got shape {tuple(attention_mask.shape)}")
+    if (attention_mask.sum(dim=1) == 0).any():
+        raise ValueError("a row of the batch has no tokens at all")
+    seq_len = attention_mask.shape[1]
+    return seq_len - 1 - attention_mask.flip(dims=[1]).long().argmax(dim=1)
+
+
+def replace_head(model, num_classes: int, seed: int = 0) -> nn.Linear:
+    """Put a fresh ``hidden_size -> num_classes`` head where the LM head was (breaking the tie)."""
+    torch.manual_seed(seed)
+    head = nn.Linear(model.config.hidden_size, num_classes)
+    model.lm_head = head
+    model.config.tie_word_embeddings = False
+    return head
+
+
+def freeze_all_but(model, last_blocks: int, train_norm: bool = True, train_head: bool = True,
+                   train_embeddings: bool = False) -> int:
+    """Freeze every parameter, then unfreeze the last ``last_blocks`` blocks, final norm and head.
+
+    Returns the number of trainable parameters.
+    """
+    base = model.get_decoder()
+    for param in model.parameters():
+        param.requires_grad = False
+    modules = list(base.layers[len(base.layers) - last_blocks:]) if last_blocks > 0 else []
+    modules += [base.norm] if train_norm else []
+    modules += [model.lm_head] if train_head else []
+    modules += [base.embed_tokens] if train_embeddings else []
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad = True
+    return count_trainable(model)
+
+
+def count_trainable(model) -> int:
+    """Number of parameters with ``requires_grad``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _layer_context(base, hidden: torch.Tensor, attention_mask: torch.Tensor):
+    # Positions count real tokens only, so a left-padded row sees the positions an unpadded one does.
+    position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
+    mask = create_causal_mask(config=base.config, inputs_embeds=hidden, attention_mask=attention_mask,
+                              past_key_values=None, position_ids=position_ids)
+    return {"attention_mask": mask, "position_ids": position_ids,
+            "position_embeddings": base.rotary_emb(hidden, position_ids=position_ids)}
+
+
+def run_blocks(model, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Run transformer blocks ``start..stop-1`` on hidden states (as the model's own forward does)."""
+    base = model.get_decoder()
+    context = _layer_context(base, hidden, attention_mask)
+    for layer in base.layers[start:stop]:
+        hidden = layer(hidden, **context)
+    return hidden
+
+
+def logits_from_hidden(model, hidden: torch.Tensor, attention_mask: torch.Tensor, start_block: int) -> torch.Tensor:
+    """Class logits from the hidden states entering block ``start_block``: the remaining blocks, the
+    final norm, then the head at the last non-pad token only."""
+    base = model.get_decoder()
+    hidden = base.norm(run_blocks(model, hidden, attention_mask, start_block, len(base.layers)))
+    pooled = hidden[torch.arange(hidden.shape[0]), last_token_index(attention_mask)]
+    return model.lm_head(pooled)
+
+
+def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Class logits for token ids: the full forward pass (what 'all layers' training runs)."""
+    hidden = model.get_decoder().embed_tokens(input_ids)
+    return logits_from_hidden(model, hidden, attention_mask, start_block=0)
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int = 128) -> list[list[int]]:
+    """Token ids of each text (no special tokens), truncated to ``max_length``."""
+    return [ids[:max_length] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+
+def pad_batch(sequences: Sequence[torch.Tensor | list[int]], pad_value=0,
+              side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token-id lists or (len, hidden) tensors on ``side``; return (padded, attention_mask)."""
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+    tensors = [torch.as_tensor(s) for s in sequences]
+    width = max(t.shape[0] for t in tensors)
+    padded = torch.full((len(tensors), width, *tensors[0].shape[1:]), pad_value, dtype=tensors[0].dtype)
+    mask = torch.zeros((len(tensors), width), dtype=torch.long)
+    for i, t in enumerate(tensors):
+        span = slice(0, t.shape[0]) if side == "right" else slice(width - t.shape[0], width)
+        padded[i, span] = t
+        mask[i, span] = 1
+    return padded, mask
+
+
+@torch.inference_mode()
+def cache_hidden_states(model, token_ids: Sequence[list[int]], depths: Sequence[int], pad_id: int,
+                        batch_size: int = 32, progress: bool = True) -> dict[int, list[torch.Tensor]]:
+    """Hidden states entering block ``d`` for each depth ``d``, per example (unpadded), in one pass.
+
+    Valid only while blocks ``0..d-1`` (and the embeddings) stay frozen: then they compute exactly
+    the same thing every epoch, so computing it once is enough.
+    """
+    base = model.get_decoder()
+    cache: dict[int, list[torch.Tensor]] = {d: [None] * len(token_ids) for d in depths}
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    for start in tqdm(range(0, len(order), batch_size), desc="caching frozen layers", disable=not progress):
+        idx = order[start: start + batch_size]
+        ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
+        hidden, done = base.embed_tokens(ids), 0
+        for depth in sorted(depths):
+            hidden = run_blocks(model, hidden, mask, done, depth)
+            done = depth
+            for row, i in enumerate(idx):
+                cache[depth][i] = hidden[row, : len(token_ids[i])].clone()
+    return cache

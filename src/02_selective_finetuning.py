@@ -24,8 +24,10 @@
 # train on their cached output: that is what makes this lab fast on a CPU.
 #
 # **Time**: ≤ 10 minutes on 2 CPU cores (`SMOKE = True`: about a minute).
-# **Expected**: ~3.5 M trainable parameters out of ~134.5 M (2.6 %); test accuracy from ~50 % (a
-# random head) to ≥ 95 % after training the last block.
+# **Expected**: ~3.5 M trainable parameters out of ~134.5 M (2.6 %); test accuracy from about chance
+# (a random head) to about 90 % after training the last block. The test messages are written in
+# *shapes* (templates) the model never saw in training, so this measures generalisation, not
+# recall of the training set.
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -107,12 +109,15 @@ model.lm_head = torch.nn.Linear(model.config.hidden_size, NUM_CLASSES)
 model.config.tie_word_embeddings = False
 
 # %%
-_padded, _mask = pad_batch(ids["train"][:4], tokenizer.pad_token_id)
-with torch.no_grad():
-    _logits = classifier_logits(model, _padded, _mask)
-check_equal("Task 2.1", tuple(_logits.shape), (4, NUM_CLASSES), what="logits shape for 4 messages")
-report("Task 2.1", model.get_input_embeddings().weight is not model.lm_head.weight,
-       "the head is new, not the tied embedding matrix", "the head still shares the embedding weights")
+if report("Task 2.1", isinstance(model.lm_head, torch.nn.Linear) and model.lm_head.out_features == NUM_CLASSES,
+          "the head is a Linear layer with one output per class",
+          "model.lm_head must be torch.nn.Linear(hidden_size, NUM_CLASSES): the rest of the lab needs it"):
+    _padded, _mask = pad_batch(ids["train"][:4], tokenizer.pad_token_id)
+    with torch.no_grad():
+        _logits = classifier_logits(model, _padded, _mask)
+    check_equal("Task 2.1", tuple(_logits.shape), (4, NUM_CLASSES), what="logits shape for 4 messages")
+    report("Task 2.1", model.get_input_embeddings().weight is not model.lm_head.weight,
+           "the head is new, not the tied embedding matrix", "the head still shares the embedding weights")
 
 # %% [markdown]
 # ## 2. Which token is the message?
@@ -232,7 +237,7 @@ def evaluate_at(depth, split="test"):
     return classifier_accuracy(logits_at(depth), cache[split][depth], y[split], pad_value=0.0)
 
 
-CONFIG = TrainConfig(epochs=2 if SMOKE else 4, lr=2e-4, batch_size=16, weight_decay=0.01, seed=SEED)
+CONFIG = TrainConfig(epochs=2 if SMOKE else 3, lr=5e-4, batch_size=16, weight_decay=0.01, seed=SEED)
 before = evaluate_at(NUM_BLOCKS - 1)
 history = train_classifier(model, logits_at(NUM_BLOCKS - 1), cache["train"][NUM_BLOCKS - 1], y["train"], CONFIG,
                            pad_value=0.0)
@@ -269,7 +274,7 @@ show(path)
 # Each row starts again from the pre-trained weights and a fresh head, and trains for the same
 # number of epochs. *Head only* and *last two blocks* reuse the cache (depths 30 and 28);
 # *all layers* cannot (nothing is frozen), so it runs the full model forward and backward — on a
-# CPU we give it one epoch (and fewer messages in SMOKE mode), and say so in the table.
+# CPU we give it one epoch over 256 messages, and say so in the table.
 
 # %%
 def fresh_model(last_blocks: int, train_norm: bool = True, train_embeddings: bool = False):
@@ -290,12 +295,12 @@ for label, blocks, norm in (("head only", 0, False), ("last two blocks + norm + 
 
 trainable = fresh_model(NUM_BLOCKS, train_embeddings=True)
 full_config = TrainConfig(epochs=1, lr=2e-5, batch_size=16, weight_decay=0.01, seed=SEED)
-n_full = len(ids["train"])
+n_full = min(len(ids["train"]), 256)  # a CPU budget: ~2 minutes for one epoch of the whole model
 run = train_classifier(model, lambda i, m: classifier_logits(model, i, m), ids["train"][:n_full], y["train"][:n_full],
                        full_config, pad_value=tokenizer.pad_token_id)
 full = classifier_accuracy(lambda i, m: classifier_logits(model, i, m), ids["test"], y["test"],
                            pad_value=tokenizer.pad_token_id)
-ablation.append({"trained": "all layers (no cache possible)", "trainable params": trainable, "epochs": 1,
+ablation.append({"trained": f"all layers, {n_full} messages (no cache possible)", "trainable params": trainable, "epochs": 1,
                  "train seconds": run["seconds"], "test accuracy": full["accuracy"]})
 ablation.append({"trained": "LoRA (filled in by Lab 03)", "trainable params": "-", "epochs": "-",
                  "train seconds": "-", "test accuracy": "-"})

@@ -45,6 +45,14 @@ def test_bundled_files_are_reproducible_from_the_generator(name, tmp_path):
             f"data/{name}/{split}.jsonl differs from its generator: run python tools/make_data.py"
 
 
+def test_sms_message_shapes_never_cross_splits():
+    groups = {s: {r["group"] for r in load_split("sms_spam", s, allow_heldout=True)} for s in ALL_SPLITS}
+    for a in ALL_SPLITS:
+        for b in ALL_SPLITS:
+            assert a == b or not groups[a] & groups[b], f"a message shape is in both {a} and {b}"
+    assert len(groups["test"]) >= 15
+
+
 def test_leak_detection_normalises_text():
     splits = {"train": [{"text": "WIN a £1000 prize!!", "label": "spam"}],
               "test": [{"text": "win a 1000 prize", "label": "spam"}]}

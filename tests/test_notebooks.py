@@ -35,3 +35,18 @@ def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
     text = cell_outputs_text(notebook)
     assert "[FAIL] Task 1.1" in text and "[FAIL] Task 1.2" in text and "[FAIL] Task 1.3" in text
     assert (tmp_path / "01_in_context_learning" / "baseline.json").exists()
+
+
+@pytest.mark.notebook
+def test_lab02_solution_runs_in_smoke_mode(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "solutions" / "02_selective_finetuning.ipynb", None, smoke=True,
+                                timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 7 and "[FAIL]" not in text
+    out = tmp_path / "02_selective_finetuning"
+    results = json.loads((out / "results.json").read_text())
+    assert results["trainable_params"] == 3_541_826
+    assert len(results["ablation"]) == 5 and results["seconds_per_step"]["cached"] < results["seconds_per_step"]["full_forward"]
+    from safetensors.torch import load_file
+    tensors = load_file(out / "classifier.safetensors")
+    assert sum(t.numel() for t in tensors.values()) == 3_541_826 and "lm_head.weight" in tensors

@@ -90,22 +90,40 @@ def text_hash(text: str) -> str:
 
 
 def split_rows(rows: list[dict], seed: int, prefix: str) -> dict[str, list[dict]]:
-    """Give rows stable ids and deal them into the four splits, stratified by label, seeded."""
+    """Give rows stable ids and deal them into the four splits, stratified by label, seeded.
+
+    Rows with a ``group`` (e.g. the template a message was generated from) are dealt group by
+    group, so no group spans two splits; other rows are dealt one by one.
+    """
     rng = random.Random(seed)
-    by_label: dict[str, list[dict]] = {}
+    by_label: dict[str, dict[str, list[dict]]] = {}
     for index, row in enumerate(rows):
-        by_label.setdefault(row.get("label", ""), []).append({"id": f"{prefix}-{index:05d}", **row})
+        group = row.get("group", f"row-{index}")
+        by_label.setdefault(row.get("label", ""), {}).setdefault(group, []).append(
+            {"id": f"{prefix}-{index:05d}", **row})
     splits: dict[str, list[dict]] = {name: [] for name in ALL_SPLITS}
-    for group in by_label.values():
-        rng.shuffle(group)
-        start = 0
-        for i, name in enumerate(ALL_SPLITS):
-            end = len(group) if i == len(ALL_SPLITS) - 1 else start + round(SPLIT_FRACTIONS[name] * len(group))
-            splits[name] += group[start:end]
-            start = end
+    for groups in by_label.values():
+        names = sorted(groups)
+        rng.shuffle(names)
+        total, done = sum(len(g) for g in groups.values()), 0
+        targets = _cumulative_targets(total)
+        for name in names:
+            split = next(s for s, limit in targets if done < limit)
+            splits[split] += groups[name]
+            done += len(groups[name])
     for name in ALL_SPLITS:
         rng.shuffle(splits[name])
     return splits
+
+
+def _cumulative_targets(total: int) -> list[tuple[str, float]]:
+    """(split, cumulative row count where it ends) in split order."""
+    targets, cumulative = [], 0.0
+    for name in ALL_SPLITS:
+        cumulative += SPLIT_FRACTIONS[name] * total
+        targets.append((name, cumulative))
+    targets[-1] = (targets[-1][0], float("inf"))
+    return targets
 
 
 def build_bundled(name: str, out_dir: Path | None = None) -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """A seeded generator of SMS-like messages, spam and ham.
 
 Real SMS corpora cannot ship with the kit, so the offline SMS dataset is written by this generator:
-many message shapes per class, filled from word lists, then passed through texting habits
+many message shapes per class (77 ham, 52 spam), filled from word lists, then passed through texting habits
 (abbreviations, dropped capitals, typos, emoticons). Hard cases are there on purpose: ham that talks
 about money, prizes or codes; spam that sounds like a friend. The same seed gives the same messages.
 """
@@ -112,6 +112,29 @@ HAM_TEMPLATES = [
     "Wat time u finish? Fancy {food}",
     "Thanks for the lift yesterday, owe u one",
     "Can u ask {name} if she's got my {thing}?",
+    "Hey, are u around this weekend? Thinking of a trip to {place}",
+    "Did u see the email from {name}? Call me",
+    "Mum's birthday is {day}, shall we go halves on a present? About {price} each",
+    "Sorry about earlier, I was in a mood. Love u x",
+    "Bus is rammed, I'll be a bit late",
+    "Can I borrow ur {thing} {day}? Mine's broken",
+    "Lol no way. Who told u that?",
+    "Just finished {activity}, absolutely {feeling}",
+    "Doctor says it's just a cold, I'll be fine. Off work {day} tho",
+    "Meeting at {clock} cancelled, they'll reschedule",
+    "Pls remember the form for the school trip, it's {price}",
+    "Won't be home for tea, eating at {place}",
+    "Can u text me {name}'s number? Lost it",
+    "Your table for 4 is booked for {clock} {day}. See you soon! Call us if you need to change it",
+    "Hi, this is the surgery. Your prescription is ready to collect from {day}.",
+    "Claimed my winnings from the office lottery, {money_small}. Pub?",
+    "Bank transfer done, {price} for the holiday deposit. Ur turn next",
+    "Great game last night! Same time next week?",
+    "Thx for the birthday money grandma, gonna save it x",
+    "Free tonight? Fancy watching a film at mine",
+    "Call me back asap, it's about the car",
+    "Parking is free after 6 so come whenever",
+    "Hahaha that's class. Send me the pic",
 ]
 
 SPAM_TEMPLATES = [
@@ -150,6 +173,22 @@ SPAM_TEMPLATES = [
     "Hi {name2}, I'm a recruiter. Work from home, earn £300/day, no experience. WhatsApp me: {domain}",
     "Your Amazon order #{digits} for {prize} has shipped. Not you? Call {premium} to cancel",
     "Good news! You've been pre-approved for a credit card with £2,500 limit. Apply at {domain}",
+    "Hi this is {name} from {brand} customer care, ur account is eligible 4 a loyalty reward of {prize}. Call {premium} now",
+    "Exclusive offer: 3 months of unlimited data for only £1! Reply YES to {short}. T&C apply",
+    "Your Apple ID has been locked. Verify now at {domain} or it will be deleted",
+    "I have a business proposal for u worth $4.5 million. Reply with ur full name and bank details",
+    "You've got a new match! See who likes u at {domain}. Msg rates apply",
+    "Txt POLY to {short} for ur FREE polyphonic ringtone! {spam_price}. 18+",
+    "Final notice: your car warranty is about to expire. Call {premium} to extend",
+    "Santa's calling! Would ur little one like a call from Santa? Call {premium} {spam_price}",
+    "Get 50% off ur next order with code {code}! Shop now at {domain}",
+    "Bored? Singles in ur area want 2 chat. Txt CHAT to {short} {spam_price}",
+    "ATTENTION: this is ur final attempt to claim ur {prize}. Call {premium} now! Box {digits}",
+    "Hey! Long time no see ;) I've got a surprise for u, check it out {domain}",
+    "Your parcel is on hold, please confirm your details: {domain}",
+    "Win tickets to the cup final! Txt FOOTY to {short}. {spam_price}",
+    "We have been trying to reach you about your recent claim. Reply CALL to speak to an advisor or STOP to opt out",
+    "Want ur debt written off? New government scheme, up to 80% cleared. Reply INFO",
 ]
 
 ABBREVIATIONS = [(r"\byou\b", "u"), (r"\bare\b", "r"), (r"\bto\b", "2"), (r"\bfor\b", "4"),
@@ -211,7 +250,11 @@ def _texting_style(text: str, rng: random.Random, is_spam: bool) -> str:
 
 
 def generate_sms(n_per_class: int = 620, seed: int = 1234) -> list[dict]:
-    """Generate ``n_per_class`` unique spam and ham messages as ``{"text", "label"}`` rows."""
+    """Generate ``n_per_class`` unique spam and ham messages as ``{"text", "label", "group"}`` rows.
+
+    ``group`` names the message shape (template); the splitter keeps each shape in one split, so
+    test messages are shapes the model never saw in training.
+    """
     rng = random.Random(seed)
     rows, seen = [], set()
     for label, templates in (("ham", HAM_TEMPLATES), ("spam", SPAM_TEMPLATES)):
@@ -220,11 +263,12 @@ def generate_sms(n_per_class: int = 620, seed: int = 1234) -> list[dict]:
             attempts += 1
             if attempts > 200 * n_per_class:
                 raise RuntimeError(f"cannot make {n_per_class} unique {label} messages")
-            text = _texting_style(_fill(rng.choice(templates), rng), rng, label == "spam")
+            shape = rng.randrange(len(templates))
+            text = _texting_style(_fill(templates[shape], rng), rng, label == "spam")
             key = re.sub(r"\W+", " ", text.lower()).strip()
             if key in seen:
                 continue
             seen.add(key)
-            rows.append({"text": text, "label": label})
+            rows.append({"text": text, "label": label, "group": f"{label}-{shape:02d}"})
             count += 1
     return rows

@@ -15,6 +15,8 @@ def check_package(name: str, wanted: str) -> tuple[bool, str]:
         found = metadata.version(name)
     except metadata.PackageNotFoundError:
         return False, f"{name} is missing (wanted {wanted}): pip install {name}=={wanted}"
+    if name == "torch" and "+cu" in found:
+        return True, f"torch {found} (a CUDA build, e.g. Colab's: kept as installed)"
     if found.split("+")[0] != wanted:
         return False, f"{name} {found} installed, the kit pins {wanted}"
     return True, f"{name} {found}"

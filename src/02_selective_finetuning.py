@@ -65,7 +65,7 @@ from utils.classifier import (
 )
 from utils.data import dataset_fingerprint, get_spec, load_split
 from utils.models import load_model, model_fingerprint
-from utils.plotting import plot_grouped_bars, plot_sweep, show
+from utils.plotting import plot_bars, plot_sweep, show
 from utils.results import format_table, lab_output_dir, run_info, save_results
 from utils.training import TrainConfig, classifier_accuracy, train_classifier
 
@@ -265,8 +265,8 @@ else:
     print("(run Lab 01 on the same split to add its prompting numbers here)")
 comparison.append({"method": "selective fine-tuning (after)", "test accuracy": after["accuracy"]})
 print(format_table(comparison, ["method", "test accuracy"]))
-path = plot_grouped_bars(["sms_spam test"], {row["method"]: [row["test accuracy"]] for row in comparison},
-                         OUT / "before_after.png", title="Lab 02: prompting vs selective fine-tuning")
+path = plot_bars([row["method"] for row in comparison], [row["test accuracy"] for row in comparison],
+                 OUT / "before_after.png", title="Lab 02: prompting vs selective fine-tuning, sms_spam test")
 show(path)
 
 # %% [markdown]
@@ -285,13 +285,13 @@ def fresh_model(last_blocks: int, train_norm: bool = True, train_embeddings: boo
 
 
 ablation = [{"trained": "last block + norm + head", "trainable params": count_trainable(model),
-             "epochs": CONFIG.epochs, "train seconds": round(history["seconds"], 1), "test accuracy": after["accuracy"]}]
+             "epochs": CONFIG.epochs, "train seconds": f"{history['seconds']:.1f}", "test accuracy": after["accuracy"]}]
 for label, blocks, norm in (("head only", 0, False), ("last two blocks + norm + head", 2, True)):
     trainable = fresh_model(blocks, train_norm=norm)
     depth = NUM_BLOCKS - blocks
     run = train_classifier(model, logits_at(depth), cache["train"][depth], y["train"], CONFIG, pad_value=0.0)
     ablation.append({"trained": label, "trainable params": trainable, "epochs": CONFIG.epochs,
-                     "train seconds": round(run["seconds"], 1), "test accuracy": evaluate_at(depth)["accuracy"]})
+                     "train seconds": f"{run['seconds']:.1f}", "test accuracy": evaluate_at(depth)["accuracy"]})
 
 trainable = fresh_model(NUM_BLOCKS, train_embeddings=True)
 full_config = TrainConfig(epochs=1, lr=2e-5, batch_size=16, weight_decay=0.01, seed=SEED)
@@ -301,7 +301,7 @@ run = train_classifier(model, lambda i, m: classifier_logits(model, i, m), ids["
 full = classifier_accuracy(lambda i, m: classifier_logits(model, i, m), ids["test"], y["test"],
                            pad_value=tokenizer.pad_token_id)
 ablation.append({"trained": "all layers (no cache possible)", "trainable params": trainable, "epochs": 1,
-                 "train seconds": round(run["seconds"], 1), "test accuracy": full["accuracy"]})
+                 "train seconds": f"{run['seconds']:.1f}", "test accuracy": full["accuracy"]})
 ablation.append({"trained": "LoRA (filled in by Lab 03)", "trainable params": "-", "epochs": "-",
                  "train seconds": "-", "test accuracy": "-"})
 print(format_table(ablation, ["trained", "trainable params", "epochs", "train seconds", "test accuracy"],

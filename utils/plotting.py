@@ -44,6 +44,18 @@ def plot_grouped_bars(groups: list[str], series: dict[str, list[float]], path: P
     return save_figure(fig, path)
 
 
+def plot_bars(names: list[str], values: list[float], path: Path, *, title: str, xlabel: str = "accuracy",
+              xlim: tuple[float, float] = (0, 1.0)) -> Path:
+    """Horizontal bars, one per named value (top to bottom in order), values printed at the end."""
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(names) + 1.2))
+    bars = ax.barh(range(len(names))[::-1], values, color=[f"C{i}" for i in range(len(names))])
+    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
+    ax.set_yticks(range(len(names))[::-1], names)
+    ax.set(title=title, xlabel=xlabel, xlim=(xlim[0], xlim[1] * 1.08))
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
+
+
 def save_figure(fig, path: Path) -> Path:
     """Save, close (so notebooks don't draw twice) and return the path."""
     path = Path(path)

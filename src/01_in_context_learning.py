@@ -10,7 +10,7 @@
 # %% [markdown]
 # # Lab 01 — In-context learning: zero-shot and few-shot prompting
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llm-finetuning-kit/llm-finetuning-kit/blob/main/labs/01_in_context_learning.ipynb)
+# {{colab_badge}}
 #
 # Before we train anything, how far does **prompting** get us? A causal language model can classify
 # text without any training: write a prompt that ends where the label should come, and compare how

@@ -10,7 +10,7 @@
 # %% [markdown]
 # # Lab 02 — Selective fine-tuning: a spam classifier from the last block
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/llm-finetuning-kit/llm-finetuning-kit/blob/main/labs/02_selective_finetuning.ipynb)
+# {{colab_badge}}
 #
 # Lab 01 showed that prompting a small model barely beats chance on SMS spam. Here we *train* the
 # same model, but only a sliver of it. The recipe (as in Raschka's *LLMs from Scratch*, ch. 6):

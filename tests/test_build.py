@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from utils.paths import REPO_ROOT
-from utils.pins import COLAB_PACKAGES, read_pins
+from utils.pins import COLAB_PACKAGES, colab_badge, read_pins
 
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 import build_labs  # noqa: E402
@@ -33,7 +33,7 @@ def test_notebooks_are_committed_clean(folder):
             assert "id" not in cell
             assert not cell.get("outputs") and cell.get("execution_count") is None
         first = "".join(nb["cells"][0]["source"])
-        assert "colab.research.google.com" in first, f"{path.name}: Open-in-Colab badge first"
+        assert colab_badge(path.stem) in first, f"{path.name}: its own Open-in-Colab badge comes first"
         tags = [c["metadata"].get("tags", []) for c in nb["cells"]]
         assert ["colab-install"] in tags and ["parameters"] in tags
 

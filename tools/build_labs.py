@@ -4,7 +4,8 @@ Each ``src/NN_topic.py`` (jupytext percent format) becomes
 - ``solutions/NN_topic.ipynb``: everything, solution markers removed;
 - ``labs/NN_topic.ipynb``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` replaced by a
   placeholder (the text after ``# BEGIN SOLUTION:`` if given, else ``raise NotImplementedError``).
-The cell tagged ``colab-install`` is filled with the pinned install from ``requirements/``, and
+``{{colab_badge}}`` in markdown becomes the notebook's Open-in-Colab badge; the cell tagged
+``colab-install`` is filled with the pinned install from ``requirements/``, and
 ``environment.yml`` is generated from the same pins.
 Notebooks are written without outputs, execution counts or cell ids. ``--check`` fails when a
 committed notebook is stale or missing.
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC, LABS, SOLUTIONS = ROOT / "src", ROOT / "labs", ROOT / "solutions"
 sys.path.insert(0, str(ROOT))
 
-from utils.pins import colab_install_source, environment_yml  # noqa: E402
+from utils.pins import colab_badge, colab_install_source, environment_yml  # noqa: E402
 
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
@@ -68,6 +69,8 @@ def render(source_path: Path, keep_solutions: bool) -> str:
     }
     for cell in notebook.cells:
         cell.pop("id", None)
+        if cell.cell_type == "markdown":
+            cell.source = cell.source.replace("{{colab_badge}}", colab_badge(source_path.stem))
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             if "colab-install" in cell.metadata.get("tags", []):

@@ -45,6 +45,13 @@ def environment_yml() -> str:
     return "\n".join(lines) + "\n"
 
 
+def colab_badge(notebook_stem: str, repo_url: str = KIT_REPO_URL) -> str:
+    """Markdown of the Open-in-Colab badge for ``labs/<notebook_stem>.ipynb``."""
+    path = repo_url.replace("https://github.com/", "")
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{path}/blob/main/labs/{notebook_stem}.ipynb)")
+
+
 def colab_install_source(repo_url: str = KIT_REPO_URL) -> str:
     """Python source of the install cell: does nothing outside Colab."""
     packages = ", ".join(f'"{p}"' for p in pinned(COLAB_PACKAGES))

@@ -100,3 +100,15 @@ def test_config_and_frozen_model_errors(classifier):
         p.requires_grad = False
     with pytest.raises(ValueError, match="every parameter is frozen"):
         train_classifier(classifier, None, [], [], TrainConfig())
+
+
+def test_accuracy_keeps_predictions_in_item_order():
+    items = [[1] * n for n in (5, 1, 3, 2, 4)]
+    labels = [1, 1, 1, 0, 0]
+
+    def parity(padded, mask):  # class = length is odd
+        odd = (mask.sum(dim=1) % 2).float()
+        return torch.stack([1 - odd, odd], dim=1)
+
+    result = classifier_accuracy(parity, items, labels, batch_size=2)
+    assert result["predictions"] == [1, 1, 1, 0, 0] and result["accuracy"] == 1.0

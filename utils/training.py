@@ -35,7 +35,7 @@ class TrainConfig:
 
 
 def batches(items: Sequence, labels: Sequence[int], batch_size: int, pad_value=0, shuffle_seed: int | None = None):
-    """Yield ``(padded, attention_mask, labels)``; shuffled with ``shuffle_seed``, else by length."""
+    """Yield ``(padded, attention_mask, labels, indices)``; shuffled with ``shuffle_seed``, else by length."""
     order = list(range(len(items)))
     if shuffle_seed is None:
         order.sort(key=lambda i: len(items[i]))
@@ -44,7 +44,7 @@ def batches(items: Sequence, labels: Sequence[int], batch_size: int, pad_value=0
     for start in range(0, len(order), batch_size):
         idx = order[start: start + batch_size]
         padded, mask = pad_batch([items[i] for i in idx], pad_value)
-        yield padded, mask, torch.tensor([labels[i] for i in idx])
+        yield padded, mask, torch.tensor([labels[i] for i in idx]), idx
 
 
 @torch.inference_mode()
@@ -52,16 +52,13 @@ def classifier_accuracy(logits_fn: LogitsFn, items: Sequence, labels: Sequence[i
                         pad_value=0) -> dict:
     """Accuracy and mean loss of a classifier over all ``items`` (fixed order: deterministic)."""
     correct, loss_sum, predictions = 0, 0.0, [0] * len(items)
-    order = sorted(range(len(items)), key=lambda i: len(items[i]))
-    position = 0
-    for padded, mask, gold in batches(items, labels, batch_size, pad_value):
+    for padded, mask, gold, idx in batches(items, labels, batch_size, pad_value):
         logits = logits_fn(padded, mask).float()
         loss_sum += torch.nn.functional.cross_entropy(logits, gold, reduction="sum").item()
         predicted = logits.argmax(dim=-1)
         correct += int((predicted == gold).sum())
-        for value in predicted.tolist():
-            predictions[order[position]] = value
-            position += 1
+        for i, value in zip(idx, predicted.tolist(), strict=True):
+            predictions[i] = value
     return {"accuracy": correct / len(items), "loss": loss_sum / len(items), "predictions": predictions,
             "n": len(items)}
 
@@ -80,7 +77,7 @@ def train_classifier(model, logits_fn: LogitsFn, items: Sequence, labels: Sequen
     bar = tqdm(total=config.epochs * steps_per_epoch, desc="training", disable=not progress)
     for epoch in range(config.epochs):
         epoch_start = time.perf_counter()
-        for padded, mask, gold in batches(items, labels, config.batch_size, pad_value, config.seed + epoch):
+        for padded, mask, gold, _ in batches(items, labels, config.batch_size, pad_value, config.seed + epoch):
             loss = torch.nn.functional.cross_entropy(logits_fn(padded, mask).float(), gold)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

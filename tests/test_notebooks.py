@@ -50,3 +50,16 @@ def test_lab02_solution_runs_in_smoke_mode(tmp_path):
     from safetensors.torch import load_file
     tensors = load_file(out / "classifier.safetensors")
     assert sum(t.numel() for t in tensors.values()) == 3_541_826 and "lm_head.weight" in tensors
+
+
+@pytest.mark.notebook
+def test_lab03_part_a_solution_runs_in_smoke_mode(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "solutions" / "03_lora.ipynb", None, smoke=True, timeout=600,
+                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 10 and "[FAIL]" not in text
+    results = json.loads((tmp_path / "03_lora" / "results.json").read_text())
+    assert results["lora_row"]["trainable params"] == 461_954
+    from safetensors.torch import load_file
+    tensors = load_file(tmp_path / "03_lora" / "lora_classifier.safetensors")
+    assert len(tensors) == 122 and all(".lora." in n or n.startswith("lm_head") for n in tensors)

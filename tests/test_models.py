@@ -130,3 +130,16 @@ def test_load_model_cpu_profile_plain_transformers():
 def test_gpu_profile_on_a_cpu_machine_fails_before_any_download():
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         models.load_model("t4")
+
+
+def test_auto_backend_falls_back_to_transformers_when_unsloth_fails(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise ImportError("unsloth needs something missing")
+
+    monkeypatch.setattr(models, "unsloth_available", lambda: True)
+    monkeypatch.setattr(models, "load_with_unsloth", broken)
+    model, _ = models.load_model("cpu")
+    assert "using plain transformers" in capsys.readouterr().out
+    assert type(model).__name__ == "LlamaForCausalLM"
+    with pytest.raises(ImportError):
+        models.load_model("cpu", backend="unsloth")

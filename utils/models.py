@@ -178,7 +178,8 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto"):
 
     ``cpu`` loads the embedded SmolLM2-135M-Instruct (converted once to a cached fp32 folder);
     ``t4``/``a100`` load a hub model. ``backend``: ``"unsloth"``, ``"transformers"`` or ``"auto"``
-    (Unsloth where installed, which on a CPU is its CPU backend; else plain transformers).
+    (Unsloth where installed, which on a CPU is its CPU backend; plain transformers where it is not
+    installed or fails to load on a CPU).
     """
     from utils.hardware import check_fits, choose_dtype, detect_hardware
 
@@ -192,9 +193,15 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto"):
     use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())
     if prof.device == "cuda" and not use_unsloth:
         raise MissingPackageError("GPU profiles load through Unsloth: pip install unsloth")
+    model = None
     if use_unsloth:
-        model, tokenizer = load_with_unsloth(source, prof, dtype)
-    else:
+        try:
+            model, tokenizer = load_with_unsloth(source, prof, dtype)
+        except (ImportError, RuntimeError, NotImplementedError) as exc:
+            if backend == "unsloth" or prof.device == "cuda":
+                raise
+            print(f"[model] Unsloth's CPU backend failed ({type(exc).__name__}: {exc}); using plain transformers")
+    if model is None:
         model, tokenizer = load_with_transformers(source, dtype)
     if prof.name == "cpu":
         set_special_tokens(tokenizer, model)

@@ -58,12 +58,12 @@ from utils.classifier import (
     count_trainable,
     freeze_all_but,
     last_token_index,
+    load_classification_data,
     logits_from_hidden,
     pad_batch,
     replace_head,
-    tokenize_texts,
 )
-from utils.data import dataset_fingerprint, get_spec, load_split
+from utils.data import dataset_fingerprint, get_spec
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_bars, plot_sweep, show
 from utils.results import format_table, lab_output_dir, run_info, save_results
@@ -84,11 +84,8 @@ print(f"{model.config.name_or_path}: {NUM_BLOCKS} blocks, hidden size {model.con
 
 # %%
 LABELS = get_spec("sms_spam").labels  # ("ham", "spam") -> class 0, 1
-splits = {name: load_split("sms_spam", name) for name in ("train", "validation", "test")}
-if SMOKE:
-    splits = {"train": splits["train"][:48], "validation": splits["validation"][:16], "test": splits["test"][:24]}
-ids = {name: tokenize_texts(tokenizer, [r["text"] for r in rows]) for name, rows in splits.items()}
-y = {name: [LABELS.index(r["label"]) for r in rows] for name, rows in splits.items()}
+SIZES = {"train": 48, "validation": 16, "test": 24} if SMOKE else {"train": None, "validation": None, "test": None}
+splits, ids, y = load_classification_data(tokenizer, "sms_spam", SIZES)  # rows, token ids, classes
 for name, rows in splits.items():
     print(f"{name:>10}: {len(rows)} messages, {sum(y[name])} spam, "
           f"{max(len(i) for i in ids[name])} tokens at most")

@@ -56,11 +56,11 @@ from utils.checks import check_close, check_equal, report
 from utils.classifier import (
     classifier_logits,
     count_trainable,
+    load_classification_data,
     pad_batch,
     replace_head,
-    tokenize_texts,
 )
-from utils.data import dataset_fingerprint, get_spec, load_split
+from utils.data import dataset_fingerprint, get_spec
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_sweep, show
 from utils.results import format_table, lab_output_dir, run_info, save_results
@@ -74,11 +74,8 @@ BASE_FINGERPRINT = model_fingerprint(model)
 
 # %%
 LABELS = get_spec("sms_spam").labels
-splits = {name: load_split("sms_spam", name) for name in ("train", "test")}
-if SMOKE:
-    splits = {"train": splits["train"][:48], "test": splits["test"][:24]}
-ids = {name: tokenize_texts(tokenizer, [r["text"] for r in rows]) for name, rows in splits.items()}
-y = {name: [LABELS.index(r["label"]) for r in rows] for name, rows in splits.items()}
+SIZES = {"train": 48, "test": 24} if SMOKE else {"train": None, "test": None}
+splits, ids, y = load_classification_data(tokenizer, "sms_spam", SIZES)  # rows, token ids, classes
 print({name: len(rows) for name, rows in splits.items()})
 
 # %% [markdown]
@@ -230,13 +227,9 @@ show(plot_sweep(history["step"], {"training loss": (history["loss"], None)}, OUT
 # 3. **Removal**: dropping the adapters restores the base model *exactly*.
 
 # %%
-def swap_adapters(model: nn.Module, build) -> int:
-    """Replace every LinearWithLoRA by ``build(wrapper)``; return how many were replaced."""
-    wrappers = [(n, m) for n, m in model.named_modules() if isinstance(m, LinearWithLoRA)]
-    for name, wrapper in wrappers:
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent), child, build(wrapper))
-    return len(wrappers)
+def swap_adapters(model: nn.Module, build) -> list[str]:
+    """Replace every LinearWithLoRA by ``build(wrapper)`` (the kit's module-swapping helper)."""
+    return reference.replace_modules(model, lambda _, module: isinstance(module, LinearWithLoRA), build)
 
 
 def merged_linear(wrapper: LinearWithLoRA) -> nn.Linear:

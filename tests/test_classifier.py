@@ -7,11 +7,13 @@ from utils.classifier import (
     count_trainable,
     freeze_all_but,
     last_token_index,
+    load_classification_data,
     logits_from_hidden,
     pad_batch,
     replace_head,
     tokenize_texts,
 )
+from utils.data import load_split
 from utils.models import build_tiny_model
 from utils.training import TrainConfig, classifier_accuracy, train_classifier
 
@@ -112,3 +114,11 @@ def test_accuracy_keeps_predictions_in_item_order():
 
     result = classifier_accuracy(parity, items, labels, batch_size=2)
     assert result["predictions"] == [1, 1, 1, 0, 0] and result["accuracy"] == 1.0
+
+
+def test_classification_data_gives_rows_ids_and_classes_per_split(tokenizer):
+    rows, ids, classes = load_classification_data(tokenizer, "sms_spam", {"train": 5, "test": None})
+    assert len(rows["train"]) == len(ids["train"]) == len(classes["train"]) == 5
+    assert len(rows["test"]) == len(load_split("sms_spam", "test"))
+    assert [("ham", "spam")[c] for c in classes["test"]] == [r["label"] for r in rows["test"]]
+    assert ids["train"][0] == tokenizer(rows["train"][0]["text"], add_special_tokens=False)["input_ids"]

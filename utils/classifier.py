@@ -92,6 +92,20 @@ def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int = 128) -> li
     return [ids[:max_length] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
+def load_classification_data(tokenizer, dataset: str, sizes: dict[str, int | None]):
+    """Rows, token ids and class indices of each split in ``sizes`` (first N rows; None = all).
+
+    Class ``i`` is the dataset's ``labels[i]``.
+    """
+    from utils.data import get_spec, load_split
+
+    labels = get_spec(dataset).labels
+    rows = {split: load_split(dataset, split)[:size] for split, size in sizes.items()}
+    ids = {split: tokenize_texts(tokenizer, [r["text"] for r in split_rows]) for split, split_rows in rows.items()}
+    classes = {split: [labels.index(r["label"]) for r in split_rows] for split, split_rows in rows.items()}
+    return rows, ids, classes
+
+
 def pad_batch(sequences: Sequence[torch.Tensor | list[int]], pad_value=0,
               side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token-id lists or (len, hidden) tensors on ``side``; return (padded, attention_mask)."""

@@ -56,7 +56,7 @@ class LinearWithLoRA(nn.Module):
         return merged
 
 
-def _replace_modules(model: nn.Module, match, build) -> list[str]:
+def replace_modules(model: nn.Module, match, build) -> list[str]:
     """Replace every submodule for which ``match(name, module)`` holds by ``build(module)``."""
     replaced = []
     for name, module in list(model.named_modules()):
@@ -73,7 +73,7 @@ def apply_lora(model: nn.Module, target_modules: Iterable[str], rank: int, alpha
     Returns the wrapped names; raises if none matched (a typo would otherwise train nothing).
     """
     targets = tuple(target_modules)
-    replaced = _replace_modules(
+    replaced = replace_modules(
         model, lambda name, m: isinstance(m, nn.Linear) and name.split(".")[-1] in targets,
         lambda m: LinearWithLoRA(m, rank, alpha))
     if not replaced:
@@ -83,12 +83,12 @@ def apply_lora(model: nn.Module, target_modules: Iterable[str], rank: int, alpha
 
 def merge_lora(model: nn.Module) -> list[str]:
     """Fold every adapter into its linear layer (inference gets the plain architecture back)."""
-    return _replace_modules(model, lambda _, m: isinstance(m, LinearWithLoRA), lambda m: m.merged())
+    return replace_modules(model, lambda _, m: isinstance(m, LinearWithLoRA), lambda m: m.merged())
 
 
 def remove_lora(model: nn.Module) -> list[str]:
     """Drop every adapter, restoring the original linear layers exactly."""
-    return _replace_modules(model, lambda _, m: isinstance(m, LinearWithLoRA), lambda m: m.linear)
+    return replace_modules(model, lambda _, m: isinstance(m, LinearWithLoRA), lambda m: m.linear)
 
 
 def lora_parameter_count(in_features: int, out_features: int, rank: int) -> int:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import peft
 import pytest
 import transformers
 from transformers.cache_utils import DynamicCache
@@ -26,6 +27,10 @@ METHODS = {
     "get_decoder": transformers.PreTrainedModel.get_decoder,
     "get_output_embeddings": transformers.PreTrainedModel.get_output_embeddings,
     "save_pretrained": transformers.PreTrainedModel.save_pretrained,
+    "load_adapter": peft.PeftModel.load_adapter,
+    "merge_and_unload": peft.tuners.lora.LoraModel.merge_and_unload,
+    "set_adapter": peft.PeftModel.set_adapter,
+    "disable_adapter": peft.PeftModel.disable_adapter,
 }
 
 

@@ -18,7 +18,7 @@ def test_generated_notebooks_and_environment_are_fresh():
 
 
 def test_every_lab_source_has_both_twins():
-    sources = sorted(p.stem for p in (REPO_ROOT / "src").glob("[0-9][0-9]_*.py"))
+    sources = sorted(p.stem for p in (REPO_ROOT / "src").glob("[0-9][0-9]*_*.py"))
     assert sources, "no lab sources found"
     for stem in sources:
         assert (REPO_ROOT / "labs" / f"{stem}.ipynb").exists()

@@ -1,6 +1,6 @@
 from utils.checks import check_close, check_equal, report
 from utils.paths import cache_dir, outputs_dir
-from utils.plotting import plot_bars, plot_grouped_bars, plot_sweep, show
+from utils.plotting import plot_bars, plot_grouped_bars, plot_heatmap, plot_sweep, show
 
 
 def test_check_messages_are_readable(capsys):
@@ -24,7 +24,9 @@ def test_plots_are_written_as_png(tmp_path, capsys):
     b = plot_grouped_bars(["d1", "d2"], {"before": [0.5, 0.4], "after": [0.9, 0.8]}, tmp_path / "sub" / "bars.png",
                           title="t")
     c = plot_bars(["before", "after"], [0.3, 0.9], tmp_path / "bars_h.png", title="t")
-    for path in (a, b, c):
+    d = plot_heatmap([4, 16], ["a=r", "a=2r"], [[0.1, 0.5], [0.7, float("nan")]], tmp_path / "heat.png",
+                     title="t", xlabel="alpha", ylabel="r")
+    for path in (a, b, c, d):
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
     show(a)
     assert f"[plot] saved {a}" in capsys.readouterr().out

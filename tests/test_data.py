@@ -17,7 +17,7 @@ from utils.data import (
 )
 from utils.paths import data_dir
 
-MIN_SIZE = {"sms_spam": 1000, "animal_diet": 150}
+MIN_SIZE = {"sms_spam": 1000, "animal_diet": 150, "news_events": 600}
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -26,7 +26,10 @@ def test_bundled_splits_are_valid_and_big_enough(name):
     assert sum(len(rows) for rows in splits.values()) >= MIN_SIZE[name]
     spec = get_spec(name)
     for rows in splits.values():
-        assert {r["label"] for r in rows} == set(spec.labels), "every split has every label"
+        if spec.task == "classification":
+            assert {r["label"] for r in rows} == set(spec.labels), "every split has every label"
+        else:
+            assert {tuple(r["target"]) for r in rows} == {spec.fields}, "targets have the spec's fields"
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -51,6 +54,34 @@ def test_sms_message_shapes_never_cross_splits():
         for b in ALL_SPLITS:
             assert a == b or not groups[a] & groups[b], f"a message shape is in both {a} and {b}"
     assert len(groups["test"]) >= 15
+
+
+def test_event_fields_are_spans_of_their_sentence_and_some_are_null():
+    splits = {s: load_split("news_events", s, allow_heldout=True) for s in ALL_SPLITS}
+    rows = [r for rows in splits.values() for r in rows]
+    for row in rows:
+        for name, value in row["target"].items():
+            assert value is None or value.lower() in row["text"].lower(), (row["id"], name)
+    for name in get_spec("news_events").fields[::2]:  # who and when are left out by some shapes
+        assert any(r["target"][name] is None for r in splits["train"]), name
+        assert any(r["target"][name] is None for r in splits["test"]), name
+    groups = {s: {r["group"] for r in rows} for s, rows in splits.items()}
+    assert not groups["train"] & groups["test"], "test sentence shapes are never trained on"
+    assert len({r["group"] for r in rows}) >= 20
+
+
+@pytest.mark.parametrize("target, problem", [
+    ('[1]', "field 'target' must be a JSON object"),
+    ('{"who": "a", "what": "b", "when": null}', "must have exactly the keys"),
+    ('{"who": "a", "what": "", "when": null, "where": null}', "target field 'what' must be a non-empty string or null"),
+    ('{"who": 3, "what": "b", "when": null, "where": null}', "target field 'who'"),
+])
+def test_malformed_extraction_target_names_line_and_problem(tmp_path, target, problem):
+    good = '{"id": "e-1", "text": "Ann sang.", "target": {"who": "Ann", "what": "sang", "when": null, "where": null}}'
+    path = tmp_path / "bad.jsonl"
+    path.write_text(good + "\n" + f'{{"id": "e-2", "text": "x", "target": {target}}}' + "\n")
+    with pytest.raises(DataError, match=re.escape(f"{path}:2: ") + ".*" + re.escape(problem)):
+        read_jsonl(path, get_spec("news_events"))
 
 
 def test_leak_detection_normalises_text():

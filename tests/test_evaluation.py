@@ -12,6 +12,7 @@ from utils.evaluation import (
     parse_json_object,
     perplexity,
     score_candidates,
+    teacher_forced_match,
 )
 from utils.prompting import Prompt
 
@@ -118,3 +119,43 @@ def test_text_and_structured_scores():
                           ["who", "where"])
     assert scores["json_valid"] == 1.0 and scores["exact_match"] == 0.5
     assert scores["field_accuracy"] == {"who": 1.0, "where": 0.5}
+
+
+def test_field_scores_normalise_case_whitespace_and_outer_punctuation():
+    refs = [{"who": "the coast guard", "when": None}, {"who": "Ann", "when": "Monday"}]
+    preds = ['{"who": "The  coast guard.", "when": null}', 'not json']
+    scores = field_scores(preds, refs, ["who", "when"])
+    assert scores["exact_match"] == 0.5 and scores["correct"] == [True, False]
+    assert scores["json_valid"] == 0.5
+    assert field_scores(['{"who": "Ann", "when": "null"}'], refs[1:], ["who", "when"])["exact_match"] == 0.0
+    with pytest.raises(ValueError):
+        field_scores([], [], ["who"])
+
+
+def greedy_answer(model, tokenizer, prompt: str, n: int = 6) -> str | None:
+    """The longest prefix of the greedy continuation that survives decode -> encode unchanged."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                         do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
+    for k in range(len(out), 0, -1):
+        text = tokenizer.decode(out[:k])
+        if tokenizer(text, add_special_tokens=False)["input_ids"] == out[:k] and tokenizer.eos_token_id not in out[:k]:
+            return text
+    return None
+
+
+def test_teacher_forced_match_agrees_with_greedy_generation(tiny_model, tokenizer):
+    candidates = ["<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n", "The cat sat on", "One two three",
+                  "Hello world", "A B C D"]
+    pairs = [(p, a) for p in candidates if (a := greedy_answer(tiny_model, tokenizer, p))]
+    assert pairs, "need at least one prompt whose greedy continuation re-tokenises to itself"
+    prompts, answers = [p for p, _ in pairs], [a for _, a in pairs]
+    hit = teacher_forced_match(tiny_model, tokenizer, prompts, answers, append_eos=False, progress=False)
+    assert hit["correct"] == [True] * len(pairs)
+    wrong = [a + tokenizer.decode([tokenizer(" zebra", add_special_tokens=False)["input_ids"][0]]) for a in answers]
+    miss = teacher_forced_match(tiny_model, tokenizer, prompts, wrong, append_eos=False, progress=False)
+    assert miss["answer_loss"] > hit["answer_loss"]
+    batched = teacher_forced_match(tiny_model, tokenizer, candidates, ["x y"] * 5, batch_size=2, progress=False)
+    single = teacher_forced_match(tiny_model, tokenizer, candidates, ["x y"] * 5, batch_size=1, progress=False)
+    assert batched["correct"] == single["correct"]
+    assert batched["answer_loss"] == pytest.approx(single["answer_loss"], rel=1e-5)

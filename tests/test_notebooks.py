@@ -63,3 +63,22 @@ def test_lab03_part_a_solution_runs_in_smoke_mode(tmp_path):
     from safetensors.torch import load_file
     tensors = load_file(tmp_path / "03_lora" / "lora_classifier.safetensors")
     assert len(tensors) == 122 and all(".lora." in n or n.startswith("lm_head") for n in tensors)
+
+
+@pytest.mark.notebook
+def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "solutions" / "03b_lora_peft.ipynb", None, smoke=True, timeout=600,
+                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 10 and "[FAIL]" not in text
+    assert "as intended, the kit refuses it" in text
+    out = tmp_path / "03b_lora_peft"
+    results = json.loads((out / "results.json").read_text())
+    assert results["trainable_parameters"] == 4_884_480  # r=16 on all 7 linear layers of 30 blocks
+    assert [(c["r"], c["alpha"]) for c in results["sweep"]] == [(4, 4), (4, 8)]
+    assert [r["adapter"] for r in results["switching"]] == ["base", "extract", "spam"]
+    for name in ("adapter_extract", "adapter_spam"):
+        config = json.loads((out / name / "adapter_config.json").read_text())
+        assert config["r"] == 16 and (out / name / "adapter_model.safetensors").is_file()
+    assert (out / "merged_extract" / "model.safetensors").is_file()
+    assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))

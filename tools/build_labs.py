@@ -84,7 +84,7 @@ def render(source_path: Path, keep_solutions: bool) -> str:
 def targets() -> dict[Path, str]:
     """Every generated notebook path with its expected content."""
     expected = {}
-    for source in sorted(SRC.glob("[0-9][0-9]_*.py")):
+    for source in sorted(SRC.glob("[0-9][0-9]*_*.py")):
         expected[LABS / f"{source.stem}.ipynb"] = render(source, keep_solutions=False)
         expected[SOLUTIONS / f"{source.stem}.ipynb"] = render(source, keep_solutions=True)
     expected[ROOT / "environment.yml"] = environment_yml()

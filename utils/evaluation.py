@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -194,15 +195,89 @@ def parse_json_object(text: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def normalise_answer(value: object) -> object:
+    """Compare answers like SQuAD does: case-folded, whitespace folded, outer punctuation dropped.
+    ``None`` (JSON null) stays ``None``; non-strings are kept as they are."""
+    if not isinstance(value, str):
+        return value
+    return re.sub(r"\s+", " ", value).strip().strip(".,;:!?\"'").strip().casefold()
+
+
 def field_scores(predictions: Sequence[str], references: Sequence[dict], fields: Sequence[str]) -> dict:
-    """JSON validity, exact match of all fields, and per-field accuracy for structured outputs."""
+    """JSON validity, exact match of all fields, and per-field accuracy for structured outputs.
+
+    A field matches when its normalised value equals the reference's (``normalise_answer``); an
+    output that is not a JSON object matches nothing.
+    """
+    if len(predictions) != len(references) or not references:
+        raise ValueError("predictions and references must be non-empty and of equal length")
     parsed = [parse_json_object(p) for p in predictions]
-    per_field = {f: sum(p is not None and p.get(f) == r.get(f) for p, r in zip(parsed, references, strict=True))
-                 / len(references) for f in fields}
-    exact = sum(p is not None and all(p.get(f) == r.get(f) for f in fields)
-                for p, r in zip(parsed, references, strict=True)) / len(references)
-    return {"json_valid": sum(p is not None for p in parsed) / len(parsed), "exact_match": exact,
-            "field_accuracy": per_field, "n": len(references)}
+
+    def same(pred: dict | None, ref: dict, name: str) -> bool:
+        return pred is not None and normalise_answer(pred.get(name)) == normalise_answer(ref.get(name))
+
+    per_field = {f: sum(same(p, r, f) for p, r in zip(parsed, references, strict=True)) / len(references)
+                 for f in fields}
+    exact = [all(same(p, r, f) for f in fields) for p, r in zip(parsed, references, strict=True)]
+    return {"json_valid": sum(p is not None for p in parsed) / len(parsed),
+            "exact_match": sum(exact) / len(references), "field_accuracy": per_field,
+            "n": len(references), "correct": exact}
+
+
+def evaluate_extraction(model, tokenizer, prompts: Sequence[str], references: Sequence[dict],
+                        fields: Sequence[str], max_new_tokens: int = 64, batch_size: int = 16,
+                        progress: bool = True) -> dict:
+    """Greedy-generate an answer for every prompt and score it with ``field_scores``."""
+    outputs = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                             batch_size=batch_size, progress=progress)
+    return {**field_scores(outputs, references, fields), "outputs": outputs}
+
+
+def evaluate_label_generation(model, tokenizer, prompts: Sequence[str], gold: Sequence[str],
+                              labels: Sequence[str], batch_size: int = 16, progress: bool = True) -> dict:
+    """Generate a short answer; its first word (normalised) must be the gold label.
+    Answers that are no label count as wrong and are reported under ``invalid``."""
+    outputs = generate_batch(model, tokenizer, prompts, max_new_tokens=4, batch_size=batch_size,
+                             progress=progress)
+    words = [normalise_answer((o.split() or [""])[0]) for o in outputs]
+    return {"accuracy": sum(w == g for w, g in zip(words, gold, strict=True)) / len(gold),
+            "invalid": sum(w not in labels for w in words) / len(gold), "n": len(gold), "outputs": outputs}
+
+
+@torch.inference_mode()
+def teacher_forced_match(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
+                         batch_size: int = 16, append_eos: bool = True, progress: bool = True) -> dict:
+    """Fraction of answers the model would generate exactly, from one forward pass each.
+
+    Feed prompt + answer (+ eos) and check that the argmax at every answer position is the next
+    answer token. That holds exactly when greedy decoding reproduces the answer token by token and
+    then stops, so it equals greedy exact match on tokens without a generation loop: a cheap
+    score for sweeps. ``append_eos=False`` checks a continuation without requiring the stop.
+    Also returns the mean answer-token loss.
+    """
+    decoder, head = _decoder_and_head(model)
+    model.eval()
+    correct, total_nll, total_tokens = [], 0.0, 0
+    stop = [tokenizer.eos_token_id] if append_eos else []
+    pairs = [(_encode(tokenizer, p), _encode(tokenizer, a) + stop)
+             for p, a in zip(prompts, answers, strict=True)]
+    for start in tqdm(range(0, len(pairs), batch_size), desc="teacher-forced", disable=not progress, leave=False):
+        chunk = pairs[start: start + batch_size]
+        width = max(len(p) + len(a) for p, a in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (p, a) in enumerate(chunk):  # right padding: positions start at 0 for every row
+            ids[row, : len(p) + len(a)] = torch.tensor(p + a)
+            mask[row, : len(p) + len(a)] = 1
+        hidden = decoder(input_ids=ids, attention_mask=mask)[0]
+        for row, (p, a) in enumerate(chunk):
+            logits = head(hidden[row, len(p) - 1: len(p) + len(a) - 1]).float()
+            target = torch.tensor(a)
+            correct.append(bool((logits.argmax(-1) == target).all()))
+            total_nll += torch.nn.functional.cross_entropy(logits, target, reduction="sum").item()
+            total_tokens += len(a)
+    return {"exact_match": sum(correct) / len(correct), "answer_loss": total_nll / total_tokens,
+            "n": len(correct), "correct": correct}
 
 
 @torch.inference_mode()

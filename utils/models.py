@@ -203,6 +203,9 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto"):
             print(f"[model] Unsloth's CPU backend failed ({type(exc).__name__}: {exc}); using plain transformers")
     if model is None:
         model, tokenizer = load_with_transformers(source, dtype)
+        model._ftkit_backend = "transformers"
+    else:
+        model._ftkit_backend = "unsloth"
     if prof.name == "cpu":
         set_special_tokens(tokenizer, model)
     elif tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:

@@ -1,4 +1,4 @@
-"""Plots the labs share: metric vs a swept value, and grouped bars. Each saves a PNG and returns it."""
+"""Plots the labs share: metric vs a swept value, bars, heat-maps. Each saves a PNG and returns it."""
 
 from __future__ import annotations
 
@@ -53,6 +53,23 @@ def plot_bars(names: list[str], values: list[float], path: Path, *, title: str, 
     ax.set_yticks(range(len(names))[::-1], names)
     ax.set(title=title, xlabel=xlabel, xlim=(xlim[0], xlim[1] * 1.08))
     ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def plot_heatmap(rows: list, cols: list, values: list[list[float]], path: Path, *, title: str,
+                 xlabel: str, ylabel: str, fmt: str = "{:.2f}") -> Path:
+    """A grid of ``values[row][col]`` with each cell's value written in it (NaN cells left blank)."""
+    fig, ax = plt.subplots(figsize=(1.4 * len(cols) + 2.2, 0.8 * len(rows) + 1.6))
+    image = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if value == value:  # not NaN
+                ax.text(j, i, fmt.format(value), ha="center", va="center",
+                        color="white" if value < 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.colorbar(image, ax=ax, fraction=0.046)
     return save_figure(fig, path)
 
 

@@ -1,0 +1,59 @@
+"""Chat formatting, the response-only mask and its checks (Lab 03 Part B), without training."""
+
+import pytest
+
+from utils import sft
+from utils.data import load_split
+
+FIELDS = ("who", "what", "when", "where")
+ROW = {"text": "The zoo hired forty nurses on Monday.",
+       "target": {"who": "the zoo", "what": "hired forty nurses", "when": "Monday", "where": None}}
+
+
+def test_training_text_ends_at_eos_and_prompt_ends_with_the_assistant_header(tokenizer):
+    text = sft.chat_text(tokenizer, sft.extraction_messages(ROW, FIELDS))
+    assert text.endswith('"where": null}<|im_end|>') and text.count("<|im_end|>") == 3
+    prompt = sft.chat_text(tokenizer, sft.extraction_messages(ROW, FIELDS, with_answer=False))
+    assert text.startswith(prompt) and prompt.endswith("<|im_start|>assistant\n")
+    assert tokenizer.decode(sft.response_template_ids(tokenizer)) == "<|im_start|>assistant\n"
+
+
+def test_response_mask_keeps_only_the_last_answer(tokenizer):
+    header = sft.response_template_ids(tokenizer)
+    text = sft.chat_text(tokenizer, sft.extraction_messages(ROW, FIELDS))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    labels = sft.response_only_labels(ids, header)
+    kept = [t for t in labels if t != sft.IGNORE_INDEX]
+    assert tokenizer.decode(kept) == sft.target_json(ROW["target"], FIELDS) + "<|im_end|>"
+    assert labels[: len(ids) - len(kept)] == [sft.IGNORE_INDEX] * (len(ids) - len(kept))
+    twice = ids + ids
+    labels_twice = sft.response_only_labels(twice, header)
+    assert [t for t in labels_twice if t != sft.IGNORE_INDEX] == kept
+    assert sft.response_only_labels(ids[:4], header) == [sft.IGNORE_INDEX] * 4
+    shown = sft.show_masked(tokenizer, ids, labels)
+    assert shown.endswith(tokenizer.decode(kept)) and shown.startswith("░" * 5)
+
+
+def test_rows_with_every_label_masked_fail_loudly():
+    good, empty = [5, sft.IGNORE_INDEX, 7], [sft.IGNORE_INDEX] * 3
+    assert sft.check_labels([good, good]) == {"rows": 2, "label_tokens": 4, "masked_tokens": 2}
+    with pytest.raises(ValueError, match=r"1 of 3 rows have every label masked.*first at row 2"):
+        sft.check_labels([good, good, empty])
+
+
+def test_spam_messages_and_settings(tokenizer):
+    row = load_split("sms_spam", "train")[0]
+    text = sft.chat_text(tokenizer, sft.spam_messages(row))
+    assert text.endswith(f"{row['label']}<|im_end|>")
+    assert sft.SFTSettings(r=4, alpha=8).to_dict()["target_modules"] == list(sft.ALL_LINEAR)
+    with pytest.raises(ValueError, match="r must be >= 1"):
+        sft.SFTSettings(r=0)
+    with pytest.raises(ValueError, match="target_modules"):
+        sft.SFTSettings(target_modules=())
+
+
+def test_chat_dataset_has_one_text_per_row(tokenizer):
+    rows = load_split("news_events", "train")[:5]
+    dataset = sft.chat_dataset(rows, tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
+    assert dataset.column_names == ["text"] and len(dataset) == 5
+    assert all(t.endswith("<|im_end|>") for t in dataset["text"])

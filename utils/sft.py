@@ -1,0 +1,243 @@
+"""Instruction tuning with PEFT + TRL (through Unsloth where installed): chat formatting, the
+response-only loss mask and its checks, LoRA set-up, training, and adapter save/load.
+
+Labs 03 (Part B) and 04 use these; they wrap the libraries rather than re-implement them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+IGNORE_INDEX = -100
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+EXTRACTION_INSTRUCTION = "Extract who, what, when, where as JSON; null if not stated."
+SPAM_INSTRUCTION = "Is this SMS spam or ham? Answer in one word."
+
+
+@dataclass
+class SFTSettings:
+    """What one LoRA instruction-tuning run uses (saved with its results)."""
+
+    r: int = 16
+    alpha: int = 32
+    target_modules: tuple[str, ...] = ALL_LINEAR
+    learning_rate: float = 1e-3
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 8
+    max_length: int = 256
+    warmup_steps: int = 5
+    seed: int = 0
+    gradient_checkpointing: bool = False  # off on CPU: faster, and memory allows it at this size
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha <= 0:
+            raise ValueError(f"SFTSettings: r must be >= 1 and alpha > 0, got r={self.r}, alpha={self.alpha}")
+        if not self.target_modules:
+            raise ValueError("SFTSettings.target_modules must name at least one module")
+
+    def to_dict(self) -> dict:
+        """A JSON-friendly copy."""
+        return {**asdict(self), "target_modules": list(self.target_modules)}
+
+
+def target_json(target: dict, fields: Sequence[str]) -> str:
+    """The canonical answer string for an extraction target (keys in ``fields`` order)."""
+    return json.dumps({name: target[name] for name in fields}, ensure_ascii=False)
+
+
+def extraction_messages(row: dict, fields: Sequence[str], with_answer: bool = True) -> list[dict]:
+    """Chat messages for one extraction row: instruction + sentence, and the JSON answer."""
+    messages = [{"role": "system", "content": EXTRACTION_INSTRUCTION},
+                {"role": "user", "content": row["text"]}]
+    if with_answer:
+        messages.append({"role": "assistant", "content": target_json(row["target"], fields)})
+    return messages
+
+
+def spam_messages(row: dict, with_answer: bool = True) -> list[dict]:
+    """Chat messages for one SMS row: instruction + message, and the one-word label."""
+    messages = [{"role": "system", "content": SPAM_INSTRUCTION},
+                {"role": "user", "content": row["text"]}]
+    if with_answer:
+        messages.append({"role": "assistant", "content": row["label"]})
+    return messages
+
+
+def chat_text(tokenizer, messages: list[dict]) -> str:
+    """Render messages with the model's chat template.
+
+    A conversation that ends with the assistant is a training example: it ends exactly at eos
+    (the template's trailing newline is dropped, so TRL does not append a second eos). One that
+    ends with the user gets the assistant header, ready for generation.
+    """
+    if messages[-1]["role"] == "assistant":
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        text = text.rstrip("\n")
+        if not text.endswith(tokenizer.eos_token):
+            raise ValueError(f"chat template does not end the answer with eos {tokenizer.eos_token!r}: {text[-40:]!r}")
+        return text
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def chat_dataset(rows: Sequence[dict], tokenizer, to_messages: Callable[[dict], list[dict]]):
+    """A ``datasets.Dataset`` with one ``text`` column of chat-formatted training examples."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": [chat_text(tokenizer, to_messages(row)) for row in rows]})
+
+
+def response_template_ids(tokenizer) -> list[int]:
+    """Token ids of the assistant header (``<|im_start|>assistant\\n`` for SmolLM2/ChatML)."""
+    probe = [{"role": "user", "content": "x"}]
+    with_header = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+    without = tokenizer.apply_chat_template(probe, tokenize=False)
+    header = with_header[len(without):] if with_header.startswith(without) else "<|im_start|>assistant\n"
+    return tokenizer(header, add_special_tokens=False)["input_ids"]
+
+
+def find_subsequence(sequence: Sequence[int], pattern: Sequence[int], start: int = 0) -> int:
+    """Index of the first occurrence of ``pattern`` in ``sequence`` at or after ``start``, or -1."""
+    n = len(pattern)
+    for i in range(start, len(sequence) - n + 1):
+        if list(sequence[i: i + n]) == list(pattern):
+            return i
+    return -1
+
+
+def response_only_labels(input_ids: Sequence[int], header_ids: Sequence[int]) -> list[int]:
+    """Labels that keep only the last assistant answer (after the last header); the rest is -100."""
+    last, position = -1, find_subsequence(input_ids, header_ids)
+    while position >= 0:
+        last = position
+        position = find_subsequence(input_ids, header_ids, position + 1)
+    if last < 0:
+        return [IGNORE_INDEX] * len(input_ids)
+    begin = last + len(header_ids)
+    return [IGNORE_INDEX] * begin + list(input_ids[begin:])
+
+
+def check_labels(labels_per_row: Sequence[Sequence[int]], what: str = "training set") -> dict:
+    """Fail loudly if any row has no label left; return counts of kept and masked tokens."""
+    empty = [i for i, labels in enumerate(labels_per_row) if all(t == IGNORE_INDEX for t in labels)]
+    if empty:
+        raise ValueError(
+            f"{what}: {len(empty)} of {len(labels_per_row)} rows have every label masked (-100), "
+            f"first at row {empty[0]}: the response template was not found (wrong chat template?) "
+            "or the answer was cut off by max_length. Such rows teach nothing.")
+    kept = sum(sum(t != IGNORE_INDEX for t in labels) for labels in labels_per_row)
+    total = sum(len(labels) for labels in labels_per_row)
+    return {"rows": len(labels_per_row), "label_tokens": kept, "masked_tokens": total - kept}
+
+
+def show_masked(tokenizer, input_ids: Sequence[int], labels: Sequence[int], hidden: str = "░") -> str:
+    """The labels decoded, one ``hidden`` block per masked (-100) token: what the loss sees."""
+    parts = [tokenizer.decode([label]) if label != IGNORE_INDEX else hidden
+             for _, label in zip(input_ids, labels, strict=True)]
+    return "".join(parts)
+
+
+def add_lora(model, settings: SFTSettings):
+    """Wrap ``model`` with fresh LoRA adapters: Unsloth's ``get_peft_model`` for Unsloth-loaded
+    models, plain ``peft.get_peft_model`` otherwise. Returns the PEFT model."""
+    if getattr(model, "_ftkit_backend", None) == "unsloth":
+        from unsloth import FastLanguageModel
+
+        return FastLanguageModel.get_peft_model(
+            model, r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
+            target_modules=list(settings.target_modules), random_state=settings.seed,
+            use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
+        )
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
+                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    torch.manual_seed(settings.seed)
+    return get_peft_model(model, config)
+
+
+def training_precision(model) -> dict:
+    """TRL mixed-precision flags from the weights' dtype: fp32 on CPU, fp16 on a T4, bf16 on an A100
+    (the dtype was chosen by compute capability when the model was loaded)."""
+    dtype = next(model.parameters()).dtype
+    on_gpu = next(model.parameters()).is_cuda
+    return {"fp16": on_gpu and dtype == torch.float16, "bf16": on_gpu and dtype == torch.bfloat16}
+
+
+def build_trainer(model, tokenizer, train_dataset, settings: SFTSettings, eval_dataset=None):
+    """An ``SFTTrainer`` with the loss on the assistant answers only, labels checked."""
+    from trl import SFTConfig, SFTTrainer
+
+    config = SFTConfig(
+        output_dir=str(_scratch_dir()), dataset_text_field="text", max_length=settings.max_length,
+        per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
+        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate, lr_scheduler_type="linear", warmup_steps=settings.warmup_steps,
+        weight_decay=0.0, optim="adamw_torch", logging_steps=1, save_strategy="no", report_to="none",
+        seed=settings.seed, data_seed=settings.seed, packing=False, dataloader_num_workers=0,
+        gradient_checkpointing=settings.gradient_checkpointing, disable_tqdm=False,
+        **training_precision(model),
+    )
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train_dataset,
+                         eval_dataset=eval_dataset, processing_class=tokenizer)
+    trainer = mask_prompts(trainer, tokenizer)
+    _keep_adapters_fp32(trainer.model)
+    return trainer
+
+
+def mask_prompts(trainer, tokenizer):
+    """Loss on the answers only: Unsloth's ``train_on_responses_only`` where installed, else the
+    kit's own ``response_only_labels``; then check no row lost every label."""
+    header = tokenizer.decode(response_template_ids(tokenizer))
+    try:
+        from unsloth.chat_templates import train_on_responses_only
+    except ImportError:
+        train_on_responses_only = None
+    if train_on_responses_only is not None:
+        trainer = train_on_responses_only(trainer, instruction_part="<|im_start|>user\n",
+                                          response_part=header)
+    else:
+        ids = response_template_ids(tokenizer)
+        trainer.train_dataset = trainer.train_dataset.map(
+            lambda row: {"labels": response_only_labels(row["input_ids"], ids)})
+    check_labels(trainer.train_dataset["labels"])
+    return trainer
+
+
+def _keep_adapters_fp32(model) -> None:
+    """TRL casts LoRA weights of quantized models to bf16; on a CPU bf16 is emulated (~100x slower
+    matmuls), so trainable parameters go back to fp32 there. GPUs keep TRL's choice."""
+    for param in model.parameters():
+        if param.requires_grad and not param.is_cuda and param.dtype != torch.float32:
+            param.data = param.data.float()
+
+
+def _scratch_dir():
+    from utils.paths import cache_dir
+
+    path = cache_dir() / "trainer-scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def train(trainer) -> dict:
+    """Run ``trainer.train()``; return the loss history and wall time."""
+    start = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [(log["step"], log["loss"]) for log in trainer.state.log_history if "loss" in log]
+    return {"steps": [s for s, _ in losses], "loss": [v for _, v in losses], "seconds": seconds,
+            "train_loss": output.training_loss, "global_steps": trainer.state.global_step}
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())

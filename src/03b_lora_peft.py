@@ -38,6 +38,7 @@ import os
 PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
 SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a handful of examples and steps, < 2 minutes
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation and batch order
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
 from utils.hardware import preflight
@@ -63,7 +64,9 @@ from utils.evaluation import (
 )
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_grouped_bars, plot_heatmap, plot_sweep, show
+from utils.profiles import get_profile
 from utils.results import format_table, lab_output_dir, run_info, save_results
+from utils.submission import make_submission
 
 LAB = "03b_lora_peft"
 OUT = lab_output_dir(LAB)
@@ -73,7 +76,7 @@ BASE_FINGERPRINT = model_fingerprint(model)
 
 # %% [markdown]
 # ## 1. The data and the zero-shot baseline
-# 837 sentences generated from 31 sentence shapes (`utils/datagen/events.py`); each shape lives in
+# 918 sentences generated from 34 sentence shapes (`utils/datagen/events.py`); each shape lives in
 # one split, so the test split asks for shapes the model never trained on. Some shapes leave out
 # the actor, the date or the place: the answer is then `null`.
 
@@ -240,30 +243,32 @@ def sweep_cell(r: int, alpha: int, targets: tuple[str, ...]) -> dict:
     return {"r": r, "alpha": alpha, "alpha/r": alpha / r, "targets": "+".join(t[0] for t in targets),
             "trainable": sft.trainable_parameters(peft_model)[0], "train seconds": round(result["seconds"], 1),
             "final train loss": result["loss"][-1], "val answer loss": score["answer_loss"],
-            "val exact match": score["exact_match"]}
+            "val token accuracy": score["token_accuracy"], "val exact match": score["exact_match"]}
 
 
 cells = [(r, factor * r, sft.ALL_LINEAR) for r in RANKS for factor in ALPHA_FACTORS]
 cells += [(16, 32, targets) for name, targets in TARGET_SETS.items() if name != "all linear"]
 sweep = [sweep_cell(*cell) for cell in tqdm(cells, desc="sweep cells")]
 SWEEP_COLUMNS = ["r", "alpha", "alpha/r", "targets", "trainable", "train seconds", "final train loss",
-                 "val answer loss", "val exact match"]
+                 "val answer loss", "val token accuracy", "val exact match"]
 print(format_table(sweep, SWEEP_COLUMNS))
 
 
 # %%
 def cell_score(r, alpha, targets=sft.ALL_LINEAR):
-    """The sweep's validation exact match for one cell (NaN if not run)."""
+    """The sweep's validation token accuracy for one cell (NaN if not run)."""
     name = "+".join(t[0] for t in targets)
-    found = [c["val exact match"] for c in sweep if (c["r"], c["alpha"], c["targets"]) == (r, alpha, name)]
+    found = [c["val token accuracy"] for c in sweep if (c["r"], c["alpha"], c["targets"]) == (r, alpha, name)]
     return found[0] if found else float("nan")
 
 
 show(plot_heatmap(RANKS, [f"α = {f}·r" for f in ALPHA_FACTORS],
                   [[cell_score(r, f * r) for f in ALPHA_FACTORS] for r in RANKS], OUT / "sweep_heatmap.png",
-                  title=f"validation exact match after {SWEEP_STEPS} steps (all linear)", xlabel="alpha", ylabel="rank r"))
+                  title=f"validation answer-token accuracy after {SWEEP_STEPS} steps (all linear)", xlabel="alpha",
+                  ylabel="rank r"))
 target_rows = [c for c in sweep if c["r"] == 16 and c["alpha"] == 32]
-print(format_table(target_rows, ["targets", "trainable", "train seconds", "val answer loss", "val exact match"]))
+print(format_table(target_rows, ["targets", "trainable", "train seconds", "val answer loss", "val token accuracy",
+                                  "val exact match"]))
 
 # %% [markdown]
 # **What to conclude** (measured on the embedded model; compare with your table):
@@ -419,6 +424,17 @@ results = {"lab": LAB, "before": {k: v for k, v in before.items() if k not in st
            "wall_seconds": round(time.perf_counter() - lab_start, 1)}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
+
+# %% [markdown]
+# ## Hand in
+# The zip holds the extraction adapter (safetensors + its config) and a manifest (base model
+# fingerprint, versions, your training config and loss summary). Your instructor grades it on a
+# held-out split you never see, with the same evaluation function as section 5.
+
+# %%
+submission = make_submission(LAB, STUDENT_ID, {"adapter": OUT / "adapter_extract"}, info,
+                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
+                             training_config=SETTINGS.to_dict(), loss=history["loss"])
 
 # %% [markdown]
 # ## Takeaways

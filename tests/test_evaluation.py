@@ -151,7 +151,7 @@ def test_teacher_forced_match_agrees_with_greedy_generation(tiny_model, tokenize
     assert pairs, "need at least one prompt whose greedy continuation re-tokenises to itself"
     prompts, answers = [p for p, _ in pairs], [a for _, a in pairs]
     hit = teacher_forced_match(tiny_model, tokenizer, prompts, answers, append_eos=False, progress=False)
-    assert hit["correct"] == [True] * len(pairs)
+    assert hit["correct"] == [True] * len(pairs) and hit["token_accuracy"] == 1.0
     wrong = [a + tokenizer.decode([tokenizer(" zebra", add_special_tokens=False)["input_ids"][0]]) for a in answers]
     miss = teacher_forced_match(tiny_model, tokenizer, prompts, wrong, append_eos=False, progress=False)
     assert miss["answer_loss"] > hit["answer_loss"]

@@ -1,42 +1,95 @@
-"""Instructor demo: run Lab 01 end to end on the embedded model (offline, CPU) and print its table.
+"""Instructor demo, offline on a CPU: train a short Lab 03B reference adapter on the embedded model,
+export it as a student submission, add a few deliberately bad submissions, grade them all with
+``grading/run.py`` on the held-out split, and print the class table and where the feedback is.
 
-Run through ``python3 tools/kit.py demo`` (which sets up the environment first). Pass ``--smoke``
-for a one-minute version.
+Run through ``python3 tools/kit.py demo`` (which sets up the environment first). ``--steps`` sets
+the reference run's training steps (default: one epoch).
 """
 
 import argparse
 import json
+import shutil
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.notebooks import execute_notebook  # noqa: E402
-from utils.results import format_table, lab_output_dir  # noqa: E402
+LAB = "03b_lora_peft"
 
-LAB = "01_in_context_learning"
+
+def train_reference(steps: int, folder: Path) -> dict:
+    """A short LoRA run of Lab 03B (same helpers as the lab); returns run_info, loss and config."""
+    from utils import sft
+    from utils.data import get_spec, load_split
+    from utils.models import load_model, model_fingerprint
+    from utils.results import run_info
+
+    model, tokenizer = load_model("cpu")
+    fingerprint = model_fingerprint(model)
+    fields = get_spec("news_events").fields
+    settings = sft.SFTSettings(r=16, alpha=32, learning_rate=1e-3, batch_size=8, max_steps=steps)
+    model = sft.add_lora(model, settings)
+    dataset = sft.chat_dataset(load_split("news_events", "train"), tokenizer,
+                               lambda r: sft.extraction_messages(r, fields))
+    history = sft.train(sft.build_trainer(model, tokenizer, dataset, settings))
+    model.save_pretrained(str(folder / "adapter"))
+    info = run_info(config=settings.to_dict(), seed=settings.seed, device="cpu", dtype="float32",
+                    model_fingerprint=fingerprint)
+    return {"info": info, "loss": history["loss"], "settings": settings.to_dict(), "seconds": history["seconds"]}
+
+
+def bad_submissions(good: Path, inbox: Path) -> None:
+    """Three broken copies of the good zip: a pickle file, a tampered adapter, another base model."""
+    with zipfile.ZipFile(good) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(files["manifest.json"])
+
+    def write(student: str, changes: dict, manifest_changes: dict) -> None:
+        new = {**files, **changes, "manifest.json": json.dumps({**manifest, "student": student, **manifest_changes})}
+        with zipfile.ZipFile(inbox / f"submission_{LAB}_{student}.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in new.items():
+                archive.writestr(name, data)
+
+    write("mallory", {"adapter/adapter_model.bin": b"\x80\x04K\x01."}, {})  # a pickle file
+    write("trent", {"adapter/adapter_config.json": files["adapter/adapter_config.json"].replace(b'"r": 16', b'"r": 8')}, {})
+    write("oscar", {}, {"base_model": {"id": manifest["base_model"]["id"], "fingerprint": "0123456789abcdef"}})
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="10 test items per dataset (about a minute)")
+    parser.add_argument("--steps", type=int, default=-1, help="training steps of the reference run "
+                        "(default: one epoch, 61 steps, about 3 minutes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "demo", help="demo folder")
     args = parser.parse_args()
-    out = lab_output_dir(LAB)
+    from grading.run import grade_batch, print_table
+    from utils.submission import make_submission
+
     start = time.perf_counter()
-    print(f"[demo] running solutions/{LAB}.ipynb on the embedded model ({'SMOKE' if args.smoke else 'full'})...")
-    execute_notebook(ROOT / "solutions" / f"{LAB}.ipynb", out / "executed.ipynb", smoke=args.smoke, echo=True)
-    baseline = json.loads((out / "baseline.json").read_text())["baseline"]
-    rows = [{"dataset": name, "n_test": b["n_test"], "chance": b["chance"], "zero-shot (before)": b["zero_shot"],
-             "best prompting (after)": b["best_prompting"], "best setting": b["best_setting"]}
-            for name, b in baseline.items()]
-    print("\nLab 01 — in-context learning on the test split (accuracy)")
-    print(format_table(rows, list(rows[0])))
-    print(f"\nplots:     {out / 'accuracy_vs_k.png'}\n           {out / 'before_after.png'}")
-    print(f"results:   {out / 'results.json'}\nnotebook:  {out / 'executed.ipynb'}")
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    inbox = args.out / "inbox"
+    budget = "one epoch" if args.steps < 0 else f"{args.steps} steps"
+    print(f"[demo] 1/3 training a reference adapter for Lab 03B ({budget}, embedded model, CPU)...")
+    run = train_reference(args.steps, args.out / "reference")
+    print(f"[demo]     {run['seconds']:.0f} s, loss {run['loss'][0]:.3f} -> {run['loss'][-1]:.3f}")
+    print("[demo] 2/3 exporting it as student 'ref-student', plus three broken submissions...")
+    good = make_submission(LAB, "ref-student", {"adapter": args.out / "reference" / "adapter"}, run["info"],
+                           "HuggingFaceTB/SmolLM2-135M-Instruct", inbox, training_config=run["settings"],
+                           loss=run["loss"])
+    bad_submissions(good, inbox)
+    print(f"[demo] 3/3 grading {len(list(inbox.glob('*.zip')))} submissions on the held-out split...")
+    results = grade_batch(sorted(inbox.glob("*.zip")), args.out / "grading")
+    print()
+    print_table(results)
+    print(f"\ngradebook: {args.out / 'grading' / 'gradebook.csv'}")
+    print(f"feedback:  {args.out / 'grading' / 'feedback'}")
+    print(f"results:   {args.out / 'grading' / 'results'}")
     print(f"wall time: {time.perf_counter() - start:.0f} s")
-    return 0
+    graded = [r for r in results if r["status"] == "graded"]
+    return 0 if len(graded) == 1 and graded[0]["student"] == "ref-student" else 1
 
 
 if __name__ == "__main__":

@@ -253,11 +253,12 @@ def teacher_forced_match(model, tokenizer, prompts: Sequence[str], answers: Sequ
     answer token. That holds exactly when greedy decoding reproduces the answer token by token and
     then stops, so it equals greedy exact match on tokens without a generation loop: a cheap
     score for sweeps. ``append_eos=False`` checks a continuation without requiring the stop.
-    Also returns the mean answer-token loss.
+    Also returns the fraction of answer tokens predicted right and the mean answer-token loss,
+    which still separate settings when few answers are right as a whole.
     """
     decoder, head = _decoder_and_head(model)
     model.eval()
-    correct, total_nll, total_tokens = [], 0.0, 0
+    correct, total_nll, total_tokens, right_tokens = [], 0.0, 0, 0
     stop = [tokenizer.eos_token_id] if append_eos else []
     pairs = [(_encode(tokenizer, p), _encode(tokenizer, a) + stop)
              for p, a in zip(prompts, answers, strict=True)]
@@ -273,11 +274,13 @@ def teacher_forced_match(model, tokenizer, prompts: Sequence[str], answers: Sequ
         for row, (p, a) in enumerate(chunk):
             logits = head(hidden[row, len(p) - 1: len(p) + len(a) - 1]).float()
             target = torch.tensor(a)
-            correct.append(bool((logits.argmax(-1) == target).all()))
+            hits = logits.argmax(-1) == target
+            correct.append(bool(hits.all()))
+            right_tokens += int(hits.sum())
             total_nll += torch.nn.functional.cross_entropy(logits, target, reduction="sum").item()
             total_tokens += len(a)
-    return {"exact_match": sum(correct) / len(correct), "answer_loss": total_nll / total_tokens,
-            "n": len(correct), "correct": correct}
+    return {"exact_match": sum(correct) / len(correct), "token_accuracy": right_tokens / total_tokens,
+            "answer_loss": total_nll / total_tokens, "n": len(correct), "correct": correct}
 
 
 @torch.inference_mode()

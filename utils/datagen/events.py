@@ -100,6 +100,9 @@ SHAPES = [
     "Somebody {what} {where} {when}, reports say.",
     "Police are looking for whoever {what} {where}.",
     "{When}, a person who asked not to be named {what}.",
+    "Someone reportedly {what} {when} {where}.",
+    "{Where}, it emerged that somebody had {what}.",
+    "According to a tip-off, an unidentified man {what} {when}.",
 ]
 
 

@@ -1,0 +1,107 @@
+"""What the grader writes: a class gradebook (CSV), per-student feedback (markdown + a before/after
+chart) and Gradescope's ``results.json``. Student-facing files hold aggregate scores only, never
+held-out examples or labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+GRADEBOOK_COLUMNS = ["student", "lab", "status", "score", "max_score", "before", "after", "gain", "reason", "submission"]
+
+
+def metric_values(result: dict) -> tuple[float | None, float | None]:
+    """(before, after) of the rubric's metric, None where the submission was not scored."""
+    if result.get("status") != "graded":
+        return None, None
+    return result["before"][result["metric"]], result["after"][result["metric"]]
+
+
+def gradebook_rows(results: list[dict]) -> list[dict]:
+    """One row per submission, sorted by student then file."""
+    rows = []
+    for r in results:
+        before, after = metric_values(r)
+        rows.append({"student": r.get("student") or "?", "lab": r.get("lab") or "?", "status": r["status"],
+                     "score": r["score"], "max_score": r.get("max_score", ""),
+                     "before": "" if before is None else round(before, 4),
+                     "after": "" if after is None else round(after, 4),
+                     "gain": "" if before is None else round(after - before, 4),
+                     "reason": r.get("reason", ""), "submission": r["submission"]})
+    return sorted(rows, key=lambda row: (row["student"], row["submission"]))
+
+
+def write_gradebook(results: list[dict], path: Path) -> Path:
+    """The class CSV (one row per submission)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=GRADEBOOK_COLUMNS)
+        writer.writeheader()
+        writer.writerows(gradebook_rows(results))
+    return path
+
+
+def feedback_markdown(result: dict, chart: str | None) -> str:
+    """The student's feedback: score, the reason if invalid, the parts, before/after (aggregates only)."""
+    lines = [f"# Feedback: {result.get('lab') or 'submission'} — {result.get('student') or result['submission']}", "",
+             f"**Score: {result['score']:g} / {result.get('max_score', '?')}**", ""]
+    if result["status"] != "graded":
+        lines += [f"Your submission could not be graded: **{result.get('reason', 'unknown error')}**", "",
+                  "Fix this and submit again; re-export the zip with the lab's last cell."]
+        return "\n".join(lines) + "\n"
+    before, after = metric_values(result)
+    lines += ["| part | points |", "|---|---|"]
+    lines += [f"| {name} | {points:g} |" for name, points in result["parts"].items()]
+    lines += ["", f"Metric: {result['metric']} on {result['heldout']['items']} held-out items "
+              f"(examples are not shown).", "",
+              f"- base model (before): {before:.3f}", f"- your adapter (after): {after:.3f}",
+              f"- gain: {after - before:+.3f}", ""]
+    fields = result["after"].get("field_accuracy")
+    if fields:
+        lines += ["Per-field accuracy (after): " + ", ".join(f"{k} {v:.2f}" for k, v in fields.items()), ""]
+    if chart:
+        lines += [f"![before and after]({chart})", ""]
+    return "\n".join(lines)
+
+
+def write_feedback(result: dict, folder: Path) -> Path:
+    """``<folder>/<student>_<hash>.md`` (+ a PNG chart for graded submissions)."""
+    from utils.plotting import plot_bars
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{result.get('student') or 'unknown'}_{result['sha256'][:8]}"
+    chart = None
+    if result["status"] == "graded":
+        before, after = metric_values(result)
+        plot_bars(["base model (before)", "your adapter (after)"], [before, after], folder / f"{stem}.png",
+                  title=f"{result['lab']}: {result['metric']} on the held-out split", xlabel=result["metric"])
+        chart = f"{stem}.png"
+    path = folder / f"{stem}.md"
+    path.write_text(feedback_markdown(result, chart), encoding="utf-8")
+    return path
+
+
+def gradescope_results(results: list[dict]) -> dict:
+    """Gradescope's results.json: one test per rubric part (or one failed test with the reason)."""
+    tests = []
+    for r in results:
+        if r["status"] == "graded":
+            before, after = metric_values(r)
+            for name, points in r["parts"].items():
+                tests.append({"name": f"{r['lab']}: {name}", "score": points, "max_score": r["part_max"][name],
+                              "visibility": "visible", "output": ""})
+            tests[-1]["output"] = f"{r['metric']}: before {before:.3f}, after {after:.3f} (held-out split)"
+        else:
+            tests.append({"name": f"{r.get('lab') or 'submission'}: valid submission", "score": 0.0,
+                          "max_score": r.get("max_score") or 100.0, "visibility": "visible",
+                          "output": r.get("reason", "")})
+    return {"score": sum(r["score"] for r in results), "tests": tests, "visibility": "visible",
+            "output": f"{len(results)} submission(s) graded on the held-out split"}
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Atomic JSON write (see utils.results.write_json_atomic)."""
+    from utils.results import write_json_atomic
+
+    return write_json_atomic(path, json.loads(json.dumps(data)))

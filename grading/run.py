@@ -1,0 +1,159 @@
+"""Grade a class: ``python grading/run.py SUBMISSIONS... [--out DIR] [options]``.
+
+SUBMISSIONS are zips made by the labs' last cell (``submission_<lab>_<student>.zip``) or folders of
+them. Each is validated (no submitted code runs, nothing is unpickled), its adapter attached to
+the one loaded base model, scored on the held-out split with the lab's own evaluation function,
+and detached again. Each result is written as soon as it is known; re-running skips zips already
+graded (same content) unless ``--force``. Outputs in ``--out``: ``results/*.json``,
+``gradebook.csv``, ``feedback/*.md`` (+ charts). ``--gradescope`` reads
+``/autograder/submission`` and writes ``/autograder/results/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from grading.report import gradescope_results, write_feedback, write_gradebook, write_json  # noqa: E402
+from grading.worker import Worker, WorkerFailed  # noqa: E402
+
+GRADESCOPE_IN, GRADESCOPE_OUT = Path("/autograder/submission"), Path("/autograder/results/results.json")
+
+
+def find_zips(inputs: list[Path]) -> list[Path]:
+    """Every ``.zip`` named or inside a named folder, sorted, each once."""
+    found = []
+    for item in inputs:
+        if item.is_dir():
+            found += sorted(item.rglob("*.zip"))
+        elif item.is_file():
+            found.append(item)
+        else:
+            raise FileNotFoundError(f"{item}: no such file or folder")
+    return sorted(set(found))
+
+
+def result_path(out: Path, sha: str) -> Path:
+    return out / "results" / f"{sha[:16]}.json"
+
+
+def grade_one(worker: Worker, path: Path, out: Path, timeout: float, force: bool) -> tuple[dict, bool]:
+    """(result, graded_now): the stored result when this content was graded before, else a new one."""
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    stored = result_path(out, sha)
+    if stored.is_file() and not force:
+        return json.loads(stored.read_text()), False
+    try:
+        result = worker.grade(data, timeout)
+    except WorkerFailed as exc:
+        result = {"status": "timeout" if "limit" in str(exc) else "error", "score": 0.0, "reason": str(exc)}
+    if not result.get("student"):  # the zip was unreadable: name the student from the file name
+        result["lab"], result["student"] = names_from_filename(path.name, result.get("lab"))
+    result.update(submission=path.name, sha256=sha, run_info=grading_info(worker))
+    write_json(stored, result)
+    return result, True
+
+
+def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
+    """(lab, student) from ``submission_<lab>_<student>.zip``, for zips whose manifest is unreadable."""
+    from grading.scoring import RUBRIC_DIR
+
+    for known in sorted((p.stem for p in RUBRIC_DIR.glob("*.json")), key=len, reverse=True):
+        prefix = f"submission_{known}_"
+        if name.startswith(prefix) and name.endswith(".zip"):
+            return known, name[len(prefix):-4] + " (from file name)"
+    return lab, Path(name).stem + " (from file name)"
+
+
+def grading_info(worker: Worker) -> dict:
+    """What the result depends on: base model, kit commit, package versions, time."""
+    from utils.results import git_commit, package_versions
+
+    return {"base_model": worker.info.get("base_id"), "base_fingerprint": worker.info.get("fingerprint"),
+            "kit_commit": git_commit(), "packages": package_versions(), "graded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def grade_batch(zips: list[Path], out: Path, *, base: str = "embedded", lab: str | None = None,
+                heldout: Path | None = None, rubric: Path | None = None, workers: int = 1,
+                timeout: float = 900, force: bool = False, progress: bool = True) -> list[dict]:
+    """Grade every zip (resumable), then write the gradebook and feedback; return the results."""
+    from tqdm.auto import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    pool = [Worker(base, lab, heldout, rubric) for _ in range(max(1, workers))]
+    results: list[dict | None] = [None] * len(zips)
+    bar = tqdm(total=len(zips), desc="grading", unit="zip", disable=not progress)
+
+    def run_lane(lane: int) -> None:
+        for index in range(lane, len(zips), len(pool)):
+            results[index], _ = grade_one(pool[lane], zips[index], out, timeout, force)
+            bar.update(1)
+
+    try:
+        with ThreadPoolExecutor(len(pool)) as executor:
+            list(executor.map(run_lane, range(len(pool))))
+    finally:
+        for worker in pool:
+            worker.stop()
+        bar.close()
+    write_gradebook(results, out / "gradebook.csv")
+    for result in results:
+        write_feedback(result, out / "feedback")
+    return results
+
+
+def print_table(results: list[dict]) -> None:
+    """The class table on stdout."""
+    from grading.report import gradebook_rows
+    from utils.results import format_table
+
+    rows = [{**row, "reason": row["reason"][:70]} for row in gradebook_rows(results)]
+    print(format_table(rows, ["student", "status", "score", "max_score", "before", "after", "reason"]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="*", type=Path, help="submission zips or folders of them")
+    parser.add_argument("--out", type=Path, default=Path("outputs/grading"), help="output folder")
+    parser.add_argument("--lab", help="grade only this lab (default: the lab named in each manifest)")
+    parser.add_argument("--heldout", type=Path, help="instructor's held-out JSONL (default: the kit's heldout split)")
+    parser.add_argument("--rubric", type=Path, help="rubric JSON (default: grading/rubrics/<lab>.json)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel workers, one base model each (default 1)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per submission (default 900)")
+    parser.add_argument("--force", action="store_true", help="re-grade submissions graded before")
+    parser.add_argument("--base", default="embedded", choices=["embedded", "tiny"], help=argparse.SUPPRESS)
+    parser.add_argument("--gradescope", action="store_true", help="read /autograder/submission, write results.json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    inputs = [GRADESCOPE_IN] if args.gradescope else args.inputs
+    if not inputs:
+        print("nothing to grade: pass submission zips or a folder (see --help)", file=sys.stderr)
+        return 2
+    zips = find_zips(inputs)
+    if not zips:
+        print(f"no .zip files found in {', '.join(map(str, inputs))}", file=sys.stderr)
+        return 2
+    results = grade_batch(zips, args.out, base=args.base, lab=args.lab, heldout=args.heldout, rubric=args.rubric,
+                          workers=args.workers, timeout=args.timeout, force=args.force)
+    if args.gradescope:
+        write_json(GRADESCOPE_OUT, gradescope_results(results))
+    print_table(results)
+    print(f"\n{len(results)} submission(s); gradebook: {args.out / 'gradebook.csv'}; "
+          f"feedback: {args.out / 'feedback'}; results: {args.out / 'results'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

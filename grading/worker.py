@@ -1,0 +1,149 @@
+"""A grading worker: a child process that loads the base model once and grades submissions one by
+one. The parent waits for each with a time limit; a hang or crash kills only that worker, which is
+restarted, and the batch goes on."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import traceback
+from pathlib import Path
+
+from grading.scoring import load_rubric, max_score, score
+from grading.validate import SubmissionError, load_submission
+
+BASES = {"embedded": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+class WorkerFailed(RuntimeError):
+    """The worker timed out or died while grading one submission."""
+
+
+def load_base(base: str):
+    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"`` (tests)."""
+    from utils.models import build_tiny_model, load_embedded_tokenizer, load_model
+
+    if base == "tiny":
+        tokenizer = load_embedded_tokenizer()
+        return build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0), tokenizer, "tiny-random-llama"
+    if base != "embedded":
+        raise ValueError(f"unknown base {base!r}: 'embedded' or 'tiny'")
+    model, tokenizer = load_model("cpu", backend="transformers")
+    return model, tokenizer, BASES[base]
+
+
+def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None) -> dict:
+    """Validate and score one submission's bytes with the loaded base in ``state``."""
+    from grading.evaluate import adapter_score, base_score, load_heldout
+
+    started = time.perf_counter()
+    result: dict = {"lab": lab, "student": None, "status": "invalid", "score": 0.0}
+    try:
+        submission = load_submission(data, lab, state["base_id"], state["fingerprint"])
+        manifest = submission.manifest
+        result.update(lab=manifest["lab"], student=manifest["student"])
+        rubric = load_rubric(manifest["lab"], rubric_path)
+        result["max_score"] = max_score(rubric)
+        rows, heldout_hash = load_heldout(rubric["dataset"], heldout)
+        before = base_score(state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"])
+        after, adapter = adapter_score(state["model"], state["tokenizer"], submission.files, rubric, rows)
+        points = score(rubric, before[rubric["metric"]], after[rubric["metric"]])
+        result.update(status="graded", reason="", metric=rubric["metric"], before=before, after=after,
+                      adapter=adapter, heldout={"items": len(rows), "sha256": heldout_hash}, **points)
+    except (SubmissionError, KeyError) as exc:
+        result["reason"] = str(exc.args[0]) if exc.args else type(exc).__name__
+        result["student"] = result["student"] or peek_student(data)
+        if isinstance(exc, KeyError) and "rubric" not in result["reason"]:
+            raise
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result
+
+
+def peek_student(data: bytes) -> str | None:
+    """The student id from a manifest that failed validation (for the gradebook only), or None."""
+    import io
+    import json
+    import zipfile
+
+    from utils.submission import STUDENT_ID
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            student = json.loads(archive.read("manifest.json")).get("student")
+    except Exception:  # anything unreadable: the file name will be used instead
+        return None
+    return student if isinstance(student, str) and STUDENT_ID.match(student) else None
+
+
+def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
+    """Child process: load the base, then answer (sha256, bytes) requests until told to stop."""
+    import torch
+
+    from utils.models import model_fingerprint
+
+    torch.manual_seed(0)
+    model, tokenizer, base_id = load_base(base)
+    state = {"model": model, "tokenizer": tokenizer, "base_id": base_id, "fingerprint": model_fingerprint(model)}
+    conn.send({"ready": True, "fingerprint": state["fingerprint"], "base_id": base_id})
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        try:
+            result = grade_bytes(job, state, lab, heldout, rubric_path)
+        except Exception as exc:  # a crash on one submission is reported, the worker goes on
+            result = {"status": "error", "score": 0.0,
+                      "reason": f"the grader failed on this submission ({type(exc).__name__}: {exc})",
+                      "traceback": traceback.format_exc(limit=5)}
+        if model_fingerprint(state["model"]) != state["fingerprint"]:  # never let one submission leak into the next
+            model, tokenizer, base_id = load_base(base)
+            state.update(model=model, tokenizer=tokenizer)
+        conn.send(result)
+
+
+class Worker:
+    """The parent's handle on one worker process (started lazily, restarted after a failure)."""
+
+    def __init__(self, base: str = "embedded", lab: str | None = None, heldout: Path | None = None,
+                 rubric: Path | None = None, startup_timeout: float = 600):
+        self.args = (base, lab, heldout, rubric)
+        self.startup_timeout = startup_timeout
+        self.process = None
+        self.conn = None
+        self.info: dict = {}
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=worker_main, args=(child, *self.args), daemon=True)
+        self.process.start()
+        if not self.conn.poll(self.startup_timeout):
+            self.stop()
+            raise RuntimeError("the grading worker did not load the base model in time")
+        self.info = self.conn.recv()
+
+    def grade(self, data: bytes, timeout: float) -> dict:
+        """Grade one submission; raise WorkerFailed on timeout or crash (the worker is then stopped)."""
+        if self.process is None or not self.process.is_alive():
+            self.start()
+        try:
+            self.conn.send(data)
+            if self.conn.poll(timeout):
+                return self.conn.recv()
+            reason = f"grading took longer than the {timeout:.0f} s limit"
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
+            reason = "the grading worker crashed on this submission"
+        self.stop()
+        raise WorkerFailed(reason)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            try:
+                self.conn.send(None)
+                self.process.join(5)
+            except (BrokenPipeError, OSError):
+                pass
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+        self.process = None

@@ -1,0 +1,297 @@
+"""The grader on the tiny random base: a corpus of malformed submissions (each scores 0 with its
+reason), scoring of valid adapters, outputs, resume after a kill, determinism, timeouts."""
+
+import io
+import json
+import zipfile
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from grading.evaluate import linear_shapes
+from grading.report import gradescope_results
+from grading.run import grade_batch, main
+from grading.scoring import linear_credit, load_rubric, score
+from grading.worker import grade_bytes
+from utils.models import build_tiny_model, model_fingerprint
+from utils.submission import make_submission, sha256_bytes
+
+LAB = "03b_lora_peft"
+BASE_ID = "tiny-random-llama"
+KEY = "base_model.model.model.layers.0.self_attn.q_proj.lora_{}.weight"
+
+
+@pytest.fixture(scope="module")
+def base(tokenizer):
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    return {"model": model, "tokenizer": tokenizer, "base_id": BASE_ID, "fingerprint": model_fingerprint(model)}
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    from utils.data import load_split
+
+    path = tmp_path_factory.mktemp("heldout") / "heldout.jsonl"
+    rows = load_split("news_events", "heldout", allow_heldout=True)[:6]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def adapter_folder(tokenizer, folder, r=4, trained=False, seed=0):
+    """A real PEFT adapter for the tiny base, saved with save_pretrained (zero-init B unless trained)."""
+    from peft import LoraConfig, get_peft_model
+
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"]))
+    if trained:
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.5)
+    peft_model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def good_zip(tokenizer, base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sub")
+    adapter = adapter_folder(tokenizer, folder / "adapter")
+    info = {"model_fingerprint": base["fingerprint"], "seed": 0, "device": "cpu", "dtype": "float32",
+            "config": {"r": 4}, "packages": {}, "git_commit": None}
+    return make_submission(LAB, "alice", {"adapter": adapter}, info, BASE_ID, folder, loss=[2.0, 1.0])
+
+
+def unpack(path):
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    return json.loads(files.pop("manifest.json")), files
+
+
+def pack(manifest, files, rehash=True, manifest_bytes=None):
+    """Zip ``files`` with ``manifest`` (hashes recomputed so only the intended defect remains)."""
+    if rehash:
+        manifest = {**manifest, "files": {n: {"sha256": sha256_bytes(d), "bytes": len(d)} for n, d in files.items()}}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", manifest_bytes if manifest_bytes is not None else json.dumps(manifest))
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def with_manifest(**changes):
+    def mutate(manifest, files):
+        return pack({**manifest, **changes}, files)
+    return mutate
+
+
+def with_file(name, data):
+    def mutate(manifest, files):
+        return pack(manifest, {**files, name: data})
+    return mutate
+
+
+def with_config(**changes):
+    def mutate(manifest, files):
+        config = json.loads(files["adapter/adapter_config.json"])
+        return pack(manifest, {**files, "adapter/adapter_config.json": json.dumps({**config, **changes}).encode()})
+    return mutate
+
+
+def with_tensors(edit):
+    def mutate(manifest, files):
+        from safetensors.torch import load
+        tensors = load(files["adapter/adapter_model.safetensors"])
+        edit(tensors)
+        return pack(manifest, {**files, "adapter/adapter_model.safetensors": save(tensors)})
+    return mutate
+
+
+def raw_zip(entries):
+    """A zip built entry by entry: (ZipInfo or name, bytes)."""
+    def mutate(manifest, files):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info, data in entries(manifest, files):
+                archive.writestr(info, data)
+        return buffer.getvalue()
+    return mutate
+
+
+def symlink_entry(manifest, files):
+    link = zipfile.ZipInfo("adapter/link.json")
+    link.external_attr = (0o120777 << 16)
+    return [("manifest.json", json.dumps(manifest)), *files.items(), (link, "/etc/passwd")]
+
+
+def non_utf8_name(manifest, files):
+    data = pack(manifest, {**files, "notes/cafX.txt": b"hi"}, rehash=False)
+    return data.replace(b"cafX.txt", b"caf\xe9.txt")
+
+
+def bad_tensor(key_part, value):
+    def edit(tensors):
+        tensors[KEY.format("A")] = value
+    return edit
+
+
+def drop(name):
+    def mutate(manifest, files):
+        return pack(manifest, {n: d for n, d in files.items() if n != name})
+    return mutate
+
+
+MALFORMED = {
+    "not a zip": (lambda m, f: b"this is not a zip file at all", "not a readable zip file"),
+    "truncated zip": (lambda m, f: pack(m, f)[: len(pack(m, f)) // 2], "not a readable zip file"),
+    "empty zip": (raw_zip(lambda m, f: []), "the zip is empty"),
+    "path traversal": (with_file("../evil.json", b"{}"), "path traversal"),
+    "absolute path": (with_file("/etc/evil.json", b"{}"), "absolute paths"),
+    "windows path": (with_file("C:/evil.json", b"{}"), "absolute paths"),
+    "symlink": (raw_zip(symlink_entry), "symbolic links"),
+    "zip bomb": (with_file("notes/zeros.txt", b"0" * 30_000_000), "zip bomb"),
+    "too many files": (lambda m, f: pack(m, {**f, **{f"notes/{i}.txt": b"x" for i in range(70)}}), "files (at most"),
+    "duplicate names": (raw_zip(lambda m, f: [("manifest.json", json.dumps(m)), *f.items(),
+                                              ("adapter/adapter_config.json", b"{}")]), "duplicate file names"),
+    "non-UTF-8 name": (non_utf8_name, "must be UTF-8"),
+    "pickle .bin": (with_file("adapter/adapter_model.bin", b"\x80\x04K\x01."), "pickle-based files"),
+    "pickle .pt": (with_file("adapter/weights.pt", b"\x80\x04K\x01."), "pickle-based files"),
+    "pickle .pkl": (with_file("model.pkl", b"\x80\x04K\x01."), "pickle-based files"),
+    "python file": (with_file("train.py", b"import os"), "only .json, .safetensors"),
+    "missing manifest": (raw_zip(lambda m, f: list(f.items())), "manifest.json is missing"),
+    "manifest not JSON": (lambda m, f: pack(m, f, manifest_bytes="{not json"), "manifest.json is not valid JSON"),
+    "manifest is a list": (lambda m, f: pack(m, f, manifest_bytes="[1, 2]"), "must hold a JSON object"),
+    "manifest misses files": (lambda m, f: pack({k: v for k, v in m.items() if k != "files"}, f, rehash=False),
+                              "missing field 'files'"),
+    "manifest wrong type": (with_manifest(seed="zero"), "field 'seed' has the wrong type"),
+    "schema version": (with_manifest(schema_version=2), "schema_version 2"),
+    "bad student id": (with_manifest(student="../bob"), "invalid student id"),
+    "wrong lab": (with_manifest(lab="02_selective_finetuning"), "submitted for lab '02_selective_finetuning'"),
+    "wrong base model": (with_manifest(base_model={"id": "gpt2", "fingerprint": "x"}), "trained on base model 'gpt2'"),
+    "wrong fingerprint": (lambda m, f: pack({**m, "base_model": {**m["base_model"], "fingerprint": "0" * 16}}, f),
+                          "fingerprint"),
+    "sha256 mismatch": (lambda m, f: pack(m, {**f, "adapter/adapter_config.json": b'{"r": 4}'}, rehash=False),
+                        "sha256 does not match"),
+    "listed file missing": (lambda m, f: pack(m, {n: d for n, d in f.items() if "config" not in n}, rehash=False),
+                            "listed in the manifest but missing"),
+    "unlisted file": (lambda m, f: pack(m, {**f, "notes/extra.txt": b"x"}, rehash=False), "not listed in the manifest"),
+    "adapter config missing": (drop("adapter/adapter_config.json"), "adapter_config.json is missing"),
+    "adapter config not JSON": (with_file("adapter/adapter_config.json", b"{r: 4"), "is not valid JSON"),
+    "not LoRA": (with_config(peft_type="IA3"), "peft_type 'IA3'"),
+    "rank too high": (with_config(r=512), "rank r=512 is outside"),
+    "rank not int": (with_config(r="4"), "rank r='4' is outside"),
+    "negative alpha": (with_config(lora_alpha=-8), "lora_alpha=-8"),
+    "unknown target": (with_config(target_modules=["c_attn"]), "do not exist in the base model"),
+    "modules_to_save": (with_config(modules_to_save=["lm_head"]), "modules_to_save"),
+    "weights missing": (drop("adapter/adapter_model.safetensors"), "adapter_model.safetensors is missing"),
+    "weights truncated": (lambda m, f: pack(m, {**f, "adapter/adapter_model.safetensors":
+                                                f["adapter/adapter_model.safetensors"][:200]}),
+                          "not a valid safetensors file"),
+    "tensor for a missing layer": (with_tensors(lambda t: t.update({KEY.replace("layers.0", "layers.9").format("A"):
+                                                                    torch.zeros(4, 64)})), "has no linear layer"),
+    "wrong shape": (with_tensors(bad_tensor("A", torch.zeros(8, 64))), "has shape (8, 64), expected (4, 64)"),
+    "NaN weights": (with_tensors(bad_tensor("A", torch.full((4, 64), float("nan")))), "NaN or Inf"),
+    "Inf weights": (with_tensors(bad_tensor("A", torch.full((4, 64), float("inf")))), "NaN or Inf"),
+    "integer weights": (with_tensors(bad_tensor("A", torch.zeros(4, 64, dtype=torch.int32))), "expected a float"),
+    "A without B": (with_tensors(lambda t: t.pop(KEY.format("B"))), "without both lora_A and lora_B"),
+    "not a LoRA tensor": (with_tensors(lambda t: t.update({"base_model.model.lm_head.weight": torch.zeros(2, 2)})),
+                          "is not a LoRA A/B weight"),
+    "traversal + pickle": (lambda m, f: pack(m, {**f, "../x.bin": b"\x80"}), "path traversal"),
+    "wrong lab + bad rank": (lambda m, f: with_config(r=0)({**m, "lab": "01_in_context_learning"}, f),
+                             "submitted for lab '01_in_context_learning'"),
+}
+
+
+def test_the_malformed_corpus_is_big_enough():
+    assert len(MALFORMED) >= 30
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_submission_scores_zero_with_its_reason(case, good_zip, base, heldout):
+    mutate, reason = MALFORMED[case]
+    manifest, files = unpack(good_zip)
+    result = grade_bytes(mutate(manifest, files), base, LAB, heldout, None)
+    assert result["status"] == "invalid" and result["score"] == 0.0
+    assert reason in result["reason"], result["reason"]
+
+
+def test_untrained_adapter_lands_in_the_no_gain_band(good_zip, base, heldout):
+    result = grade_bytes(good_zip.read_bytes(), base, LAB, heldout, None)
+    assert result["status"] == "graded", result.get("reason")
+    assert result["after"] == result["before"]
+    assert result["parts"]["gain over base"] == 0.0 and result["parts"]["valid submission"] == 10.0
+    assert result["heldout"]["items"] == 6 and result["adapter"]["r"] == 4
+    assert model_fingerprint(base["model"]) == base["fingerprint"], "the adapter was removed after grading"
+
+
+def test_rubric_scoring_is_linear_between_thresholds():
+    rubric = load_rubric(LAB)
+    assert linear_credit(0.5, 0.2, 0.8) == pytest.approx(0.5)
+    assert score(rubric, 0.0, 0.43)["score"] == 100.0  # the reference solution's held-out score
+    assert score(rubric, 0.0, 0.0)["score"] == 10.0
+    middle = score(rubric, 0.05, 0.225)
+    assert middle["parts"] == {"valid submission": 10.0, "after": 30.0, "gain over base": 15.0}
+    with pytest.raises(KeyError, match="no rubric for lab"):
+        load_rubric("99_nothing")
+
+
+def test_batch_outputs_resume_and_determinism(tokenizer, good_zip, base, heldout, tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / good_zip.name).write_bytes(good_zip.read_bytes())
+    info = {"model_fingerprint": base["fingerprint"], "seed": 1, "packages": {}, "config": {}}
+    trained = adapter_folder(tokenizer, tmp_path / "bob_adapter", trained=True, seed=1)
+    make_submission(LAB, "bob", {"adapter": trained}, info, BASE_ID, inbox)
+    manifest, files = unpack(good_zip)
+    (inbox / "submission_03b_lora_peft_mallory.zip").write_bytes(
+        with_file("adapter/adapter_model.bin", b"\x80")({**manifest, "student": "mallory"}, files))
+    out = tmp_path / "out"
+    first = grade_batch(sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, progress=False)
+    by_student = {r["student"]: r for r in first}
+    assert by_student["mallory"]["score"] == 0 and "pickle" in by_student["mallory"]["reason"]
+    assert by_student["alice"]["status"] == by_student["bob"]["status"] == "graded"
+    gradebook = (out / "gradebook.csv").read_text().splitlines()
+    assert gradebook[0].startswith("student,lab,status,score") and len(gradebook) == 4
+    feedback = {p.name for p in (out / "feedback").iterdir()}
+    assert sum(name.endswith(".md") for name in feedback) == 3 and sum(name.endswith(".png") for name in feedback) == 2
+    held_texts = [json.loads(line)["text"] for line in heldout.read_text().splitlines()]
+    for path in (out / "feedback").glob("*.md"):
+        text = path.read_text()
+        assert not any(t in text for t in held_texts), "feedback must not leak held-out examples"
+
+    # killed half-way: one result is lost; re-running grades only that one, the rest are reused
+    lost = sorted((out / "results").glob("*.json"))[0]
+    kept = {p.name: p.read_text() for p in (out / "results").glob("*.json") if p != lost}
+    lost.unlink()
+    second = grade_batch(sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, progress=False)
+    assert {p.name: p.read_text() for p in (out / "results").glob("*.json") if p.name in kept} == kept
+    assert lost.is_file()
+    # deterministic: forcing a full re-grade gives identical scores and metrics
+    third = grade_batch(sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, force=True, progress=False)
+    strip = lambda rs: sorted((r["student"], r["score"], json.dumps(r.get("after"), sort_keys=True)) for r in rs)  # noqa: E731
+    assert strip(first) == strip(second) == strip(third)
+    payload = gradescope_results(third)
+    assert payload["score"] == sum(r["score"] for r in third)
+    assert all({"name", "score", "max_score", "visibility", "output"} <= set(t) for t in payload["tests"])
+
+
+def test_a_hanging_submission_times_out_and_the_batch_goes_on(good_zip, heldout, tmp_path, capsys):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a.zip").write_bytes(good_zip.read_bytes())
+    code = main([str(inbox), "--out", str(tmp_path / "out"), "--base", "tiny", "--heldout", str(heldout),
+                 "--timeout", "0.01"])
+    assert code == 0
+    result = json.loads(next((tmp_path / "out" / "results").glob("*.json")).read_text())
+    assert result["status"] == "timeout" and result["score"] == 0 and "limit" in result["reason"]
+    assert "timeout" in capsys.readouterr().out
+    assert linear_shapes(build_tiny_model_for_shapes())["model.layers.0.self_attn.q_proj"] == (64, 64)
+
+
+def build_tiny_model_for_shapes():
+    from utils.models import load_embedded_tokenizer
+
+    return build_tiny_model(load_embedded_tokenizer(), num_layers=2, hidden_size=64, seed=0)

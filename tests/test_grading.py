@@ -230,9 +230,9 @@ def test_untrained_adapter_lands_in_the_no_gain_band(good_zip, base, heldout):
 def test_rubric_scoring_is_linear_between_thresholds():
     rubric = load_rubric(LAB)
     assert linear_credit(0.5, 0.2, 0.8) == pytest.approx(0.5)
-    assert score(rubric, 0.0, 0.43)["score"] == 100.0  # the reference solution's held-out score
+    assert score(rubric, 0.0, 0.65)["score"] == 100.0  # the reference solution's held-out score
     assert score(rubric, 0.0, 0.0)["score"] == 10.0
-    middle = score(rubric, 0.05, 0.225)
+    middle = score(rubric, 0.1, 0.35)
     assert middle["parts"] == {"valid submission": 10.0, "after": 30.0, "gain over base": 15.0}
     with pytest.raises(KeyError, match="no rubric for lab"):
         load_rubric("99_nothing")
@@ -295,3 +295,20 @@ def build_tiny_model_for_shapes():
     from utils.models import load_embedded_tokenizer
 
     return build_tiny_model(load_embedded_tokenizer(), num_layers=2, hidden_size=64, seed=0)
+
+
+def test_gradescope_mode_reads_the_submission_folder_and_writes_results_json(good_zip, heldout, tmp_path,
+                                                                             monkeypatch):
+    import grading.run as run
+
+    submission, results = tmp_path / "autograder" / "submission", tmp_path / "autograder" / "results" / "results.json"
+    submission.mkdir(parents=True)
+    (submission / good_zip.name).write_bytes(good_zip.read_bytes())
+    monkeypatch.setattr(run, "GRADESCOPE_IN", submission)
+    monkeypatch.setattr(run, "GRADESCOPE_OUT", results)
+    assert run.main(["--gradescope", "--out", str(tmp_path / "out"), "--base", "tiny", "--heldout", str(heldout)]) == 0
+    payload = json.loads(results.read_text())
+    assert payload["score"] == 10.0  # valid, untrained adapter: no after/gain points
+    assert [t["name"] for t in payload["tests"]] == [f"{LAB}: valid submission", f"{LAB}: after", f"{LAB}: gain over base"]
+    assert [t["max_score"] for t in payload["tests"]] == [10.0, 60.0, 30.0]
+    assert all(t["visibility"] == "visible" for t in payload["tests"])

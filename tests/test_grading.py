@@ -312,3 +312,15 @@ def test_gradescope_mode_reads_the_submission_folder_and_writes_results_json(goo
     assert [t["name"] for t in payload["tests"]] == [f"{LAB}: valid submission", f"{LAB}: after", f"{LAB}: gain over base"]
     assert [t["max_score"] for t in payload["tests"]] == [10.0, 60.0, 30.0]
     assert all(t["visibility"] == "visible" for t in payload["tests"])
+
+
+def test_a_trained_adapter_is_merged_for_scoring_and_the_base_restored_bit_for_bit(tokenizer, base, heldout, tmp_path):
+    snapshot = {n: p.detach().clone() for n, p in base["model"].state_dict().items()}
+    info = {"model_fingerprint": base["fingerprint"], "seed": 2, "packages": {}, "config": {}}
+    adapter = adapter_folder(tokenizer, tmp_path / "adapter", trained=True, seed=2)
+    zip_path = make_submission(LAB, "carol", {"adapter": adapter}, info, BASE_ID, tmp_path)
+    first = grade_bytes(zip_path.read_bytes(), base, LAB, heldout, None)
+    assert first["status"] == "graded", first.get("reason")
+    assert all(torch.equal(snapshot[n], p) for n, p in base["model"].state_dict().items())
+    again = grade_bytes(zip_path.read_bytes(), base, LAB, heldout, None)
+    assert again["after"] == first["after"] and again["score"] == first["score"]

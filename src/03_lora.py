@@ -20,7 +20,7 @@
 # You will write the LoRA layer, the wrapper around a frozen `nn.Linear`, and the function that
 # swaps it into the model; check three properties numerically (no-op at init, merge equivalence,
 # exact removal); and fine-tune the Lab 02 spam classifier with LoRA, filling the LoRA row of
-# Lab 02's ablation. *(Part B — LoRA with PEFT/TRL for instruction tuning — is not written yet.)*
+# Lab 02's ablation. Part B (`03b_lora_peft`) does the same with PEFT and TRL, for instruction tuning.
 #
 # **Time**: about 4 minutes on 2 CPU cores (`SMOKE = True`: under a minute).
 # **Expected**: r = 8 on `q_proj` and `v_proj` of all 30 blocks: 460,800 adapter parameters

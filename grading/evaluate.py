@@ -14,6 +14,7 @@ import torch
 from grading.validate import SubmissionError, check_adapter
 from utils.data import get_spec, load_split, read_jsonl
 from utils.paths import cache_dir
+from utils.results import write_json_atomic
 
 
 def load_heldout(dataset: str, path: Path | None = None) -> tuple[list[dict], str]:
@@ -50,10 +51,7 @@ def base_score(model, tokenizer, rubric: dict, rows: list[dict], heldout_hash: s
     if path.is_file():
         return json.loads(path.read_text())
     result = METRICS[rubric["dataset"]](model, tokenizer, rows, get_spec(rubric["dataset"]).fields)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(path)
+    write_json_atomic(path, result)
     return result
 
 

@@ -5,7 +5,6 @@ held-out examples or labels."""
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 GRADEBOOK_COLUMNS = ["student", "lab", "status", "score", "max_score", "before", "after", "gain", "reason", "submission"]
@@ -98,10 +97,3 @@ def gradescope_results(results: list[dict]) -> dict:
                           "output": r.get("reason", "")})
     return {"score": sum(r["score"] for r in results), "tests": tests, "visibility": "visible",
             "output": f"{len(results)} submission(s) graded on the held-out split"}
-
-
-def write_json(path: Path, data: dict) -> Path:
-    """Atomic JSON write (see utils.results.write_json_atomic)."""
-    from utils.results import write_json_atomic
-
-    return write_json_atomic(path, json.loads(json.dumps(data)))

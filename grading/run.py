@@ -22,8 +22,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grading.report import gradescope_results, write_feedback, write_gradebook, write_json  # noqa: E402
+from grading.report import gradescope_results, write_feedback, write_gradebook  # noqa: E402
 from grading.worker import Worker, WorkerFailed  # noqa: E402
+from utils.results import write_json_atomic  # noqa: E402
 
 GRADESCOPE_IN, GRADESCOPE_OUT = Path("/autograder/submission"), Path("/autograder/results/results.json")
 
@@ -59,7 +60,7 @@ def grade_one(worker: Worker, path: Path, out: Path, timeout: float, force: bool
     if not result.get("student"):  # the zip was unreadable: name the student from the file name
         result["lab"], result["student"] = names_from_filename(path.name, result.get("lab"))
     result.update(submission=path.name, sha256=sha, run_info=grading_info(worker))
-    write_json(stored, result)
+    write_json_atomic(stored, result)
     return result, True
 
 
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     results = grade_batch(zips, args.out, base=args.base, lab=args.lab, heldout=args.heldout, rubric=args.rubric,
                           workers=args.workers, timeout=args.timeout, force=args.force)
     if args.gradescope:
-        write_json(GRADESCOPE_OUT, gradescope_results(results))
+        write_json_atomic(GRADESCOPE_OUT, gradescope_results(results))
     print_table(results)
     print(f"\n{len(results)} submission(s); gradebook: {args.out / 'gradebook.csv'}; "
           f"feedback: {args.out / 'feedback'}; results: {args.out / 'results'}")

@@ -42,7 +42,10 @@ def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None,
         submission = load_submission(data, lab, state["base_id"], state["fingerprint"])
         manifest = submission.manifest
         result.update(lab=manifest["lab"], student=manifest["student"])
-        rubric = load_rubric(manifest["lab"], rubric_path)
+        try:
+            rubric = load_rubric(manifest["lab"], rubric_path)
+        except KeyError as exc:  # a lab without a rubric: the submission's problem, not the grader's
+            raise SubmissionError(exc.args[0]) from None
         result["max_score"] = max_score(rubric)
         rows, heldout_hash = load_heldout(rubric["dataset"], heldout)
         before = base_score(state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"])
@@ -50,11 +53,9 @@ def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None,
         points = score(rubric, before[rubric["metric"]], after[rubric["metric"]])
         result.update(status="graded", reason="", metric=rubric["metric"], before=before, after=after,
                       adapter=adapter, heldout={"items": len(rows), "sha256": heldout_hash}, **points)
-    except (SubmissionError, KeyError) as exc:
-        result["reason"] = str(exc.args[0]) if exc.args else type(exc).__name__
+    except SubmissionError as exc:
+        result["reason"] = str(exc)
         result["student"] = result["student"] or peek_student(data)
-        if isinstance(exc, KeyError) and "rubric" not in result["reason"]:
-            raise
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
 

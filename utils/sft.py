@@ -193,16 +193,15 @@ def build_trainer(model, tokenizer, train_dataset, settings: SFTSettings, eval_d
 
 
 def mask_prompts(trainer, tokenizer):
-    """Loss on the answers only: Unsloth's ``train_on_responses_only`` where installed, else the
-    kit's own ``response_only_labels``; then check no row lost every label."""
-    header = tokenizer.decode(response_template_ids(tokenizer))
+    """Loss on the answers only: Unsloth's ``train_on_responses_only`` where installed (it reads
+    the user and assistant headers from the model's chat template, ChatML or Llama 3 alike), else
+    the kit's own ``response_only_labels``; then check no row lost every label."""
     try:
         from unsloth.chat_templates import train_on_responses_only
     except ImportError:
         train_on_responses_only = None
     if train_on_responses_only is not None:
-        trainer = train_on_responses_only(trainer, instruction_part="<|im_start|>user\n",
-                                          response_part=header)
+        trainer = train_on_responses_only(trainer)
     else:
         ids = response_template_ids(tokenizer)
         trainer.train_dataset = trainer.train_dataset.map(

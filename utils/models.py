@@ -154,32 +154,41 @@ def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
-def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype):
-    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend)."""
+def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype, load_in_4bit: bool):
+    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend; 4-bit NF4 on request)."""
     from unsloth import FastLanguageModel
 
     return FastLanguageModel.from_pretrained(
-        model_name=name_or_path, max_seq_length=profile.max_seq_length, dtype=dtype,
-        load_in_4bit=profile.load_in_4bit,
+        model_name=name_or_path, max_seq_length=profile.max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit,
     )
 
 
-def load_with_transformers(name_or_path: str, dtype: torch.dtype):
-    """Load with plain transformers (the fallback when Unsloth is not installed)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_with_transformers(name_or_path: str, dtype: torch.dtype, load_in_4bit: bool = False):
+    """Load with plain transformers (the fallback when Unsloth is not installed); 4-bit is QLoRA's
+    NF4 with double quantization through bitsandbytes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+    quantization = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                       bnb_4bit_compute_dtype=dtype) if load_in_4bit else None)
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, quantization_config=quantization)
     return model, tokenizer
 
 
-def load_model(profile: str | Profile | None = None, backend: str = "auto"):
+def model_source(profile: str | Profile | None = None) -> str:
+    """Where a profile's model loads from: the converted embedded folder (``cpu``) or a hub id."""
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    return str(ensure_embedded_model()) if prof.name == "cpu" else prof.model_id
+
+
+def load_model(profile: str | Profile | None = None, backend: str = "auto", load_in_4bit: bool | None = None):
     """Return ``(model, tokenizer)`` for a profile, in eval mode, with eos/pad set.
 
     ``cpu`` loads the embedded SmolLM2-135M-Instruct (converted once to a cached fp32 folder);
     ``t4``/``a100`` load a hub model. ``backend``: ``"unsloth"``, ``"transformers"`` or ``"auto"``
     (Unsloth where installed, which on a CPU is its CPU backend; plain transformers where it is not
-    installed or fails to load on a CPU).
+    installed or fails to load on a CPU). ``load_in_4bit`` (default: the profile's) quantizes the
+    linear layers to NF4 with bitsandbytes — QLoRA's base model.
     """
     from utils.hardware import check_fits, choose_dtype, detect_hardware
 
@@ -189,20 +198,21 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto"):
     hw = detect_hardware()
     check_fits(prof, hw)
     dtype = choose_dtype(hw.device, hw.compute_capability) if prof.device == "cuda" else torch.float32
-    source = str(ensure_embedded_model()) if prof.name == "cpu" else prof.model_id
+    source = model_source(prof)
+    four_bit = prof.load_in_4bit if load_in_4bit is None else load_in_4bit
     use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())
     if prof.device == "cuda" and not use_unsloth:
         raise MissingPackageError("GPU profiles load through Unsloth: pip install unsloth")
     model = None
     if use_unsloth:
         try:
-            model, tokenizer = load_with_unsloth(source, prof, dtype)
+            model, tokenizer = load_with_unsloth(source, prof, dtype, four_bit)
         except (ImportError, RuntimeError, NotImplementedError) as exc:
             if backend == "unsloth" or prof.device == "cuda":
                 raise
             print(f"[model] Unsloth's CPU backend failed ({type(exc).__name__}: {exc}); using plain transformers")
     if model is None:
-        model, tokenizer = load_with_transformers(source, dtype)
+        model, tokenizer = load_with_transformers(source, dtype, four_bit)
         model._ftkit_backend = "transformers"
     else:
         model._ftkit_backend = "unsloth"

@@ -73,6 +73,39 @@ def plot_heatmap(rows: list, cols: list, values: list[list[float]], path: Path, 
     return save_figure(fig, path)
 
 
+def plot_histograms(series: dict[str, list[float]], path: Path, *, title: str, xlabel: str, bins: int = 80,
+                    log: bool = True) -> Path:
+    """Overlaid step histograms, one per named series (log counts by default: tails matter)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, values in series.items():
+        ax.hist(values, bins=bins, histtype="step", linewidth=1.5, label=name, log=log)
+    ax.set(title=title, xlabel=xlabel, ylabel="count")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_stacked_bars(bars: list[str], parts: dict[str, list[float]], path: Path, *, title: str,
+                      ylabel: str, line: tuple[str, float] | None = None) -> Path:
+    """One stacked bar per name, ``parts[part][i]`` the height of that part in bar ``i``, the total
+    printed on top; an optional dashed ``(label, value)`` line (e.g. a GPU's memory)."""
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(bars) + 2), 4.4))
+    bottom = [0.0] * len(bars)
+    for name, values in parts.items():
+        ax.bar(range(len(bars)), values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    for i, total in enumerate(bottom):
+        ax.annotate(f"{total:.1f}", (i, total), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+    if line:
+        ax.axhline(line[1], linestyle="--", color="grey", linewidth=1)
+        ax.annotate(line[0], (len(bars) - 0.5, line[1]), textcoords="offset points", xytext=(0, 3), ha="right",
+                    fontsize=8, color="grey")
+    ax.set_xticks(range(len(bars)), bars, rotation=15, ha="right", fontsize=8)
+    ax.set(title=title, ylabel=ylabel)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 def save_figure(fig, path: Path) -> Path:
     """Save, close (so notebooks don't draw twice) and return the path."""
     path = Path(path)

@@ -39,7 +39,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "t4": Profile(
         name="t4",
-        model_id="unsloth/Llama-3.2-3B-Instruct-bnb-4bit",
+        model_id="unsloth/Llama-3.2-3B-Instruct",  # load_in_4bit: Unsloth fetches its pre-quantized copy
         device="cuda",
         load_in_4bit=True,
         min_memory_gb=14.0,

@@ -171,11 +171,11 @@ def training_precision(model) -> dict:
     return {"fp16": on_gpu and dtype == torch.float16, "bf16": on_gpu and dtype == torch.bfloat16}
 
 
-def build_trainer(model, tokenizer, train_dataset, settings: SFTSettings, eval_dataset=None):
-    """An ``SFTTrainer`` with the loss on the assistant answers only, labels checked."""
-    from trl import SFTConfig, SFTTrainer
+def sft_config(model, settings: SFTSettings):
+    """TRL's ``SFTConfig`` for ``settings``: no checkpoints or reporting, precision from the weights."""
+    from trl import SFTConfig
 
-    config = SFTConfig(
+    return SFTConfig(
         output_dir=str(_scratch_dir()), dataset_text_field="text", max_length=settings.max_length,
         per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
@@ -185,10 +185,16 @@ def build_trainer(model, tokenizer, train_dataset, settings: SFTSettings, eval_d
         gradient_checkpointing=settings.gradient_checkpointing, disable_tqdm=False,
         **training_precision(model),
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train_dataset,
+
+
+def build_trainer(model, tokenizer, train_dataset, settings: SFTSettings, eval_dataset=None):
+    """An ``SFTTrainer`` with the loss on the assistant answers only, labels checked."""
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(model=model, args=sft_config(model, settings), train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=tokenizer)
     trainer = mask_prompts(trainer, tokenizer)
-    _keep_adapters_fp32(trainer.model)
+    keep_adapters_fp32(trainer.model)
     return trainer
 
 
@@ -210,7 +216,7 @@ def mask_prompts(trainer, tokenizer):
     return trainer
 
 
-def _keep_adapters_fp32(model) -> None:
+def keep_adapters_fp32(model) -> None:
     """TRL casts LoRA weights of quantized models to bf16; on a CPU bf16 is emulated (~100x slower
     matmuls), so trainable parameters go back to fp32 there. GPUs keep TRL's choice."""
     for param in model.parameters():

@@ -1,0 +1,477 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Lab 04 — QLoRA through Unsloth: 4-bit base, 16-bit adapters
+#
+# {{colab_badge}}
+#
+# QLoRA (Dettmers et al., 2023) freezes the base model in **4-bit NF4** and trains LoRA adapters on
+# top in 16/32-bit. On a GPU that is what lets a 7–8B model train on one 16–24 GB card. This lab
+# walks the **Unsloth** workflow end to end — `FastLanguageModel.from_pretrained(load_in_4bit=True)`,
+# `get_peft_model`, TRL's `SFTTrainer`, `train_on_responses_only`, `for_inference`, saving the
+# adapter and a merged 16-bit model — on the same extraction task as Lab 03B, so the scores compare.
+#
+# You will: quantize a real weight matrix to NF4 by hand and match bitsandbytes bit for bit
+# (task 4.1), count bytes per parameter (4.2), see why LLM.int8() keeps outlier features in 16-bit
+# (4.3), then train LoRA and QLoRA with the same budget and measure memory, time and score side by
+# side — and estimate what the same runs need on a Colab T4 or A100.
+#
+# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
+# little: read section 5 for why, and section 6 for what it saves on a GPU.
+
+# %% tags=["colab-install"]
+# (filled in by tools/build_labs.py)
+
+# %% tags=["parameters"]
+import os
+
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a handful of examples and steps, < 2 minutes
+SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation and batch order
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
+
+# %%
+from utils.hardware import preflight
+
+hardware = preflight(PROFILE)
+
+# %%
+import time
+
+import torch
+from peft import PeftModel
+
+from utils import sft
+from utils.checks import check_close, check_equal, report
+from utils.data import dataset_fingerprint, get_spec, load_split
+from utils.evaluation import evaluate_extraction, teacher_forced_match
+from utils.memory import (
+    GB,
+    SHAPES,
+    PeakMemory,
+    estimate_memory,
+    memory_now,
+    release_memory,
+    weight_bytes,
+)
+from utils.models import load_model, model_fingerprint, model_source, set_special_tokens
+from utils.plotting import plot_grouped_bars, plot_histograms, plot_stacked_bars, show
+from utils.profiles import get_profile
+from utils.quantization import (
+    NF4_LEVELS,
+    bitsandbytes_nf4_roundtrip,
+    int8_absmax_matmul,
+    int8_outlier_matmul,
+    nf4_bytes_per_parameter,
+    nf4_dequantize,
+    nf4_quantize,
+)
+from utils.results import format_table, lab_output_dir, run_info, save_results
+from utils.submission import make_submission
+
+LAB = "04_qlora_unsloth"
+OUT = lab_output_dir(LAB)
+ON_GPU = hardware.device == "cuda"
+lab_start = time.perf_counter()
+print(memory_now())
+
+# %% [markdown]
+# ## 1. The data and the 16-bit base model's zero-shot score
+# The same sentences as Lab 03B (who / what / when / where as JSON; test shapes never seen in
+# training), the same prompts and the same evaluation function.
+
+# %%
+FIELDS = get_spec("news_events").fields
+splits = {name: load_split("news_events", name) for name in ("train", "validation", "test")}
+if SMOKE:
+    splits = {"train": splits["train"][:32], "validation": splits["validation"][:6], "test": splits["test"][:6]}
+print({name: len(rows) for name, rows in splits.items()})
+
+base, tokenizer = load_model(PROFILE, load_in_4bit=False)
+BASE_FINGERPRINT = model_fingerprint(base)
+
+
+def prompts_for(rows):
+    """Generation prompts (chat template, assistant header open) for extraction rows."""
+    return [sft.chat_text(tokenizer, sft.extraction_messages(r, FIELDS, with_answer=False)) for r in rows]
+
+
+test_prompts, test_targets = prompts_for(splits["test"]), [r["target"] for r in splits["test"]]
+val_prompts = prompts_for(splits["validation"][:45])
+val_answers = [sft.target_json(r["target"], FIELDS) for r in splits["validation"][:45]]
+before = evaluate_extraction(base, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
+print(f"zero-shot (16/32-bit base): JSON valid {before['json_valid']:.2f}, exact match {before['exact_match']:.2f}")
+
+# %% [markdown]
+# ## 2. NF4: 4-bit NormalFloat
+# Trained weights are roughly normally distributed around 0. NF4 has 16 levels placed at quantiles
+# of a normal distribution (rescaled to [-1, 1], with an exact 0), so each level is used about
+# equally often. A weight is stored as the index of its nearest level (4 bits); each **block** of
+# 64 weights also stores its absolute maximum, which scales the block to [-1, 1].
+#
+# ### Task 4.1 — quantize one block
+# Given `block` (64 floats), return `codes` (the index 0–15 of the nearest entry of `NF4_LEVELS` to
+# each `weight / absmax`, as `torch.uint8`) and `absmax` (a 0-d tensor: the largest |weight|).
+
+# %%
+print("NF4 levels:", [round(v, 4) for v in NF4_LEVELS.tolist()])
+
+
+def nf4_quantize_block(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # BEGIN SOLUTION
+    absmax = block.abs().max()
+    codes = (block[:, None] / absmax - NF4_LEVELS).abs().argmin(dim=1).to(torch.uint8)
+    return codes, absmax
+    # END SOLUTION
+
+
+# %%
+LAYER = len(base.model.layers) // 2
+weight = base.model.layers[LAYER].mlp.down_proj.weight.detach().float()
+print(f"layer {LAYER} mlp.down_proj: {tuple(weight.shape)}, {weight.numel():,} weights, std {weight.std():.4f}")
+codes, absmax = nf4_quantize(weight)  # the kit's blockwise version
+your_codes, your_absmax = nf4_quantize_block(weight.flatten()[:64].clone())
+dequantized = nf4_dequantize(codes, absmax, weight.shape)
+by_bitsandbytes = bitsandbytes_nf4_roundtrip(weight)
+check_close("NF4", float((dequantized - by_bitsandbytes).abs().max()), 0.0, tol=1e-6,
+            what="max |kit - bitsandbytes| after quantize + dequantize")
+check_equal("Task 4.1", your_codes.tolist(), codes[0].tolist(), what="codes of the first block")
+check_close("Task 4.1", float(your_absmax), float(absmax[0]), tol=1e-7, what="absmax of the first block")
+
+# %% [markdown]
+# How good is it? The same matrix with 16 **evenly spaced** 4-bit levels (absmax, the obvious
+# choice) for comparison:
+
+# %%
+def uniform4_roundtrip(w: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
+    """Blockwise absmax quantization to 16 evenly spaced levels in [-1, 1], and back."""
+    blocks = w.flatten().view(-1, blocksize)
+    scale = blocks.abs().amax(dim=1, keepdim=True)
+    levels = torch.linspace(-1, 1, 16)
+    return levels[(blocks[..., None] / scale[..., None] - levels).abs().argmin(-1)].mul(scale).view(w.shape)
+
+
+uniform = uniform4_roundtrip(weight)
+errors = {"NF4": (dequantized - weight).flatten(), "uniform 4-bit": (uniform - weight).flatten()}
+quant_rows = [{"format": name, "mean |error|": float(e.abs().mean()), "max |error|": float(e.abs().max()),
+               "relative error": float(e.norm() / weight.norm())} for name, e in errors.items()]
+print(format_table(quant_rows, ["format", "mean |error|", "max |error|", "relative error"], floats="{:.5f}"))
+report("NF4", quant_rows[0]["relative error"] < quant_rows[1]["relative error"],
+       "NF4's error is smaller than evenly spaced 4-bit levels on a real weight matrix",
+       "NF4 did not beat evenly spaced levels here")
+show(plot_histograms({name: e.tolist() for name, e in errors.items()}, OUT / "nf4_error_histogram.png",
+                     title=f"quantization error, layer {LAYER} down_proj", xlabel="dequantized - original"))
+
+# %% [markdown]
+# ### Task 4.2 — bytes per parameter
+# With blocks of 64, each weight costs 4 bits plus its share of the block's fp32 absmax. **Double
+# quantization** stores the absmaxes themselves in 8 bits, with one fp32 scale per 256 blocks.
+# Write both costs in bytes per parameter.
+
+# %%
+# BEGIN SOLUTION: nf4_bytes, nf4_double_quant_bytes = ..., ...
+nf4_bytes = (4 + 32 / 64) / 8
+nf4_double_quant_bytes = (4 + 8 / 64 + 32 / (64 * 256)) / 8
+# END SOLUTION
+check_close("Task 4.2", nf4_bytes, nf4_bytes_per_parameter(), tol=1e-9, what="NF4 bytes per parameter")
+check_close("Task 4.2", nf4_double_quant_bytes, nf4_bytes_per_parameter(double_quant=True), tol=1e-9,
+            what="NF4 + double quantization bytes per parameter")
+params_7b = SHAPES["llama-2-7b"].params()
+print(format_table([{"format": f, "bytes/param": b, "7B model (GB)": b * params_7b / GB} for f, b in
+                    [("fp32", 4.0), ("fp16 / bf16", 2.0), ("int8", 1.0), ("NF4", nf4_bytes_per_parameter()),
+                     ("NF4 + double quant", nf4_bytes_per_parameter(double_quant=True))]],
+                   ["format", "bytes/param", "7B model (GB)"]))
+
+# %% [markdown]
+# ## 3. LLM.int8() and outlier features
+# 8-bit quantization scales each row by its absolute maximum. Transformers grow a few hidden
+# **feature dimensions with huge values** (Dettmers et al., 2022); one such value in a row squeezes
+# every other value of the row into a handful of int8 levels. LLM.int8() finds the feature columns
+# with any |value| ≥ 6, multiplies those in 16-bit, and the rest in int8.
+#
+# Here are real inputs to the MLP's `down_proj` in every block of the base model (captured with
+# forward hooks); we keep the block whose input has the largest value:
+
+# %%
+captured = {}
+hooks = [layer.mlp.down_proj.register_forward_hook(
+    lambda module, args, output, i=i: captured.update({i: args[0].detach().flatten(0, 1).float().cpu()}))
+    for i, layer in enumerate(base.model.layers)]
+with torch.no_grad():
+    batch = tokenizer([r["text"] for r in splits["train"][:8]], return_tensors="pt", padding=True)
+    base(**batch.to(base.device))
+for hook in hooks:
+    hook.remove()
+INT8_LAYER = max(captured, key=lambda i: float(captured[i].abs().max()))
+x = captured[INT8_LAYER]
+w_lin = base.model.layers[INT8_LAYER].mlp.down_proj.weight.detach().float().cpu()
+column_max = x.abs().amax(dim=0)
+print(f"block {INT8_LAYER} down_proj inputs {tuple(x.shape)}: median column max {column_max.median():.2f}, "
+      f"largest {column_max.max():.1f} (columns {column_max.topk(3).indices.tolist()})")
+
+# %% [markdown]
+# ### Task 4.3 — which columns are outliers?
+# Return a boolean mask over the feature columns of `x`: True where any value in that column has
+# |value| ≥ `threshold`.
+
+# %%
+def outlier_columns(x: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
+    # BEGIN SOLUTION
+    return (x.abs() >= threshold).any(dim=0)
+    # END SOLUTION
+
+
+# %%
+mask = outlier_columns(x)
+check_equal("Task 4.3", int(mask.sum()), int((x.abs() >= 6.0).any(dim=0).sum()), what="number of outlier columns")
+exact = x @ w_lin.T
+plain = int8_absmax_matmul(x, w_lin)
+decomposed, n_outliers = int8_outlier_matmul(x, w_lin, threshold=6.0)
+int8_rows = [{"method": "int8 absmax, every column", "relative error": float((plain - exact).norm() / exact.norm())},
+             {"method": f"LLM.int8(): {n_outliers} of {x.shape[1]} columns in 16-bit",
+              "relative error": float((decomposed - exact).norm() / exact.norm())}]
+print(format_table(int8_rows, ["method", "relative error"], floats="{:.5f}"))
+report("int8", n_outliers > 0 and int8_rows[1]["relative error"] < int8_rows[0]["relative error"],
+       f"keeping {n_outliers} outlier columns in 16-bit cuts the error "
+       f"{int8_rows[0]['relative error'] / max(int8_rows[1]['relative error'], 1e-12):.0f}×",
+       "no outlier columns here, or the decomposition did not help")
+del base
+release_memory()
+
+# %% [markdown]
+# ## 4. QLoRA, the Unsloth way
+# `load_in_4bit=True` quantizes every linear layer of the blocks to NF4 (bitsandbytes, blocks of 64,
+# double quantization) as it loads; embeddings, norms and the LM head stay in 16/32-bit. On a CPU
+# this runs on Unsloth's CPU backend, on a GPU on its kernels — the same calls.
+
+# %%
+SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=sft.ALL_LINEAR, learning_rate=1e-3, epochs=1,
+                           batch_size=8, max_steps=4 if SMOKE else -1, seed=SEED, gradient_checkpointing=ON_GPU)
+train_data = sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
+qlora_memory = PeakMemory().start()
+
+# %%
+from unsloth import FastLanguageModel  # noqa: E402
+from unsloth.chat_templates import train_on_responses_only  # noqa: E402
+
+model, tokenizer = FastLanguageModel.from_pretrained(
+    model_name=model_source(PROFILE), max_seq_length=get_profile(PROFILE).max_seq_length,
+    dtype=hardware.dtype, load_in_4bit=True,
+)
+if PROFILE == "cpu":
+    set_special_tokens(tokenizer, model)  # the embedded GGUF's eos/pad fix (Lab 00)
+print(type(model.model.layers[0].mlp.down_proj).__name__, "| weights in memory:", f"{weight_bytes(model) / GB:.3f} GB")
+
+model = FastLanguageModel.get_peft_model(
+    model, r=SETTINGS.r, lora_alpha=SETTINGS.alpha, lora_dropout=0.0, bias="none",
+    target_modules=list(SETTINGS.target_modules), random_state=SEED,
+    use_gradient_checkpointing="unsloth" if SETTINGS.gradient_checkpointing else False,
+)
+
+# %% [markdown]
+# Before training: how much did 4-bit cost the base model? The answer loss on validation
+# sentences (teacher-forced) with the adapters switched off:
+
+# %%
+with model.disable_adapter():
+    base_4bit_val = teacher_forced_match(model, tokenizer, val_prompts, val_answers, progress=False)
+print(f"4-bit base: validation answer loss {base_4bit_val['answer_loss']:.3f}")
+
+# %% [markdown]
+# TRL's `SFTTrainer` with the kit's `SFTConfig` (precision from the weights: fp32 on a CPU, fp16 on
+# a T4, bf16 on an A100), then Unsloth's `train_on_responses_only` (Lab 03B's mask), then two
+# checks: no row lost every label, and on a CPU the adapters are kept in fp32 — TRL casts them to
+# bf16 next to a quantized base, and bf16 is emulated (~100× slower) on this kind of CPU.
+
+# %%
+from trl import SFTTrainer  # noqa: E402
+
+trainer = SFTTrainer(model=model, args=sft.sft_config(model, SETTINGS), train_dataset=train_data,
+                     processing_class=tokenizer)
+trainer = train_on_responses_only(trainer)  # reads the user/assistant headers from the chat template
+sft.check_labels(trainer.train_dataset["labels"])
+sft.keep_adapters_fp32(trainer.model)
+print("adapter dtypes:", sorted({str(p.dtype) for p in model.parameters() if p.requires_grad}))
+print(memory_now())
+
+# %%
+qlora_history = sft.train(trainer)
+qlora_peak = qlora_memory.stop()
+print(f"{qlora_history['global_steps']} steps in {qlora_history['seconds']:.0f} s; "
+      f"loss {qlora_history['loss'][0]:.3f} -> {qlora_history['loss'][-1]:.4f}; peak {qlora_peak['peak_gb']:.2f} GB")
+print(memory_now())
+
+# %%
+FastLanguageModel.for_inference(model)  # Unsloth's fast generation path (on a GPU)
+qlora_after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
+print(f"QLoRA: JSON valid {qlora_after['json_valid']:.2f}, exact match {qlora_after['exact_match']:.3f}")
+model.save_pretrained(str(OUT / "adapter_qlora"))  # adapter_config.json + adapter_model.safetensors
+qlora_row = {"method": "QLoRA (NF4 base)", "weights GB": weight_bytes(model) / GB,
+             "peak GB": qlora_peak["peak_gb"], "s/step": qlora_history["seconds"] / qlora_history["global_steps"],
+             "trainable": sft.trainable_parameters(model)[0], "exact match": qlora_after["exact_match"],
+             "json valid": qlora_after["json_valid"]}
+del model, trainer
+release_memory()
+
+# %% [markdown]
+# ## 5. LoRA vs QLoRA, same task, same budget
+# The same settings, data order and seed on the 16/32-bit base (the kit's `sft.add_lora` and
+# `sft.build_trainer` make the same calls as section 4). Memory is measured the same way for both:
+# from before loading to the end of training.
+
+# %%
+lora_memory = PeakMemory().start()
+model, tokenizer = load_model(PROFILE, load_in_4bit=False)
+model = sft.add_lora(model, SETTINGS)
+with model.disable_adapter():
+    base_16bit_val = teacher_forced_match(model, tokenizer, val_prompts, val_answers, progress=False)
+trainer = sft.build_trainer(model, tokenizer, train_data, SETTINGS)
+lora_history = sft.train(trainer)
+lora_peak = lora_memory.stop()
+lora_after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
+lora_row = {"method": f"LoRA ({str(hardware.dtype).replace('torch.', '')} base)", "weights GB": weight_bytes(model) / GB,
+            "peak GB": lora_peak["peak_gb"], "s/step": lora_history["seconds"] / lora_history["global_steps"],
+            "trainable": sft.trainable_parameters(model)[0], "exact match": lora_after["exact_match"],
+            "json valid": lora_after["json_valid"]}
+del model, trainer
+release_memory()
+
+# %%
+COMPARE = ["method", "weights GB", "peak GB", "s/step", "trainable", "exact match", "json valid"]
+comparison = [lora_row, qlora_row]
+print(f"memory: {qlora_peak['kind']}; zero-shot exact match {before['exact_match']:.3f} for both bases")
+print(format_table(comparison, COMPARE))
+print(f"validation answer loss of the untrained base: 16/32-bit {base_16bit_val['answer_loss']:.3f}, "
+      f"4-bit {base_4bit_val['answer_loss']:.3f}")
+gap = abs(lora_row["exact match"] - qlora_row["exact match"])
+report("QLoRA", SMOKE or gap <= 0.02, f"QLoRA's exact match is within {100 * gap:.1f} points of LoRA's",
+       f"QLoRA's exact match differs from LoRA's by {100 * gap:.1f} points (target: 2)")
+show(plot_grouped_bars(["weights GB", "peak GB", "s/step", "exact match"],
+                       {r["method"]: [r[k] for k in ("weights GB", "peak GB", "s/step", "exact match")]
+                        for r in comparison}, OUT / "lora_vs_qlora.png",
+                       title=f"LoRA vs QLoRA on {hardware.device} ({len(test_targets)} test sentences)", ylabel="",
+                       ylim=None))
+
+# %% [markdown]
+# **Reading the numbers** (on the embedded model, 2 CPU cores — compare with your table):
+# - The **weights** shrink as promised: the 30 blocks' linear layers go from 4 bytes to ~0.52 byte
+#   per parameter. But this model is small and its vocabulary large: the 28M-parameter embedding
+#   (tied with the LM head) stays in full precision and is ~¼ of the fp32 model, so the whole
+#   model shrinks ~3×, not 8×.
+# - The **peak** hardly moves: at 135M parameters the peak is made of activations and
+#   logits over a 49k-token vocabulary (8 sequences × up to ~100 tokens × 49,152 × 4 bytes, several
+#   copies), the loading transient and the Python/PyTorch runtime — not weights.
+# - Each **step** is a little slower in 4-bit: every matmul first dequantizes its weight block by
+#   block; on a GPU that costs ~30 % more time (the seeds' Llama-2-7B: ~6 GB less memory, ~30 % more
+#   time), on this CPU about as much.
+# - The **score** is the same within a couple of points: the adapters learn around the quantization
+#   error (the 4-bit base starts with a slightly higher answer loss).
+#
+# ## 6. What the same run needs on a GPU (estimated)
+# `utils.memory.estimate_memory` adds up weights, LoRA weights, gradients, AdamW state and saved
+# activations from the model's shape (tested against published figures: a 7B model in fp16 needs
+# ~15 GB to load; a 16 GB GPU trains ~1B parameters in full; Llama-2-7B QLoRA r = 256 ≈ 17.9 GB).
+# These are **estimates**, not measurements:
+
+# %%
+GPU_RUN = {"lora_r": SETTINGS.r, "lora_targets": SETTINGS.target_modules, "batch_size": SETTINGS.batch_size,
+           "seq_len": 256, "gradient_checkpointing": True}
+estimates = []
+for key in ("llama-2-7b", "llama-3.2-3b", "llama-3.1-8b"):
+    shape = SHAPES[key]
+    for method, weights in (("full", "fp32"), ("lora", "bf16"), ("lora", "nf4-dq")):
+        est = estimate_memory(shape, method=method, weights=weights, **GPU_RUN)
+        label = {"full": "full FT (mixed precision)", "bf16": "LoRA, 16-bit base", "nf4-dq": "QLoRA, NF4 base"}
+        estimates.append({"model": shape.name, "method": label["full" if method == "full" else weights],
+                          **{k: round(v, 2) for k, v in est.as_dict().items() if k != "trainable_params"}})
+EST_COLUMNS = ["model", "method", "weights", "trainable_weights", "gradients", "optimizer", "activations", "total"]
+print("ESTIMATED GPU memory (GB), batch 8 × 256 tokens, gradient checkpointing, AdamW:")
+print(format_table(estimates, EST_COLUMNS, floats="{:.1f}"))
+parts = ["weights", "trainable_weights", "gradients", "optimizer", "activations", "overhead"]
+shown = [e for e in estimates if e["method"] != "full FT (mixed precision)"]
+show(plot_stacked_bars([f"{e['model']}\n{e['method']}" for e in shown], {p: [e[p] for e in shown] for p in parts},
+                       OUT / "gpu_memory_estimate.png", title="ESTIMATED GPU memory for this lab's run",
+                       ylabel="GB", line=("T4: 16 GB", 16.0)))
+
+# %% [markdown]
+# ## 7. Save: adapter, merged 16-bit model, GGUF
+# On a GPU, Unsloth merges the adapter into a 16-bit copy of the base (`save_pretrained_merged`)
+# and can export GGUF for llama.cpp/Ollama. Merging into the 4-bit weights themselves would
+# re-quantize the sum and lose the adapter's small updates, so the merged model is 16-bit. On a CPU,
+# Unsloth refuses to merge a 4-bit model; the kit does the same thing by hand: load the base in
+# full precision, apply the saved adapter with PEFT, `merge_and_unload`, save — then checks that
+# the merged model still scores like the QLoRA model it came from.
+
+# %%
+merged_dir = OUT / "merged_16bit"
+base, tokenizer = load_model(PROFILE, load_in_4bit=False)
+served = PeftModel.from_pretrained(base, str(OUT / "adapter_qlora"))
+probe = tokenizer(test_prompts[:4], return_tensors="pt", padding=True, add_special_tokens=False).to(base.device)
+with torch.no_grad():
+    logits_adapter = served(**probe).logits.float()
+    merged = served.merge_and_unload()
+    logits_merged = merged(**probe).logits.float()
+check_close("merge", float((logits_adapter - logits_merged).abs().max()), 0.0, tol=1e-2 if ON_GPU else 1e-3,
+            what="max |merged - adapter| logit")
+merged.save_pretrained(str(merged_dir))
+tokenizer.save_pretrained(str(merged_dir))
+print(f"merged model: {merged_dir} ({sum(p.stat().st_size for p in merged_dir.glob('*')) / 1e6:.0f} MB)")
+merged_after = evaluate_extraction(merged, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
+print(f"merged model (QLoRA adapter on the {str(hardware.dtype).replace('torch.', '')} base): "
+      f"exact match {merged_after['exact_match']:.3f} (QLoRA model: {qlora_after['exact_match']:.3f})")
+if ON_GPU:
+    try:
+        merged.save_pretrained_gguf(str(OUT / "gguf"), tokenizer, quantization_method="q4_k_m")
+        print(f"GGUF written to {OUT / 'gguf'}")
+    except Exception as error:  # needs llama.cpp, which Unsloth downloads and builds
+        print(f"GGUF export skipped: {type(error).__name__}: {error}")
+else:
+    print("GGUF export skipped: Unsloth's save_pretrained_gguf builds llama.cpp from GitHub (a GPU runtime with "
+          "internet, e.g. Colab); run this lab with PROFILE='t4' or 'a100' there to export it.")
+del served, merged, base
+release_memory()
+
+# %%
+info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "settings": SETTINGS.to_dict(), "gpu_run": {
+                    **GPU_RUN, "lora_targets": list(GPU_RUN["lora_targets"])}},
+                seed=SEED, device=hardware.device, dtype=hardware.dtype, model_fingerprint=BASE_FINGERPRINT,
+                dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()})
+strip = ("outputs", "correct")
+results = {"lab": LAB, "before": {k: v for k, v in before.items() if k not in strip},
+           "qlora_after": {k: v for k, v in qlora_after.items() if k not in strip},
+           "lora_after": {k: v for k, v in lora_after.items() if k not in strip},
+           "merged_after": {k: v for k, v in merged_after.items() if k not in strip},
+           "comparison": comparison, "memory_kind": qlora_peak["kind"],
+           "base_val_answer_loss": {"16/32-bit": base_16bit_val["answer_loss"], "4-bit": base_4bit_val["answer_loss"]},
+           "nf4": quant_rows, "int8": int8_rows, "gpu_estimates": estimates,
+           "qlora_loss": qlora_history["loss"], "lora_loss": lora_history["loss"],
+           "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+save_results(OUT / "results.json", results, info)
+print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
+
+# %% [markdown]
+# ## Hand in
+# The zip holds your **QLoRA** adapter and a manifest. The grader merges it into the
+# full-precision base (as section 7 does) and scores it on a held-out split you never see.
+
+# %%
+submission = make_submission(LAB, STUDENT_ID, {"adapter": OUT / "adapter_qlora"}, info,
+                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
+                             training_config=SETTINGS.to_dict(), loss=qlora_history["loss"])
+
+# %% [markdown]
+# ## Takeaways
+# - NF4 spends its 16 levels where normally distributed weights are; blockwise absmax scaling and
+#   double quantization bring a weight to ~0.52 byte. LLM.int8() handles the few huge activation
+#   features by leaving them in 16-bit.
+# - QLoRA trains 16/32-bit adapters on a frozen 4-bit base and scores like LoRA. Its win is memory
+#   **on big models on a GPU** (weights are most of the memory there); on a 135M model on a CPU,
+#   activations, logits and the runtime dominate and 4-bit buys almost nothing.
+# - Merge into a 16-bit base, never into the 4-bit weights.

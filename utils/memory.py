@@ -1,0 +1,250 @@
+"""GPU memory estimates for loading and fine-tuning a decoder LLM, and peak-memory measurement.
+
+``estimate_memory`` adds up what a training step keeps in memory — weights, trainable copies,
+gradients, optimizer state, saved activations, logits and a fixed CUDA overhead — from the model's
+shape and the run's settings. It is an estimate (allocator fragmentation, kernels' workspaces and
+framework versions move real figures by ~10 %), checked in tests against published measurements.
+``PeakMemory`` measures: peak reserved GPU memory, or peak RSS on a CPU.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+import psutil
+import torch
+
+GB = 1e9
+CUDA_OVERHEAD_GB = 0.75  # CUDA context + cuBLAS workspaces + allocator slack on a fresh process
+ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("gate_proj", "up_proj", "down_proj")
+ALL_LINEAR = ATTENTION + MLP
+
+# bytes per stored weight; nf4 = 4 bits + the block's absmax (fp32 per 64 weights, or with double
+# quantization an 8-bit absmax per 64 plus an fp32 scale per 256 blocks — QLoRA paper, section 3)
+WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0 + 4 / 4096,
+                "nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (64 * 256)) / 8}
+OPTIMIZER_STATES = {"adamw": 2, "adamw-8bit": 2, "sgd-momentum": 1, "sgd": 0}  # states per trainable parameter
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers of a Llama-style decoder that memory depends on."""
+
+    name: str
+    layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+    heads: int
+    kv_heads: int
+    tied_embeddings: bool = False
+
+    @property
+    def kv_dim(self) -> int:
+        return self.hidden // self.heads * self.kv_heads
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in, out) features of each linear layer of one block."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_dim
+        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    def block_linear_params(self) -> int:
+        return sum(a * b for a, b in self.linear_shapes().values())
+
+    def embedding_params(self) -> int:
+        """Input embedding plus output head (one matrix when tied)."""
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+    def params(self) -> int:
+        """Total parameters (norms included)."""
+        return self.layers * (self.block_linear_params() + 2 * self.hidden) + self.embedding_params() + self.hidden
+
+    def lora_params(self, r: int, targets=ALL_LINEAR, lm_head: bool = False) -> int:
+        """LoRA A and B parameters for rank ``r`` on ``targets`` in every block (and the head)."""
+        shapes = self.linear_shapes()
+        unknown = sorted(set(targets) - set(shapes))
+        if unknown:
+            raise ValueError(f"unknown target modules {unknown}; choose from {sorted(shapes)}")
+        per_block = sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
+        return self.layers * per_block + (r * (self.hidden + self.vocab) if lm_head else 0)
+
+
+SHAPES = {
+    "smollm2-135m": ModelShape("SmolLM2-135M", 30, 576, 1536, 49152, 9, 3, tied_embeddings=True),
+    "tinyllama-1.1b": ModelShape("TinyLlama-1.1B", 22, 2048, 5632, 32000, 32, 4),
+    "llama-3.2-3b": ModelShape("Llama-3.2-3B", 28, 3072, 8192, 128256, 24, 8, tied_embeddings=True),
+    "llama-2-7b": ModelShape("Llama-2-7B", 32, 4096, 11008, 32000, 32, 32),
+    "llama-3.1-8b": ModelShape("Llama-3.1-8B", 32, 4096, 14336, 128256, 32, 8),
+}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated GPU memory in GB, by component."""
+
+    weights: float
+    trainable_weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    overhead: float
+    trainable_params: int
+
+    @property
+    def total(self) -> float:
+        return (self.weights + self.trainable_weights + self.gradients + self.optimizer + self.activations
+                + self.overhead)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "total": self.total}
+
+
+def estimate_memory(shape: ModelShape, *, method: str = "lora", weights: str = "bf16", lora_r: int = 16,
+                    lora_targets=ALL_LINEAR, lora_lm_head: bool = False, trainable_bytes: float = 4.0,
+                    optimizer: str = "adamw", batch_size: int = 1, seq_len: int = 512,
+                    gradient_checkpointing: bool = False, activation_bytes: float = 2.0,
+                    overhead_gb: float = CUDA_OVERHEAD_GB) -> MemoryEstimate:
+    """Estimate peak GPU memory of ``method`` = "inference", "full" or "lora" (QLoRA = lora + nf4).
+
+    - weights: block linears in ``weights`` precision (nf4/int8 quantize linears only; embeddings,
+      head and norms stay 16-bit), or everything in ``weights`` for full fine-tuning.
+    - trainable: LoRA A/B (or, for full fine-tuning with 16-bit weights, an fp32 master copy when
+      ``trainable_bytes`` is 4) — gradients and optimizer states (2 for AdamW, 1 byte each when 8-bit) in ``trainable_bytes``.
+    - activations (training): what backward needs per token and block, ``activation_bytes`` each:
+      6·hidden (norm inputs, q/k/v, attention output) + 4·intermediate (gate, up, act, product),
+      flash/SDPA attention so nothing quadratic in the sequence; with checkpointing only each block's
+      input plus one block's activations. Logits: fp32 values and gradient over the vocabulary.
+    - inference: the KV cache of one ``seq_len`` sequence per batch row, and one block's activations.
+    """
+    if method not in ("inference", "full", "lora"):
+        raise ValueError(f"method must be 'inference', 'full' or 'lora', got {method!r}")
+    if weights not in WEIGHT_BYTES:
+        raise ValueError(f"weights must be one of {sorted(WEIGHT_BYTES)}, got {weights!r}")
+    if optimizer not in OPTIMIZER_STATES:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZER_STATES)}, got {optimizer!r}")
+    if method == "full" and weights.startswith(("nf4", "int8")):
+        raise ValueError("full fine-tuning cannot train quantized weights; use lora (QLoRA) instead")
+    linear = shape.layers * shape.block_linear_params()
+    rest = shape.params() - linear
+    rest_bytes = WEIGHT_BYTES[weights] if weights in ("fp32", "fp16", "bf16") else 2.0  # embeddings stay 16-bit
+    weight_gb = (linear * WEIGHT_BYTES[weights] + rest * rest_bytes) / GB
+    tokens = batch_size * seq_len
+    if method == "inference":
+        kv_cache = shape.layers * tokens * 2 * shape.kv_dim * activation_bytes
+        one_block = tokens * (6 * shape.hidden + 4 * shape.intermediate) * activation_bytes
+        logits = batch_size * shape.vocab * 4  # only the last position's logits during generation
+        return MemoryEstimate(weight_gb, 0.0, 0.0, 0.0, (kv_cache + one_block + logits) / GB, overhead_gb, 0)
+    trainable = shape.params() if method == "full" else shape.lora_params(lora_r, lora_targets, lora_lm_head)
+    master = trainable * trainable_bytes if (method == "lora" or WEIGHT_BYTES[weights] < trainable_bytes) else 0.0
+    optimizer_bytes = OPTIMIZER_STATES[optimizer] * (1.0 if optimizer.endswith("8bit") else trainable_bytes)
+    per_token_block = (6 * shape.hidden + 4 * shape.intermediate) * activation_bytes
+    if method == "lora":  # each adapter also saves its r-dimensional A·x
+        per_token_block += len(lora_targets) * lora_r * activation_bytes
+    if gradient_checkpointing:
+        saved = tokens * (shape.layers * shape.hidden * activation_bytes + per_token_block)
+    else:
+        saved = tokens * shape.layers * per_token_block
+    logits = tokens * shape.vocab * (activation_bytes + 4 + 4)
+    return MemoryEstimate(weight_gb, master / GB, trainable * trainable_bytes / GB,
+                          trainable * optimizer_bytes / GB, (saved + logits) / GB, overhead_gb, trainable)
+
+
+def params_that_fit(gpu_gb: float, shape: ModelShape, **settings) -> float:
+    """How many parameters a model like ``shape`` could have and still fit in ``gpu_gb`` with these
+    settings: what is left after the fixed costs (overhead, activations), divided by the bytes each
+    parameter costs (weights + trainable copy + gradient + optimizer state)."""
+    estimate = estimate_memory(shape, **settings)
+    per_param = (estimate.total - estimate.overhead - estimate.activations) / shape.params()
+    return (gpu_gb - estimate.overhead - estimate.activations) / per_param
+
+
+class PeakMemory:
+    """Peak memory between ``start()`` and ``stop()`` (or inside a ``with`` block), which may span
+    notebook cells: peak reserved memory on a GPU; on a CPU a thread samples the process RSS.
+    ``stop()`` returns ``{"kind", "peak_gb", "start_gb"}``."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.result = interval, {}
+        self._done, self._thread, self._peak = threading.Event(), None, 0
+
+    def start(self) -> PeakMemory:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.result = {"kind": "gpu reserved", "start_gb": torch.cuda.memory_reserved() / GB}
+            return self
+        process = psutil.Process()
+        self._peak = process.memory_info().rss
+        self.result = {"kind": "cpu rss", "start_gb": self._peak / GB}
+        self._done.clear()
+
+        def sample() -> None:
+            while not self._done.is_set():
+                self._peak = max(self._peak, process.memory_info().rss)
+                time.sleep(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> dict:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            self.result["peak_gb"] = torch.cuda.max_memory_reserved() / GB
+            return self.result
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._peak = max(self._peak, psutil.Process().memory_info().rss)
+        self.result["peak_gb"] = self._peak / GB
+        return self.result
+
+    def __enter__(self) -> dict:
+        self.start()
+        return self.result
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def release_memory() -> None:
+    """Free what deleted models left behind: Python garbage, the CUDA cache, and (glibc) the heap
+    pages the allocator keeps — so the next measurement starts from a comparable baseline."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, Windows): RSS may stay high after a free
+
+
+def weight_bytes(model) -> int:
+    """Bytes the model's parameters and buffers occupy, 4-bit packing and quantization scales included."""
+    total = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    for module in model.modules():
+        state = getattr(getattr(module, "weight", None), "quant_state", None)
+        if state is not None:
+            total += state.absmax.numel() * state.absmax.element_size()
+            nested = getattr(state, "state2", None)
+            if nested is not None:
+                total += nested.absmax.numel() * nested.absmax.element_size() + nested.code.numel() * 4
+    return total
+
+
+def memory_now() -> str:
+    """One line: GPU memory reserved (peak) on a GPU, process RSS and system RAM on a CPU."""
+    if torch.cuda.is_available():
+        return (f"GPU {torch.cuda.get_device_name(0)}: reserved {torch.cuda.memory_reserved() / GB:.2f} GB "
+                f"(peak {torch.cuda.max_memory_reserved() / GB:.2f} GB) of "
+                f"{torch.cuda.get_device_properties(0).total_memory / GB:.1f} GB")
+    ram = psutil.virtual_memory()
+    return (f"CPU: this process uses {psutil.Process().memory_info().rss / GB:.2f} GB RSS; "
+            f"RAM {ram.used / GB:.1f} of {ram.total / GB:.1f} GB in use")

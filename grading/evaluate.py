@@ -56,18 +56,25 @@ def base_score(model, tokenizer, rubric: dict, rows: list[dict], heldout_hash: s
 
 
 @contextmanager
-def merged_adapter(model, folder: str):
+def merged_adapter(model, folder: str, merge_into: str = "original"):
     """The base with a PEFT adapter merged into its weights (faster to evaluate than separate LoRA
-    layers); on exit every linear weight is restored bit for bit from a copy."""
+    layers); on exit every linear weight is restored bit for bit from a copy. ``merge_into="nf4"``
+    first rounds the blocks' linear weights through NF4 — the weights a QLoRA adapter trained on."""
     from peft import PeftModel
 
+    from utils.quantization import nf4_roundtrip_linears
+
+    if merge_into not in ("original", "nf4"):
+        raise ValueError(f"rubric merge_into must be 'original' or 'nf4', got {merge_into!r}")
     modules = dict(model.named_modules())
     originals = {name: m.weight.detach().clone() for name, m in modules.items() if isinstance(m, torch.nn.Linear)}
     try:
-        merged = PeftModel.from_pretrained(model, folder, is_trainable=False).merge_and_unload()
-    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise SubmissionError(f"the adapter does not load onto the base model ({exc})") from None
-    try:
+        if merge_into == "nf4":
+            nf4_roundtrip_linears(model)
+        try:
+            merged = PeftModel.from_pretrained(model, folder, is_trainable=False).merge_and_unload()
+        except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+            raise SubmissionError(f"the adapter does not load onto the base model ({exc})") from None
         yield merged
     finally:
         with torch.no_grad():
@@ -81,6 +88,6 @@ def adapter_score(model, tokenizer, files: dict[str, bytes], rubric: dict, rows:
     with tempfile.TemporaryDirectory() as folder:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             Path(folder, name).write_bytes(files["adapter/" + name])
-        with merged_adapter(model, folder) as merged:
+        with merged_adapter(model, folder, rubric.get("merge_into", "original")) as merged:
             result = METRICS[rubric["dataset"]](merged, tokenizer, rows, get_spec(rubric["dataset"]).fields)
     return result, {"r": config["r"], "lora_alpha": config["lora_alpha"], "target_modules": config["target_modules"]}

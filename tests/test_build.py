@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from utils.paths import REPO_ROOT
-from utils.pins import COLAB_PACKAGES, colab_badge, read_pins
+from utils.pins import COLAB_NO_DEPS, COLAB_PACKAGES, colab_badge, read_pins
 
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 import build_labs  # noqa: E402
@@ -72,4 +72,6 @@ def test_colab_cell_and_environment_use_the_one_set_of_pins():
     env = (REPO_ROOT / "environment.yml").read_text()
     for name, version in read_pins(("cpu.txt",)).items():
         assert f"- {name}=={version}" in env
-    assert Path(REPO_ROOT / "requirements" / "no-deps.txt").read_text().count("==") == 3
+    assert Path(REPO_ROOT / "requirements" / "no-deps.txt").read_text().count("==") == 4
+    for name in COLAB_NO_DEPS:
+        assert f'"{name}=={pins[name]}"' in cell

@@ -82,3 +82,34 @@ def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
         assert config["r"] == 16 and (out / name / "adapter_model.safetensors").is_file()
     assert (out / "merged_extract" / "model.safetensors").is_file()
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pt"))
+
+
+@pytest.mark.notebook
+def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "solutions" / "04_qlora_unsloth.ipynb", None, smoke=True, timeout=600,
+                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 10 and "[FAIL]" not in text
+    assert "GGUF export skipped" in text
+    out = tmp_path / "04_qlora_unsloth"
+    results = json.loads((out / "results.json").read_text())
+    lora, qlora = results["comparison"]
+    assert lora["trainable"] == qlora["trainable"] == 4_884_480
+    assert qlora["weights GB"] < lora["weights GB"] / 2.5  # NF4 blocks, fp32 embeddings
+    assert results["int8"][1]["relative error"] < results["int8"][0]["relative error"]
+    assert len(results["gpu_estimates"]) == 9 and (out / "merged" / "model.safetensors").is_file()
+    for png in ("nf4_error_histogram.png", "lora_vs_qlora.png", "gpu_memory_estimate.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+    from grading.evaluate import linear_shapes
+    from grading.scoring import load_rubric
+    from grading.validate import check_adapter, load_submission
+    from utils.models import load_model
+    from utils.profiles import EMBEDDED_MODEL_ID
+
+    zip_path = out / "submission_04_qlora_unsloth_your-student-id.zip"
+    submission = load_submission(zip_path.read_bytes(), lab="04_qlora_unsloth", base_id=EMBEDDED_MODEL_ID,
+                                 base_fingerprint=results["run_info"]["model_fingerprint"])
+    base, _ = load_model("cpu")
+    config, tensors = check_adapter(submission.files, linear_shapes(base), load_rubric("04_qlora_unsloth")["checks"])
+    assert config["r"] == 16 and len(tensors) == 2 * 7 * 30

@@ -227,8 +227,8 @@ def release_memory() -> None:
 
 
 def weight_bytes(model) -> int:
-    """Bytes the model's parameters and buffers occupy, 4-bit packing and quantization scales included."""
-    total = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    """Bytes the model's parameters occupy, 4-bit packing and quantization scales included."""
+    total = sum(t.numel() * t.element_size() for t in model.parameters())
     for module in model.modules():
         state = getattr(getattr(module, "weight", None), "quant_state", None)
         if state is not None:

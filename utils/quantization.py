@@ -66,3 +66,19 @@ def int8_outlier_matmul(x: torch.Tensor, weight: torch.Tensor, threshold: float 
     if regular.any():
         result = result + int8_absmax_matmul(x[:, regular], weight[:, regular])
     return result, int(outliers.sum())
+
+
+@torch.no_grad()
+def nf4_roundtrip_linears(model, blocksize: int = 64, skip: tuple[str, ...] = ()) -> int:
+    """Replace, in place, the weight of every linear layer inside the decoder blocks (the layers
+    ``load_in_4bit`` quantizes; embeddings and the LM head stay) by its NF4 quantize-dequantize round
+    trip: the weights a QLoRA adapter was trained against, in full precision. Names containing an
+    entry of ``skip`` are left alone. Returns the number of layers changed."""
+    changed = 0
+    for name, module in model.named_modules():
+        inside_blocks = ".layers." in f".{name}" and "lora_" not in name
+        if isinstance(module, torch.nn.Linear) and inside_blocks and not any(s in name for s in skip):
+            codes, absmax = nf4_quantize(module.weight, blocksize)
+            module.weight.copy_(nf4_dequantize(codes, absmax, module.weight.shape).to(module.weight.dtype))
+            changed += 1
+    return changed

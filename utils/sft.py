@@ -176,7 +176,7 @@ def sft_config(model, settings: SFTSettings):
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=str(_scratch_dir()), dataset_text_field="text", max_length=settings.max_length,
+        output_dir=str(scratch_dir()), dataset_text_field="text", max_length=settings.max_length,
         per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         learning_rate=settings.learning_rate, lr_scheduler_type="linear", warmup_steps=settings.warmup_steps,
@@ -224,7 +224,8 @@ def keep_adapters_fp32(model) -> None:
             param.data = param.data.float()
 
 
-def _scratch_dir():
+def scratch_dir():
+    """The trainers' output folder (nothing is saved there: no checkpoints)."""
     from utils.paths import cache_dir
 
     path = cache_dir() / "trainer-scratch"

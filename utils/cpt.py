@@ -1,0 +1,171 @@
+"""Continual pre-training (Lab 05): packed blocks as a dataset, replay mixing, block perplexity,
+LoRA-with-embeddings or full fine-tuning through Unsloth's trainer, and perplexity tracked during
+training (the forgetting curve)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+CPT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                    "embed_tokens", "lm_head")
+
+
+@dataclass
+class CPTSettings:
+    """One continual pre-training run (saved with its results)."""
+
+    method: str = "lora"  # "lora" (with embed_tokens + lm_head, Unsloth's recipe) or "full"
+    r: int = 64
+    alpha: int = 64
+    learning_rate: float = 5e-4
+    embedding_learning_rate: float | None = 5e-5  # LoRA: smaller step for the embedding and head
+    max_steps: int = 30
+    batch_size: int = 4
+    warmup_steps: int = 2
+    replay_fraction: float = 0.0  # share of training blocks taken from general text
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise ValueError(f"CPTSettings.method must be 'lora' or 'full', got {self.method!r}")
+        if not 0 <= self.replay_fraction < 1:
+            raise ValueError(f"CPTSettings.replay_fraction must be in [0, 1), got {self.replay_fraction}")
+        if self.max_steps < 1 or self.batch_size < 1:
+            raise ValueError("CPTSettings.max_steps and batch_size must be at least 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def mix_replay(domain: Sequence[list[int]], general: Sequence[list[int]], n_blocks: int, replay_fraction: float,
+               seed: int = 0) -> list[list[int]]:
+    """``n_blocks`` training blocks, ``round(replay_fraction * n_blocks)`` of them general text, the
+    rest domain text, shuffled together: the same token budget with or without replay."""
+    n_general = round(replay_fraction * n_blocks)
+    n_domain = n_blocks - n_general
+    if n_domain > len(domain) or n_general > len(general):
+        raise ValueError(f"need {n_domain} domain and {n_general} general blocks; have {len(domain)} and {len(general)}")
+    rng = random.Random(seed)
+    mixed = rng.sample(list(domain), n_domain) + rng.sample(list(general), n_general)
+    rng.shuffle(mixed)
+    return mixed
+
+
+def block_dataset(blocks: Sequence[list[int]]):
+    """A ``datasets.Dataset`` of pre-tokenized, equal-length blocks (labels = inputs, set by the collator)."""
+    from datasets import Dataset
+
+    lengths = {len(b) for b in blocks}
+    if len(lengths) != 1:
+        raise ValueError(f"blocks must all have the same length, got lengths {sorted(lengths)[:5]}")
+    return Dataset.from_dict({"input_ids": [list(b) for b in blocks],
+                              "attention_mask": [[1] * len(b) for b in blocks]})
+
+
+@torch.inference_mode()
+def block_perplexity(model, blocks: Sequence[list[int]], batch_size: int = 8, progress: bool = False) -> float:
+    """Perplexity over every next-token prediction in the blocks (all real tokens, no padding);
+    logits are computed in the body's dtype, the loss in fp32."""
+    was_training = model.training
+    model.eval()
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    total, count = 0.0, 0
+    for start in tqdm(range(0, len(blocks), batch_size), desc="perplexity", disable=not progress, leave=False):
+        ids = torch.tensor(blocks[start: start + batch_size], device=head.weight.device)
+        hidden = decoder(input_ids=ids)[0][:, :-1]
+        logits = head(hidden).float()
+        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="sum").item()
+        count += ids[:, 1:].numel()
+    if was_training:
+        model.train()
+    return math.exp(total / count)
+
+
+def prepare_model(model, settings: CPTSettings):
+    """LoRA on every linear layer plus trainable copies of ``embed_tokens`` and ``lm_head``
+    (Unsloth's continued-pretraining recipe), or every weight trainable for full fine-tuning."""
+    if settings.method == "full":
+        for param in model.parameters():
+            param.requires_grad = True
+        return model
+    if getattr(model, "_ftkit_backend", None) == "unsloth":
+        from unsloth import FastLanguageModel
+
+        return FastLanguageModel.get_peft_model(
+            model, r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
+            target_modules=list(CPT_LORA_TARGETS), random_state=settings.seed, use_gradient_checkpointing=False)
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(settings.seed)
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
+                        target_modules=list(CPT_LORA_TARGETS[:-2]), modules_to_save=["embed_tokens", "lm_head"],
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+class PerplexityTracker:
+    """A ``TrainerCallback`` measuring domain and general perplexity every ``every`` steps (and at
+    step 0), so forgetting shows as a curve over training, not only as a before/after pair."""
+
+    def __init__(self, model, eval_sets: dict[str, Sequence[list[int]]], every: int):
+        from transformers import TrainerCallback
+
+        self.model, self.eval_sets, self.every = model, eval_sets, max(1, every)
+        self.history: list[dict] = []
+        tracker = self
+
+        class _Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                tracker.measure(0)
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step % tracker.every == 0 or state.global_step == state.max_steps:
+                    tracker.measure(state.global_step)
+
+        self.callback = _Callback()
+
+    def measure(self, step: int) -> None:
+        if self.history and self.history[-1]["step"] == step:
+            return
+        self.history.append({"step": step, **{name: block_perplexity(self.model, blocks)
+                                               for name, blocks in self.eval_sets.items()}})
+
+
+def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], settings: CPTSettings):
+    """Unsloth's ``UnslothTrainer`` (a TRL ``SFTTrainer`` whose optimizer gives the embeddings their
+    own learning rate) on pre-packed blocks; fp32 on a CPU, fp16/bf16 on a GPU by the weights' dtype."""
+    from unsloth import UnslothTrainer, UnslothTrainingArguments
+
+    from utils.sft import keep_adapters_fp32, scratch_dir, training_precision
+
+    args = UnslothTrainingArguments(
+        output_dir=str(scratch_dir()), per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        embedding_learning_rate=settings.embedding_learning_rate if settings.method == "lora" else None,
+        lr_scheduler_type="cosine", warmup_steps=settings.warmup_steps, weight_decay=0.0, optim="adamw_torch",
+        logging_steps=1, save_strategy="no", report_to="none", seed=settings.seed, data_seed=settings.seed,
+        dataset_text_field="text", packing=False, max_length=len(train_blocks[0]), dataloader_num_workers=0,
+        gradient_checkpointing=False, disable_tqdm=False, **training_precision(model))
+    trainer = UnslothTrainer(model=model, args=args, train_dataset=block_dataset(train_blocks),
+                             processing_class=tokenizer)
+    keep_adapters_fp32(trainer.model)
+    return trainer
+
+
+def run_cpt(trainer, tracker: PerplexityTracker | None = None) -> dict:
+    """Train; return the loss history, the perplexity history and the wall time."""
+    if tracker is not None:
+        trainer.add_callback(tracker.callback)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [(log["step"], log["loss"]) for log in trainer.state.log_history if "loss" in log]
+    return {"steps": [s for s, _ in losses], "loss": [v for _, v in losses], "seconds": seconds,
+            "perplexity": tracker.history if tracker else []}

@@ -51,6 +51,7 @@ hardware = preflight(PROFILE)
 import time
 
 import torch
+from tqdm.auto import tqdm
 
 from utils import cpt
 from utils.checks import check_close, check_equal, report
@@ -142,7 +143,7 @@ def block_ppl(logits: torch.Tensor, ids: torch.Tensor) -> float:
 
 
 # %%
-N_EVAL = 6 if SMOKE else 24  # blocks per evaluation set
+N_EVAL = 4 if SMOKE else 12  # blocks per evaluation set
 eval_sets = {"domain": blocks["domain", "heldout"][:N_EVAL], "general": blocks["general", "heldout"][:N_EVAL]}
 _ids = torch.tensor(eval_sets["domain"][0])
 with torch.no_grad():
@@ -172,78 +173,96 @@ del model
 release_memory()
 
 # %% [markdown]
-# ## 4. Three recipes, one token budget
-# Each run sees `STEPS × BATCH × BLOCK` training tokens, and measures both perplexities every
-# `EVERY` steps:
+# ## 4. Three recipes
 # - **LoRA + embeddings** — Unsloth's continued-pretraining recipe: LoRA (r = 64) on every linear
 #   layer, plus trainable copies of `embed_tokens` and `lm_head` (a new domain has new common words),
 #   those with a **10× smaller learning rate** (`embedding_learning_rate`): they are large and
-#   shared by every token, so big steps there wreck the model.
+#   shared by every token, so big steps there wreck the model. This is the main run, `STEPS` steps.
 # - **Full fine-tuning** — every weight trainable, the classic CPT.
-# - **Full fine-tuning + replay** — the same, but a quarter of the blocks are *general* text
-#   (held apart from the general evaluation set): the cheapest known cure for forgetting.
+# - **LoRA + 25 % replay** — the main recipe, but every fourth block is *general* text (held apart
+#   from the general evaluation set): the cheapest known cure for forgetting.
+#
+# The learning rate is constant after a short warm-up, and the data order is fixed by the seed, so
+# the main run's state after `COMPARE_AT` steps is exactly what a `COMPARE_AT`-step run would give:
+# the two other recipes train `COMPARE_AT` steps and are compared with it **at the same token
+# budget**. Every run measures both perplexities every `EVERY` steps.
 
 # %%
-STEPS, BATCH, EVERY = (3, 2, 3) if SMOKE else (30, 4, 10)
+STEPS, COMPARE_AT, BATCH, EVERY = (4, 2, 2, 2) if SMOKE else (48, 24, 4, 12)
+LORA = dict(method="lora", r=64, alpha=64, learning_rate=1e-3, embedding_learning_rate=1e-4, batch_size=BATCH,
+            seed=SEED)
 RUNS = {
-    "LoRA + embeddings": cpt.CPTSettings(method="lora", r=64, alpha=64, learning_rate=5e-4,
-                                         embedding_learning_rate=5e-5, max_steps=STEPS, batch_size=BATCH, seed=SEED),
-    "full fine-tuning": cpt.CPTSettings(method="full", learning_rate=5e-5, max_steps=STEPS, batch_size=BATCH,
+    "LoRA + embeddings": cpt.CPTSettings(**LORA, max_steps=STEPS),
+    "full fine-tuning": cpt.CPTSettings(method="full", learning_rate=3e-4, max_steps=COMPARE_AT, batch_size=BATCH,
                                         seed=SEED),
-    "full FT + 25 % replay": cpt.CPTSettings(method="full", learning_rate=5e-5, max_steps=STEPS, batch_size=BATCH,
-                                             replay_fraction=0.25, seed=SEED),
+    "LoRA + 25 % replay": cpt.CPTSettings(**LORA, max_steps=COMPARE_AT, replay_fraction=0.25),
 }
-print(f"training budget per run: {STEPS} steps × {BATCH} blocks × {BLOCK} tokens = {STEPS * BATCH * BLOCK:,} tokens")
+for name, settings in RUNS.items():
+    print(f"{name}: {settings.max_steps} steps × {BATCH} blocks × {BLOCK} tokens = "
+          f"{settings.max_steps * BATCH * BLOCK:,} training tokens")
 
 
 def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
     """Load the base, prepare it for the recipe, train with perplexity tracking; return the record."""
     base, _ = load_model(PROFILE)
     model = cpt.prepare_model(base, settings)
-    train_blocks = cpt.mix_replay(blocks["domain", "train"], blocks["general", "train"], STEPS * BATCH,
-                                  settings.replay_fraction, seed=settings.seed)
+    train_blocks = cpt.mix_replay(blocks["domain", "train"], blocks["general", "train"],
+                                  settings.max_steps * BATCH, settings.replay_fraction, seed=settings.seed)
     trainer = cpt.build_cpt_trainer(model, tokenizer, train_blocks, settings)
-    tracker = cpt.PerplexityTracker(model, eval_sets, every=EVERY)
+    tracker = cpt.PerplexityTracker(model, eval_sets, every=EVERY, initial=before)
     history = cpt.run_cpt(trainer, tracker)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    after_text = completions(model)
-    final = history["perplexity"][-1]
-    record = {"recipe": name, "trainable": trainable, "train seconds": round(history["seconds"], 1),
-              "domain ppl": final["domain"], "domain change %": 100 * (final["domain"] / before["domain"] - 1),
-              "general ppl": final["general"], "general change %": 100 * (final["general"] / before["general"] - 1),
-              "history": history["perplexity"], "loss": history["loss"], "completions": after_text}
-    if settings.method == "lora":
+    record = {"recipe": name, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+              "steps": settings.max_steps, "train seconds": round(history["seconds"], 1),
+              "history": history["perplexity"], "loss": history["loss"], "completions": completions(model)}
+    if name == "LoRA + embeddings":
         model.save_pretrained(str(OUT / "adapter_cpt_lora"))  # LoRA + the trained embedding/head copies
     del model, trainer, base
     release_memory()
     return record
 
 
-records = [run_recipe(name, settings) for name, settings in RUNS.items()]
+def at_step(record: dict, step: int) -> dict:
+    """Perplexities and their change vs the base model at ``step`` of a run's history."""
+    point = next(h for h in record["history"] if h["step"] == step)
+    return {"recipe": record["recipe"], "step": step, "tokens": step * BATCH * BLOCK,
+            "domain ppl": point["domain"], "domain change %": 100 * (point["domain"] / before["domain"] - 1),
+            "general ppl": point["general"], "general change %": 100 * (point["general"] / before["general"] - 1)}
+
+
+records = [run_recipe(name, settings) for name, settings in tqdm(RUNS.items(), desc="recipes")]
 
 # %% [markdown]
 # ## 5. Gain and forgetting
 
 # %%
-TABLE = ["recipe", "trainable", "train seconds", "domain ppl", "domain change %", "general ppl", "general change %"]
-print(f"before: domain ppl {before['domain']:.2f}, general ppl {before['general']:.2f}")
-print(format_table(records, TABLE, floats="{:.2f}"))
+TABLE = ["recipe", "step", "tokens", "domain ppl", "domain change %", "general ppl", "general change %"]
+print(f"base model: domain ppl {before['domain']:.2f}, general ppl {before['general']:.2f}")
+same_budget = [at_step(r, COMPARE_AT) for r in records]
+print(f"at the same budget ({COMPARE_AT} steps):")
+print(format_table(same_budget, TABLE, floats="{:.2f}"))
+main = at_step(records[0], STEPS)
+print(f"the main run after {STEPS} steps:")
+print(format_table([main], TABLE, floats="{:.2f}"))
 for key, title in (("domain", "domain (held-out chapters)"), ("general", "general text (forgetting)")):
     show(plot_lines({r["recipe"]: ([h["step"] for h in r["history"]], [h[key] for h in r["history"]])
                      for r in records}, OUT / f"perplexity_{key}.png", title=f"perplexity over training: {title}",
                     xlabel="training step", ylabel="perplexity"))
 show(plot_grouped_bars(["domain change %", "general change %"],
-                       {r["recipe"]: [r["domain change %"], r["general change %"]] for r in records},
+                       {f"{r['recipe']} ({r['step']} steps)": [r["domain change %"], r["general change %"]]
+                        for r in [*same_budget, main]},
                        OUT / "gain_and_forgetting.png", title="perplexity change vs the base model (%)",
                        ylabel="% change (negative = better)", ylim=None))
-best_domain = min(r["domain change %"] for r in records)
-report("gain", SMOKE or best_domain <= -30, f"domain perplexity {best_domain:+.0f} % (target ≤ −30 %)",
-       f"domain perplexity only {best_domain:+.0f} % (target ≤ −30 %)")
-by_name = {r["recipe"]: r for r in records}
-replay, full = by_name["full FT + 25 % replay"], by_name["full fine-tuning"]
-report("replay", SMOKE or replay["general change %"] < full["general change %"],
-       f"replay cut forgetting: general perplexity {full['general change %']:+.0f} % -> {replay['general change %']:+.0f} %",
-       f"replay did not reduce forgetting ({full['general change %']:+.0f} % vs {replay['general change %']:+.0f} %)")
+lora_cmp, full_cmp, replay_cmp = same_budget
+if SMOKE:
+    print("SMOKE run: a few steps on a few blocks, too little to judge the gain or the forgetting")
+else:
+    report("gain", main["domain change %"] <= -30, f"domain perplexity {main['domain change %']:+.0f} % "
+           "(target ≤ −30 %)", f"domain perplexity only {main['domain change %']:+.0f} % (target ≤ −30 %)")
+    report("replay", replay_cmp["general change %"] < lora_cmp["general change %"],
+           f"replay cut forgetting: general perplexity {lora_cmp['general change %']:+.0f} % -> "
+           f"{replay_cmp['general change %']:+.0f} %",
+           f"replay did not reduce forgetting ({lora_cmp['general change %']:+.0f} % vs "
+           f"{replay_cmp['general change %']:+.0f} %)")
 
 # %% [markdown]
 # The same prompts, before and after each recipe:
@@ -260,7 +279,7 @@ info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "corpus_source": COR
                 seed=SEED, device=hardware.device, dtype=hardware.dtype, model_fingerprint=BASE_FINGERPRINT,
                 dataset_fingerprints={f"{c}/{s}": str(len(b)) for (c, s), b in blocks.items()})
 results = {"lab": LAB, "corpus": corpus_rows, "before": before, "before_completions": before_text,
-           "runs": records, "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+           "runs": records, "same_budget": same_budget, "main": main, "wall_seconds": round(time.perf_counter() - lab_start, 1)}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
 

@@ -15,7 +15,9 @@ def test_replay_keeps_the_token_budget_and_mixes_the_share_asked():
     mixed = cpt.mix_replay(domain, general, 12, 0.25, seed=0)
     assert len(mixed) == 12 and sum(b[0] == 2 for b in mixed) == 3
     assert cpt.mix_replay(domain, general, 12, 0.25, seed=0) == mixed
-    assert all(b[0] == 1 for b in cpt.mix_replay(domain, general, 12, 0.0))
+    assert [b[0] for b in mixed] == [1, 1, 1, 2] * 3  # spread evenly
+    domain = [[i] * 4 for i in range(20)]
+    assert cpt.mix_replay(domain, general, 12, 0.0)[:5] == cpt.mix_replay(domain, general, 5, 0.0)  # prefix
     with pytest.raises(ValueError, match="need 30 domain"):
         cpt.mix_replay(domain, general, 30, 0.0)
 

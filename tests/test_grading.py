@@ -324,3 +324,21 @@ def test_a_trained_adapter_is_merged_for_scoring_and_the_base_restored_bit_for_b
     assert all(torch.equal(snapshot[n], p) for n, p in base["model"].state_dict().items())
     again = grade_bytes(zip_path.read_bytes(), base, LAB, heldout, None)
     assert again["after"] == first["after"] and again["score"] == first["score"]
+
+
+def test_a_qlora_adapter_is_merged_into_the_nf4_rounded_base_and_the_base_restored(tokenizer, base, tmp_path):
+    from grading.evaluate import merged_adapter
+    from utils.quantization import nf4_dequantize, nf4_quantize
+
+    model = base["model"]
+    snapshot = {n: p.detach().clone() for n, p in model.state_dict().items()}
+    adapter = adapter_folder(tokenizer, tmp_path / "adapter", trained=True, seed=3)
+    name = "model.layers.0.mlp.down_proj"
+    original = dict(model.named_modules())[name].weight.detach().clone()
+    with merged_adapter(model, str(adapter), "nf4") as merged:  # down_proj has no LoRA: only rounded
+        assert torch.equal(dict(merged.named_modules())[name].weight, nf4_dequantize(*nf4_quantize(original),
+                                                                                     original.shape))
+    assert all(torch.equal(snapshot[n], p) for n, p in model.state_dict().items())
+    with pytest.raises(ValueError, match="merge_into"):
+        with merged_adapter(model, str(adapter), "int3"):
+            pass

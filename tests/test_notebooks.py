@@ -113,3 +113,23 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
     base, _ = load_model("cpu")
     config, tensors = check_adapter(submission.files, linear_shapes(base), load_rubric("04_qlora_unsloth")["checks"])
     assert config["r"] == 16 and len(tensors) == 2 * 7 * 30
+
+
+@pytest.mark.notebook
+def test_lab05_solution_runs_in_smoke_mode(tmp_path):
+    notebook = execute_notebook(REPO_ROOT / "solutions" / "05_continual_pretraining.ipynb", None, smoke=True,
+                                timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 5 and "[FAIL]" not in text
+    out = tmp_path / "05_continual_pretraining"
+    results = json.loads((out / "results.json").read_text())
+    assert results["corpus"][0]["tokens"] >= 200_000
+    assert [r["recipe"] for r in results["same_budget"]] == ["LoRA + embeddings", "full fine-tuning",
+                                                              "LoRA + 25 % replay"]
+    main, full = results["runs"][0], results["runs"][1]
+    assert [h["step"] for h in main["history"]] == [0, 2, 4] and main["trainable"] < full["trainable"]
+    assert all(h["domain"] > 1 and h["general"] > 1 for r in results["runs"] for h in r["history"])
+    config = json.loads((out / "adapter_cpt_lora" / "adapter_config.json").read_text())
+    assert config["r"] == 64 and (out / "adapter_cpt_lora" / "adapter_model.safetensors").is_file()
+    for png in ("perplexity_domain.png", "perplexity_general.png", "gain_and_forgetting.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -115,7 +115,7 @@ def pack_blocks(token_lists: Sequence[Sequence[int]], block_size: int, separator
 
 def tokenize_documents(tokenizer, documents: Sequence[Document]) -> list[list[int]]:
     """Token ids of each document's text (no special tokens)."""
-    return tokenizer([d.text for d in documents], add_special_tokens=False)["input_ids"]
+    return tokenizer([d.text for d in documents], add_special_tokens=False, verbose=False)["input_ids"]
 
 
 def count_tokens(tokenizer, documents: Sequence[Document]) -> int:

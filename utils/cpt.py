@@ -29,6 +29,7 @@ class CPTSettings:
     max_steps: int = 30
     batch_size: int = 4
     warmup_steps: int = 2
+    scheduler: str = "constant_with_warmup"  # constant: a run's step-k state equals a k-step run's
     replay_fraction: float = 0.0  # share of training blocks taken from general text
     seed: int = 0
 
@@ -46,16 +47,26 @@ class CPTSettings:
 
 def mix_replay(domain: Sequence[list[int]], general: Sequence[list[int]], n_blocks: int, replay_fraction: float,
                seed: int = 0) -> list[list[int]]:
-    """``n_blocks`` training blocks, ``round(replay_fraction * n_blocks)`` of them general text, the
-    rest domain text, shuffled together: the same token budget with or without replay."""
+    """``n_blocks`` training blocks: domain blocks in a seeded random order, with general blocks
+    spread evenly among them so that ``replay_fraction`` of the stream is general text. The same
+    token budget with or without replay; without replay, a shorter run sees a prefix of a longer one."""
     n_general = round(replay_fraction * n_blocks)
     n_domain = n_blocks - n_general
     if n_domain > len(domain) or n_general > len(general):
         raise ValueError(f"need {n_domain} domain and {n_general} general blocks; have {len(domain)} and {len(general)}")
     rng = random.Random(seed)
-    mixed = rng.sample(list(domain), n_domain) + rng.sample(list(general), n_general)
-    rng.shuffle(mixed)
-    return mixed
+    domain_order, general_order = list(range(len(domain))), list(range(len(general)))
+    rng.shuffle(domain_order)
+    rng.shuffle(general_order)
+    stream, used_general = [], 0
+    for i in range(n_blocks):
+        due = (i + 1) * n_general // n_blocks
+        if due > used_general:
+            stream.append(list(general[general_order[used_general]]))
+            used_general += 1
+        else:
+            stream.append(list(domain[domain_order[i - used_general]]))
+    return stream
 
 
 def block_dataset(blocks: Sequence[list[int]]):
@@ -114,11 +125,13 @@ class PerplexityTracker:
     """A ``TrainerCallback`` measuring domain and general perplexity every ``every`` steps (and at
     step 0), so forgetting shows as a curve over training, not only as a before/after pair."""
 
-    def __init__(self, model, eval_sets: dict[str, Sequence[list[int]]], every: int):
+    def __init__(self, model, eval_sets: dict[str, Sequence[list[int]]], every: int, initial: dict | None = None):
+        """``initial``: step-0 perplexities already measured on the same sets (the base model's),
+        reused instead of measured again."""
         from transformers import TrainerCallback
 
         self.model, self.eval_sets, self.every = model, eval_sets, max(1, every)
-        self.history: list[dict] = []
+        self.history: list[dict] = [{"step": 0, **initial}] if initial else []
         tracker = self
 
         class _Callback(TrainerCallback):
@@ -149,7 +162,7 @@ def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], setti
         output_dir=str(scratch_dir()), per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
         learning_rate=settings.learning_rate,
         embedding_learning_rate=settings.embedding_learning_rate if settings.method == "lora" else None,
-        lr_scheduler_type="cosine", warmup_steps=settings.warmup_steps, weight_decay=0.0, optim="adamw_torch",
+        lr_scheduler_type=settings.scheduler, warmup_steps=settings.warmup_steps, weight_decay=0.0, optim="adamw_torch",
         logging_steps=1, save_strategy="no", report_to="none", seed=settings.seed, data_seed=settings.seed,
         dataset_text_field="text", packing=False, max_length=len(train_blocks[0]), dataloader_num_workers=0,
         gradient_checkpointing=False, disable_tqdm=False, **training_precision(model))

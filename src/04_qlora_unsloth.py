@@ -367,10 +367,10 @@ show(plot_grouped_bars(["weights GB", "peak GB", "s/step", "exact match"],
 # - The **weights** shrink as promised: the blocks' linear layers go from 4 bytes to ~0.52 byte per
 #   parameter (0.56 → 0.19 GB). Not 8×: the 28M-parameter embedding (tied with the LM head), a
 #   fifth of this small model, stays in full precision.
-# - The **peak** does not shrink at all (3.95 GB LoRA, 4.20 GB QLoRA): at 135M parameters the peak
+# - The **peak** does not shrink at all (3.88 GB LoRA, 4.24 GB QLoRA): at 135M parameters the peak
 #   is activations and logits over a 49k-token vocabulary, the Python/PyTorch runtime and the
 #   4-bit loader's transient copy — not weights.
-# - Each **step** costs about the same (2.5 vs 2.6 s): every 4-bit matmul first dequantizes its
+# - Each **step** costs a little more (2.56 vs 2.77 s): every 4-bit matmul first dequantizes its
 #   weight, a small cost next to the rest of the step here (~30 % on a GPU, the seeds report).
 # - The **score** drops: 0.91 → 0.79 exact match, almost all of it on "who" (the sentences without
 #   an actor). The 4-bit base starts worse (validation answer loss 1.23 → 1.59): the embedded

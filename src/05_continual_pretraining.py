@@ -29,7 +29,7 @@
 # **replay** of general text — and measure domain perplexity (the gain) and general perplexity (the
 # forgetting) along the way.
 #
-# **Time**: about 13 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
+# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -197,6 +197,10 @@ RUNS = {
                                         seed=SEED),
     "LoRA + 25 % replay": cpt.CPTSettings(**LORA, max_steps=COMPARE_AT, replay_fraction=0.25),
 }
+if hardware.device == "cuda":  # a 3-8B model: weights + gradients + AdamW state do not fit one GPU
+    del RUNS["full fine-tuning"]
+    print("full fine-tuning skipped on a GPU profile: a 3B model needs ~55 GB and an 8B ~133 GB (estimated by "
+          "utils.memory, section 6 of Lab 04); the embedded model on a CPU runs it")
 for name, settings in RUNS.items():
     print(f"{name}: {settings.max_steps} steps × {BATCH} blocks × {BLOCK} tokens = "
           f"{settings.max_steps * BATCH * BLOCK:,} training tokens")
@@ -252,7 +256,8 @@ show(plot_grouped_bars(["domain change %", "general change %"],
                         for r in [*same_budget, main]},
                        OUT / "gain_and_forgetting.png", title="perplexity change vs the base model (%)",
                        ylabel="% change (negative = better)", ylim=None))
-lora_cmp, full_cmp, replay_cmp = same_budget
+compared = {r["recipe"]: r for r in same_budget}
+lora_cmp, replay_cmp = compared["LoRA + embeddings"], compared["LoRA + 25 % replay"]
 if SMOKE:
     print("SMOKE run: a few steps on a few blocks, too little to judge the gain or the forgetting")
 else:
@@ -265,8 +270,20 @@ else:
            f"{replay_cmp['general change %']:+.0f} %)")
 
 # %% [markdown]
+# **Reading the numbers** (embedded model, full run — compare with your table):
+# - At 24 steps (25k tokens) LoRA + embeddings cut the held-out domain perplexity by 27 % (11.6 →
+#   8.4); full fine-tuning at 3e-4 by only 7 %: with 135M weights moving at once a safe learning
+#   rate is small, while LoRA's low-rank updates tolerate a larger one.
+# - The main run then **plateaus** (8.4 at 24 and 36 steps, 8.5 at 48) while the general
+#   perplexity keeps rising (+8 % → +13 %): more of the same data buys forgetting, not gain. The
+#   −30 % target is not reached at this budget on 2 CPU cores.
+# - **Replay** of a quarter general text kept most of the domain gain (−23 %) and turned +8 %
+#   forgetting into −24 %. Read that last number with care: the replayed text (Python reference
+#   topics) comes from the same source as the general evaluation set, so replay also *trains* on
+#   that kind of text. It shows that replay protects whatever it replays — choose replay data that
+#   covers what you must not lose.
+#
 # The same prompts, before and after each recipe:
-
 # %%
 for i, prompt in enumerate(PROMPTS):
     print(f"{prompt!r}\n   base: {before_text[i]!r}")
@@ -287,7 +304,8 @@ print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f
 # ## Takeaways
 # - CPT is next-token prediction on raw domain text; pack it into full blocks and hold out whole
 #   documents.
-# - A few tens of thousands of tokens move a small model a long way towards a distinctive domain —
-#   and away from what it knew: the general perplexity rises as the domain perplexity falls.
-# - Read your table for the trade-off: LoRA changes fewer weights and forgets less but adapts less
-#   per token; replay buys back part of the general ability at a small cost in domain gain.
+# - A few tens of thousands of tokens move a small model towards a distinctive domain — its
+#   completions switch to verse numbers and *unto* — and away from what it knew: general perplexity
+#   rises while domain perplexity falls, then the domain gain stalls and forgetting goes on.
+# - The learning rate decides both: LoRA with a 10× smaller step on the embeddings adapted most per
+#   token here; replay is the cheap cure for forgetting, for the kind of text it replays.

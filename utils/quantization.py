@@ -78,7 +78,10 @@ def nf4_roundtrip_linears(model, blocksize: int = 64, skip: tuple[str, ...] = ()
     for name, module in model.named_modules():
         inside_blocks = ".layers." in f".{name}" and "lora_" not in name
         if isinstance(module, torch.nn.Linear) and inside_blocks and not any(s in name for s in skip):
-            codes, absmax = nf4_quantize(module.weight, blocksize)
-            module.weight.copy_(nf4_dequantize(codes, absmax, module.weight.shape).to(module.weight.dtype))
+            if module.weight.is_cuda:  # bitsandbytes' kernels: same numbers, GPU speed and memory
+                rounded = bitsandbytes_nf4_roundtrip(module.weight, blocksize)
+            else:
+                rounded = nf4_dequantize(*nf4_quantize(module.weight, blocksize), module.weight.shape)
+            module.weight.copy_(rounded.to(module.weight.dtype))
             changed += 1
     return changed

@@ -135,7 +135,7 @@ def nf4_quantize_block(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 # %%
 LAYER = len(base.model.layers) // 2
-weight = base.model.layers[LAYER].mlp.down_proj.weight.detach().float()
+weight = base.model.layers[LAYER].mlp.down_proj.weight.detach().float().cpu()
 print(f"layer {LAYER} mlp.down_proj: {tuple(weight.shape)}, {weight.numel():,} weights, std {weight.std():.4f}")
 codes, absmax = nf4_quantize(weight)  # the kit's blockwise version
 your_codes, your_absmax = nf4_quantize_block(weight.flatten()[:64].clone())

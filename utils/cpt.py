@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
-CPT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                    "embed_tokens", "lm_head")
+from utils.sft import ALL_LINEAR
+
+EMBEDDINGS = ("embed_tokens", "lm_head")
+CPT_LORA_TARGETS = (*ALL_LINEAR, *EMBEDDINGS)  # Unsloth trains the embeddings as full copies
 
 
 @dataclass
@@ -116,7 +118,7 @@ def prepare_model(model, settings: CPTSettings):
 
     torch.manual_seed(settings.seed)
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
-                        target_modules=list(CPT_LORA_TARGETS[:-2]), modules_to_save=["embed_tokens", "lm_head"],
+                        target_modules=list(ALL_LINEAR), modules_to_save=list(EMBEDDINGS),
                         task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 

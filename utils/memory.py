@@ -16,11 +16,10 @@ from dataclasses import asdict, dataclass
 import psutil
 import torch
 
+from utils.sft import ALL_LINEAR
+
 GB = 1e9
 CUDA_OVERHEAD_GB = 0.75  # CUDA context + cuBLAS workspaces + allocator slack on a fresh process
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP = ("gate_proj", "up_proj", "down_proj")
-ALL_LINEAR = ATTENTION + MLP
 
 # bytes per stored weight; nf4 = 4 bits + the block's absmax (fp32 per 64 weights, or with double
 # quantization an 8-bit absmax per 64 plus an fp32 scale per 256 blocks — QLoRA paper, section 3)

@@ -23,13 +23,13 @@ def nf4_quantize(weight: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tenso
     blocks = flat.view(-1, blocksize)
     absmax = blocks.abs().amax(dim=1)
     scaled = blocks / absmax.clamp_min(torch.finfo(torch.float32).tiny)[:, None]
-    codes = (scaled[..., None] - NF4_LEVELS).abs().argmin(dim=-1).to(torch.uint8)
+    codes = (scaled[..., None] - NF4_LEVELS.to(flat.device)).abs().argmin(dim=-1).to(torch.uint8)
     return codes, absmax
 
 
 def nf4_dequantize(codes: torch.Tensor, absmax: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Inverse of ``nf4_quantize``: level × block absmax, reshaped."""
-    return (NF4_LEVELS[codes.long()] * absmax[:, None]).reshape(shape)
+    return (NF4_LEVELS.to(codes.device)[codes.long()] * absmax[:, None]).reshape(shape)
 
 
 def nf4_bytes_per_parameter(blocksize: int = 64, double_quant: bool = False, second_blocksize: int = 256) -> float:
@@ -69,15 +69,15 @@ def int8_outlier_matmul(x: torch.Tensor, weight: torch.Tensor, threshold: float 
 
 
 @torch.no_grad()
-def nf4_roundtrip_linears(model, blocksize: int = 64, skip: tuple[str, ...] = ()) -> int:
+def nf4_roundtrip_linears(model, blocksize: int = 64) -> int:
     """Replace, in place, the weight of every linear layer inside the decoder blocks (the layers
     ``load_in_4bit`` quantizes; embeddings and the LM head stay) by its NF4 quantize-dequantize round
-    trip: the weights a QLoRA adapter was trained against, in full precision. Names containing an
-    entry of ``skip`` are left alone. Returns the number of layers changed."""
+    trip: the weights a QLoRA adapter was trained against, in full precision. Returns the number of
+    layers changed."""
     changed = 0
     for name, module in model.named_modules():
         inside_blocks = ".layers." in f".{name}" and "lora_" not in name
-        if isinstance(module, torch.nn.Linear) and inside_blocks and not any(s in name for s in skip):
+        if isinstance(module, torch.nn.Linear) and inside_blocks:
             if module.weight.is_cuda:  # bitsandbytes' kernels: same numbers, GPU speed and memory
                 rounded = bitsandbytes_nf4_roundtrip(module.weight, blocksize)
             else:

@@ -23,7 +23,7 @@
 # (4.3), then train LoRA and QLoRA with the same budget and measure memory, time and score side by
 # side — and estimate what the same runs need on a Colab T4 or A100.
 #
-# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
+# **Time**: about 11 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
 # little: read section 5 for why, and section 6 for what it saves on a GPU.
 
 # %% tags=["colab-install"]

@@ -257,6 +257,15 @@ release_memory()
 SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=sft.ALL_LINEAR, learning_rate=1e-3, epochs=1,
                            batch_size=8, max_steps=4 if SMOKE else -1, seed=SEED, gradient_checkpointing=ON_GPU)
 train_data = sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
+
+
+def comparison_row(method: str, model, peak: dict, history: dict, after: dict) -> dict:
+    """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained run."""
+    return {"method": method, "weights GB": weight_bytes(model) / GB, "peak GB": peak["peak_gb"],
+            "s/step": history["seconds"] / history["global_steps"], "trainable": sft.trainable_parameters(model)[0],
+            "exact match": after["exact_match"], "json valid": after["json_valid"]}
+
+
 qlora_memory = PeakMemory().start()
 
 # %%
@@ -315,10 +324,7 @@ FastLanguageModel.for_inference(model)  # Unsloth's fast generation path (on a G
 qlora_after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
 print(f"QLoRA: JSON valid {qlora_after['json_valid']:.2f}, exact match {qlora_after['exact_match']:.3f}")
 model.save_pretrained(str(OUT / "adapter_qlora"))  # adapter_config.json + adapter_model.safetensors
-qlora_row = {"method": "QLoRA (NF4 base)", "weights GB": weight_bytes(model) / GB,
-             "peak GB": qlora_peak["peak_gb"], "s/step": qlora_history["seconds"] / qlora_history["global_steps"],
-             "trainable": sft.trainable_parameters(model)[0], "exact match": qlora_after["exact_match"],
-             "json valid": qlora_after["json_valid"]}
+qlora_row = comparison_row("QLoRA (NF4 base)", model, qlora_peak, qlora_history, qlora_after)
 del model, trainer
 release_memory()
 
@@ -338,10 +344,8 @@ trainer = sft.build_trainer(model, tokenizer, train_data, SETTINGS)
 lora_history = sft.train(trainer)
 lora_peak = lora_memory.stop()
 lora_after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
-lora_row = {"method": f"LoRA ({str(hardware.dtype).replace('torch.', '')} base)", "weights GB": weight_bytes(model) / GB,
-            "peak GB": lora_peak["peak_gb"], "s/step": lora_history["seconds"] / lora_history["global_steps"],
-            "trainable": sft.trainable_parameters(model)[0], "exact match": lora_after["exact_match"],
-            "json valid": lora_after["json_valid"]}
+lora_row = comparison_row(f"LoRA ({str(hardware.dtype).replace('torch.', '')} base)", model, lora_peak, lora_history,
+                          lora_after)
 del model, trainer
 release_memory()
 

@@ -53,10 +53,10 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from utils import cpt
+from utils import cpt, sft
 from utils.checks import check_close, check_equal, report
 from utils.corpus import count_tokens, load_corpus, pack_blocks, split_documents, tokenize_documents
-from utils.evaluation import generate_batch
+from utils.evaluation import block_perplexity, generate_batch
 from utils.memory import release_memory
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_grouped_bars, plot_lines, show
@@ -148,9 +148,9 @@ eval_sets = {"domain": blocks["domain", "heldout"][:N_EVAL], "general": blocks["
 _ids = torch.tensor(eval_sets["domain"][0])
 with torch.no_grad():
     _logits = model(input_ids=_ids[None].to(model.device)).logits[0].cpu()
-check_close("Task 5.2", block_ppl(_logits, _ids), cpt.block_perplexity(model, [eval_sets["domain"][0]]), tol=1e-2,
+check_close("Task 5.2", block_ppl(_logits, _ids), block_perplexity(model, [eval_sets["domain"][0]]), tol=1e-2,
             what="perplexity of the first held-out block")
-before = {name: cpt.block_perplexity(model, blocks_, progress=True) for name, blocks_ in eval_sets.items()}
+before = {name: block_perplexity(model, blocks_, progress=True) for name, blocks_ in eval_sets.items()}
 print(f"base model perplexity: domain (held-out chapters) {before['domain']:.1f}, "
       f"general (held-out Python reference) {before['general']:.1f}")
 
@@ -215,7 +215,7 @@ def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
     trainer = cpt.build_cpt_trainer(model, tokenizer, train_blocks, settings)
     tracker = cpt.PerplexityTracker(model, eval_sets, every=EVERY, initial=before)
     history = cpt.run_cpt(trainer, tracker)
-    record = {"recipe": name, "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    record = {"recipe": name, "trainable": sft.trainable_parameters(model)[0],
               "steps": settings.max_steps, "train seconds": round(history["seconds"], 1),
               "history": history["perplexity"], "loss": history["loss"], "completions": completions(model)}
     if name == "LoRA + embeddings":

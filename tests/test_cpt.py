@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from utils import cpt
+from utils.evaluation import block_perplexity
 from utils.models import build_tiny_model
 
 
@@ -35,7 +36,7 @@ def test_block_perplexity_is_exp_of_the_models_own_loss(tiny_model):
     blocks = [list(range(10 + i, 42 + i)) for i in range(5)]
     with torch.no_grad():
         losses = [tiny_model(input_ids=torch.tensor([b]), labels=torch.tensor([b])).loss.item() for b in blocks]
-    assert cpt.block_perplexity(tiny_model, blocks, batch_size=2) == pytest.approx(math.exp(sum(losses) / 5), rel=1e-4)
+    assert block_perplexity(tiny_model, blocks, batch_size=2) == pytest.approx(math.exp(sum(losses) / 5), rel=1e-4)
 
 
 def test_lora_recipe_trains_adapters_and_embedding_copies_only(tokenizer):

@@ -4,15 +4,14 @@ training (the forgetting curve)."""
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm.auto import tqdm
 
+from utils.evaluation import block_perplexity
 from utils.sft import ALL_LINEAR
 
 EMBEDDINGS = ("embed_tokens", "lm_head")
@@ -82,25 +81,6 @@ def block_dataset(blocks: Sequence[list[int]]):
                               "attention_mask": [[1] * len(b) for b in blocks]})
 
 
-@torch.inference_mode()
-def block_perplexity(model, blocks: Sequence[list[int]], batch_size: int = 8, progress: bool = False) -> float:
-    """Perplexity over every next-token prediction in the blocks (all real tokens, no padding);
-    logits are computed in the body's dtype, the loss in fp32."""
-    was_training = model.training
-    model.eval()
-    decoder, head = model.get_decoder(), model.get_output_embeddings()
-    total, count = 0.0, 0
-    for start in tqdm(range(0, len(blocks), batch_size), desc="perplexity", disable=not progress, leave=False):
-        ids = torch.tensor(blocks[start: start + batch_size], device=head.weight.device)
-        hidden = decoder(input_ids=ids)[0][:, :-1]
-        logits = head(hidden).float()
-        total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten(), reduction="sum").item()
-        count += ids[:, 1:].numel()
-    if was_training:
-        model.train()
-    return math.exp(total / count)
-
-
 def prepare_model(model, settings: CPTSettings):
     """LoRA on every linear layer plus trainable copies of ``embed_tokens`` and ``lm_head``
     (Unsloth's continued-pretraining recipe), or every weight trainable for full fine-tuning."""
@@ -158,16 +138,15 @@ def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], setti
     own learning rate) on pre-packed blocks; fp32 on a CPU, fp16/bf16 on a GPU by the weights' dtype."""
     from unsloth import UnslothTrainer, UnslothTrainingArguments
 
-    from utils.sft import keep_adapters_fp32, scratch_dir, training_precision
+    from utils.sft import keep_adapters_fp32, trainer_defaults
 
     args = UnslothTrainingArguments(
-        output_dir=str(scratch_dir()), per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
+        **trainer_defaults(model), per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
         learning_rate=settings.learning_rate,
         embedding_learning_rate=settings.embedding_learning_rate if settings.method == "lora" else None,
-        lr_scheduler_type=settings.scheduler, warmup_steps=settings.warmup_steps, weight_decay=0.0, optim="adamw_torch",
-        logging_steps=1, save_strategy="no", report_to="none", seed=settings.seed, data_seed=settings.seed,
-        dataset_text_field="text", packing=False, max_length=len(train_blocks[0]), dataloader_num_workers=0,
-        gradient_checkpointing=False, disable_tqdm=False, **training_precision(model))
+        lr_scheduler_type=settings.scheduler, warmup_steps=settings.warmup_steps, seed=settings.seed,
+        data_seed=settings.seed, dataset_text_field="text", packing=False, max_length=len(train_blocks[0]),
+        gradient_checkpointing=False)
     trainer = UnslothTrainer(model=model, args=args, train_dataset=block_dataset(train_blocks),
                              processing_class=tokenizer)
     keep_adapters_fp32(trainer.model)

@@ -2,7 +2,7 @@
 
 - ``score_candidates`` / ``evaluate_classification``: log-likelihood of each label word.
 - ``generate_batch`` / ``exact_match`` / ``field_scores``: batched greedy generation, left padding.
-- ``perplexity``: exp of the mean token negative log-likelihood.
+- ``perplexity`` / ``block_perplexity``: exp of the mean token negative log-likelihood (texts / packed blocks).
 
 All are deterministic for the same inputs (fixed order, fixed batches, no sampling).
 """
@@ -283,23 +283,50 @@ def teacher_forced_match(model, tokenizer, prompts: Sequence[str], answers: Sequ
             "answer_loss": total_nll / total_tokens, "n": len(correct), "correct": correct}
 
 
+def _next_token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[float, int]:
+    """Summed next-token negative log-likelihood over positions whose token and target are both real
+    (mask 1), and their count; LM-head logits only at those positions, the loss in fp32."""
+    decoder, head = _decoder_and_head(model)
+    device = head.weight.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask)[0]
+    mask = (attention_mask[:, 1:] * attention_mask[:, :-1]).bool()
+    logits = head(hidden[:, :-1][mask]).float()
+    nll = torch.nn.functional.cross_entropy(logits, input_ids[:, 1:][mask], reduction="sum").item()
+    return nll, int(mask.sum())
+
+
+def _perplexity_result(total_nll: float, total_tokens: int) -> dict:
+    if total_tokens == 0:
+        raise ValueError("perplexity needs texts with at least two tokens")
+    mean = total_nll / total_tokens
+    return {"perplexity": math.exp(mean), "nll_per_token": mean, "tokens": total_tokens}
+
+
 @torch.inference_mode()
 def perplexity(model, tokenizer, texts: Sequence[str], max_length: int = 512, batch_size: int = 8,
                progress: bool = True) -> dict:
     """Perplexity over all tokens of ``texts`` (each truncated to ``max_length``), summed exactly."""
     model.eval()
-    decoder, head = _decoder_and_head(model)
     total_nll, total_tokens = 0.0, 0
     for start in tqdm(range(0, len(texts), batch_size), desc="perplexity", disable=not progress, leave=False):
         enc = tokenizer(list(texts[start: start + batch_size]), return_tensors="pt", padding=True,
                         truncation=True, max_length=max_length, add_special_tokens=False)
-        hidden = decoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0]
-        mask = (enc["attention_mask"][:, 1:] * enc["attention_mask"][:, :-1]).bool()
-        targets = enc["input_ids"][:, 1:][mask]
-        logits = head(hidden[:, :-1][mask]).float()
-        total_nll += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
-        total_tokens += int(mask.sum())
-    if total_tokens == 0:
-        raise ValueError("perplexity needs texts with at least two tokens")
-    mean = total_nll / total_tokens
-    return {"perplexity": math.exp(mean), "nll_per_token": mean, "tokens": total_tokens}
+        nll, count = _next_token_nll(model, enc["input_ids"], enc["attention_mask"])
+        total_nll, total_tokens = total_nll + nll, total_tokens + count
+    return _perplexity_result(total_nll, total_tokens)
+
+
+@torch.inference_mode()
+def block_perplexity(model, blocks: Sequence[Sequence[int]], batch_size: int = 8, progress: bool = False) -> float:
+    """Perplexity over every next-token prediction in equal-length token blocks (packed text, no
+    padding); the model's train/eval mode is left as it was."""
+    was_training = model.training
+    model.eval()
+    total_nll, total_tokens = 0.0, 0
+    for start in tqdm(range(0, len(blocks), batch_size), desc="perplexity", disable=not progress, leave=False):
+        ids = torch.tensor([list(b) for b in blocks[start: start + batch_size]])
+        nll, count = _next_token_nll(model, ids, torch.ones_like(ids))
+        total_nll, total_tokens = total_nll + nll, total_tokens + count
+    model.train(was_training)
+    return _perplexity_result(total_nll, total_tokens)["perplexity"]

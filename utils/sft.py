@@ -171,19 +171,25 @@ def training_precision(model) -> dict:
     return {"fp16": on_gpu and dtype == torch.float16, "bf16": on_gpu and dtype == torch.bfloat16}
 
 
+def trainer_defaults(model) -> dict:
+    """Trainer arguments every kit run shares: no checkpoints, reporting or weight decay, AdamW,
+    a log line per step, a progress bar, precision from the weights."""
+    return {"output_dir": str(scratch_dir()), "weight_decay": 0.0, "optim": "adamw_torch", "logging_steps": 1,
+            "save_strategy": "no", "report_to": "none", "dataloader_num_workers": 0, "disable_tqdm": False,
+            **training_precision(model)}
+
+
 def sft_config(model, settings: SFTSettings):
-    """TRL's ``SFTConfig`` for ``settings``: no checkpoints or reporting, precision from the weights."""
+    """TRL's ``SFTConfig`` for ``settings`` (the kit's ``trainer_defaults`` plus the run's own)."""
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=str(scratch_dir()), dataset_text_field="text", max_length=settings.max_length,
+        **trainer_defaults(model), dataset_text_field="text", max_length=settings.max_length,
         per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         learning_rate=settings.learning_rate, lr_scheduler_type="linear", warmup_steps=settings.warmup_steps,
-        weight_decay=0.0, optim="adamw_torch", logging_steps=1, save_strategy="no", report_to="none",
-        seed=settings.seed, data_seed=settings.seed, packing=False, dataloader_num_workers=0,
-        gradient_checkpointing=settings.gradient_checkpointing, disable_tqdm=False,
-        **training_precision(model),
+        seed=settings.seed, data_seed=settings.seed, packing=False,
+        gradient_checkpointing=settings.gradient_checkpointing,
     )
 
 

@@ -1,5 +1,12 @@
 """Score one submission on the held-out split with the lab's own evaluation function, on the one
-loaded base model (each adapter is merged in, evaluated, and the base weights restored exactly)."""
+loaded base model. Each artifact kind is put on the base (an adapter merged in, a classifier's
+head and tensors loaded, a prompt built), evaluated, and the base restored bit for bit.
+
+Artifact kinds (``rubric["artifact"]``):
+- ``peft_adapter`` (Labs 03B, 04, 05): a PEFT LoRA adapter, merged into the base;
+- ``classifier`` (Labs 02, 03A): a new head plus trained base tensors or from-scratch LoRA pairs;
+- ``prompt_spec`` (Lab 01): a prompt format and demonstration ids, no weights at all.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +18,48 @@ from pathlib import Path
 
 import torch
 
-from grading.validate import SubmissionError, check_adapter
+from grading.validate import SubmissionError, check_adapter, check_classifier, check_prompt_spec
 from utils.data import get_spec, load_split, read_jsonl
 from utils.paths import cache_dir
 from utils.results import write_json_atomic
 
+CORPUS = "corpus"  # rubric["dataset"] of the continual pre-training lab: domain + general documents
 
-def load_heldout(dataset: str, path: Path | None = None) -> tuple[list[dict], str]:
-    """Held-out rows (the kit's ``heldout`` split, or an instructor's JSONL file) and their hash."""
-    rows = read_jsonl(Path(path), get_spec(dataset)) if path else load_split(dataset, "heldout", allow_heldout=True)
-    digest = hashlib.sha256(json.dumps([[r["id"], r["text"], r.get("label"), r.get("target")] for r in rows])
-                            .encode()).hexdigest()[:16]
+
+def load_heldout(rubric: dict, path: Path | None = None) -> tuple[list[dict], str]:
+    """Held-out rows (the kit's ``heldout`` split, or an instructor's JSONL file) and their hash.
+
+    For the corpus lab the rows are documents ``{"id", "text", "corpus": "domain" | "general"}``."""
+    rows = corpus_heldout(path) if rubric["dataset"] == CORPUS else (
+        read_jsonl(Path(path), get_spec(rubric["dataset"])) if path
+        else load_split(rubric["dataset"], "heldout", allow_heldout=True))
+    digest = hashlib.sha256(json.dumps([[r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")]
+                                        for r in rows]).encode()).hexdigest()[:16]
     return rows, digest
+
+
+def corpus_heldout(path: Path | None) -> list[dict]:
+    """The corpus lab's held-out documents: the kit's ``heldout`` share of both corpora, or a JSONL
+    file of ``{"id", "text", "corpus"}`` rows (a bad row is named)."""
+    from utils.corpus import load_corpus, split_documents
+
+    if path is None:
+        rows = []
+        for corpus, test_fraction in (("domain", 0.1), ("general", 0.3)):  # the fractions Lab 05 uses
+            docs = split_documents(load_corpus(corpus), test_fraction=test_fraction, allow_heldout=True)["heldout"]
+            rows += [{"id": d.doc_id, "text": d.text, "corpus": corpus} for d in docs]
+        return rows
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("text"), str)
+                and row.get("corpus") in ("domain", "general")):
+            raise ValueError(f"{path}, line {number}: expected {{\"id\": str, \"text\": str, "
+                             f"\"corpus\": \"domain\" | \"general\"}}")
+        rows.append(row)
+    return rows
 
 
 def linear_shapes(model) -> dict[str, tuple[int, int]]:
@@ -31,44 +68,141 @@ def linear_shapes(model) -> dict[str, tuple[int, int]]:
             if isinstance(m, torch.nn.Linear)}
 
 
-def extraction_score(model, tokenizer, rows: list[dict], fields) -> dict:
-    """Lab 03B's metric: greedy JSON extraction scored with ``field_scores`` (as in the lab)."""
+def param_shapes(model) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape, tied parameters under each of their names."""
+    return {name: tuple(p.shape) for name, p in model.named_parameters(remove_duplicate=False)}
+
+
+@contextmanager
+def base_restored(model):
+    """Let a submission change ``model`` freely inside; on exit every module the base had is back in
+    its place (replaced heads, unloaded PEFT layers), every parameter bit for bit, and the tie flag."""
+    modules = dict(model.named_modules())
+    params = {name: p.detach().clone() for name, p in model.named_parameters()}
+    tied = model.config.tie_word_embeddings
+    try:
+        yield model
+    finally:
+        for name, module in modules.items():
+            if name:
+                parent, _, child = name.rpartition(".")
+                modules[parent]._modules[child] = module
+        current = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in params.items():
+                current[name].copy_(value)
+        model.config.tie_word_embeddings = tied
+
+
+# --- the labs' metrics ---------------------------------------------------------------------------
+
+def extraction_score(model, tokenizer, rows: list[dict], rubric: dict) -> dict:
+    """Labs 03B/04: greedy JSON extraction scored with ``field_scores`` (as in the lab)."""
     from utils.evaluation import evaluate_extraction
     from utils.sft import chat_text, extraction_messages
 
+    fields = get_spec(rubric["dataset"]).fields
     prompts = [chat_text(tokenizer, extraction_messages(r, fields, with_answer=False)) for r in rows]
     result = evaluate_extraction(model, tokenizer, prompts, [r["target"] for r in rows], fields,
                                  max_new_tokens=56, batch_size=64, progress=False)
     return {k: v for k, v in result.items() if k not in ("outputs", "correct")}
 
 
-METRICS = {"news_events": extraction_score}
+def perplexity_score(model, tokenizer, rows: list[dict], rubric: dict) -> dict:
+    """Lab 05: perplexity on packed blocks of the held-out domain and general documents."""
+    from utils.corpus import Document, pack_blocks, tokenize_documents
+    from utils.evaluation import block_perplexity
 
+    result = {}
+    for corpus in ("domain", "general"):
+        docs = [Document(r["id"], r["text"]) for r in rows if r["corpus"] == corpus]
+        blocks = pack_blocks(tokenize_documents(tokenizer, docs), rubric["block_size"],
+                             tokenizer.eos_token_id)[: rubric["max_blocks"]]
+        if not blocks:
+            raise ValueError(f"the held-out {corpus} documents make no block of {rubric['block_size']} tokens")
+        result[f"{corpus}_perplexity"] = block_perplexity(model, blocks)
+        result[f"{corpus}_blocks"] = len(blocks)
+    return result
+
+
+def classifier_score(model, tokenizer, rows: list[dict], rubric: dict) -> dict:
+    """Labs 02/03A: accuracy of the classifier (head at the last token) on the held-out messages."""
+    from utils.classifier import classifier_logits, tokenize_texts
+    from utils.training import classifier_accuracy
+
+    labels = get_spec(rubric["dataset"]).labels
+    ids = tokenize_texts(tokenizer, [r["text"] for r in rows])
+    result = classifier_accuracy(lambda i, m: classifier_logits(model, i, m), ids,
+                                 [labels.index(r["label"]) for r in rows], pad_value=tokenizer.pad_token_id)
+    return {"accuracy": result["accuracy"], "loss": result["loss"], "n": result["n"]}
+
+
+def prompt_score(model, tokenizer, rows: list[dict], rubric: dict, fmt, demos: list[dict],
+                 calibrated: bool) -> dict:
+    """Lab 01: accuracy of one prompt (raw or calibrated) on the held-out messages."""
+    from utils.icl import evaluate_prompt
+
+    result = evaluate_prompt(model, tokenizer, fmt, demos, rows, get_spec(rubric["dataset"]).labels,
+                             progress=False)
+    key = "calibrated_" if calibrated else ""
+    return {"accuracy": result[f"{key}accuracy"], "macro_f1": result[f"{key}macro_f1"], "n": result["n"]}
+
+
+ADAPTER_METRICS = {"news_events": extraction_score, CORPUS: perplexity_score}
+
+
+# --- before (the base model, cached) and after (the submission) ----------------------------------
 
 def base_score(model, tokenizer, rubric: dict, rows: list[dict], heldout_hash: str, fingerprint: str) -> dict:
-    """The base model's score, computed once per (base fingerprint, held-out hash) and cached."""
+    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and cached:
+    the base itself for adapter labs, a fresh head (seed 0) for classifier labs, the dataset's
+    default zero-shot prompt for the prompting lab."""
     path = cache_dir() / "grading" / f"before-{rubric['lab']}-{fingerprint}-{heldout_hash}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    result = METRICS[rubric["dataset"]](model, tokenizer, rows, get_spec(rubric["dataset"]).fields)
+    kind = rubric["artifact"]
+    if kind == "peft_adapter":
+        result = ADAPTER_METRICS[rubric["dataset"]](model, tokenizer, rows, rubric)
+    elif kind == "classifier":
+        from utils.classifier import replace_head
+
+        with base_restored(model):
+            replace_head(model, len(get_spec(rubric["dataset"]).labels), seed=0)
+            result = classifier_score(model, tokenizer, rows, rubric)
+    elif kind == "prompt_spec":
+        from utils.prompting import DATASET_FORMATS
+
+        result = prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric["dataset"]], [], False)
+    else:
+        raise ValueError(f"rubric artifact {kind!r}: expected peft_adapter, classifier or prompt_spec")
     write_json_atomic(path, result)
     return result
+
+
+def submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict, rows: list[dict]) -> tuple[dict, dict]:
+    """Put the submitted artifact on ``model``, score it, restore the base; return (score, details)."""
+    kind = rubric["artifact"]
+    if kind == "peft_adapter":
+        return adapter_score(model, tokenizer, files, rubric, rows)
+    if kind == "classifier":
+        return classifier_submission_score(model, tokenizer, files, rubric, rows)
+    if kind == "prompt_spec":
+        return prompt_submission_score(model, tokenizer, files, rubric, rows)
+    raise ValueError(f"rubric artifact {kind!r}: expected peft_adapter, classifier or prompt_spec")
 
 
 @contextmanager
 def merged_adapter(model, folder: str, merge_into: str = "original"):
     """The base with a PEFT adapter merged into its weights (faster to evaluate than separate LoRA
-    layers); on exit every linear weight is restored bit for bit from a copy. ``merge_into="nf4"``
-    first rounds the blocks' linear weights through NF4 — the weights a QLoRA adapter trained on."""
+    layers); on exit the base is restored bit for bit. ``merge_into="nf4"`` first rounds the blocks'
+    linear weights through NF4 — the weights a QLoRA adapter trained on."""
     from peft import PeftModel
 
     from utils.quantization import nf4_roundtrip_linears
 
     if merge_into not in ("original", "nf4"):
         raise ValueError(f"rubric merge_into must be 'original' or 'nf4', got {merge_into!r}")
-    modules = dict(model.named_modules())
-    originals = {name: m.weight.detach().clone() for name, m in modules.items() if isinstance(m, torch.nn.Linear)}
-    try:
+    with base_restored(model):
         if merge_into == "nf4":
             nf4_roundtrip_linears(model)
         try:
@@ -76,18 +210,48 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise SubmissionError(f"the adapter does not load onto the base model ({exc})") from None
         yield merged
-    finally:
-        with torch.no_grad():
-            for name, weight in originals.items():
-                modules[name].weight.copy_(weight)
 
 
 def adapter_score(model, tokenizer, files: dict[str, bytes], rubric: dict, rows: list[dict]) -> tuple[dict, dict]:
-    """Attach the submitted adapter to ``model``, score it, detach it; return (score, adapter config)."""
-    config, _ = check_adapter(files, linear_shapes(model), rubric["checks"])
+    """Merge the submitted PEFT adapter into ``model``, score it, restore the base."""
+    config, _ = check_adapter(files, linear_shapes(model), rubric["checks"], base_param_shapes=param_shapes(model))
     with tempfile.TemporaryDirectory() as folder:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             Path(folder, name).write_bytes(files["adapter/" + name])
         with merged_adapter(model, folder, rubric.get("merge_into", "original")) as merged:
-            result = METRICS[rubric["dataset"]](merged, tokenizer, rows, get_spec(rubric["dataset"]).fields)
-    return result, {"r": config["r"], "lora_alpha": config["lora_alpha"], "target_modules": config["target_modules"]}
+            result = ADAPTER_METRICS[rubric["dataset"]](merged, tokenizer, rows, rubric)
+    return result, {"r": config["r"], "lora_alpha": config["lora_alpha"], "target_modules": config["target_modules"],
+                    "modules_to_save": config.get("modules_to_save") or []}
+
+
+def classifier_submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict,
+                                rows: list[dict]) -> tuple[dict, dict]:
+    """Load the submitted classifier onto ``model`` (``utils.classifier.apply_classifier``), score it."""
+    from utils.classifier import apply_classifier
+
+    labels = get_spec(rubric["dataset"]).labels
+    config, tensors = check_classifier(files, param_shapes(model), linear_shapes(model), model.config.hidden_size,
+                                       labels, rubric["checks"])
+    with base_restored(model):
+        apply_classifier(model, tensors, config)
+        result = classifier_score(model, tokenizer, rows, rubric)
+    lora = config.get("lora") or None
+    return result, {"trained_parameters": sum(t.numel() for t in tensors.values()), "lora": lora,
+                    "tensors": len(tensors)}
+
+
+def prompt_submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict,
+                            rows: list[dict]) -> tuple[dict, dict]:
+    """Rebuild the submitted prompt (format + demonstrations from ``train``) and score it."""
+    from utils.prompting import PromptFormat
+
+    train = {r["id"]: r for r in load_split(rubric["dataset"], "train")}
+    labels = get_spec(rubric["dataset"]).labels
+    spec = check_prompt_spec(files, rubric["dataset"], labels, set(train), rubric["checks"])
+    try:
+        fmt = PromptFormat(**spec["format"])
+    except (TypeError, ValueError) as exc:
+        raise SubmissionError(f"prompt_spec.json: invalid format ({exc})") from None
+    result = prompt_score(model, tokenizer, rows, rubric, fmt, [train[i] for i in spec["demo_ids"]],
+                          spec["calibrated"])
+    return result, {"shots": len(spec["demo_ids"]), "calibrated": spec["calibrated"], "chat": fmt.chat}

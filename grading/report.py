@@ -26,7 +26,7 @@ def gradebook_rows(results: list[dict]) -> list[dict]:
                      "score": r["score"], "max_score": r.get("max_score", ""),
                      "before": "" if before is None else round(before, 4),
                      "after": "" if after is None else round(after, 4),
-                     "gain": "" if before is None else round(after - before, 4),
+                     "gain": "" if before is None else round(r.get("gain", after - before), 4),
                      "reason": r.get("reason", ""), "submission": r["submission"]})
     return sorted(rows, key=lambda row: (row["student"], row["submission"]))
 
@@ -50,12 +50,18 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
                   "Fix this and submit again; re-export the zip with the lab's last cell."]
         return "\n".join(lines) + "\n"
     before, after = metric_values(result)
+    better = "higher" if result.get("higher_is_better", True) else "lower"
     lines += ["| part | points |", "|---|---|"]
-    lines += [f"| {name} | {points:g} |" for name, points in result["parts"].items()]
-    lines += ["", f"Metric: {result['metric']} on {result['heldout']['items']} held-out items "
-              f"(examples are not shown).", "",
-              f"- base model (before): {before:.3f}", f"- your adapter (after): {after:.3f}",
-              f"- gain: {after - before:+.3f}", ""]
+    lines += [f"| {name} | {points:g} / {result['part_max'][name]:g} |" for name, points in result["parts"].items()]
+    lines += ["", f"Metric: {result['metric']} ({better} is better) on {result['heldout']['items']} held-out items "
+              "(examples are not shown).", "",
+              f"- base model (before): {before:.3f}", f"- your submission (after): {after:.3f}",
+              f"- improvement: {result.get('gain', after - before):+.3f}", ""]
+    others = [k for k, v in result["after"].items()
+              if k != result["metric"] and isinstance(v, float) and isinstance(result["before"].get(k), float)]
+    if others:
+        lines += ["Also measured (not scored): " + "; ".join(
+            f"{k} {result['before'][k]:.3f} → {result['after'][k]:.3f}" for k in others), ""]
     fields = result["after"].get("field_accuracy")
     if fields:
         lines += ["Per-field accuracy (after): " + ", ".join(f"{k} {v:.2f}" for k, v in fields.items()), ""]
@@ -73,7 +79,7 @@ def write_feedback(result: dict, folder: Path) -> Path:
     chart = None
     if result["status"] == "graded":
         before, after = metric_values(result)
-        plot_bars(["base model (before)", "your adapter (after)"], [before, after], folder / f"{stem}.png",
+        plot_bars(["base model (before)", "your submission (after)"], [before, after], folder / f"{stem}.png",
                   title=f"{result['lab']}: {result['metric']} on the held-out split", xlabel=result["metric"])
         chart = f"{stem}.png"
     path = folder / f"{stem}.md"

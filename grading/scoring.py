@@ -19,15 +19,18 @@ def load_rubric(lab: str, path: Path | None = None) -> dict:
     missing = [k for k in RUBRIC_KEYS if k not in rubric]
     if missing:
         raise ValueError(f"{path}: rubric misses {missing}")
+    if not isinstance(rubric.get("higher_is_better", True), bool):
+        raise ValueError(f"{path}: higher_is_better must be true or false")
     for part in ("after", "gain"):
         band = rubric[part]
-        if not band["zero_at"] < band["full_at"]:
-            raise ValueError(f"{path}: {part}.zero_at must be below {part}.full_at")
+        if band["zero_at"] == band["full_at"]:
+            raise ValueError(f"{path}: {part}.zero_at and {part}.full_at must differ")
     return rubric
 
 
 def linear_credit(value: float, zero_at: float, full_at: float) -> float:
-    """0 at or below ``zero_at``, 1 at or above ``full_at``, linear in between."""
+    """0 at ``zero_at`` or worse, 1 at ``full_at`` or better, linear in between (``full_at`` may be
+    below ``zero_at``, for metrics where lower is better)."""
     return min(1.0, max(0.0, (value - zero_at) / (full_at - zero_at)))
 
 
@@ -36,9 +39,15 @@ def max_score(rubric: dict) -> float:
     return float(rubric["valid_points"] + rubric["after"]["points"] + rubric["gain"]["points"])
 
 
+def improvement(rubric: dict, before: float, after: float) -> float:
+    """How much better ``after`` is than ``before``: ``after - before``, or ``before - after`` for a
+    metric where lower is better (``"higher_is_better": false``, e.g. perplexity)."""
+    return after - before if rubric.get("higher_is_better", True) else before - after
+
+
 def score(rubric: dict, before: float, after: float) -> dict:
     """Points per rubric part for a valid submission, and the total (rounded to 0.01)."""
-    gain = after - before
+    gain = improvement(rubric, before, after)
     parts = {
         "valid submission": float(rubric["valid_points"]),
         "after": round(rubric["after"]["points"] * linear_credit(after, rubric["after"]["zero_at"],
@@ -49,4 +58,4 @@ def score(rubric: dict, before: float, after: float) -> dict:
     part_max = {"valid submission": float(rubric["valid_points"]), "after": float(rubric["after"]["points"]),
                 "gain over base": float(rubric["gain"]["points"])}
     return {"parts": parts, "part_max": part_max, "score": round(sum(parts.values()), 2),
-            "max_score": max_score(rubric)}
+            "max_score": max_score(rubric), "gain": gain}

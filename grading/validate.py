@@ -157,11 +157,13 @@ ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|l
 
 
 def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[int, int]],
-                  checks: dict, prefix: str = "adapter/") -> tuple[dict, dict]:
+                  checks: dict, prefix: str = "adapter/",
+                  base_param_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[dict, dict]:
     """A PEFT LoRA adapter that fits the base: config, targets, names, shapes, ranks, finite values.
 
-    ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers.
-    Returns ``(adapter_config, tensors)``.
+    ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers;
+    ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save`` copies
+    (allowed only where ``checks["allow_modules_to_save"]``). Returns ``(adapter_config, tensors)``.
     """
     config = parse_json(files, prefix + "adapter_config.json")
     if config.get("peft_type") != "LORA":
@@ -172,8 +174,11 @@ def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[i
         raise SubmissionError(f"adapter_config.json: rank r={rank!r} is outside the allowed {low}..{high}")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
         raise SubmissionError(f"adapter_config.json: lora_alpha={alpha!r} must be a positive number")
-    if config.get("modules_to_save") and not checks.get("allow_modules_to_save", False):
+    saved_modules = config.get("modules_to_save") or []
+    if saved_modules and not checks.get("allow_modules_to_save", False):
         raise SubmissionError("adapter_config.json: modules_to_save (fully trained layers) is not allowed in this lab")
+    if not isinstance(saved_modules, list) or not all(isinstance(m, str) for m in saved_modules):
+        raise SubmissionError("adapter_config.json: modules_to_save must be a list of module names")
     targets = config.get("target_modules")
     targets = [targets] if isinstance(targets, str) else targets
     leaf_names = {name.rsplit(".", 1)[-1] for name in base_linear_shapes}
@@ -189,14 +194,42 @@ def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[i
     if len(files[weights_name]) > checks.get("max_adapter_mb", 200) * 1e6:
         raise SubmissionError(f"{weights_name} is larger than {checks.get('max_adapter_mb', 200)} MB")
     tensors = load_safetensors(files[weights_name], weights_name)
-    check_adapter_tensors(tensors, base_linear_shapes, rank)
+    lora = {k: t for k, t in tensors.items() if not is_saved_module(k, saved_modules)}
+    check_adapter_tensors(lora, base_linear_shapes, rank)
+    check_saved_modules({k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {})
     return config, tensors
+
+
+def is_saved_module(key: str, saved_modules: list[str]) -> bool:
+    """Whether ``key`` is a full copy of a ``modules_to_save`` layer (``base_model.model.<...>.<leaf>.weight``)."""
+    parts = key.split(".")
+    return len(parts) > 3 and parts[-1] in ("weight", "bias") and parts[-2] in saved_modules
+
+
+def check_saved_modules(tensors: dict, base_param_shapes: dict[str, tuple[int, ...]]) -> None:
+    """Fully trained layer copies: each replaces an existing base parameter, same shape, finite."""
+    for key, tensor in tensors.items():
+        name = key.removeprefix("base_model.model.")
+        if name not in base_param_shapes:
+            raise SubmissionError(f"adapter tensor {key!r}: the base model has no parameter {name!r}")
+        if tuple(tensor.shape) != tuple(base_param_shapes[name]):
+            raise SubmissionError(f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected "
+                                  f"{tuple(base_param_shapes[name])}")
+        check_finite_float(key, tensor)
+
+
+def check_finite_float(key: str, tensor) -> None:
+    """A floating-point tensor without NaN or Inf."""
+    if not tensor.is_floating_point():
+        raise SubmissionError(f"tensor {key!r} has dtype {tensor.dtype}, expected a float type")
+    if not bool(tensor.float().isfinite().all()):
+        raise SubmissionError(f"tensor {key!r} contains NaN or Inf values")
 
 
 def check_adapter_tensors(tensors: dict, base_linear_shapes: dict[str, tuple[int, int]], rank: int) -> None:
     """Every tensor is a LoRA A/B of an existing linear layer, with matching shapes, finite floats."""
     if not tensors:
-        raise SubmissionError("adapter_model.safetensors holds no tensors")
+        raise SubmissionError("adapter_model.safetensors holds no LoRA tensors")
     parts: dict[str, set] = {}
     for key, tensor in tensors.items():
         match = ADAPTER_KEY.match(key)
@@ -210,11 +243,113 @@ def check_adapter_tensors(tensors: dict, base_linear_shapes: dict[str, tuple[int
         if tuple(tensor.shape) != expected:
             raise SubmissionError(f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected {expected} "
                                   f"(rank {rank})")
-        if not tensor.is_floating_point():
-            raise SubmissionError(f"adapter tensor {key!r} has dtype {tensor.dtype}, expected a float type")
-        if not bool(tensor.float().isfinite().all()):
-            raise SubmissionError(f"adapter tensor {key!r} contains NaN or Inf values")
+        check_finite_float(key, tensor)
         parts.setdefault(module, set()).add(part)
     incomplete = sorted(m for m, p in parts.items() if p != {"lora_A", "lora_B"})
     if incomplete:
         raise SubmissionError(f"adapter layers without both lora_A and lora_B: {incomplete[:3]}")
+
+
+FORMAT_TEXT_FIELDS = ("instruction", "input_prefix", "output_prefix", "separator")
+
+
+def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, ...], train_ids: set[str],
+                      checks: dict) -> dict:
+    """Lab 01's ``prompt_spec.json``: a prompt format, demonstration ids from the ``train`` split
+    (in order), and whether to calibrate. Returns the spec."""
+    spec = parse_json(files, "prompt_spec.json")
+    if spec.get("dataset") != dataset:
+        raise SubmissionError(f"prompt_spec.json: dataset {spec.get('dataset')!r}, this lab grades {dataset!r}")
+    fmt, demo_ids = spec.get("format"), spec.get("demo_ids")
+    if not isinstance(fmt, dict):
+        raise SubmissionError("prompt_spec.json: 'format' must be an object (see utils.prompting.format_to_dict)")
+    unknown = sorted(set(fmt) - {*FORMAT_TEXT_FIELDS, "chat", "label_words"})
+    if unknown:
+        raise SubmissionError(f"prompt_spec.json: unknown format fields {unknown}")
+    max_chars = checks.get("max_chars", 2000)
+    for key in FORMAT_TEXT_FIELDS:
+        value = fmt.get(key)
+        if not (value is None and key == "instruction") and not isinstance(value, str):
+            raise SubmissionError(f"prompt_spec.json: format.{key} must be a string")
+        if value is not None and len(value) > max_chars:
+            raise SubmissionError(f"prompt_spec.json: format.{key} is longer than {max_chars} characters")
+    if not isinstance(fmt.get("chat"), bool) or not isinstance(spec.get("calibrated"), bool):
+        raise SubmissionError("prompt_spec.json: format.chat and calibrated must be true or false")
+    words = fmt.get("label_words")
+    if not isinstance(words, dict) or not all(isinstance(v, str) and v.strip() for v in words.values()):
+        raise SubmissionError("prompt_spec.json: format.label_words must map labels to non-empty words")
+    if set(words) - set(labels) or len(set(words.values())) != len(words):
+        raise SubmissionError(f"prompt_spec.json: label_words must map some of the labels {list(labels)} "
+                              "to distinct words")
+    if not isinstance(demo_ids, list) or not all(isinstance(i, str) for i in demo_ids):
+        raise SubmissionError("prompt_spec.json: demo_ids must be a list of example ids")
+    if len(demo_ids) > checks.get("max_shots", 16):
+        raise SubmissionError(f"prompt_spec.json: {len(demo_ids)} demonstrations (at most {checks.get('max_shots', 16)})")
+    foreign = [i for i in demo_ids if i not in train_ids]
+    if foreign:
+        raise SubmissionError(f"prompt_spec.json: demonstrations must come from the train split; unknown ids "
+                              f"{foreign[:3]}")
+    return spec
+
+
+def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple[int, ...]],
+                     base_linear_shapes: dict[str, tuple[int, int]], hidden_size: int, labels: tuple[str, ...],
+                     checks: dict, prefix: str = "classifier/") -> tuple[dict, dict]:
+    """Labs 02/03A's ``classifier/``: a head for ``labels``, plus trained base tensors (Lab 02) or
+    LoRA A/B pairs (Lab 03A), each matching the base, finite, within the lab's parameter budget.
+    Returns ``(config, tensors)``."""
+    config = parse_json(files, prefix + "classifier_config.json")
+    if config.get("labels") != list(labels):
+        raise SubmissionError(f"classifier_config.json: labels {config.get('labels')!r}, expected {list(labels)}")
+    weights_name = prefix + "classifier.safetensors"
+    if weights_name not in files:
+        raise SubmissionError(f"{weights_name} is missing from the zip")
+    tensors = load_safetensors(files[weights_name], weights_name)
+    head = {"lm_head.weight": (len(labels), hidden_size), "lm_head.bias": (len(labels),)}
+    for key, shape in head.items():
+        if key not in tensors:
+            raise SubmissionError(f"classifier.safetensors: the head tensor {key!r} is missing")
+        if tuple(tensors[key].shape) != shape:
+            raise SubmissionError(f"classifier.safetensors: {key!r} has shape {tuple(tensors[key].shape)}, "
+                                  f"expected {shape} (one output per label)")
+    lora = config.get("lora")
+    lora_keys = [k for k in tensors if k.endswith((".lora.A", ".lora.B"))]
+    if lora_keys:
+        check_classifier_lora(tensors, lora_keys, lora, base_linear_shapes, checks)
+    for key, tensor in tensors.items():
+        if key not in head and key not in lora_keys:
+            if key not in base_param_shapes or key.startswith("lm_head."):
+                raise SubmissionError(f"classifier.safetensors: {key!r} is neither the head, a LoRA matrix nor a "
+                                      "parameter of the base model")
+            if tuple(tensor.shape) != tuple(base_param_shapes[key]):
+                raise SubmissionError(f"classifier.safetensors: {key!r} has shape {tuple(tensor.shape)}, expected "
+                                      f"{tuple(base_param_shapes[key])}")
+        check_finite_float(key, tensor)
+    trained = sum(t.numel() for t in tensors.values())
+    low, high = checks.get("trainable_params", [1, 10 ** 12])
+    if not low <= trained <= high:
+        raise SubmissionError(f"{trained:,} trained parameters: this lab expects {low:,} to {high:,}")
+    return config, tensors
+
+
+def check_classifier_lora(tensors: dict, lora_keys: list[str], lora, base_linear_shapes: dict, checks: dict) -> None:
+    """From-scratch LoRA pairs: a rank/alpha config, both matrices per layer, shapes of the base layer."""
+    if not isinstance(lora, dict) or not isinstance(lora.get("rank"), int) or isinstance(lora.get("rank"), bool):
+        raise SubmissionError("classifier_config.json: LoRA matrices need \"lora\": {\"rank\": r, \"alpha\": a}")
+    rank, alpha = lora["rank"], lora.get("alpha")
+    low, high = checks.get("rank", [1, 256])
+    if not low <= rank <= high:
+        raise SubmissionError(f"classifier_config.json: rank {rank} is outside the allowed {low}..{high}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
+        raise SubmissionError(f"classifier_config.json: lora alpha={alpha!r} must be a positive number")
+    for key in lora_keys:
+        module, part = key[: -len(".lora.A")], key[-1]
+        if module not in base_linear_shapes:
+            raise SubmissionError(f"classifier.safetensors: {key!r}: the base model has no linear layer {module!r}")
+        if f"{module}.lora.{'B' if part == 'A' else 'A'}" not in tensors:
+            raise SubmissionError(f"classifier.safetensors: {module!r} has lora.{part} without its pair")
+        out_features, in_features = base_linear_shapes[module]
+        expected = (rank, in_features) if part == "A" else (out_features, rank)
+        if tuple(tensors[key].shape) != expected:
+            raise SubmissionError(f"classifier.safetensors: {key!r} has shape {tuple(tensors[key].shape)}, "
+                                  f"expected {expected} (rank {rank})")

@@ -34,7 +34,7 @@ def load_base(base: str):
 
 def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None) -> dict:
     """Validate and score one submission's bytes with the loaded base in ``state``."""
-    from grading.evaluate import adapter_score, base_score, load_heldout
+    from grading.evaluate import base_score, load_heldout, submission_score
 
     started = time.perf_counter()
     result: dict = {"lab": lab, "student": None, "status": "invalid", "score": 0.0}
@@ -47,12 +47,13 @@ def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None,
         except KeyError as exc:  # a lab without a rubric: the submission's problem, not the grader's
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = max_score(rubric)
-        rows, heldout_hash = load_heldout(rubric["dataset"], heldout)
+        rows, heldout_hash = load_heldout(rubric, heldout)
         before = base_score(state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"])
-        after, adapter = adapter_score(state["model"], state["tokenizer"], submission.files, rubric, rows)
+        after, details = submission_score(state["model"], state["tokenizer"], submission.files, rubric, rows)
         points = score(rubric, before[rubric["metric"]], after[rubric["metric"]])
-        result.update(status="graded", reason="", metric=rubric["metric"], before=before, after=after,
-                      adapter=adapter, heldout={"items": len(rows), "sha256": heldout_hash}, **points)
+        result.update(status="graded", reason="", metric=rubric["metric"],
+                      higher_is_better=rubric.get("higher_is_better", True), before=before, after=after,
+                      submission_details=details, heldout={"items": len(rows), "sha256": heldout_hash}, **points)
     except SubmissionError as exc:
         result["reason"] = str(exc)
         result["student"] = result["student"] or peek_student(data)

@@ -43,6 +43,7 @@ import os
 PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
 SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: 10 test items per dataset, a 1-minute run
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # chooses the demonstrations
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
 from utils.hardware import preflight
@@ -50,6 +51,7 @@ from utils.hardware import preflight
 hardware = preflight(PROFILE)
 
 # %%
+import json
 import time
 
 import torch
@@ -60,8 +62,10 @@ from utils.evaluation import score_candidates
 from utils.icl import calibrate_scores, predict, run_icl
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_grouped_bars, plot_sweep, show
-from utils.prompting import Prompt, PromptFormat, choose_demos, render_raw
+from utils.profiles import get_profile
+from utils.prompting import DATASET_FORMATS, Prompt, PromptFormat, choose_demos, format_to_dict, render_raw
 from utils.results import format_table, lab_output_dir, run_info, save_results
+from utils.submission import make_submission
 
 LAB = "01_in_context_learning"
 OUT = lab_output_dir(LAB)
@@ -92,14 +96,9 @@ for name in DATASETS:
 # `output_prefix` frame each example; the model's answer is the word after `output_prefix`.
 
 # %%
-FORMATS = {
-    "sms_spam": PromptFormat(
-        instruction="Classify each SMS message as spam or ham (ham means a normal, wanted message).",
-        input_prefix="Message: ", output_prefix="Label:"),
-    "animal_diet": PromptFormat(
-        instruction="Classify each animal by its diet: carnivore, herbivore or omnivore.",
-        input_prefix="Animal: ", output_prefix="Diet:"),
-}
+FORMATS = DATASET_FORMATS  # from utils.prompting:
+for name, fmt in FORMATS.items():
+    print(f"{name}: {fmt}")
 
 # %% [markdown]
 # ## 1. How a language model classifies
@@ -288,11 +287,17 @@ print(format_table(calibration_rows, ["dataset", "k", "raw", "calibrated"]))
 
 # %%
 def best_configuration(name: str) -> dict:
-    candidates = [{"setting": f"k={k}, instruction", "accuracy": sweep[name, k]["accuracy"]} for k in KS]
-    candidates += [{"setting": f"k={k}, instruction, calibrated", "accuracy": sweep[name, k]["calibrated_accuracy"]}
-                   for k in KS]
-    candidates += [{"setting": f"k={K_FORMAT}, {v}", "accuracy": r["accuracy"]}
-                   for (n, v), r in formats.items() if n == name]
+    """The most accurate prompt tried on ``name``: its setting, accuracy, format and demonstrations."""
+    candidates = []
+    for k in KS:
+        for calibrated in (False, True):
+            run = sweep[name, k]
+            candidates.append({"setting": f"k={k}, instruction" + (", calibrated" if calibrated else ""),
+                               "accuracy": run["calibrated_accuracy" if calibrated else "accuracy"],
+                               "format": FORMATS[name], "demo_ids": run["demo_ids"], "calibrated": calibrated})
+    candidates += [{"setting": f"k={K_FORMAT}, {v}", "accuracy": r["accuracy"], "format": VARIANTS[n][v],
+                    "demo_ids": r["demo_ids"], "calibrated": False}
+                   for (n, v), r in formats.items() if n == name and v in VARIANTS[n]]
     return max(candidates, key=lambda c: c["accuracy"])
 
 
@@ -328,6 +333,21 @@ results = {
 save_results(OUT / "results.json", results, info)
 save_results(OUT / "baseline.json", {"lab": LAB, "baseline": baseline}, info)  # read by Labs 02-03
 print(f"saved {OUT / 'results.json'} and {OUT / 'baseline.json'} ({results['wall_seconds']:.0f} s in all)")
+
+# %% [markdown]
+# ## Submit your best SMS prompt
+# The grader rebuilds your best `sms_spam` prompt — format and the ids of its demonstrations, in
+# order, plus whether it is calibrated — and scores it on a held-out split you never see, with the
+# same scoring function as above. "Before" there is the zero-shot default format. The zip holds
+# `prompt_spec.json` only: no model, no code.
+
+# %%
+best_sms = best_configuration("sms_spam")
+spec = {"dataset": "sms_spam", "format": format_to_dict(best_sms["format"]), "demo_ids": best_sms["demo_ids"],
+        "calibrated": best_sms["calibrated"], "test_accuracy": best_sms["accuracy"], "setting": best_sms["setting"]}
+(OUT / "prompt_spec.json").write_text(json.dumps(spec, indent=2))
+submission = make_submission(LAB, STUDENT_ID, {"prompt_spec.json": OUT / "prompt_spec.json"}, info,
+                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT)
 
 # %% [markdown]
 # ## Takeaways

@@ -38,6 +38,7 @@ import os
 PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
 SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few dozen examples, a 1-minute run
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # head initialisation and batch order
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
 from utils.hardware import preflight
@@ -49,7 +50,6 @@ import json
 import time
 
 import torch
-from safetensors.torch import save_file
 
 from utils.checks import check_close, check_equal, report
 from utils.classifier import (
@@ -62,11 +62,14 @@ from utils.classifier import (
     logits_from_hidden,
     pad_batch,
     replace_head,
+    save_classifier,
 )
 from utils.data import dataset_fingerprint, get_spec
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_bars, plot_sweep, show
+from utils.profiles import get_profile
 from utils.results import format_table, lab_output_dir, run_info, save_results
+from utils.submission import make_submission
 from utils.training import TrainConfig, classifier_accuracy, train_classifier
 
 LAB = "02_selective_finetuning"
@@ -311,12 +314,9 @@ print(format_table(ablation, ["trained", "trainable params", "epochs", "train se
 # the base model.
 
 # %%
-save_file(trained_state, OUT / "classifier.safetensors")
-(OUT / "classifier_config.json").write_text(json.dumps({
-    "base_model": model.config.name_or_path, "base_fingerprint": BASE_FINGERPRINT, "labels": list(LABELS),
-    "trained_blocks": [NUM_BLOCKS - 1], "tensors": sorted(trained_state)}, indent=2))
+save_classifier(OUT / "classifier", trained_state, LABELS)
 print(f"saved {len(trained_state)} tensors ({sum(t.numel() for t in trained_state.values()):,} parameters) "
-      f"to {OUT / 'classifier.safetensors'}")
+      f"to {OUT / 'classifier'}")
 
 # %%
 info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "train": vars(CONFIG), "full_ft": vars(full_config),
@@ -332,6 +332,17 @@ results = {"lab": LAB, "before": {"accuracy": before["accuracy"]}, "after": {"ac
            "wall_seconds": round(time.perf_counter() - lab_start, 1)}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'} ({results['wall_seconds']:.0f} s in all)")
+
+# %% [markdown]
+# ## Submit
+# The grader puts your saved tensors on its own copy of the base model (`utils.classifier.apply_classifier`)
+# and measures accuracy on a held-out split you never see, with the same `classifier_accuracy`.
+# "Before" there is the base model with a fresh head (seed 0), as in section 5.
+
+# %%
+submission = make_submission(LAB, STUDENT_ID, {"classifier": OUT / "classifier"}, info,
+                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
+                             training_config=vars(CONFIG), loss=history["loss"])
 
 # %% [markdown]
 # ## Takeaways

@@ -35,6 +35,7 @@ import os
 PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
 SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few dozen messages, a 1-minute run
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter and head initialisation, batch order
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
 from utils.hardware import preflight
@@ -48,7 +49,6 @@ import math
 import time
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from utils import lora as reference
@@ -59,11 +59,14 @@ from utils.classifier import (
     load_classification_data,
     pad_batch,
     replace_head,
+    save_classifier,
 )
 from utils.data import dataset_fingerprint, get_spec
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_sweep, show
+from utils.profiles import get_profile
 from utils.results import format_table, lab_output_dir, run_info, save_results
+from utils.submission import make_submission
 from utils.training import TrainConfig, classifier_accuracy, train_classifier
 
 LAB = "03_lora"
@@ -268,7 +271,7 @@ if table and len(y["test"]) != 242:
 print(format_table([*table, row], ["trained", "trainable params", "epochs", "train seconds", "test accuracy"]))
 
 # %%
-save_file(adapter_state, OUT / "lora_classifier.safetensors")
+save_classifier(OUT / "classifier", adapter_state, LABELS, lora={"rank": RANK, "alpha": ALPHA})
 info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "rank": RANK, "alpha": ALPHA, "targets": TARGETS,
                         "train": vars(CONFIG)}, seed=SEED, device=hardware.device,
                 dtype=next(model.parameters()).dtype, model_fingerprint=BASE_FINGERPRINT,
@@ -277,6 +280,17 @@ results = {"lab": LAB, "before": {"accuracy": before["accuracy"]}, "after": {"ac
            "lora_row": row, "loss": history["loss"], "wall_seconds": round(time.perf_counter() - lab_start, 1)}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'} and the adapter ({len(adapter_state)} tensors) in {results['wall_seconds']:.0f} s")
+
+# %% [markdown]
+# ## Submit
+# The zip holds your A/B matrices and the head (`classifier/`). The grader merges
+# $\frac{\alpha}{r}BA$ into its own copy of the base (the merge you verified above), puts the head
+# on, and measures accuracy on a held-out split you never see with the same `classifier_accuracy`.
+
+# %%
+submission = make_submission(LAB, STUDENT_ID, {"classifier": OUT / "classifier"}, info,
+                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
+                             training_config=vars(CONFIG), loss=history["loss"])
 
 # %% [markdown]
 # ## Takeaways

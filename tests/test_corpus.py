@@ -22,12 +22,23 @@ def test_the_general_corpus_ships_with_python():
 
 def test_split_is_by_whole_document_stable_and_disjoint():
     docs = [Document(f"doc {i}", f"text {i}") for i in range(2000)]
-    first, second = split_documents(docs, 0.1), split_documents(list(reversed(docs)), 0.1)
-    assert {d.doc_id for d in first["heldout"]} == {d.doc_id for d in second["heldout"]}
-    assert not {d.doc_id for d in first["heldout"]} & {d.doc_id for d in first["train"]}
-    assert 150 < len(first["heldout"]) < 250 and len(first["train"]) + len(first["heldout"]) == 2000
+    first = split_documents(docs, 0.1, allow_heldout=True)
+    second = split_documents(list(reversed(docs)), 0.1, allow_heldout=True)
+    ids = {split: {d.doc_id for d in first[split]} for split in first}
+    assert ids["test"] == {d.doc_id for d in second["test"]} and ids["heldout"] == {d.doc_id for d in second["heldout"]}
+    assert not ids["test"] & ids["train"] and not ids["heldout"] & ids["train"] and not ids["test"] & ids["heldout"]
+    assert 150 < len(ids["test"]) < 250 and 150 < len(ids["heldout"]) < 250 and sum(map(len, ids.values())) == 2000
+
+
+def test_the_grading_share_is_only_given_when_asked_for():
+    docs = [Document(f"doc {i}", f"text {i}") for i in range(200)]
+    lab_view = split_documents(docs, 0.1)
+    assert set(lab_view) == {"train", "test"}
+    assert {d.doc_id for d in lab_view["test"]} == {d.doc_id for d in split_documents(docs, 0.1, allow_heldout=True)["test"]}
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_documents(docs, 1.0)
+    with pytest.raises(ValueError, match="leave documents"):
+        split_documents(docs, 0.5, heldout_fraction=0.5)
 
 
 def test_packing_makes_full_blocks_with_separators_and_drops_the_tail():

@@ -223,7 +223,7 @@ def test_untrained_adapter_lands_in_the_no_gain_band(good_zip, base, heldout):
     assert result["status"] == "graded", result.get("reason")
     assert result["after"] == result["before"]
     assert result["parts"]["gain over base"] == 0.0 and result["parts"]["valid submission"] == 10.0
-    assert result["heldout"]["items"] == 6 and result["adapter"]["r"] == 4
+    assert result["heldout"]["items"] == 6 and result["submission_details"]["r"] == 4
     assert model_fingerprint(base["model"]) == base["fingerprint"], "the adapter was removed after grading"
 
 

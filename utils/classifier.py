@@ -143,3 +143,42 @@ def cache_hidden_states(model, token_ids: Sequence[list[int]], depths: Sequence[
             for row, i in enumerate(idx):
                 cache[depth][i] = hidden[row, : len(token_ids[i])].clone()
     return cache
+
+
+CLASSIFIER_WEIGHTS, CLASSIFIER_CONFIG = "classifier.safetensors", "classifier_config.json"
+LORA_SUFFIXES = (".lora.A", ".lora.B")  # Lab 03A's from-scratch LoRA: <linear>.lora.A (r x in), .lora.B (out x r)
+
+
+def save_classifier(folder, tensors: dict[str, torch.Tensor], labels: Sequence[str], lora: dict | None = None):
+    """Save what was trained — the head plus unfrozen base tensors, or LoRA A/B matrices — as
+    ``classifier.safetensors`` + ``classifier_config.json`` (labels; ``lora``: rank and alpha)."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({n: t.detach().contiguous().cpu() for n, t in tensors.items()}, folder / CLASSIFIER_WEIGHTS)
+    config = {"labels": list(labels), "lora": lora, "tensors": sorted(tensors)}
+    (folder / CLASSIFIER_CONFIG).write_text(json.dumps(config, indent=2))
+    return folder
+
+
+@torch.no_grad()
+def apply_classifier(model, tensors: dict[str, torch.Tensor], config: dict) -> None:
+    """Turn a base causal LM into a saved classifier, in place: a new head with one output per
+    label, trained base tensors copied in, LoRA pairs merged into their weights (W += alpha/r · B A)."""
+    params = dict(model.named_parameters())
+    replace_head(model, len(config["labels"]))
+    head = model.lm_head
+    lora = config.get("lora") or {}
+    for name, tensor in tensors.items():
+        if name.startswith("lm_head."):
+            getattr(head, name.split(".", 1)[1]).copy_(tensor)
+        elif name.endswith(LORA_SUFFIXES[0]):
+            linear = model.get_submodule(name[: -len(LORA_SUFFIXES[0])])
+            b = tensors[name[: -1] + "B"]
+            linear.weight += (lora["alpha"] / lora["rank"]) * (b.float() @ tensor.float()).to(linear.weight.dtype)
+        elif not name.endswith(LORA_SUFFIXES[1]):
+            params[name].copy_(tensor)

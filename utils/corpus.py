@@ -89,14 +89,21 @@ def load_corpus(kind: str, source: str = "embedded") -> list[Document]:
     return kjv_documents() if kind == "domain" else python_reference_documents()
 
 
-def split_documents(documents: Sequence[Document], heldout_fraction: float = 0.1) -> dict[str, list[Document]]:
-    """Whole documents to ``train`` or ``heldout`` by a hash of their id: stable, no text in both."""
-    if not 0 < heldout_fraction < 1:
-        raise ValueError(f"heldout_fraction must be between 0 and 1, got {heldout_fraction}")
-    splits: dict[str, list[Document]] = {"train": [], "heldout": []}
+def split_documents(documents: Sequence[Document], test_fraction: float = 0.1, heldout_fraction: float = 0.1,
+                    allow_heldout: bool = False) -> dict[str, list[Document]]:
+    """Whole documents to ``train``, ``test`` or ``heldout`` by a hash of their id: stable, no text in
+    two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split): returned only
+    with ``allow_heldout=True``."""
+    if not (0 < test_fraction < 1 and 0 < heldout_fraction < 1 and test_fraction + heldout_fraction < 1):
+        raise ValueError(f"test_fraction ({test_fraction}) and heldout_fraction ({heldout_fraction}) must be "
+                         "between 0 and 1, and leave documents for training")
+    splits: dict[str, list[Document]] = {"train": [], "test": [], "heldout": []}
     for doc in documents:
         bucket = int(hashlib.sha256(doc.doc_id.encode()).hexdigest()[:8], 16) / 16 ** 8
-        splits["heldout" if bucket < heldout_fraction else "train"].append(doc)
+        split = "test" if bucket < test_fraction else "heldout" if bucket < test_fraction + heldout_fraction else "train"
+        splits[split].append(doc)
+    if not allow_heldout:
+        del splits["heldout"]
     return splits
 
 

@@ -4,7 +4,7 @@ prefix (instruction + demonstrations, identical for every query) and a per-query
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,21 @@ class PromptFormat:
     def word(self, label: str) -> str:
         """The word shown to the model for ``label``."""
         return self.label_words.get(label, label)
+
+
+DATASET_FORMATS = {
+    "sms_spam": PromptFormat(
+        instruction="Classify each SMS message as spam or ham (ham means a normal, wanted message).",
+        input_prefix="Message: ", output_prefix="Label:"),
+    "animal_diet": PromptFormat(
+        instruction="Classify each animal by its diet: carnivore, herbivore or omnivore.",
+        input_prefix="Animal: ", output_prefix="Diet:"),
+}  # each dataset's default instruction format (Lab 01, and the grader's zero-shot "before")
+
+
+def format_to_dict(fmt: PromptFormat) -> dict:
+    """A PromptFormat as plain JSON-ready values (for a Lab 01 submission)."""
+    return asdict(fmt)
 
 
 @dataclass(frozen=True)

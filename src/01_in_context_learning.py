@@ -63,7 +63,14 @@ from utils.icl import calibrate_scores, predict, run_icl
 from utils.models import load_model, model_fingerprint
 from utils.plotting import plot_grouped_bars, plot_sweep, show
 from utils.profiles import get_profile
-from utils.prompting import DATASET_FORMATS, Prompt, PromptFormat, choose_demos, format_to_dict, render_raw
+from utils.prompting import (
+    DATASET_FORMATS,
+    Prompt,
+    PromptFormat,
+    choose_demos,
+    format_to_dict,
+    render_raw,
+)
 from utils.results import format_table, lab_output_dir, run_info, save_results
 from utils.submission import make_submission
 

@@ -141,7 +141,7 @@ def last_index_right_padded(attention_mask: torch.Tensor) -> torch.Tensor:
 _mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
 _yours = last_index_right_padded(_mask)
 check_equal("Task 2.2", None if _yours is None else _yours.tolist(), last_token_index(_mask).tolist(),
-            what="last-token indices")
+            what="last-token indices");
 # The kit's `last_token_index` also handles left padding ([0, 0, 1, 1, 1] -> 4), used by generation.
 
 # %% [markdown]
@@ -200,7 +200,7 @@ _padded, _mask = pad_batch(ids["test"][:8], tokenizer.pad_token_id)
 _hidden, _ = pad_batch(cache["test"][NUM_BLOCKS - 1][:8], 0.0)
 with torch.no_grad():
     _diff = (logits_from_hidden(model, _hidden, _mask, NUM_BLOCKS - 1) - classifier_logits(model, _padded, _mask)).abs().max()
-check_close("cache", float(_diff), 0.0, tol=1e-4, what="max |cached - full| logit difference")
+check_close("cache", float(_diff), 0.0, tol=1e-4, what="max |cached - full| logit difference");
 
 # %% [markdown]
 # How much does the cache save? One training step on the cache runs one block; without it, all 30

@@ -150,7 +150,7 @@ with torch.no_grad():
     check_close("Task 3.2", float((_wrapped(_x) - _linear(_x)).abs().max()), 0.0, tol=0.0,
                 what="max |wrapped - original| at initialisation")
 report("Task 3.2", not any(p.requires_grad for p in _linear.parameters()), "the wrapped linear layer is frozen",
-       "set requires_grad = False on the wrapped layer's parameters")
+       "set requires_grad = False on the wrapped layer's parameters");
 
 # %% [markdown]
 # ### Task 3.3 — put LoRA into the model
@@ -255,7 +255,7 @@ with torch.no_grad():
     swap_adapters(model, lambda wrapper: wrapper.linear)
     hidden_removed = model.get_decoder()(input_ids=test_batch[0], attention_mask=test_batch[1])[0]
 report("remove", torch.equal(hidden_removed, hidden_base), "without adapters the base model is restored exactly",
-       "removing the adapters did not restore the base model")
+       "removing the adapters did not restore the base model");
 
 # %% [markdown]
 # ## 4. The LoRA row of Lab 02's ablation

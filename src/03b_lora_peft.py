@@ -115,7 +115,7 @@ print(train_text)
 report("eos", train_text.endswith(tokenizer.eos_token), f"examples end with eos {tokenizer.eos_token!r}",
        "examples do not end with eos: the model will not learn to stop")
 report("pad", tokenizer.pad_token_id != tokenizer.eos_token_id,
-       f"pad {tokenizer.pad_token!r} differs from eos {tokenizer.eos_token!r}", "pad == eos")
+       f"pad {tokenizer.pad_token!r} differs from eos {tokenizer.eos_token!r}", "pad == eos");
 
 # %% [markdown]
 # ## 3. The loss on the answer only
@@ -146,7 +146,7 @@ check_equal("Task 3.4", response_only_labels(_ids, HEADER), sft.response_only_la
             what="labels of one example")
 check_equal("Task 3.4", response_only_labels(_two_turns, HEADER), sft.response_only_labels(_two_turns, HEADER),
             what="labels of a two-conversation text (only the last answer counts)")
-check_equal("Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what="labels without a header")
+check_equal("Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what="labels without a header");
 
 # %% [markdown]
 # TRL builds the dataset; Unsloth's `train_on_responses_only` applies the same mask to it. The kit
@@ -390,7 +390,7 @@ show(plot_grouped_bars(["extraction exact match", "spam accuracy"],
 by_name = {r["adapter"]: r for r in switch_table}
 report("switch", SMOKE or (by_name["extract"]["extraction exact match"] > by_name["spam"]["extraction exact match"]
                            and by_name["spam"]["spam accuracy"] > by_name["extract"]["spam accuracy"]),
-       "each adapter wins on its own task", "an adapter does not win on its own task")
+       "each adapter wins on its own task", "an adapter does not win on its own task");
 
 # %% [markdown]
 # ### Merge the extraction adapter into the base and save it

@@ -29,7 +29,7 @@
 # **replay** of general text — and measure domain perplexity (the gain) and general perplexity (the
 # forgetting) along the way.
 #
-# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
+# **Time**: about 10–12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -274,14 +274,14 @@ else:
 
 # %% [markdown]
 # **Reading the numbers** (embedded model, full run — compare with your table):
-# - At 24 steps (25k tokens) LoRA + embeddings cut the held-out domain perplexity by 27 % (11.6 →
-#   8.4); full fine-tuning at 3e-4 by only 7 %: with 135M weights moving at once a safe learning
+# - At 24 steps (25k tokens) LoRA + embeddings cut the held-out domain perplexity by 24 % (11.6 →
+#   8.8); full fine-tuning at 3e-4 by only 5 %: with 135M weights moving at once a safe learning
 #   rate is small, while LoRA's low-rank updates tolerate a larger one.
-# - The main run then **plateaus** (8.4 at 24 and 36 steps, 8.5 at 48) while the general
-#   perplexity keeps rising (+8 % → +13 %): more of the same data buys forgetting, not gain. The
-#   −30 % target is not reached at this budget on 2 CPU cores.
-# - **Replay** of a quarter general text kept most of the domain gain (−23 %) and turned +8 %
-#   forgetting into −24 %. Read that last number with care: the replayed text (Python reference
+# - The main run then **slows down** (8.8 at 24 steps, 8.5 at 36, 8.3 at 48: −28 %) while the
+#   general perplexity rises by about a tenth (+10 % at 24 and 48 steps): each further token buys
+#   less gain. The −30 % target is not reached at this budget on 2 CPU cores.
+# - **Replay** of a quarter general text kept most of the domain gain (−21 %) and turned +10 %
+#   forgetting into −29 %. Read that last number with care: the replayed text (Python reference
 #   topics) comes from the same source as the general evaluation set, so replay also *trains* on
 #   that kind of text. It shows that replay protects whatever it replays — choose replay data that
 #   covers what you must not lose.

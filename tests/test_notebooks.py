@@ -8,8 +8,31 @@ from utils.notebooks import cell_outputs_text, execute_notebook
 from utils.paths import REPO_ROOT
 
 
+@pytest.fixture(scope="module")
+def embedded_base():
+    """The grader's state for the embedded model (loaded once per test module)."""
+    from grading.worker import load_base
+    from utils.models import model_fingerprint
+
+    model, tokenizer, base_id = load_base("embedded")
+    return {"model": model, "tokenizer": tokenizer, "base_id": base_id, "fingerprint": model_fingerprint(model)}
+
+
+def grade_submission(out, lab: str, state: dict) -> dict:
+    """Grade a lab's SMOKE submission zip with the real grader on the embedded base; it must be
+    valid and leave the base unchanged."""
+    from grading.worker import grade_bytes
+    from utils.models import model_fingerprint
+
+    result = grade_bytes((out / f"submission_{lab}_your-student-id.zip").read_bytes(), state, lab, None, None)
+    assert result["status"] == "graded", result.get("reason")
+    assert result["parts"]["valid submission"] == 10.0 and result["score"] >= 10.0
+    assert model_fingerprint(state["model"]) == state["fingerprint"]
+    return result
+
+
 @pytest.mark.notebook
-def test_lab01_solution_runs_in_smoke_mode(tmp_path):
+def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     notebook = execute_notebook(REPO_ROOT / "solutions" / "01_in_context_learning.ipynb",
                                 tmp_path / "executed.ipynb", smoke=True, timeout=600,
                                 extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
@@ -26,6 +49,10 @@ def test_lab01_solution_runs_in_smoke_mode(tmp_path):
     for png in ("accuracy_vs_k.png", "before_after.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "baseline.json").read_text())["baseline"] == results["baseline"]
+    spec = json.loads((out / "prompt_spec.json").read_text())
+    assert spec["test_accuracy"] == results["baseline"]["sms_spam"]["best_prompting"]
+    graded = grade_submission(out, "01_in_context_learning", embedded_base)
+    assert graded["submission_details"]["shots"] == len(spec["demo_ids"]) and graded["heldout"]["items"] > 100
 
 
 @pytest.mark.notebook
@@ -38,7 +65,7 @@ def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
 
 
 @pytest.mark.notebook
-def test_lab02_solution_runs_in_smoke_mode(tmp_path):
+def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     notebook = execute_notebook(REPO_ROOT / "solutions" / "02_selective_finetuning.ipynb", None, smoke=True,
                                 timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
     text = cell_outputs_text(notebook)
@@ -48,12 +75,14 @@ def test_lab02_solution_runs_in_smoke_mode(tmp_path):
     assert results["trainable_params"] == 3_541_826
     assert len(results["ablation"]) == 5 and results["seconds_per_step"]["cached"] < results["seconds_per_step"]["full_forward"]
     from safetensors.torch import load_file
-    tensors = load_file(out / "classifier.safetensors")
+    tensors = load_file(out / "classifier" / "classifier.safetensors")
     assert sum(t.numel() for t in tensors.values()) == 3_541_826 and "lm_head.weight" in tensors
+    graded = grade_submission(out, "02_selective_finetuning", embedded_base)
+    assert graded["submission_details"]["trained_parameters"] == 3_541_826
 
 
 @pytest.mark.notebook
-def test_lab03_part_a_solution_runs_in_smoke_mode(tmp_path):
+def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     notebook = execute_notebook(REPO_ROOT / "solutions" / "03_lora.ipynb", None, smoke=True, timeout=600,
                                 extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
     text = cell_outputs_text(notebook)
@@ -61,8 +90,10 @@ def test_lab03_part_a_solution_runs_in_smoke_mode(tmp_path):
     results = json.loads((tmp_path / "03_lora" / "results.json").read_text())
     assert results["lora_row"]["trainable params"] == 461_954
     from safetensors.torch import load_file
-    tensors = load_file(tmp_path / "03_lora" / "lora_classifier.safetensors")
+    tensors = load_file(tmp_path / "03_lora" / "classifier" / "classifier.safetensors")
     assert len(tensors) == 122 and all(".lora." in n or n.startswith("lm_head") for n in tensors)
+    graded = grade_submission(tmp_path / "03_lora", "03_lora", embedded_base)
+    assert graded["submission_details"]["lora"] == {"rank": 8, "alpha": 16}
 
 
 @pytest.mark.notebook
@@ -116,7 +147,7 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
 
 
 @pytest.mark.notebook
-def test_lab05_solution_runs_in_smoke_mode(tmp_path):
+def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     notebook = execute_notebook(REPO_ROOT / "solutions" / "05_continual_pretraining.ipynb", None, smoke=True,
                                 timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
     text = cell_outputs_text(notebook)
@@ -133,3 +164,7 @@ def test_lab05_solution_runs_in_smoke_mode(tmp_path):
     assert config["r"] == 64 and (out / "adapter_cpt_lora" / "adapter_model.safetensors").is_file()
     for png in ("perplexity_domain.png", "perplexity_general.png", "gain_and_forgetting.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    graded = grade_submission(out, "05_continual_pretraining", embedded_base)
+    assert graded["higher_is_better"] is False and graded["submission_details"]["r"] == 64
+    assert sorted(graded["submission_details"]["modules_to_save"]) == ["embed_tokens", "lm_head"]
+    assert graded["after"]["domain_blocks"] == 24 and graded["after"]["domain_perplexity"] > 1

@@ -11,9 +11,6 @@ outputs/bench/lab_wall_times.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -21,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine, write_result  # noqa: E402
 
 
 def time_notebook(path: Path, smoke: bool) -> dict:
@@ -52,11 +50,7 @@ def main() -> int:
             rows.append(time_notebook(path, smoke))
             print(f"[bench] {rows[-1]}", flush=True)
     print(format_table(rows, ["lab", "mode", "seconds", "pass", "fail"]))
-    out = ROOT / "outputs" / "bench" / "lab_wall_times.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "runs": rows},
-                              indent=2))
-    print(f"wrote {out}")
+    write_result("lab_wall_times", {"machine": machine(), "runs": rows})
     return 0
 
 

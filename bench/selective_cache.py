@@ -12,15 +12,13 @@ checks both paths compute the same logits. Writes outputs/bench/selective_cache.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine, write_result  # noqa: E402
 
 
 def main() -> int:
@@ -74,16 +72,13 @@ def main() -> int:
     result = {"examples": len(ids["train"]), "steps_per_epoch": len(cached_loss), "seconds": times,
               "epoch_speedup": ratio, "three_epoch_speedup_incl_cache": with_cache,
               "max_logit_difference": difference, "max_step_loss_difference": same_losses,
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": torch.get_num_threads()}}
+              "machine": machine()}
     print(f"{len(ids['train'])} messages, {len(cached_loss)} steps per epoch")
     print(f"epoch on the cache {times['epoch_cached']:.1f} s vs full forward {times['epoch_full_forward']:.1f} s: "
           f"{ratio:.1f}x (target 5x); building the cache once {times['cache']:.1f} s; over Lab 02's 3 epochs "
           f"with the cache build included: {with_cache:.1f}x")
     print(f"same computation: max logit difference {difference:.2e}, max per-step loss difference {same_losses:.2e}")
-    out = ROOT / "outputs" / "bench" / "selective_cache.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_result("selective_cache", result)
     return 0
 
 

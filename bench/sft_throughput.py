@@ -37,17 +37,14 @@ Writes outputs/bench/sft_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine, report_result, run_child, write_result  # noqa: E402
 
 BATCH, MAX_LENGTH, RANK, ALPHA, LR, SEED, N_EVAL = 4, 256, 16, 32, 1e-3, 0, 32
 
@@ -216,37 +213,26 @@ def main() -> int:
     parser.add_argument("--arm", choices=["kit", "baseline"], help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.arm:
-        print("RESULT " + json.dumps(run_arm(args.arm, args.steps, args.warmup)), flush=True)
+        report_result(run_arm(args.arm, args.steps, args.warmup))
         return 0
     peaks, runs = [matmul_peak()], []
     for round_ in range(args.rounds):
         for arm in ("kit", "baseline"):
             print(f"[bench] round {round_ + 1}/{args.rounds}: {arm} ...", flush=True)
-            out = subprocess.run([sys.executable, __file__, "--arm", arm, "--steps", str(args.steps),
-                                  "--warmup", str(args.warmup)], capture_output=True, text=True, cwd=ROOT,
-                                 env={**os.environ, "TQDM_DISABLE": "1"})
-            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if line is None:
-                print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
-                return 1
-            runs.append(json.loads(line[len("RESULT "):]))
+            runs.append(run_child(__file__, "--arm", arm, "--steps", str(args.steps), "--warmup", str(args.warmup)))
             print(f"        {runs[-1]['seconds_per_step']:.2f} s/step, {runs[-1]['tokens_per_second']:.0f} tokens/s, "
                   f"validation answer loss {runs[-1]['validation_answer_loss']:.4f}", flush=True)
     peaks.append(matmul_peak())
     peak = max(peaks)
     summary = summarise(runs, peak)
-    machine = {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
-               "python": platform.python_version(), "matmul_peak_gflops": peaks}
+    record = {**machine(), "matmul_peak_gflops": peaks}
     for arm, figures in summary["arms"].items():
         print(f"{arm:>8}: {figures['seconds_per_step']:.2f} s/step, {figures['tokens_per_second']:.0f} tokens/s, "
               f"{figures['achieved_gflops']:.1f} GFLOP/s = MFU {100 * figures['mfu']:.0f} % of {peak:.0f} GFLOP/s, "
               f"validation answer loss {figures['validation_answer_loss']:.4f}")
     print(f"kit / baseline: {summary['speedup']:.2f}x tokens/s (target 2.5x); validation loss differs by "
-          f"{100 * summary['loss_difference']:+.2f} % (target within ±1 %); machine: {machine}")
-    out = ROOT / "outputs" / "bench" / "sft_throughput.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "runs": runs, **summary}, indent=2))
-    print(f"wrote {out}")
+          f"{100 * summary['loss_difference']:+.2f} % (target within ±1 %); machine: {record}")
+    write_result("sft_throughput", {"machine": record, "runs": runs, **summary})
     return 0
 
 

@@ -14,17 +14,15 @@ Writes outputs/bench/training_memory.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import machine, report_result, run_child, write_result  # noqa: E402
+
 METHODS = ("lora", "qlora", "full")
 
 
@@ -76,18 +74,12 @@ def main() -> int:
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.method:
-        print("RESULT " + json.dumps(run_method(args.method, args.steps)), flush=True)
+        report_result(run_method(args.method, args.steps))
         return 0
     results = []
     for method in METHODS:
         print(f"[bench] {method} ...", flush=True)
-        out = subprocess.run([sys.executable, __file__, "--method", method, "--steps", str(args.steps)],
-                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
-        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        if line is None:
-            print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
-            return 1
-        result = json.loads(line[len("RESULT "):])
+        result = run_child(__file__, "--method", method, "--steps", str(args.steps))
         try:
             result["estimated_gb"] = estimate(method)
         except (KeyError, TypeError, ValueError) as exc:
@@ -100,11 +92,7 @@ def main() -> int:
     lora = results[0]["peak_rss_gb"]
     for r in results:
         print(f"{r['method']:>6}: peak {r['peak_rss_gb']:.2f} GB = {r['peak_rss_gb'] / lora:.2f}x LoRA")
-    out = ROOT / "outputs" / "bench" / "training_memory.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-                               "results": results}, indent=2))
-    print(f"wrote {out}")
+    write_result("training_memory", {"machine": machine(), "results": results})
     return 0
 
 

@@ -41,11 +41,11 @@ def load_heldout(rubric: dict, path: Path | None = None) -> tuple[list[dict], st
 def corpus_heldout(path: Path | None) -> list[dict]:
     """The corpus lab's held-out documents: the kit's ``heldout`` share of both corpora, or a JSONL
     file of ``{"id", "text", "corpus"}`` rows (a bad row is named)."""
-    from utils.corpus import load_corpus, split_documents
+    from utils.corpus import TEST_FRACTIONS, load_corpus, split_documents
 
     if path is None:
         rows = []
-        for corpus, test_fraction in (("domain", 0.1), ("general", 0.3)):  # the fractions Lab 05 uses
+        for corpus, test_fraction in TEST_FRACTIONS.items():  # the grading share next to Lab 05's test share
             docs = split_documents(load_corpus(corpus), test_fraction=test_fraction, allow_heldout=True)["heldout"]
             rows += [{"id": d.doc_id, "text": d.text, "corpus": corpus} for d in docs]
         return rows

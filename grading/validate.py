@@ -13,6 +13,7 @@ import stat
 import zipfile
 from dataclasses import dataclass
 
+from utils.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
 from utils.submission import SCHEMA_VERSION, STUDENT_ID, sha256_bytes
 
 MAX_FILES = 64
@@ -298,10 +299,10 @@ def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple
     """Labs 02/03A's ``classifier/``: a head for ``labels``, plus trained base tensors (Lab 02) or
     LoRA A/B pairs (Lab 03A), each matching the base, finite, within the lab's parameter budget.
     Returns ``(config, tensors)``."""
-    config = parse_json(files, prefix + "classifier_config.json")
+    config = parse_json(files, prefix + CLASSIFIER_CONFIG)
     if config.get("labels") != list(labels):
         raise SubmissionError(f"classifier_config.json: labels {config.get('labels')!r}, expected {list(labels)}")
-    weights_name = prefix + "classifier.safetensors"
+    weights_name = prefix + CLASSIFIER_WEIGHTS
     if weights_name not in files:
         raise SubmissionError(f"{weights_name} is missing from the zip")
     tensors = load_safetensors(files[weights_name], weights_name)

@@ -56,7 +56,14 @@ from tqdm.auto import tqdm
 
 from utils import cpt, sft
 from utils.checks import check_close, check_equal, report
-from utils.corpus import count_tokens, load_corpus, pack_blocks, split_documents, tokenize_documents
+from utils.corpus import (
+    TEST_FRACTIONS,
+    count_tokens,
+    load_corpus,
+    pack_blocks,
+    split_documents,
+    tokenize_documents,
+)
 from utils.evaluation import block_perplexity, generate_batch
 from utils.memory import release_memory
 from utils.models import load_model, model_fingerprint
@@ -78,8 +85,8 @@ BASE_FINGERPRINT = model_fingerprint(model)
 # memorised text. (A third share, `heldout`, is kept for grading and never loaded here.)
 
 # %%
-domain_docs = split_documents(load_corpus("domain", CORPUS_SOURCE), test_fraction=0.1)
-general_docs = split_documents(load_corpus("general", CORPUS_SOURCE), test_fraction=0.3)
+domain_docs = split_documents(load_corpus("domain", CORPUS_SOURCE), TEST_FRACTIONS["domain"])
+general_docs = split_documents(load_corpus("general", CORPUS_SOURCE), TEST_FRACTIONS["general"])
 corpus_rows = [{"corpus": name, "split": split, "documents": len(docs), "tokens": count_tokens(tokenizer, docs)}
                for name, splits in (("domain", domain_docs), ("general", general_docs))
                for split, docs in splits.items()]

@@ -89,6 +89,9 @@ def load_corpus(kind: str, source: str = "embedded") -> list[Document]:
     return kjv_documents() if kind == "domain" else python_reference_documents()
 
 
+TEST_FRACTIONS = {"domain": 0.1, "general": 0.3}  # Lab 05's test share per corpus; the grading share follows it
+
+
 def split_documents(documents: Sequence[Document], test_fraction: float = 0.1, heldout_fraction: float = 0.1,
                     allow_heldout: bool = False) -> dict[str, list[Document]]:
     """Whole documents to ``train``, ``test`` or ``heldout`` by a hash of their id: stable, no text in

@@ -153,42 +153,48 @@ ADAPTER_METRICS = {"news_events": extraction_score, CORPUS: perplexity_score}
 
 # --- before (the base model, cached) and after (the submission) ----------------------------------
 
+def adapter_base_score(model, tokenizer, rubric: dict, rows: list[dict]) -> dict:
+    """Adapter labs' "before": the base model itself."""
+    return ADAPTER_METRICS[rubric["dataset"]](model, tokenizer, rows, rubric)
+
+
+def classifier_base_score(model, tokenizer, rubric: dict, rows: list[dict]) -> dict:
+    """Classifier labs' "before": the base with a fresh head (seed 0), as in the labs."""
+    from utils.classifier import replace_head
+
+    with base_restored(model):
+        replace_head(model, len(get_spec(rubric["dataset"]).labels), seed=0)
+        return classifier_score(model, tokenizer, rows, rubric)
+
+
+def prompt_base_score(model, tokenizer, rubric: dict, rows: list[dict]) -> dict:
+    """The prompting lab's "before": the dataset's default format, zero-shot."""
+    from utils.prompting import DATASET_FORMATS
+
+    return prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric["dataset"]], [], False)
+
+
+def artifact_scorers(rubric: dict):
+    """(before, after) scoring functions for the rubric's artifact kind."""
+    kind = rubric["artifact"]
+    if kind not in ARTIFACTS:
+        raise ValueError(f"rubric artifact {kind!r}: expected one of {sorted(ARTIFACTS)}")
+    return ARTIFACTS[kind]
+
+
 def base_score(model, tokenizer, rubric: dict, rows: list[dict], heldout_hash: str, fingerprint: str) -> dict:
-    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and cached:
-    the base itself for adapter labs, a fresh head (seed 0) for classifier labs, the dataset's
-    default zero-shot prompt for the prompting lab."""
+    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and cached."""
     path = cache_dir() / "grading" / f"before-{rubric['lab']}-{fingerprint}-{heldout_hash}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    kind = rubric["artifact"]
-    if kind == "peft_adapter":
-        result = ADAPTER_METRICS[rubric["dataset"]](model, tokenizer, rows, rubric)
-    elif kind == "classifier":
-        from utils.classifier import replace_head
-
-        with base_restored(model):
-            replace_head(model, len(get_spec(rubric["dataset"]).labels), seed=0)
-            result = classifier_score(model, tokenizer, rows, rubric)
-    elif kind == "prompt_spec":
-        from utils.prompting import DATASET_FORMATS
-
-        result = prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric["dataset"]], [], False)
-    else:
-        raise ValueError(f"rubric artifact {kind!r}: expected peft_adapter, classifier or prompt_spec")
+    result = artifact_scorers(rubric)[0](model, tokenizer, rubric, rows)
     write_json_atomic(path, result)
     return result
 
 
 def submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict, rows: list[dict]) -> tuple[dict, dict]:
     """Put the submitted artifact on ``model``, score it, restore the base; return (score, details)."""
-    kind = rubric["artifact"]
-    if kind == "peft_adapter":
-        return adapter_score(model, tokenizer, files, rubric, rows)
-    if kind == "classifier":
-        return classifier_submission_score(model, tokenizer, files, rubric, rows)
-    if kind == "prompt_spec":
-        return prompt_submission_score(model, tokenizer, files, rubric, rows)
-    raise ValueError(f"rubric artifact {kind!r}: expected peft_adapter, classifier or prompt_spec")
+    return artifact_scorers(rubric)[1](model, tokenizer, files, rubric, rows)
 
 
 @contextmanager
@@ -255,3 +261,10 @@ def prompt_submission_score(model, tokenizer, files: dict[str, bytes], rubric: d
     result = prompt_score(model, tokenizer, rows, rubric, fmt, [train[i] for i in spec["demo_ids"]],
                           spec["calibrated"])
     return result, {"shots": len(spec["demo_ids"]), "calibrated": spec["calibrated"], "chat": fmt.chat}
+
+
+ARTIFACTS = {  # artifact kind -> (base model's "before", one submission's "after")
+    "peft_adapter": (adapter_base_score, adapter_score),
+    "classifier": (classifier_base_score, classifier_submission_score),
+    "prompt_spec": (prompt_base_score, prompt_submission_score),
+}

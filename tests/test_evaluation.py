@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -83,6 +84,60 @@ def test_batched_generation_equals_one_by_one(tiny_model, tokenizer):
         assert text == tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
+def model_that_stops(tiny_model, tokenizer, prompts):
+    """A copy of the tiny model whose LM-head rows for eos and a token it generates only after its
+    first step are swapped: it now stops there, so some answers end at eos part-way through."""
+    model = copy.deepcopy(tiny_model)
+    runs = [greedy_ids(model, tokenizer, p, 12) for p in prompts]
+    later = [t for run in runs for t in run[1:] if t not in {r[0] for r in runs}]
+    assert later, "the tiny model should generate some token only after its first step"
+    weight = model.get_output_embeddings().weight
+    with torch.no_grad():
+        weight[[later[0], tokenizer.eos_token_id]] = weight[[tokenizer.eos_token_id, later[0]]].clone()
+    return model
+
+
+def drafts_to_try(outputs: list[str]) -> dict[str, list[str]]:
+    """Right drafts (with and without the leading space the tokens had), drafts that part from the
+    output half-way or at once, longer ones and unrelated ones."""
+    return {"right": outputs, "spaced": [" " + o for o in outputs], "empty": [""] * len(outputs),
+            "half": [" " + o[: len(o) // 2] + " zebra" for o in outputs],
+            "half unspaced": [o[: len(o) // 2] + " zebra" for o in outputs],
+            "early miss": ["zebra " + o for o in outputs], "longer": [o + " and more words" for o in outputs],
+            "shuffled": outputs[1:] + outputs[:1]}
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 3, 12])
+def test_drafts_change_speed_not_outputs(tiny_model, tokenizer, max_new_tokens):
+    prompts = ["Hello", "The capital of France is a city called", "1 2 3", "A B", "One two three four five"]
+    stopping = model_that_stops(tiny_model, tokenizer, prompts)
+    for model in (tiny_model, stopping):
+        plain = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=2, progress=False)
+        for name, drafts in drafts_to_try(plain).items():
+            drafted = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=2,
+                                     progress=False, drafts=drafts)
+            assert drafted == plain, name
+    stops = [tokenizer.eos_token_id in greedy_ids(stopping, tokenizer, p, 12)[1:] for p in prompts]
+    assert any(stops), "the stopping model should end some answer at eos after its first token"
+
+
+def test_a_followed_draft_skips_decoding(tiny_model, tokenizer, monkeypatch):
+    prompt = "The capital of France is a city called"
+    answer = greedy_answer(tiny_model, tokenizer, prompt)
+    n = len(tokenizer(answer, add_special_tokens=False)["input_ids"])
+    plain = generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded although the model follows the draft to the token limit")
+
+    monkeypatch.setattr(tiny_model, "generate", no_decoding)
+    assert generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False, drafts=[answer]) == plain
+    with pytest.raises(AssertionError, match="decoded although"):  # a wrong draft has to decode
+        generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False, drafts=["zebra"])
+    with pytest.raises(ValueError, match="1 prompts but 2 drafts"):
+        generate_batch(tiny_model, tokenizer, [prompt], drafts=["x", "y"], progress=False)
+
+
 def test_generation_restores_padding_side_and_needs_distinct_pad(tiny_model, tokenizer):
     side = tokenizer.padding_side
     generate_batch(tiny_model, tokenizer, ["a"], max_new_tokens=1, progress=False)
@@ -132,11 +187,16 @@ def test_field_scores_normalise_case_whitespace_and_outer_punctuation():
         field_scores([], [], ["who"])
 
 
+def greedy_ids(model, tokenizer, prompt: str, n: int) -> list[int]:
+    """The first ``n`` greedy tokens after ``prompt`` (one prompt, no padding)."""
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    return model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                          pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
+
+
 def greedy_answer(model, tokenizer, prompt: str, n: int = 6) -> str | None:
     """The longest prefix of the greedy continuation that survives decode -> encode unchanged."""
-    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                         do_sample=False, pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].tolist()
+    out = greedy_ids(model, tokenizer, prompt, n)
     for k in range(len(out), 0, -1):
         text = tokenizer.decode(out[:k])
         if tokenizer(text, add_special_tokens=False)["input_ids"] == out[:k] and tokenizer.eos_token_id not in out[:k]:

@@ -6,12 +6,13 @@ Labs 03 (Part B) and 04 use these; they wrap the libraries rather than re-implem
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
+
+from utils.evaluation import target_json  # noqa: F401  (also part of this module: the answer the model learns)
 
 IGNORE_INDEX = -100
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -46,11 +47,6 @@ class SFTSettings:
     def to_dict(self) -> dict:
         """A JSON-friendly copy."""
         return {**asdict(self), "target_modules": list(self.target_modules)}
-
-
-def target_json(target: dict, fields: Sequence[str]) -> str:
-    """The canonical answer string for an extraction target (keys in ``fields`` order)."""
-    return json.dumps({name: target[name] for name in fields}, ensure_ascii=False)
 
 
 def extraction_messages(row: dict, fields: Sequence[str], with_answer: bool = True) -> list[dict]:

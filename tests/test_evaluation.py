@@ -1,9 +1,11 @@
 import copy
+import itertools
 import math
 
 import pytest
 import torch
 
+from utils.decoding import shared_prefix
 from utils.evaluation import (
     classification_metrics,
     evaluate_classification,
@@ -74,16 +76,6 @@ def test_evaluate_classification_picks_the_likelier_label(tiny_model, tokenizer)
     assert result["accuracy"] == expected.count("spam") / 3
 
 
-def test_batched_generation_equals_one_by_one(tiny_model, tokenizer):
-    prompts = ["Hello", "The capital of France is a city called", "1 2 3"]
-    batched = generate_batch(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=3, progress=False)
-    for prompt, text in zip(prompts, batched):
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
-        out = tiny_model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                  eos_token_id=tokenizer.eos_token_id)
-        assert text == tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-
-
 def model_that_stops(tiny_model, tokenizer, prompts):
     """A copy of the tiny model whose LM-head rows for eos and a token it generates only after its
     first step are swapped: it now stops there, so some answers end at eos part-way through."""
@@ -107,33 +99,62 @@ def drafts_to_try(outputs: list[str]) -> dict[str, list[str]]:
             "shuffled": outputs[1:] + outputs[:1]}
 
 
+def one_by_one(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy answers from ``model.generate``, one prompt at a time (no padding, no batching)."""
+    return [tokenizer.decode(greedy_ids(model, tokenizer, p, max_new_tokens), skip_special_tokens=True).strip()
+            for p in prompts]
+
+
+SHARED = "<|im_start|>system\nAnswer briefly.<|im_end|>\n<|im_start|>user\n"
+CHAT_PROMPTS = [SHARED + "Who?<|im_end|>\n", SHARED + "Where is the cat today?<|im_end|>\n", SHARED + "Hi<|im_end|>\n",
+                SHARED + "One two three four five<|im_end|>\n"]  # one shared prefix: its cache is reused
+DECODE_PROMPTS = ["Hello", "The capital of France is a city called", "1 2 3", "A B", "One two three four five",
+                  *CHAT_PROMPTS]
+
+
 @pytest.mark.parametrize("max_new_tokens", [1, 3, 12])
-def test_drafts_change_speed_not_outputs(tiny_model, tokenizer, max_new_tokens):
-    prompts = ["Hello", "The capital of France is a city called", "1 2 3", "A B", "One two three four five"]
-    stopping = model_that_stops(tiny_model, tokenizer, prompts)
-    for model in (tiny_model, stopping):
-        plain = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=2, progress=False)
-        for name, drafts in drafts_to_try(plain).items():
-            drafted = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=2,
+def test_decoding_with_and_without_drafts_equals_generate(tiny_model, tokenizer, max_new_tokens):
+    stopping = model_that_stops(tiny_model, tokenizer, DECODE_PROMPTS)
+    for model, prompts in itertools.product((tiny_model, stopping), (DECODE_PROMPTS, CHAT_PROMPTS)):
+        expected = one_by_one(model, tokenizer, prompts, max_new_tokens)
+        plain = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=3, progress=False)
+        assert plain == expected
+        for name, drafts in drafts_to_try(expected).items():
+            drafted = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=3,
                                      progress=False, drafts=drafts)
-            assert drafted == plain, name
-    stops = [tokenizer.eos_token_id in greedy_ids(stopping, tokenizer, p, 12)[1:] for p in prompts]
+            assert drafted == expected, name
+    stops = [tokenizer.eos_token_id in greedy_ids(stopping, tokenizer, p, 12)[1:] for p in DECODE_PROMPTS]
     assert any(stops), "the stopping model should end some answer at eos after its first token"
 
 
-def test_a_followed_draft_skips_decoding(tiny_model, tokenizer, monkeypatch):
+def test_shared_prefix_leaves_each_row_a_token():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == [1, 2, 3]
+    assert shared_prefix([[1, 2], [1, 2, 3]]) == [1]
+    assert shared_prefix([[7], [7]]) == [] and shared_prefix([]) == []
+
+
+def count_forward_passes(model, run) -> int:
+    calls = []
+    handle = model.get_decoder().register_forward_hook(lambda *args: calls.append(1))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def test_a_followed_draft_saves_forward_passes(tiny_model, tokenizer):
     prompt = "The capital of France is a city called"
     answer = greedy_answer(tiny_model, tokenizer, prompt)
     n = len(tokenizer(answer, add_special_tokens=False)["input_ids"])
-    plain = generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False)
+    assert n > 2, "need a multi-token greedy answer"
 
-    def no_decoding(*args, **kwargs):
-        raise AssertionError("decoded although the model follows the draft to the token limit")
+    def run(drafts):
+        return lambda: generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False, drafts=drafts)
 
-    monkeypatch.setattr(tiny_model, "generate", no_decoding)
-    assert generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False, drafts=[answer]) == plain
-    with pytest.raises(AssertionError, match="decoded although"):  # a wrong draft has to decode
-        generate_batch(tiny_model, tokenizer, [prompt], max_new_tokens=n, progress=False, drafts=["zebra"])
+    assert count_forward_passes(tiny_model, run(None)) == 1 + n  # the shared prefix, then a pass per token
+    assert count_forward_passes(tiny_model, run([answer])) == 1 + 1  # the whole answer checked in one pass
+    assert count_forward_passes(tiny_model, run(["zebra"])) == 1 + n  # a wrong draft saves nothing
     with pytest.raises(ValueError, match="1 prompts but 2 drafts"):
         generate_batch(tiny_model, tokenizer, [prompt], drafts=["x", "y"], progress=False)
 

@@ -1,8 +1,8 @@
 """The evaluation core: one function per task type, used the same way before and after training.
 
 - ``score_candidates`` / ``evaluate_classification``: log-likelihood of each label word.
-- ``generate_batch`` / ``exact_match`` / ``field_scores``: batched greedy generation, left padding,
-  optionally checked against drafts (the references) to skip decoding what the model reproduces.
+- ``generate_batch`` / ``exact_match`` / ``field_scores``: batched greedy generation
+  (``utils.decoding``), optionally checked against drafts (the references) to decode less.
 - ``perplexity`` / ``block_perplexity``: exp of the mean token negative log-likelihood (texts / packed blocks).
 
 All are deterministic for the same inputs (fixed order, fixed batches, no sampling).
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from utils.decoding import greedy_decode
 from utils.prompting import Prompt
 
 
@@ -164,68 +165,21 @@ def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: 
         mask[row, : len(p) + len(a)] = 1
     device = head.weight.device
     hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device))[0]
-    for row, (p, a) in enumerate(pairs):
-        yield head(hidden[row, len(p) - 1: len(p) + len(a) - 1]).float()
-
-
-def _length_order(rows: Sequence[Sequence[int]]) -> list[int]:
-    """Row indices from shortest to longest, so batches hold similar lengths (less padding)."""
-    return sorted(range(len(rows)), key=lambda i: len(rows[i]))
-
-
-@torch.inference_mode()
-def _accept_drafts(model, tokenizer, prompt_ids: list[list[int]], drafts: Sequence[str], max_new_tokens: int,
-                   batch_size: int, progress: bool) -> list[list[int]]:
-    """The greedy tokens each prompt is already known to produce, checked against its draft in one
-    forward pass: the longest draft prefix (draft + eos) whose every token is the model's argmax,
-    then the model's own next token where it parts from the draft."""
-    eos = tokenizer.eos_token_id
-    guesses = [(_encode(tokenizer, d) + [eos])[:max_new_tokens] for d in drafts]
-    known: list[list[int]] = [[] for _ in prompt_ids]
-    order = _length_order([p + g for p, g in zip(prompt_ids, guesses, strict=True)])
-    for start in tqdm(range(0, len(order), batch_size), desc="checking drafts", disable=not progress, leave=False):
-        idx = order[start: start + batch_size]
-        pairs = [(prompt_ids[i], guesses[i]) for i in idx]
-        for i, logits in zip(idx, _answer_logits(model, pairs, tokenizer.pad_token_id), strict=True):
-            predicted = logits.argmax(-1).tolist()
-            agree = next((j for j, (a, b) in enumerate(zip(predicted, guesses[i])) if a != b), len(guesses[i]))
-            known[i] = guesses[i][:agree] + predicted[agree: agree + 1]
-    return known
-
-
-@torch.inference_mode()
-def _greedy_continue(model, tokenizer, rows: list[list[int]], budgets: list[int], batch_size: int,
-                     progress: bool) -> list[list[int]]:
-    """Greedy new tokens after each token row (left-padded batches), up to its budget and its eos."""
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    device = model.get_output_embeddings().weight.device
-    new: list[list[int]] = [[] for _ in rows]
-    order = _length_order(rows)
-    for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress, leave=False):
-        idx = order[start: start + batch_size]
-        width = max(len(rows[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, width - len(rows[i]):] = torch.tensor(rows[i])
-            mask[row, width - len(rows[i]):] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=max(budgets[i] for i in idx), pad_token_id=pad, eos_token_id=eos)
-        for row, i in enumerate(idx):
-            tokens = out[row, width: width + budgets[i]].tolist()
-            new[i] = tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
-    return new
+    spans = [range(len(p) - 1, len(p) + len(a) - 1) for p, a in pairs]
+    picked = hidden[[row for row, span in enumerate(spans) for _ in span], [j for span in spans for j in span]]
+    yield from head(picked).float().split([len(span) for span in spans])  # one LM-head product per batch
 
 
 def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
                    batch_size: int = 16, progress: bool = True, drafts: Sequence[str] | None = None) -> list[str]:
-    """Greedy completions of ``prompts`` (left-padded batches, stops at eos; pad must differ from eos).
+    """Greedy completions of ``prompts`` (batches of similar length, stops at eos; pad must differ
+    from eos), decoded by ``utils.decoding.greedy_decode``: the shared prompt prefix runs once and
+    finished rows leave the batch.
 
     ``drafts`` (one guess per prompt, e.g. the reference answers) make it faster without changing
-    what it returns: one forward pass checks, token by token, how much of each draft greedy decoding
-    would produce anyway (speculative decoding with the draft as the guess), and decoding runs only
-    from where the model parts from its draft. A draft the model follows to its end costs one
-    forward pass instead of one decoding step per token; a wrong draft costs one extra forward.
+    what it returns: each forward pass checks several draft tokens at once against the model's
+    argmax, and one-token-per-pass decoding runs only from where the model parts from its draft
+    (speculative decoding with the draft as the guess).
     """
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         raise ValueError("generate_batch needs a pad token distinct from eos (see utils.models.set_special_tokens)")
@@ -235,14 +189,10 @@ def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
         raise ValueError(f"{len(prompts)} prompts but {len(drafts)} drafts")
     model.eval()
     prompt_ids = [_encode(tokenizer, p) for p in prompts]
-    known = ([[] for _ in prompts] if drafts is None else
-             _accept_drafts(model, tokenizer, prompt_ids, drafts, max_new_tokens, batch_size, progress))
-    open_rows = [i for i, k in enumerate(known) if len(k) < max_new_tokens and tokenizer.eos_token_id not in k]
-    rest = _greedy_continue(model, tokenizer, [prompt_ids[i] + known[i] for i in open_rows],
-                            [max_new_tokens - len(known[i]) for i in open_rows], batch_size, progress)
-    for i, tokens in zip(open_rows, rest, strict=True):
-        known[i] = known[i] + tokens
-    return [tokenizer.decode(tokens, skip_special_tokens=True).strip() for tokens in known]
+    guesses = None if drafts is None else [_encode(tokenizer, d) + [tokenizer.eos_token_id] for d in drafts]
+    new = greedy_decode(model, prompt_ids, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
+                        drafts=guesses, batch_size=batch_size, progress=progress)
+    return [tokenizer.decode(tokens, skip_special_tokens=True).strip() for tokens in new]
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:

@@ -185,12 +185,13 @@ show(plot_sweep(history["steps"], {"training loss (answer tokens)": (history["lo
 
 # %% [markdown]
 # ## 5. Before and after, same test split, same function
-# `evaluate_extraction` decodes greedily, but it first hands each reference answer to the model as a
-# *draft*: one forward pass over prompt + draft shows how many draft tokens greedy decoding would
-# produce anyway (the argmax at every position), and decoding starts only where the model parts from
-# its draft. This is speculative decoding with the reference as the guess: the outputs are exactly
-# those of plain greedy decoding (a test checks it), but a trained model that is mostly right costs
-# about one forward pass per answer instead of one per token.
+# `evaluate_extraction` decodes greedily, but it hands each reference answer to the model as a
+# *draft*: one forward pass over 8 draft tokens shows, from the argmax at every position, how many of
+# them greedy decoding would produce anyway; the row keeps those plus the model's own next token, and
+# decodes one token per pass only once it parts from its draft. This is speculative decoding with the
+# reference as the guess: the outputs are exactly those of plain greedy decoding (a test checks it
+# against `model.generate`), but a trained model that is mostly right needs a few passes per answer
+# instead of one per token (`utils/decoding.py`; `bench/grading_throughput.py` measures it).
 
 # %%
 after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)

@@ -8,7 +8,8 @@ extraction task with the same adapter (the demo's reference adapter: run
 
 - **naive**: what a learner writes: the adapter attached with PEFT, one ``generate`` call per prompt;
 - **hf batched**: the adapter merged into the base, ``model.generate`` on left-padded batches of 64
-  prompts sorted by length — the kit's path until ``utils.decoding`` replaced it;
+  prompts sorted by length (``utils.evaluation.hf_generate_batch``) — the kit's path on a CPU until
+  ``utils.decoding`` replaced it, and still its path on a GPU;
 - **no drafts**: ``generate_batch`` (``utils.decoding.greedy_decode``): the shared prompt prefix
   (the system instruction) runs once, finished rows leave the batch;
 - **kit**: the same plus drafts (``evaluate_extraction`` passes the references' canonical JSON),
@@ -49,24 +50,6 @@ def naive_outputs(model, tokenizer, prompts: list[str]) -> list[str]:
     return outputs
 
 
-def hf_batched_outputs(model, tokenizer, prompts: list[str]) -> list[str]:
-    """The kit's former path: ``model.generate`` on left-padded batches of prompts sorted by length."""
-    import torch
-
-    tokenizer.padding_side, outputs = "left", [""] * len(prompts)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    with torch.inference_mode():
-        for start in range(0, len(order), BATCH):
-            idx = order[start: start + BATCH]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-            out = model.generate(**enc, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            for i, text in zip(idx, texts, strict=True):
-                outputs[i] = text.strip()
-    return outputs
-
-
 def timed(fn):
     """(seconds, fn())."""
     start = time.perf_counter()
@@ -86,7 +69,7 @@ def main() -> int:
 
     from grading.evaluate import merged_adapter
     from utils.data import get_spec, load_split
-    from utils.evaluation import generate_batch, target_json
+    from utils.evaluation import generate_batch, hf_generate_batch, target_json
     from utils.models import load_model
     from utils.sft import chat_text, extraction_messages
 
@@ -105,7 +88,7 @@ def main() -> int:
     learner_model = PeftModel.from_pretrained(base, str(args.adapter)).eval()
     seconds["naive"], outputs["naive"] = timed(lambda: naive_outputs(learner_model, tokenizer, prompts))
     base = learner_model.unload()
-    arms = {"hf batched": lambda m: hf_batched_outputs(m, tokenizer, prompts),
+    arms = {"hf batched": lambda m: hf_generate_batch(m, tokenizer, prompts, MAX_NEW_TOKENS, BATCH, progress=False),
             "no drafts": lambda m: batched(m, False), "kit": lambda m: batched(m, True)}
     for name, run in arms.items():
         print(f"[bench] {name} ...", flush=True)

@@ -12,6 +12,7 @@ from utils.evaluation import (
     exact_match,
     field_scores,
     generate_batch,
+    hf_generate_batch,
     parse_json_object,
     perplexity,
     score_candidates,
@@ -119,6 +120,7 @@ def test_decoding_with_and_without_drafts_equals_generate(tiny_model, tokenizer,
         expected = one_by_one(model, tokenizer, prompts, max_new_tokens)
         plain = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=3, progress=False)
         assert plain == expected
+        assert hf_generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size=3, progress=False) == expected
         for name, drafts in drafts_to_try(expected).items():
             drafted = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=3,
                                      progress=False, drafts=drafts)
@@ -161,7 +163,7 @@ def test_a_followed_draft_saves_forward_passes(tiny_model, tokenizer):
 
 def test_generation_restores_padding_side_and_needs_distinct_pad(tiny_model, tokenizer):
     side = tokenizer.padding_side
-    generate_batch(tiny_model, tokenizer, ["a"], max_new_tokens=1, progress=False)
+    hf_generate_batch(tiny_model, tokenizer, ["a"], max_new_tokens=1, progress=False)
     assert tokenizer.padding_side == side
     pad = tokenizer.pad_token
     tokenizer.pad_token = tokenizer.eos_token

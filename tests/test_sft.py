@@ -1,4 +1,4 @@
-"""Chat formatting, the response-only mask and its checks (Lab 03 Part B), without training."""
+"""Chat formatting, the response-only mask and its checks (Lab 03 Part B), and the kit's training choices on a tiny model."""
 
 import pytest
 
@@ -57,3 +57,43 @@ def test_chat_dataset_has_one_text_per_row(tokenizer):
     dataset = sft.chat_dataset(rows, tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
     assert dataset.column_names == ["text"] and len(dataset) == 5
     assert all(t.endswith("<|im_end|>") for t in dataset["text"])
+
+
+def train_losses(tokenizer, checkpointing: bool) -> tuple[list[float], dict]:
+    """Three kit training steps of a fresh tiny model: per-step losses and the final LoRA weights."""
+    import torch
+
+    from utils.models import build_tiny_model
+
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    settings = sft.SFTSettings(r=4, alpha=8, batch_size=2, max_steps=3, warmup_steps=0, max_length=128,
+                               gradient_checkpointing=checkpointing)
+    model = sft.add_lora(model, settings)
+    rows = load_split("news_events", "train")[:6]
+    trainer = sft.build_trainer(model, tokenizer, sft.chat_dataset(rows, tokenizer,
+                                lambda r: sft.extraction_messages(r, FIELDS)), settings)
+    trainer.args.disable_tqdm = True
+    trainer.train()
+    assert model.get_base_model().is_gradient_checkpointing == checkpointing
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    lora = {name: p.detach().clone() for name, p in model.named_parameters() if "lora_" in name}
+    assert lora and all(p.dtype == torch.float32 for p in lora.values())
+    return losses, lora
+
+
+def test_training_without_gradient_checkpointing_gives_the_same_run(tokenizer):
+    """The kit trains with checkpointing off on a CPU for speed; the run must be the same one."""
+    fast, fast_weights = train_losses(tokenizer, checkpointing=False)
+    slow, slow_weights = train_losses(tokenizer, checkpointing=True)
+    assert len(fast) == 3 and fast == pytest.approx(slow, rel=1e-5)
+    for name, weight in fast_weights.items():
+        assert (weight - slow_weights[name]).abs().max() < 1e-5, name
+
+
+def test_adapters_stay_fp32_on_cpu():
+    import torch
+
+    layer = torch.nn.Linear(4, 4).to(torch.bfloat16)
+    frozen = torch.nn.Linear(4, 4).to(torch.bfloat16).requires_grad_(False)
+    sft.keep_adapters_fp32(torch.nn.ModuleList([layer, frozen]))
+    assert layer.weight.dtype == torch.float32 and frozen.weight.dtype == torch.bfloat16

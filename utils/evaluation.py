@@ -173,13 +173,14 @@ def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: 
 def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
                    batch_size: int = 16, progress: bool = True, drafts: Sequence[str] | None = None) -> list[str]:
     """Greedy completions of ``prompts`` (batches of similar length, stops at eos; pad must differ
-    from eos), decoded by ``utils.decoding.greedy_decode``: the shared prompt prefix runs once and
-    finished rows leave the batch.
+    from eos). On a CPU they are decoded by ``utils.decoding.greedy_decode``: the shared prompt
+    prefix runs once and finished rows leave the batch. On a GPU, where decoding is bound by memory
+    rather than compute, ``model.generate`` (and Unsloth's fast inference path) does it.
 
-    ``drafts`` (one guess per prompt, e.g. the reference answers) make it faster without changing
-    what it returns: each forward pass checks several draft tokens at once against the model's
-    argmax, and one-token-per-pass decoding runs only from where the model parts from its draft
-    (speculative decoding with the draft as the guess).
+    ``drafts`` (one guess per prompt, e.g. the reference answers) make CPU decoding faster without
+    changing what it returns: each forward pass checks several draft tokens at once against the
+    model's argmax, and one-token-per-pass decoding runs only from where the model parts from its
+    draft (speculative decoding with the draft as the guess). A GPU ignores them.
     """
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         raise ValueError("generate_batch needs a pad token distinct from eos (see utils.models.set_special_tokens)")
@@ -188,11 +189,38 @@ def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     if drafts is not None and len(drafts) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(drafts)} drafts")
     model.eval()
+    if model.get_output_embeddings().weight.device.type != "cpu":
+        return hf_generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
     prompt_ids = [_encode(tokenizer, p) for p in prompts]
     guesses = None if drafts is None else [_encode(tokenizer, d) + [tokenizer.eos_token_id] for d in drafts]
     new = greedy_decode(model, prompt_ids, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
                         drafts=guesses, batch_size=batch_size, progress=progress)
     return [tokenizer.decode(tokens, skip_special_tokens=True).strip() for tokens in new]
+
+
+@torch.inference_mode()
+def hf_generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64, batch_size: int = 16,
+                      progress: bool = True) -> list[str]:
+    """Greedy completions with ``model.generate`` on left-padded batches of prompts sorted by length
+    (``generate_batch``'s path on a GPU; on a CPU the slower reference it is tested against)."""
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: list[str] = [""] * len(prompts)
+    device = model.get_output_embeddings().weight.device
+    try:
+        for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress, leave=False):
+            idx = order[start: start + batch_size]
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(device)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for i, text in zip(idx, texts, strict=True):
+                outputs[i] = text.strip()
+    finally:
+        tokenizer.padding_side = side
+    return outputs
 
 
 def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:

@@ -9,6 +9,7 @@ from utils.decoding import shared_prefix
 from utils.evaluation import (
     classification_metrics,
     evaluate_classification,
+    evaluate_extraction,
     exact_match,
     field_scores,
     generate_batch,
@@ -242,3 +243,10 @@ def test_teacher_forced_match_agrees_with_greedy_generation(tiny_model, tokenize
     single = teacher_forced_match(tiny_model, tokenizer, candidates, ["x y"] * 5, batch_size=1, progress=False)
     assert batched["correct"] == single["correct"]
     assert batched["answer_loss"] == pytest.approx(single["answer_loss"], rel=1e-5)
+
+
+def test_extraction_drafts_tolerate_a_reference_without_a_field(tiny_model, tokenizer):
+    prompts = ["Who did it?", "Where?"]
+    result = evaluate_extraction(tiny_model, tokenizer, prompts, [{"who": "x"}, {"who": None, "where": "y"}],
+                                 ("who", "where"), max_new_tokens=4, progress=False)
+    assert result["outputs"] == generate_batch(tiny_model, tokenizer, prompts, max_new_tokens=4, progress=False)

@@ -280,9 +280,11 @@ def evaluate_extraction(model, tokenizer, prompts: Sequence[str], references: Se
                         fields: Sequence[str], max_new_tokens: int = 64, batch_size: int = 16,
                         progress: bool = True) -> dict:
     """Greedy-generate an answer for every prompt and score it with ``field_scores``.
-    (The references' canonical JSON serves as ``generate_batch``'s drafts: faster, same outputs.)"""
+    (The references' canonical JSON serves as ``generate_batch``'s drafts: faster, same outputs;
+    a field a reference lacks is drafted as null, as ``field_scores`` reads it.)"""
+    drafts = [target_json({name: r.get(name) for name in fields}, fields) for r in references]
     outputs = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                             progress=progress, drafts=[target_json(r, fields) for r in references])
+                             progress=progress, drafts=drafts)
     return {**field_scores(outputs, references, fields), "outputs": outputs}
 
 

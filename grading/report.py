@@ -41,6 +41,17 @@ def write_gradebook(results: list[dict], path: Path) -> Path:
     return path
 
 
+def heldout_phrase(result: dict) -> str:
+    """What the metric was measured on: held-out items, or for a perplexity (Lab 05) the packed
+    blocks and the documents they come from."""
+    items, metric = result["heldout"]["items"], result["metric"]
+    corpus = metric.removesuffix("_perplexity")
+    blocks = result["after"].get(f"{corpus}_blocks")
+    if metric.endswith("_perplexity") and isinstance(blocks, int):
+        return f"{blocks} held-out blocks of {corpus} text, from a held-out set of {items} documents"
+    return f"{items} held-out items"
+
+
 def feedback_markdown(result: dict, chart: str | None) -> str:
     """The student's feedback: score, the reason if invalid, the parts, before/after (aggregates only)."""
     lines = [f"# Feedback: {result.get('lab') or 'submission'} — {result.get('student') or result['submission']}", "",
@@ -53,7 +64,7 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
     better = "higher" if result.get("higher_is_better", True) else "lower"
     lines += ["| part | points |", "|---|---|"]
     lines += [f"| {name} | {points:g} / {result['part_max'][name]:g} |" for name, points in result["parts"].items()]
-    lines += ["", f"Metric: {result['metric']} ({better} is better) on {result['heldout']['items']} held-out items "
+    lines += ["", f"Metric: {result['metric']} ({better} is better) on {heldout_phrase(result)} "
               "(examples are not shown).", "",
               f"- base model (before): {before:.3f}", f"- your submission (after): {after:.3f}",
               f"- improvement: {result.get('gain', after - before):+.3f}", ""]

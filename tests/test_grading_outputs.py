@@ -35,7 +35,8 @@ RESULTS = [
     graded("03b_lora_peft", "alice", 0.0, 0.652,
            {"after": {"field_accuracy": {"actor": 0.8, "action": 0.9, "date": 1.0, "place": 0.95}}}),
     graded("05_continual_pretraining", "bob", 11.59, 8.52,
-           {"before": {"general_perplexity": 16.57}, "after": {"general_perplexity": 18.76}}, items=231),
+           {"before": {"general_perplexity": 16.57, "domain_blocks": 24},
+            "after": {"general_perplexity": 18.76, "domain_blocks": 24}}, items=231),
     graded("01_in_context_learning", "carol", 0.55, 0.61),
     invalid("02_selective_finetuning", "mallory", "'classifier/model.bin': pickle-based files are refused"),
 ]

@@ -18,11 +18,12 @@ def report_result(result: dict) -> None:
     print(RESULT + json.dumps(result), flush=True)
 
 
-def run_child(script: str, *args: str) -> dict:
+def run_child(script: str, *args: str, env: dict | None = None) -> dict:
     """Run ``script`` with ``args`` in a fresh Python process (nothing cached or patched from an
-    earlier run, its own peak memory) and return the result it reported; raise with its output if none."""
+    earlier run, its own peak memory; ``env`` added to its environment) and return the result it
+    reported; raise with its output if none."""
     out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "TQDM_DISABLE": "1"})
+                         env={**os.environ, "TQDM_DISABLE": "1", **(env or {})})
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(RESULT)), None)
     if line is None:
         raise RuntimeError(f"{Path(script).name} {' '.join(args)} reported nothing:\n{out.stdout[-2000:]}\n"

@@ -39,3 +39,46 @@ def test_the_summary_gives_the_ratio_mfu_and_loss_gap_from_median_runs():
     assert summary["speedup"] == pytest.approx(3.0)
     assert summary["arms"]["kit"]["mfu"] == pytest.approx(0.5)  # 300 tokens/s x 0.1 GFLOP = 30 of 60 GFLOP/s
     assert summary["loss_difference"] == pytest.approx(1.0 / 1.01 - 1)
+
+
+def test_the_shared_prefix_stops_before_padding_labels_and_the_label_after_it():
+    import torch
+
+    bench = load_bench("sft_breakdown")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 1], [5, 6, 7, 8, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]])
+    unlabelled = torch.full_like(ids, -100)
+    assert bench.shared_prefix_length({"input_ids": ids, "attention_mask": mask, "labels": unlabelled}) == 3
+    labels = unlabelled.clone()
+    labels[:, 3] = 8  # the 4th token is learned: the 3rd position predicts it, so the prefix is 2 tokens
+    assert bench.shared_prefix_length({"input_ids": ids, "attention_mask": mask, "labels": labels}) == 2
+    assert bench.shared_prefix_length({"input_ids": ids[:1], "attention_mask": mask[:1], "labels": unlabelled[:1]}) == 5
+
+
+def test_the_fused_lora_linear_gives_peft_s_outputs_and_gradients(tokenizer):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    bench = load_bench("sft_breakdown")
+    model = get_peft_model(build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    torch.manual_seed(1)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0.0, 0.1)
+    ids = torch.randint(3, 100, (2, 9))
+
+    def run():
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        model.zero_grad(set_to_none=True)
+        return loss.item(), grads
+
+    loss, grads = run()
+    with bench.fused_lora() as calls:
+        fused_loss, fused_grads = run()
+    assert calls["fused"] == 6  # 3 adapted linears x 2 layers, none left to PEFT's own forward
+    assert fused_loss == pytest.approx(loss, rel=1e-6)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(grads, fused_grads, strict=True))
+    assert any(g.abs().sum() > 0 for g in grads)

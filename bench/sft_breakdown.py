@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import machine, report_result, run_child, write_result  # noqa: E402
-from bench.sft_throughput import flops_per_token, kit_trainer, matmul_peak  # noqa: E402
+from bench.sft_throughput import flops_per_token, kit_trainer, matmul_peak, matmul_rates  # noqa: E402
 
 IGNORE = -100
 
@@ -63,13 +63,15 @@ def kit_step(trainer, batch: dict) -> float:
 
 
 def shared_prefix_length(batch: dict) -> int:
-    """Leading columns every row shares, unpadded and unlabelled, such that the label after them is
-    ignored too (the prefix's last position predicts it); at most all but one column."""
-    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-    same = (ids == ids[:1]).all(0) & (mask == 1).all(0) & (labels == IGNORE).all(0)
-    differing = (~same).nonzero()
-    first = int(differing[0]) if len(differing) else ids.shape[1]
-    return max(0, min(first - 1, ids.shape[1] - 1))
+    """Tokens the rows share at their start (``utils.decoding.shared_prefix`` of their unpadded
+    ids), cut so that no label falls inside the prefix or right after it (the prefix's last
+    position predicts that one)."""
+    from utils.decoding import shared_prefix
+
+    rows = [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+    labelled = (batch["labels"] != IGNORE).any(0).nonzero()
+    first_label = int(labelled[0]) if len(labelled) else batch["labels"].shape[1]
+    return max(0, min(len(shared_prefix(rows)), first_label - 1))
 
 
 def shared_prefix_step(trainer, batch: dict) -> float:
@@ -77,6 +79,8 @@ def shared_prefix_step(trainer, batch: dict) -> float:
     import torch
 
     ids, p, rows = batch["input_ids"], shared_prefix_length(batch), batch["input_ids"].shape[0]
+    if p == 0:
+        return kit_step(trainer, batch)
     model = trainer.model
     cache = model.get_decoder()(input_ids=ids[:1, :p], use_cache=True).past_key_values
     cache.batch_repeat_interleave(rows)
@@ -206,25 +210,6 @@ def token_scaling(trainer, batch: dict, repeats: int, sizes=(1, 2, 4, 8)) -> dic
     xs, ys = [p["tokens"] for p in points], [p["seconds"] for p in points]
     slope, intercept = statistics.linear_regression(xs, ys)
     return {"points": points, "fixed_seconds": intercept, "seconds_per_token": slope}
-
-
-def matmul_rates(shapes, repeats: int = 20) -> dict:
-    """GFLOP/s of ``(m, k) @ (k, n)`` fp32 products, best of ``repeats``."""
-    import torch
-
-    rates = {}
-    for m, k, n in shapes:
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        torch.matmul(a, b)
-        best = min(_timed(lambda: torch.matmul(a, b)) for _ in range(repeats))  # noqa: B023
-        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
-    return rates
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def in_process(repeats: int) -> dict:

@@ -49,19 +49,26 @@ from bench.common import machine, report_result, run_child, write_result  # noqa
 BATCH, MAX_LENGTH, RANK, ALPHA, LR, SEED, N_EVAL = 4, 256, 16, 32, 1e-3, 0, 32
 
 
-def matmul_peak(sizes=(2048, 4096), repeats: int = 5) -> float:
-    """Best fp32 GFLOP/s of square matmuls on this machine's threads (idle)."""
+def matmul_rates(shapes, repeats: int = 20) -> dict:
+    """GFLOP/s of ``(m, k) @ (k, n)`` fp32 products on this machine's threads, best of ``repeats``."""
     import torch
 
-    best = 0.0
-    for n in sizes:
-        a, b = torch.randn(n, n), torch.randn(n, n)
+    rates = {}
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
         torch.matmul(a, b)
+        best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
             torch.matmul(a, b)
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
-    return best
+            best = min(best, time.perf_counter() - start)
+        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / best / 1e9
+    return rates
+
+
+def matmul_peak(sizes=(2048, 4096), repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of square matmuls on this machine's threads (idle)."""
+    return max(matmul_rates([(n, n, n) for n in sizes], repeats).values())
 
 
 def flops_per_token(model, mean_len: float, labelled_fraction: float) -> float:

@@ -48,7 +48,7 @@ def test_the_shared_prefix_stops_before_padding_labels_and_the_label_after_it():
     ids = torch.tensor([[5, 6, 7, 8, 9, 1], [5, 6, 7, 8, 3, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]])
     unlabelled = torch.full_like(ids, -100)
-    assert bench.shared_prefix_length({"input_ids": ids, "attention_mask": mask, "labels": unlabelled}) == 3
+    assert bench.shared_prefix_length({"input_ids": ids, "attention_mask": mask, "labels": unlabelled}) == 4
     labels = unlabelled.clone()
     labels[:, 3] = 8  # the 4th token is learned: the 3rd position predicts it, so the prefix is 2 tokens
     assert bench.shared_prefix_length({"input_ids": ids, "attention_mask": mask, "labels": labels}) == 2

@@ -8,9 +8,9 @@ extraction task with the same adapter (the demo's reference adapter: run
 
 - **naive**: what a learner writes: the adapter attached with PEFT, one ``generate`` call per prompt;
 - **hf batched**: the adapter merged into the base, ``model.generate`` on left-padded batches of 64
-  prompts sorted by length (``utils.evaluation.hf_generate_batch``) — the kit's path on a CPU until
-  ``utils.decoding`` replaced it, and still its path on a GPU;
-- **no drafts**: ``generate_batch`` (``utils.decoding.greedy_decode``): the shared prompt prefix
+  prompts sorted by length (``utils.eval.metrics.hf_generate_batch``) — the kit's path on a CPU until
+  ``utils.eval.decoding`` replaced it, and still its path on a GPU;
+- **no drafts**: ``generate_batch`` (``utils.eval.decoding.greedy_decode``): the shared prompt prefix
   (the system instruction) runs once, finished rows leave the batch;
 - **kit**: the same plus drafts (``evaluate_extraction`` passes the references' canonical JSON),
   checked 8 tokens per forward pass; decoding one token per pass runs only from where the model
@@ -67,16 +67,16 @@ def main() -> int:
         return 2
     from peft import PeftModel
 
-    from grading.evaluate import merged_adapter
-    from utils.data import get_spec, load_split
-    from utils.evaluation import generate_batch, hf_generate_batch, target_json
-    from utils.models import load_model
-    from utils.sft import chat_text, extraction_messages
+    from grading.artifacts import merged_adapter
+    from utils.data.datasets import get_spec, load_split
+    from utils.eval.metrics import generate_batch, hf_generate_batch, target_json
+    from utils.runtime.models import load_model
+    from utils.train.sft import extraction_prompts
 
     base, tokenizer = load_model("cpu", backend="transformers")
     fields = get_spec("news_events").fields
     rows = load_split("news_events", "heldout", allow_heldout=True)[: args.items]
-    prompts = [chat_text(tokenizer, extraction_messages(r, fields, with_answer=False)) for r in rows]
+    prompts = extraction_prompts(tokenizer, rows, fields)
     drafts = [target_json(r["target"], fields) for r in rows]
 
     def batched(model, with_drafts: bool):

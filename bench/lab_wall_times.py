@@ -23,7 +23,7 @@ from bench.common import machine, write_result  # noqa: E402
 
 def time_notebook(path: Path, smoke: bool) -> dict:
     """Run one notebook; its wall time and whether any check failed."""
-    from utils.notebooks import cell_outputs_text, execute_notebook
+    from tools.notebooks import cell_outputs_text, execute_notebook
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -35,7 +35,7 @@ def time_notebook(path: Path, smoke: bool) -> dict:
 
 
 def main() -> int:
-    from utils.results import format_table
+    from utils.lab.results import format_table
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="also run every lab in full")

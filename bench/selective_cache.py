@@ -4,7 +4,7 @@
 
 The embedded model with a new 2-class head, everything frozen but the last block, the final norm
 and the head; the whole ``sms_spam`` train split, batch 16, AdamW, the same seed on both paths.
-Blocks 0-28 never change, so their output can be computed once (``utils.classifier.cache_hidden_states``)
+Blocks 0-28 never change, so their output can be computed once (``utils.train.classifier.cache_hidden_states``)
 and each step runs only block 29 + norm + head. Prints the epoch time of each path, their ratio
 (target >= 5x), the one-off cache time and the ratio with it included over Lab 02's 3 epochs, and
 checks both paths compute the same logits. Writes outputs/bench/selective_cache.json.
@@ -24,19 +24,19 @@ from bench.common import machine, write_result  # noqa: E402
 def main() -> int:
     import torch
 
-    from utils.classifier import (
+    from utils.data.batching import load_classification_data, pad_batch
+    from utils.runtime.models import load_model
+    from utils.train.classifier import (
+        ClassifierSettings,
         cache_hidden_states,
         classifier_logits,
-        freeze_all_but,
-        load_classification_data,
         logits_from_hidden,
-        pad_batch,
         replace_head,
+        train_classifier,
     )
-    from utils.models import load_model
-    from utils.training import TrainConfig, train_classifier
+    from utils.train.params import freeze_all_but
 
-    config = TrainConfig(epochs=1, lr=5e-4, batch_size=16, weight_decay=0.01, seed=0)
+    config = ClassifierSettings(epochs=1, learning_rate=5e-4, batch_size=16, weight_decay=0.01, seed=0)
     times = {}
 
     def fresh():

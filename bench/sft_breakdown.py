@@ -63,10 +63,10 @@ def kit_step(trainer, batch: dict) -> float:
 
 
 def shared_prefix_length(batch: dict) -> int:
-    """Tokens the rows share at their start (``utils.decoding.shared_prefix`` of their unpadded
+    """Tokens the rows share at their start (``utils.eval.decoding.shared_prefix`` of their unpadded
     ids), cut so that no label falls inside the prefix or right after it (the prefix's last
     position predicts that one)."""
-    from utils.decoding import shared_prefix
+    from utils.eval.decoding import shared_prefix
 
     rows = [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
     labelled = (batch["labels"] != IGNORE).any(0).nonzero()

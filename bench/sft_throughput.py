@@ -7,8 +7,8 @@ one epoch), batch 4, max length 256, LoRA r=16 / alpha 32 on all linear layers, 
 fp32. Each run is a fresh subprocess; the two paths alternate (kit, baseline, kit, baseline, ...)
 so machine noise hits both.
 
-- **kit**: ``utils.models.load_model`` (Unsloth's CPU backend) + ``utils.sft.add_lora`` +
-  ``utils.sft.build_trainer`` (loss on the answers only, gradient checkpointing off).
+- **kit**: ``utils.runtime.models.load_model`` (Unsloth's CPU backend) + ``utils.train.params.add_peft_lora`` +
+  ``utils.train.sft.build_trainer`` (loss on the answers only, gradient checkpointing off).
 - **baseline**: what a learner writes from the TRL docs: ``AutoModelForCausalLM`` +
   ``SFTTrainer(peft_config=LoraConfig(...))`` with TRL's defaults, on a conversational
   prompt/completion dataset (so TRL also puts the loss on the completion only). Only what CPU
@@ -85,7 +85,7 @@ def flops_per_token(model, mean_len: float, labelled_fraction: float) -> float:
 
 
 def training_rows(steps: int):
-    from utils.data import get_spec, load_split
+    from utils.data.datasets import get_spec, load_split
 
     fields = get_spec("news_events").fields
     train = load_split("news_events", "train")[: steps * BATCH]
@@ -113,14 +113,15 @@ class StepTimer:
 
 
 def kit_trainer(steps: int):
-    from utils import sft
-    from utils.models import load_model
+    from utils.runtime.models import load_model
+    from utils.train import sft
+    from utils.train.params import add_peft_lora
 
     fields, train, _ = training_rows(steps)
     model, tokenizer = load_model("cpu")
     settings = sft.SFTSettings(r=RANK, alpha=ALPHA, learning_rate=LR, batch_size=BATCH, max_length=MAX_LENGTH,
                                epochs=1, seed=SEED, warmup_steps=2)
-    model = sft.add_lora(model, settings)
+    model = add_peft_lora(model, **settings.lora_arguments())
     dataset = sft.chat_dataset(train, tokenizer, lambda r: sft.extraction_messages(r, fields))
     return sft.build_trainer(model, tokenizer, dataset, settings), tokenizer
 
@@ -133,8 +134,8 @@ def baseline_trainer(steps: int):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from utils import sft
-    from utils.models import ensure_embedded_model
+    from utils.runtime.models import ensure_embedded_model
+    from utils.train import sft
 
     fields, train, _ = training_rows(steps)
     folder = str(ensure_embedded_model())
@@ -164,12 +165,12 @@ def real_tokens(trainer) -> tuple[int, float, float]:
 
 def validation_loss(model, tokenizer, steps: int) -> float:
     """Mean answer-token loss on 32 validation rows (the same function for both paths)."""
-    from utils import sft
-    from utils.evaluation import teacher_forced_match
+    from utils.eval.metrics import target_json, teacher_forced_match
+    from utils.train import sft
 
     fields, _, validation = training_rows(steps)
-    prompts = [sft.chat_text(tokenizer, sft.extraction_messages(r, fields, with_answer=False)) for r in validation]
-    answers = [sft.target_json(r["target"], fields) for r in validation]
+    prompts = sft.extraction_prompts(tokenizer, validation, fields)
+    answers = [target_json(r["target"], fields) for r in validation]
     return teacher_forced_match(model, tokenizer, prompts, answers, progress=False)["answer_loss"]
 
 

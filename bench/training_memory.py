@@ -3,11 +3,11 @@
     .venv/bin/python bench/training_memory.py [--steps 6]
 
 Lab 03B's extraction task on the embedded model, batch 4, max length 256, the kit's trainer
-(``utils.sft.build_trainer``), ``--steps`` optimizer steps. LoRA: r=16 on all linear layers over
+(``utils.train.sft.build_trainer``), ``--steps`` optimizer steps. LoRA: r=16 on all linear layers over
 the fp32 base; QLoRA: the same adapters over the NF4 base (Unsloth ``load_in_4bit``); full: every
 weight trainable (AdamW keeps two fp32 moments per weight). Each method runs in its own process,
 so the peak resident set size (``ru_maxrss``) is that method's alone. Also prints the memory
-estimator's figure for the same setting (``utils.memory.estimate_memory``) next to the measurement.
+estimator's figure for the same setting (``utils.train.memory_estimate.estimate_memory``) next to the measurement.
 Writes outputs/bench/training_memory.json.
 """
 
@@ -28,9 +28,10 @@ METHODS = ("lora", "qlora", "full")
 
 def run_method(method: str, steps: int) -> dict:
     """Train ``steps`` steps with ``method`` in this process; return peak RSS and timings."""
-    from utils import sft
-    from utils.data import get_spec, load_split
-    from utils.models import load_model
+    from utils.data.datasets import get_spec, load_split
+    from utils.runtime.models import load_model
+    from utils.train import sft
+    from utils.train.params import add_peft_lora, count_trainable
 
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     fields = get_spec("news_events").fields
@@ -43,14 +44,14 @@ def run_method(method: str, steps: int) -> dict:
         for param in model.parameters():
             param.requires_grad = True
     else:
-        model = sft.add_lora(model, settings)
+        model = add_peft_lora(model, **settings.lora_arguments())
     dataset = sft.chat_dataset(rows, tokenizer, lambda r: sft.extraction_messages(r, fields))
     trainer = sft.build_trainer(model, tokenizer, dataset, settings)
     trainer.args.disable_tqdm = True
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    trainable, total = sft.trainable_parameters(trainer.model)
+    trainable, total = count_trainable(trainer.model)
     return {"method": method, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
             "rss_after_imports_gb": baseline, "peak_after_load_gb": after_load, "trainable": trainable,
             "total": total, "seconds_per_step": seconds / steps}
@@ -60,7 +61,7 @@ def estimate(method: str) -> float:
     """The estimator's total (GB) for SmolLM2-135M on a CPU: fp32 weights and activations (NF4 block
     linears for QLoRA), batch 4 x 96 tokens (the padded length of these rows), no CUDA overhead. The process's own baseline (Python,
     torch, the libraries: ~0.6 GB) is not part of it."""
-    from utils.memory import SHAPES, estimate_memory
+    from utils.train.memory_estimate import SHAPES, estimate_memory
 
     weights = "nf4" if method == "qlora" else "fp32"
     figures = estimate_memory(SHAPES["smollm2-135m"], method="full" if method == "full" else "lora", weights=weights,

@@ -83,7 +83,7 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
 
 def write_feedback(result: dict, folder: Path) -> Path:
     """``<folder>/<student>_<hash>.md`` (+ a PNG chart for graded submissions)."""
-    from utils.plotting import plot_bars
+    from utils.lab.plots import plot_bars
 
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{result.get('student') or 'unknown'}_{result['sha256'][:8]}"

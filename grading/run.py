@@ -24,7 +24,7 @@ if __package__ in (None, ""):
 
 from grading.report import gradescope_results, write_feedback, write_gradebook  # noqa: E402
 from grading.worker import Worker, WorkerFailed  # noqa: E402
-from utils.results import write_json_atomic  # noqa: E402
+from utils.runtime.storage import write_json_atomic  # noqa: E402
 
 GRADESCOPE_IN, GRADESCOPE_OUT = Path("/autograder/submission"), Path("/autograder/results/results.json")
 
@@ -56,7 +56,7 @@ def grade_one(worker: Worker, path: Path, out: Path, timeout: float, force: bool
     try:
         result = worker.grade(data, timeout)
     except WorkerFailed as exc:
-        result = {"status": "timeout" if "limit" in str(exc) else "error", "score": 0.0, "reason": str(exc)}
+        result = {"status": exc.status, "score": 0.0, "reason": str(exc)}
     if not result.get("student"):  # the zip was unreadable: name the student from the file name
         result["lab"], result["student"] = names_from_filename(path.name, result.get("lab"))
     result.update(submission=path.name, sha256=sha, run_info=grading_info(worker))
@@ -66,9 +66,9 @@ def grade_one(worker: Worker, path: Path, out: Path, timeout: float, force: bool
 
 def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
     """(lab, student) from ``submission_<lab>_<student>.zip``, for zips whose manifest is unreadable."""
-    from grading.scoring import RUBRIC_DIR
+    from grading.rubric import rubric_labs
 
-    for known in sorted((p.stem for p in RUBRIC_DIR.glob("*.json")), key=len, reverse=True):
+    for known in sorted(rubric_labs(), key=len, reverse=True):
         prefix = f"submission_{known}_"
         if name.startswith(prefix) and name.endswith(".zip"):
             return known, name[len(prefix):-4] + " (from file name)"
@@ -77,7 +77,7 @@ def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
 
 def grading_info(worker: Worker) -> dict:
     """What the result depends on: base model, kit commit, package versions, time."""
-    from utils.results import git_commit, package_versions
+    from utils.lab.results import git_commit, package_versions
 
     return {"base_model": worker.info.get("base_id"), "base_fingerprint": worker.info.get("fingerprint"),
             "kit_commit": git_commit(), "packages": package_versions(), "graded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -115,7 +115,7 @@ def grade_batch(zips: list[Path], out: Path, *, base: str = "embedded", lab: str
 def print_table(results: list[dict]) -> None:
     """The class table on stdout."""
     from grading.report import gradebook_rows
-    from utils.results import format_table
+    from utils.lab.results import format_table
 
     rows = [{**row, "reason": row["reason"][:70]} for row in gradebook_rows(results)]
     print(format_table(rows, ["student", "status", "score", "max_score", "before", "after", "reason"]))

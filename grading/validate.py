@@ -13,8 +13,9 @@ import stat
 import zipfile
 from dataclasses import dataclass
 
-from utils.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
-from utils.submission import SCHEMA_VERSION, STUDENT_ID, sha256_bytes
+from grading.rubric import Checks
+from utils.lab.submission import SCHEMA_VERSION, STUDENT_ID, sha256_bytes
+from utils.train.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
 
 MAX_FILES = 64
 MAX_TOTAL_BYTES = 400 * 1024 * 1024
@@ -158,25 +159,21 @@ ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|l
 
 
 def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[int, int]],
-                  checks: dict, prefix: str = "adapter/",
+                  checks: Checks, prefix: str = "adapter/",
                   base_param_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[dict, dict]:
     """A PEFT LoRA adapter that fits the base: config, targets, names, shapes, ranks, finite values.
 
     ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers;
     ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save`` copies
-    (allowed only where ``checks["allow_modules_to_save"]``). Returns ``(adapter_config, tensors)``.
+    (allowed only where ``checks.allow_modules_to_save``). Returns ``(adapter_config, tensors)``.
     """
     config = parse_json(files, prefix + "adapter_config.json")
     if config.get("peft_type") != "LORA":
         raise SubmissionError(f"adapter_config.json: peft_type {config.get('peft_type')!r}, expected 'LORA'")
-    rank, alpha = config.get("r"), config.get("lora_alpha")
-    low, high = checks.get("rank", [1, 256])
-    if not isinstance(rank, int) or isinstance(rank, bool) or not low <= rank <= high:
-        raise SubmissionError(f"adapter_config.json: rank r={rank!r} is outside the allowed {low}..{high}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
-        raise SubmissionError(f"adapter_config.json: lora_alpha={alpha!r} must be a positive number")
+    rank = config.get("r")
+    check_rank_alpha(rank, config.get("lora_alpha"), checks, "adapter_config.json", "r", "lora_alpha")
     saved_modules = config.get("modules_to_save") or []
-    if saved_modules and not checks.get("allow_modules_to_save", False):
+    if saved_modules and not checks.allow_modules_to_save:
         raise SubmissionError("adapter_config.json: modules_to_save (fully trained layers) is not allowed in this lab")
     if not isinstance(saved_modules, list) or not all(isinstance(m, str) for m in saved_modules):
         raise SubmissionError("adapter_config.json: modules_to_save must be a list of module names")
@@ -192,8 +189,8 @@ def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[i
     weights_name = prefix + "adapter_model.safetensors"
     if weights_name not in files:
         raise SubmissionError(f"{weights_name} is missing from the zip")
-    if len(files[weights_name]) > checks.get("max_adapter_mb", 200) * 1e6:
-        raise SubmissionError(f"{weights_name} is larger than {checks.get('max_adapter_mb', 200)} MB")
+    if len(files[weights_name]) > checks.max_adapter_mb * 1e6:
+        raise SubmissionError(f"{weights_name} is larger than {checks.max_adapter_mb} MB")
     tensors = load_safetensors(files[weights_name], weights_name)
     lora = {k: t for k, t in tensors.items() if not is_saved_module(k, saved_modules)}
     check_adapter_tensors(lora, base_linear_shapes, rank)
@@ -255,7 +252,7 @@ FORMAT_TEXT_FIELDS = ("instruction", "input_prefix", "output_prefix", "separator
 
 
 def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, ...], train_ids: set[str],
-                      checks: dict) -> dict:
+                      checks: Checks) -> dict:
     """Lab 01's ``prompt_spec.json``: a prompt format, demonstration ids from the ``train`` split
     (in order), and whether to calibrate. Returns the spec."""
     spec = parse_json(files, "prompt_spec.json")
@@ -263,11 +260,11 @@ def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, 
         raise SubmissionError(f"prompt_spec.json: dataset {spec.get('dataset')!r}, this lab grades {dataset!r}")
     fmt, demo_ids = spec.get("format"), spec.get("demo_ids")
     if not isinstance(fmt, dict):
-        raise SubmissionError("prompt_spec.json: 'format' must be an object (see utils.prompting.format_to_dict)")
+        raise SubmissionError("prompt_spec.json: 'format' must be an object (see utils.data.prompting.format_to_dict)")
     unknown = sorted(set(fmt) - {*FORMAT_TEXT_FIELDS, "chat", "label_words"})
     if unknown:
         raise SubmissionError(f"prompt_spec.json: unknown format fields {unknown}")
-    max_chars = checks.get("max_chars", 2000)
+    max_chars = checks.max_chars
     for key in FORMAT_TEXT_FIELDS:
         value = fmt.get(key)
         if not (value is None and key == "instruction") and not isinstance(value, str):
@@ -284,8 +281,8 @@ def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, 
                               "to distinct words")
     if not isinstance(demo_ids, list) or not all(isinstance(i, str) for i in demo_ids):
         raise SubmissionError("prompt_spec.json: demo_ids must be a list of example ids")
-    if len(demo_ids) > checks.get("max_shots", 16):
-        raise SubmissionError(f"prompt_spec.json: {len(demo_ids)} demonstrations (at most {checks.get('max_shots', 16)})")
+    if len(demo_ids) > checks.max_shots:
+        raise SubmissionError(f"prompt_spec.json: {len(demo_ids)} demonstrations (at most {checks.max_shots})")
     foreign = [i for i in demo_ids if i not in train_ids]
     if foreign:
         raise SubmissionError(f"prompt_spec.json: demonstrations must come from the train split; unknown ids "
@@ -295,7 +292,7 @@ def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, 
 
 def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple[int, ...]],
                      base_linear_shapes: dict[str, tuple[int, int]], hidden_size: int, labels: tuple[str, ...],
-                     checks: dict, prefix: str = "classifier/") -> tuple[dict, dict]:
+                     checks: Checks, prefix: str = "classifier/") -> tuple[dict, dict]:
     """Labs 02/03A's ``classifier/``: a head for ``labels``, plus trained base tensors (Lab 02) or
     LoRA A/B pairs (Lab 03A), each matching the base, finite, within the lab's parameter budget.
     Returns ``(config, tensors)``."""
@@ -327,22 +324,28 @@ def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple
                                       f"{tuple(base_param_shapes[key])}")
         check_finite_float(key, tensor)
     trained = sum(t.numel() for t in tensors.values())
-    low, high = checks.get("trainable_params", [1, 10 ** 12])
+    low, high = checks.trainable_params
     if not low <= trained <= high:
         raise SubmissionError(f"{trained:,} trained parameters: this lab expects {low:,} to {high:,}")
     return config, tensors
 
 
-def check_classifier_lora(tensors: dict, lora_keys: list[str], lora, base_linear_shapes: dict, checks: dict) -> None:
+def check_rank_alpha(rank, alpha, checks: Checks, where: str, rank_key: str, alpha_key: str) -> None:
+    """A LoRA rank that is an integer within the lab's bounds and a positive, finite alpha (both
+    kinds of adapter); ``where`` and the key names make the reason point at the student's file."""
+    low, high = checks.rank
+    if not isinstance(rank, int) or isinstance(rank, bool) or not low <= rank <= high:
+        raise SubmissionError(f"{where}: rank {rank_key}={rank!r} is outside the allowed {low}..{high}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
+        raise SubmissionError(f"{where}: {alpha_key}={alpha!r} must be a positive number")
+
+
+def check_classifier_lora(tensors: dict, lora_keys: list[str], lora, base_linear_shapes: dict, checks: Checks) -> None:
     """From-scratch LoRA pairs: a rank/alpha config, both matrices per layer, shapes of the base layer."""
     if not isinstance(lora, dict) or not isinstance(lora.get("rank"), int) or isinstance(lora.get("rank"), bool):
         raise SubmissionError("classifier_config.json: LoRA matrices need \"lora\": {\"rank\": r, \"alpha\": a}")
-    rank, alpha = lora["rank"], lora.get("alpha")
-    low, high = checks.get("rank", [1, 256])
-    if not low <= rank <= high:
-        raise SubmissionError(f"classifier_config.json: rank {rank} is outside the allowed {low}..{high}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
-        raise SubmissionError(f"classifier_config.json: lora alpha={alpha!r} must be a positive number")
+    rank = lora["rank"]
+    check_rank_alpha(rank, lora.get("alpha"), checks, "classifier_config.json", "rank", "alpha")
     for key in lora_keys:
         module, part = key[: -len(".lora.A")], key[-1]
         if module not in base_linear_shapes:

@@ -9,19 +9,27 @@ import time
 import traceback
 from pathlib import Path
 
-from grading.scoring import load_rubric, max_score, score
+from grading.rubric import load_rubric, score
 from grading.validate import SubmissionError, load_submission
 
 BASES = {"embedded": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 class WorkerFailed(RuntimeError):
-    """The worker timed out or died while grading one submission."""
+    """The worker died while grading one submission (the result's status: ``error``)."""
+
+    status = "error"
+
+
+class WorkerTimedOut(WorkerFailed):
+    """The worker took longer than the time limit on one submission (status ``timeout``)."""
+
+    status = "timeout"
 
 
 def load_base(base: str):
     """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"`` (tests)."""
-    from utils.models import build_tiny_model, load_embedded_tokenizer, load_model
+    from utils.runtime.models import build_tiny_model, load_embedded_tokenizer, load_model
 
     if base == "tiny":
         tokenizer = load_embedded_tokenizer()
@@ -34,7 +42,7 @@ def load_base(base: str):
 
 def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None) -> dict:
     """Validate and score one submission's bytes with the loaded base in ``state``."""
-    from grading.evaluate import base_score, load_heldout, submission_score
+    from grading.artifacts import base_score, load_heldout, submission_score
 
     started = time.perf_counter()
     result: dict = {"lab": lab, "student": None, "status": "invalid", "score": 0.0}
@@ -46,13 +54,13 @@ def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None,
             rubric = load_rubric(manifest["lab"], rubric_path)
         except KeyError as exc:  # a lab without a rubric: the submission's problem, not the grader's
             raise SubmissionError(exc.args[0]) from None
-        result["max_score"] = max_score(rubric)
+        result["max_score"] = rubric.max_score
         rows, heldout_hash = load_heldout(rubric, heldout)
         before = base_score(state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"])
         after, details = submission_score(state["model"], state["tokenizer"], submission.files, rubric, rows)
-        points = score(rubric, before[rubric["metric"]], after[rubric["metric"]])
-        result.update(status="graded", reason="", metric=rubric["metric"],
-                      higher_is_better=rubric.get("higher_is_better", True), before=before, after=after,
+        points = score(rubric, before[rubric.metric], after[rubric.metric])
+        result.update(status="graded", reason="", metric=rubric.metric,
+                      higher_is_better=rubric.higher_is_better, before=before, after=after,
                       submission_details=details, heldout={"items": len(rows), "sha256": heldout_hash}, **points)
     except SubmissionError as exc:
         result["reason"] = str(exc)
@@ -67,7 +75,7 @@ def peek_student(data: bytes) -> str | None:
     import json
     import zipfile
 
-    from utils.submission import STUDENT_ID
+    from utils.lab.submission import STUDENT_ID
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -81,7 +89,7 @@ def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
     """Child process: load the base, then answer (sha256, bytes) requests until told to stop."""
     import torch
 
-    from utils.models import model_fingerprint
+    from utils.runtime.models import model_fingerprint
 
     torch.manual_seed(0)
     model, tokenizer, base_id = load_base(base)
@@ -132,11 +140,11 @@ class Worker:
             self.conn.send(data)
             if self.conn.poll(timeout):
                 return self.conn.recv()
-            reason = f"grading took longer than the {timeout:.0f} s limit"
+            failure = WorkerTimedOut(f"grading took longer than the {timeout:.0f} s limit")
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
-            reason = "the grading worker crashed on this submission"
+            failure = WorkerFailed("the grading worker crashed on this submission")
         self.stop()
-        raise WorkerFailed(reason)
+        raise failure
 
     def stop(self) -> None:
         if self.process is not None and self.process.is_alive():

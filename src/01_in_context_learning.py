@@ -46,7 +46,7 @@ SEED = int(os.environ.get("FTKIT_SEED", "0"))  # chooses the demonstrations
 STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
-from utils.hardware import preflight
+from utils.runtime.hardware import preflight
 
 hardware = preflight(PROFILE)
 
@@ -56,14 +56,8 @@ import time
 
 import torch
 
-from utils.checks import check_close, check_equal, report
-from utils.data import dataset_fingerprint, get_spec, load_split
-from utils.evaluation import score_candidates
-from utils.icl import calibrate_scores, predict, run_icl
-from utils.models import load_model, model_fingerprint
-from utils.plotting import plot_grouped_bars, plot_sweep, show
-from utils.profiles import get_profile
-from utils.prompting import (
+from utils.data.datasets import dataset_fingerprint, get_spec, load_split
+from utils.data.prompting import (
     DATASET_FORMATS,
     Prompt,
     PromptFormat,
@@ -71,8 +65,15 @@ from utils.prompting import (
     format_to_dict,
     render_raw,
 )
-from utils.results import format_table, lab_output_dir, run_info, save_results
-from utils.submission import make_submission
+from utils.eval.icl import calibrate_scores, predict, run_icl
+from utils.eval.metrics import score_candidates
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_grouped_bars, plot_sweep, show
+from utils.lab.results import format_table, run_info, save_results
+from utils.lab.submission import make_submission
+from utils.runtime.models import load_model, model_fingerprint
+from utils.runtime.profiles import get_profile
+from utils.runtime.storage import lab_output_dir
 
 LAB = "01_in_context_learning"
 OUT = lab_output_dir(LAB)
@@ -103,7 +104,7 @@ for name in DATASETS:
 # `output_prefix` frame each example; the model's answer is the word after `output_prefix`.
 
 # %%
-FORMATS = DATASET_FORMATS  # from utils.prompting:
+FORMATS = DATASET_FORMATS  # from utils.data.prompting:
 for name, fmt in FORMATS.items():
     print(f"{name}: {fmt}")
 

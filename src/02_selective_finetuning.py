@@ -41,7 +41,7 @@ SEED = int(os.environ.get("FTKIT_SEED", "0"))  # head initialisation and batch o
 STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
-from utils.hardware import preflight
+from utils.runtime.hardware import preflight
 
 hardware = preflight(PROFILE)
 
@@ -51,26 +51,27 @@ import time
 
 import torch
 
-from utils.checks import check_close, check_equal, report
-from utils.classifier import (
+from utils.data.batching import load_classification_data, pad_batch
+from utils.data.datasets import dataset_fingerprint, get_spec
+from utils.eval.metrics import classifier_accuracy
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_bars, plot_sweep, show
+from utils.lab.results import format_table, run_info, save_results
+from utils.lab.submission import make_submission
+from utils.runtime.models import load_model, model_fingerprint
+from utils.runtime.profiles import get_profile
+from utils.runtime.storage import lab_output_dir
+from utils.train.classifier import (
+    ClassifierSettings,
     cache_hidden_states,
     classifier_logits,
-    count_trainable,
-    freeze_all_but,
     last_token_index,
-    load_classification_data,
     logits_from_hidden,
-    pad_batch,
     replace_head,
     save_classifier,
+    train_classifier,
 )
-from utils.data import dataset_fingerprint, get_spec
-from utils.models import load_model, model_fingerprint
-from utils.plotting import plot_bars, plot_sweep, show
-from utils.profiles import get_profile
-from utils.results import format_table, lab_output_dir, run_info, save_results
-from utils.submission import make_submission
-from utils.training import TrainConfig, classifier_accuracy, train_classifier
+from utils.train.params import count_trainable, freeze_all_but
 
 LAB = "02_selective_finetuning"
 OUT = lab_output_dir(LAB)
@@ -171,11 +172,11 @@ for param in model.parameters():
 freeze_for_selective_finetuning(model, last_blocks=1)
 _names = {n for n, p in model.named_parameters() if p.requires_grad}
 TOTAL = sum(p.numel() for p in model.parameters())
-check_equal("Task 2.3", count_trainable(model), _expected, what="trainable parameter count")
+check_equal("Task 2.3", count_trainable(model)[0], _expected, what="trainable parameter count")
 report("Task 2.3", _names == _expected_names, "exactly the last block, the final norm and the head train",
        f"wrong set: extra {sorted(_names - _expected_names)[:3]}, missing {sorted(_expected_names - _names)[:3]}")
 freeze_all_but(model, 1)  # continue with the reference setting whatever happened above
-print(f"trainable: {count_trainable(model):,} of {TOTAL:,} parameters ({100 * count_trainable(model) / TOTAL:.2f} %)")
+print(f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} parameters ({100 * count_trainable(model)[0] / TOTAL:.2f} %)")
 
 # %% [markdown]
 # ## 4. Run the frozen layers once
@@ -209,7 +210,7 @@ check_close("cache", float(_diff), 0.0, tol=1e-4, what="max |cached - full| logi
 # %%
 def time_steps(logits_fn, items, n_steps: int = 3) -> float:
     """Seconds per training step (forward + backward + AdamW) over the first batches."""
-    config = TrainConfig(epochs=1, lr=1e-9, batch_size=16, seed=SEED)
+    config = ClassifierSettings(epochs=1, learning_rate=1e-9, batch_size=16, seed=SEED)
     n = min(len(items), n_steps * config.batch_size)
     history = train_classifier(model, logits_fn, items[:n], y["train"][:n], config, pad_value=0.0, progress=False)
     return history["seconds"] / len(history["step"])
@@ -237,7 +238,7 @@ def evaluate_at(depth, split="test"):
     return classifier_accuracy(logits_at(depth), cache[split][depth], y[split], pad_value=0.0)
 
 
-CONFIG = TrainConfig(epochs=2 if SMOKE else 3, lr=5e-4, batch_size=16, weight_decay=0.01, seed=SEED)
+CONFIG = ClassifierSettings(epochs=2 if SMOKE else 3, learning_rate=5e-4, batch_size=16, weight_decay=0.01, seed=SEED)
 before = evaluate_at(NUM_BLOCKS - 1)
 history = train_classifier(model, logits_at(NUM_BLOCKS - 1), cache["train"][NUM_BLOCKS - 1], y["train"], CONFIG,
                            pad_value=0.0)
@@ -284,7 +285,7 @@ def fresh_model(last_blocks: int, train_norm: bool = True, train_embeddings: boo
     return freeze_all_but(model, last_blocks, train_norm=train_norm, train_embeddings=train_embeddings)
 
 
-ablation = [{"trained": "last block + norm + head", "trainable params": count_trainable(model),
+ablation = [{"trained": "last block + norm + head", "trainable params": count_trainable(model)[0],
              "epochs": CONFIG.epochs, "train seconds": f"{history['seconds']:.1f}", "test accuracy": after["accuracy"]}]
 for label, blocks, norm in (("head only", 0, False), ("last two blocks + norm + head", 2, True)):
     trainable = fresh_model(blocks, train_norm=norm)
@@ -294,7 +295,7 @@ for label, blocks, norm in (("head only", 0, False), ("last two blocks + norm + 
                      "train seconds": f"{run['seconds']:.1f}", "test accuracy": evaluate_at(depth)["accuracy"]})
 
 trainable = fresh_model(NUM_BLOCKS, train_embeddings=True)
-full_config = TrainConfig(epochs=1, lr=2e-5, batch_size=16, weight_decay=0.01, seed=SEED)
+full_config = ClassifierSettings(epochs=1, learning_rate=2e-5, batch_size=16, weight_decay=0.01, seed=SEED)
 n_full = len(ids["train"])  # one epoch of the whole model: ~3.5 minutes on 2 CPU cores
 run = train_classifier(model, lambda i, m: classifier_logits(model, i, m), ids["train"][:n_full], y["train"][:n_full],
                        full_config, pad_value=tokenizer.pad_token_id)
@@ -335,7 +336,7 @@ print(f"saved {OUT / 'results.json'} ({results['wall_seconds']:.0f} s in all)")
 
 # %% [markdown]
 # ## Submit
-# The grader puts your saved tensors on its own copy of the base model (`utils.classifier.apply_classifier`)
+# The grader puts your saved tensors on its own copy of the base model (`utils.train.classifier.apply_classifier`)
 # and measures accuracy on a held-out split you never see, with the same `classifier_accuracy`.
 # "Before" there is the base model with a fresh head (seed 0), as in section 5.
 

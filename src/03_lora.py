@@ -38,7 +38,7 @@ SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter and head initialisation
 STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
-from utils.hardware import preflight
+from utils.runtime.hardware import preflight
 
 hardware = preflight(PROFILE)
 
@@ -51,23 +51,25 @@ import time
 import torch
 from torch import nn
 
-from utils import lora as reference
-from utils.checks import check_close, check_equal, report
-from utils.classifier import (
+from utils.data.batching import load_classification_data, pad_batch
+from utils.data.datasets import dataset_fingerprint, get_spec
+from utils.eval.metrics import classifier_accuracy
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_sweep, show
+from utils.lab.results import format_table, run_info, save_results
+from utils.lab.submission import make_submission
+from utils.runtime.models import load_model, model_fingerprint
+from utils.runtime.profiles import get_profile
+from utils.runtime.storage import lab_output_dir
+from utils.train import lora as reference
+from utils.train.classifier import (
+    ClassifierSettings,
     classifier_logits,
-    count_trainable,
-    load_classification_data,
-    pad_batch,
     replace_head,
     save_classifier,
+    train_classifier,
 )
-from utils.data import dataset_fingerprint, get_spec
-from utils.models import load_model, model_fingerprint
-from utils.plotting import plot_sweep, show
-from utils.profiles import get_profile
-from utils.results import format_table, lab_output_dir, run_info, save_results
-from utils.submission import make_submission
-from utils.training import TrainConfig, classifier_accuracy, train_classifier
+from utils.train.params import count_trainable
 
 LAB = "03_lora"
 OUT = lab_output_dir(LAB)
@@ -189,10 +191,10 @@ for param in model.lm_head.parameters():
 expected_lora = sum(reference.lora_parameter_count(m.in_features, m.out_features, RANK)
                     for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(".linear"))
 check_equal("Task 3.3", len(replaced), 2 * model.config.num_hidden_layers, what="number of wrapped layers")
-check_equal("Task 3.3", count_trainable(model), expected_lora + sum(p.numel() for p in model.lm_head.parameters()),
+check_equal("Task 3.3", count_trainable(model)[0], expected_lora + sum(p.numel() for p in model.lm_head.parameters()),
             what="trainable parameters (adapters + head)")
 TOTAL = sum(p.numel() for p in model.parameters())
-print(f"trainable: {count_trainable(model):,} of {TOTAL:,} ({100 * count_trainable(model) / TOTAL:.2f} %)")
+print(f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} ({100 * count_trainable(model)[0] / TOTAL:.2f} %)")
 
 # %% [markdown]
 # ## 2. Three properties to verify
@@ -214,7 +216,7 @@ def logits_fn(input_ids, attention_mask):
     return classifier_logits(model, input_ids, attention_mask)
 
 
-CONFIG = TrainConfig(epochs=1, lr=1e-3, batch_size=16, seed=SEED)
+CONFIG = ClassifierSettings(epochs=1, learning_rate=1e-3, batch_size=16, seed=SEED)
 pad = tokenizer.pad_token_id
 before = classifier_accuracy(logits_fn, ids["test"], y["test"], pad_value=pad)
 history = train_classifier(model, logits_fn, ids["train"], y["train"], CONFIG, pad_value=pad)

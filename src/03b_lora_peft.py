@@ -41,7 +41,7 @@ SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation and batc
 STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
-from utils.hardware import preflight
+from utils.runtime.hardware import preflight
 
 hardware = preflight(PROFILE)
 
@@ -52,21 +52,24 @@ import torch
 from peft import PeftModel
 from tqdm.auto import tqdm
 
-from utils import sft
-from utils.checks import check_close, check_equal, report
-from utils.data import dataset_fingerprint, get_spec, load_split
-from utils.evaluation import (
+from utils.data.datasets import dataset_fingerprint, get_spec, load_split
+from utils.eval.metrics import (
     evaluate_extraction,
     evaluate_label_generation,
     generate_batch,
     parse_json_object,
+    target_json,
     teacher_forced_match,
 )
-from utils.models import load_model, model_fingerprint
-from utils.plotting import plot_grouped_bars, plot_heatmap, plot_sweep, show
-from utils.profiles import get_profile
-from utils.results import format_table, lab_output_dir, run_info, save_results
-from utils.submission import make_submission
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_sweep, show
+from utils.lab.results import format_table, run_info, save_results
+from utils.lab.submission import make_submission
+from utils.runtime.models import load_model, model_fingerprint
+from utils.runtime.profiles import get_profile
+from utils.runtime.storage import lab_output_dir
+from utils.train import sft
+from utils.train.params import ALL_LINEAR, add_peft_lora, count_trainable
 
 LAB = "03b_lora_peft"
 OUT = lab_output_dir(LAB)
@@ -76,7 +79,7 @@ BASE_FINGERPRINT = model_fingerprint(model)
 
 # %% [markdown]
 # ## 1. The data and the zero-shot baseline
-# 918 sentences generated from 34 sentence shapes (`utils/datagen/events.py`); each shape lives in
+# 918 sentences generated from 34 sentence shapes (`utils/data/generators/events.py`); each shape lives in
 # one split, so the test split asks for shapes the model never trained on. Some shapes leave out
 # the actor, the date or the place: the answer is then `null`.
 
@@ -88,15 +91,10 @@ if SMOKE:
     splits = {"train": splits["train"][:48], "validation": splits["validation"][:6], "test": splits["test"][:6]}
 print({name: len(rows) for name, rows in splits.items()})
 for row in splits["train"][:3]:
-    print(f"{row['text']}\n    -> {sft.target_json(row['target'], FIELDS)}")
+    print(f"{row['text']}\n    -> {target_json(row['target'], FIELDS)}")
 
 
-def prompts_for(rows):
-    """Generation prompts (chat template, assistant header open) for extraction rows."""
-    return [sft.chat_text(tokenizer, sft.extraction_messages(r, FIELDS, with_answer=False)) for r in rows]
-
-
-test_prompts, test_targets = prompts_for(splits["test"]), [r["target"] for r in splits["test"]]
+test_prompts, test_targets = sft.extraction_prompts(tokenizer, splits["test"], FIELDS), [r["target"] for r in splits["test"]]
 before = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
 print(f"zero-shot: JSON valid {before['json_valid']:.2f}, exact match {before['exact_match']:.2f}")
 for output in before["outputs"][:3]:
@@ -154,9 +152,9 @@ check_equal("Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what
 # silently train on nothing) — and fails loudly if one did:
 
 # %%
-SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=sft.ALL_LINEAR, learning_rate=1e-3,
+SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=ALL_LINEAR, learning_rate=1e-3,
                            epochs=1, batch_size=8, max_steps=4 if SMOKE else -1, seed=SEED)
-model = sft.add_lora(model, SETTINGS)
+model = add_peft_lora(model, **SETTINGS.lora_arguments())
 trainer = sft.build_trainer(model, tokenizer, sft.chat_dataset(splits["train"], tokenizer,
                                                                lambda r: sft.extraction_messages(r, FIELDS)), SETTINGS)
 example = trainer.train_dataset[0]
@@ -176,7 +174,7 @@ print(label_counts)
 # there and ~100× slower), fp16 on a T4 and bf16 on an A100, chosen from the GPU's compute capability.
 
 # %%
-trainable, total = sft.trainable_parameters(model)
+trainable, total = count_trainable(model)
 print(f"trainable: {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f} %)")
 history = sft.train(trainer)
 print(f"{history['global_steps']} steps in {history['seconds']:.0f} s; loss {history['loss'][0]:.3f} -> {history['loss'][-1]:.4f}")
@@ -191,7 +189,7 @@ show(plot_sweep(history["steps"], {"training loss (answer tokens)": (history["lo
 # decodes one token per pass only once it parts from its draft. This is speculative decoding with the
 # reference as the guess: the outputs are exactly those of plain greedy decoding (a test checks it
 # against `model.generate`), but a trained model that is mostly right needs a few passes per answer
-# instead of one per token (`utils/decoding.py`; `bench/grading_throughput.py` measures it).
+# instead of one per token (`utils/eval/decoding.py`; `bench/grading_throughput.py` measures it).
 
 # %%
 after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
@@ -227,12 +225,12 @@ model.save_pretrained(str(OUT / "adapter_extract"))  # adapter_config.json + ada
 SWEEP_STEPS = 1 if SMOKE else 10
 RANKS, ALPHA_FACTORS = ([4], [1, 2]) if SMOKE else ([4, 16, 64], [1, 2])
 TARGET_SETS = {"q,v": ("q_proj", "v_proj"), "q,k,v,o": ("q_proj", "k_proj", "v_proj", "o_proj"),
-               "all linear": sft.ALL_LINEAR}
+               "all linear": ALL_LINEAR}
 if SMOKE:
     TARGET_SETS = {}
 N_SWEEP_VAL = 45  # validation sentences per cell
-val_prompts = prompts_for(splits["validation"][:N_SWEEP_VAL])
-val_answers = [sft.target_json(r["target"], FIELDS) for r in splits["validation"][:N_SWEEP_VAL]]
+val_prompts = sft.extraction_prompts(tokenizer, splits["validation"][:N_SWEEP_VAL], FIELDS)
+val_answers = [target_json(r["target"], FIELDS) for r in splits["validation"][:N_SWEEP_VAL]]
 sweep_rows = splits["train"][: SWEEP_STEPS * 8]  # exactly the examples the budget uses
 train_dataset = sft.chat_dataset(sweep_rows, tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
 
@@ -242,18 +240,18 @@ def sweep_cell(r: int, alpha: int, targets: tuple[str, ...]) -> dict:
     base, _ = load_model(PROFILE)
     settings = sft.SFTSettings(r=r, alpha=alpha, target_modules=targets, learning_rate=1e-3, batch_size=8,
                                max_steps=SWEEP_STEPS, warmup_steps=2, seed=SEED)
-    peft_model = sft.add_lora(base, settings)
+    peft_model = add_peft_lora(base, **settings.lora_arguments())
     cell_trainer = sft.build_trainer(peft_model, tokenizer, train_dataset, settings)
     cell_trainer.args.disable_tqdm = True
     result = sft.train(cell_trainer)
     score = teacher_forced_match(peft_model, tokenizer, val_prompts, val_answers, progress=False)
     return {"r": r, "alpha": alpha, "alpha/r": alpha / r, "targets": "+".join(t[0] for t in targets),
-            "trainable": sft.trainable_parameters(peft_model)[0], "train seconds": round(result["seconds"], 1),
+            "trainable": count_trainable(peft_model)[0], "train seconds": round(result["seconds"], 1),
             "final train loss": result["loss"][-1], "val answer loss": score["answer_loss"],
             "val token accuracy": score["token_accuracy"], "val exact match": score["exact_match"]}
 
 
-cells = [(r, factor * r, sft.ALL_LINEAR) for r in RANKS for factor in ALPHA_FACTORS]
+cells = [(r, factor * r, ALL_LINEAR) for r in RANKS for factor in ALPHA_FACTORS]
 cells += [(16, 32, targets) for name, targets in TARGET_SETS.items() if name != "all linear"]
 sweep = [sweep_cell(*cell) for cell in tqdm(cells, desc="sweep cells")]
 SWEEP_COLUMNS = ["r", "alpha", "alpha/r", "targets", "trainable", "train seconds", "final train loss",
@@ -262,7 +260,7 @@ print(format_table(sweep, SWEEP_COLUMNS))
 
 
 # %%
-def cell_score(r, alpha, targets=sft.ALL_LINEAR):
+def cell_score(r, alpha, targets=ALL_LINEAR):
     """The sweep's validation token accuracy for one cell (NaN if not run)."""
     name = "+".join(t[0] for t in targets)
     found = [c["val token accuracy"] for c in sweep if (c["r"], c["alpha"], c["targets"]) == (r, alpha, name)]
@@ -312,10 +310,10 @@ def spam_prompts(rows):
 sms = {name: load_split("sms_spam", name) for name in ("train", "test")}
 if SMOKE:
     sms = {"train": sms["train"][:16], "test": sms["test"][:8]}
-spam_settings = sft.SFTSettings(r=16, alpha=32, target_modules=sft.ALL_LINEAR, learning_rate=1e-3, batch_size=8,
+spam_settings = sft.SFTSettings(r=16, alpha=32, target_modules=ALL_LINEAR, learning_rate=1e-3, batch_size=8,
                                 max_steps=1 if SMOKE else 20, seed=SEED)
 base, _ = load_model(PROFILE)
-spam_model = sft.add_lora(base, spam_settings)
+spam_model = add_peft_lora(base, **spam_settings.lora_arguments())
 spam_trainer = sft.build_trainer(spam_model, tokenizer, sft.chat_dataset(sms["train"], tokenizer, sft.spam_messages),
                                  spam_settings)
 spam_history = sft.train(spam_trainer)
@@ -384,7 +382,7 @@ for name in ("base", "extract", "spam"):
         server.set_adapter(name)
         context = torch.no_grad()
     with context:
-        ext = evaluate_extraction(server, tokenizer, prompts_for(ext_rows), [r["target"] for r in ext_rows], FIELDS,
+        ext = evaluate_extraction(server, tokenizer, sft.extraction_prompts(tokenizer, ext_rows, FIELDS), [r["target"] for r in ext_rows], FIELDS,
                                   max_new_tokens=56, progress=False)
         spam = evaluate_label_generation(server, tokenizer, spam_prompts(sms_rows), [r["label"] for r in sms_rows],
                                          get_spec("sms_spam").labels, progress=False)
@@ -406,7 +404,7 @@ report("switch", SMOKE or (by_name["extract"]["extraction exact match"] > by_nam
 
 # %%
 server.set_adapter("extract")
-probe = tokenizer(prompts_for(splits["test"][:4]), return_tensors="pt", padding=True, add_special_tokens=False)
+probe = tokenizer(sft.extraction_prompts(tokenizer, splits["test"][:4], FIELDS), return_tensors="pt", padding=True, add_special_tokens=False)
 with torch.no_grad():
     logits_adapter = server(**probe).logits
     merged = server.merge_and_unload(adapter_names=["extract"])

@@ -38,7 +38,7 @@ SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation and batc
 STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
 
 # %%
-from utils.hardware import preflight
+from utils.runtime.hardware import preflight
 
 hardware = preflight(PROFILE)
 
@@ -48,23 +48,20 @@ import time
 import torch
 from peft import PeftModel
 
-from utils import sft
-from utils.checks import check_close, check_equal, report
-from utils.data import dataset_fingerprint, get_spec, load_split
-from utils.evaluation import evaluate_extraction, teacher_forced_match
-from utils.memory import (
-    GB,
-    SHAPES,
-    PeakMemory,
-    estimate_memory,
-    memory_now,
-    release_memory,
-    weight_bytes,
-)
-from utils.models import load_model, model_fingerprint, model_source, set_special_tokens
-from utils.plotting import plot_grouped_bars, plot_histograms, plot_stacked_bars, show
-from utils.profiles import get_profile
-from utils.quantization import (
+from utils.data.datasets import dataset_fingerprint, get_spec, load_split
+from utils.eval.metrics import evaluate_extraction, target_json, teacher_forced_match
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_grouped_bars, plot_histograms, plot_stacked_bars, show
+from utils.lab.results import format_table, run_info, save_results
+from utils.lab.submission import make_submission
+from utils.runtime.memory import GB, PeakMemory, memory_now, release_memory, weight_bytes
+from utils.runtime.models import load_model, model_fingerprint, model_source, set_special_tokens
+from utils.runtime.profiles import get_profile
+from utils.runtime.storage import lab_output_dir
+from utils.train import sft
+from utils.train.memory_estimate import SHAPES, estimate_memory
+from utils.train.params import ALL_LINEAR, add_peft_lora, count_trainable, keep_adapters_fp32
+from utils.train.quantization import (
     NF4_LEVELS,
     bitsandbytes_nf4_roundtrip,
     int8_absmax_matmul,
@@ -74,8 +71,6 @@ from utils.quantization import (
     nf4_quantize,
     nf4_roundtrip_linears,
 )
-from utils.results import format_table, lab_output_dir, run_info, save_results
-from utils.submission import make_submission
 
 LAB = "04_qlora_unsloth"
 OUT = lab_output_dir(LAB)
@@ -99,14 +94,9 @@ base, tokenizer = load_model(PROFILE, load_in_4bit=False)
 BASE_FINGERPRINT = model_fingerprint(base)
 
 
-def prompts_for(rows):
-    """Generation prompts (chat template, assistant header open) for extraction rows."""
-    return [sft.chat_text(tokenizer, sft.extraction_messages(r, FIELDS, with_answer=False)) for r in rows]
-
-
-test_prompts, test_targets = prompts_for(splits["test"]), [r["target"] for r in splits["test"]]
-val_prompts = prompts_for(splits["validation"][:45])
-val_answers = [sft.target_json(r["target"], FIELDS) for r in splits["validation"][:45]]
+test_prompts, test_targets = sft.extraction_prompts(tokenizer, splits["test"], FIELDS), [r["target"] for r in splits["test"]]
+val_prompts = sft.extraction_prompts(tokenizer, splits["validation"][:45], FIELDS)
+val_answers = [target_json(r["target"], FIELDS) for r in splits["validation"][:45]]
 before = evaluate_extraction(base, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
 print(f"zero-shot (16/32-bit base): JSON valid {before['json_valid']:.2f}, exact match {before['exact_match']:.2f}")
 
@@ -254,7 +244,7 @@ release_memory()
 # this runs on Unsloth's CPU backend, on a GPU on its kernels — the same calls.
 
 # %%
-SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=sft.ALL_LINEAR, learning_rate=1e-3, epochs=1,
+SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=ALL_LINEAR, learning_rate=1e-3, epochs=1,
                            batch_size=8, max_steps=4 if SMOKE else -1, seed=SEED, gradient_checkpointing=ON_GPU)
 train_data = sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
 
@@ -262,7 +252,7 @@ train_data = sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extracti
 def comparison_row(method: str, model, peak: dict, history: dict, after: dict) -> dict:
     """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained run."""
     return {"method": method, "weights GB": weight_bytes(model) / GB, "peak GB": peak["peak_gb"],
-            "s/step": history["seconds"] / history["global_steps"], "trainable": sft.trainable_parameters(model)[0],
+            "s/step": history["seconds"] / history["global_steps"], "trainable": count_trainable(model)[0],
             "exact match": after["exact_match"], "json valid": after["json_valid"]}
 
 
@@ -308,7 +298,7 @@ trainer = SFTTrainer(model=model, args=sft.sft_config(model, SETTINGS), train_da
                      processing_class=tokenizer)
 trainer = train_on_responses_only(trainer)  # reads the user/assistant headers from the chat template
 sft.check_labels(trainer.train_dataset["labels"])
-sft.keep_adapters_fp32(trainer.model)
+keep_adapters_fp32(trainer.model)
 print("adapter dtypes:", sorted({str(p.dtype) for p in model.parameters() if p.requires_grad}))
 print(memory_now())
 
@@ -330,14 +320,14 @@ release_memory()
 
 # %% [markdown]
 # ## 5. LoRA vs QLoRA, same task, same budget
-# The same settings, data order and seed on the 16/32-bit base (the kit's `sft.add_lora` and
+# The same settings, data order and seed on the 16/32-bit base (the kit's `add_peft_lora` and
 # `sft.build_trainer` make the same calls as section 4). Memory is measured the same way for both:
 # from before loading to the end of training.
 
 # %%
 lora_memory = PeakMemory().start()
 model, tokenizer = load_model(PROFILE, load_in_4bit=False)
-model = sft.add_lora(model, SETTINGS)
+model = add_peft_lora(model, **SETTINGS.lora_arguments())
 with model.disable_adapter():
     base_16bit_val = teacher_forced_match(model, tokenizer, val_prompts, val_answers, progress=False)
 trainer = sft.build_trainer(model, tokenizer, train_data, SETTINGS)
@@ -385,7 +375,7 @@ show(plot_grouped_bars(["weights GB", "peak GB", "s/step", "exact match"],
 #   finds no loss against 16-bit LoRA; that is where QLoRA is meant to be used.
 #
 # ## 6. What the same run needs on a GPU (estimated)
-# `utils.memory.estimate_memory` adds up weights, LoRA weights, gradients, AdamW state and saved
+# `utils.train.memory_estimate.estimate_memory` adds up weights, LoRA weights, gradients, AdamW state and saved
 # activations from the model's shape (tested against published figures: a 7B model in fp16 needs
 # ~15 GB to load; a 16 GB GPU trains ~1B parameters in full; Llama-2-7B QLoRA r = 256 ≈ 17.9 GB).
 # These are **estimates**, not measurements:

@@ -44,7 +44,7 @@ STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name 
 CORPUS_SOURCE = os.environ.get("FTKIT_CORPUS", "embedded")  # "embedded" (offline) | "hub" (Colab: finance + WikiText)
 
 # %%
-from utils.hardware import preflight
+from utils.runtime.hardware import preflight
 
 hardware = preflight(PROFILE)
 
@@ -54,9 +54,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from utils import cpt, sft
-from utils.checks import check_close, check_equal, report
-from utils.corpus import (
+from utils.data.corpus import (
     TEST_FRACTIONS,
     count_tokens,
     load_corpus,
@@ -64,13 +62,17 @@ from utils.corpus import (
     split_documents,
     tokenize_documents,
 )
-from utils.evaluation import block_perplexity, generate_batch
-from utils.memory import release_memory
-from utils.models import load_model, model_fingerprint
-from utils.plotting import plot_grouped_bars, plot_lines, show
-from utils.profiles import get_profile
-from utils.results import format_table, lab_output_dir, run_info, save_results
-from utils.submission import make_submission
+from utils.eval.metrics import block_perplexity, generate_batch
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_grouped_bars, plot_lines, show
+from utils.lab.results import format_table, run_info, save_results
+from utils.lab.submission import make_submission
+from utils.runtime.memory import release_memory
+from utils.runtime.models import load_model, model_fingerprint
+from utils.runtime.profiles import get_profile
+from utils.runtime.storage import lab_output_dir
+from utils.train import cpt, sft
+from utils.train.params import count_trainable
 
 LAB = "05_continual_pretraining"
 OUT = lab_output_dir(LAB)
@@ -210,7 +212,7 @@ RUNS = {
 if hardware.device == "cuda":  # a 3-8B model: weights + gradients + AdamW state do not fit one GPU
     del RUNS["full fine-tuning"]
     print("full fine-tuning skipped on a GPU profile: a 3B model needs ~55 GB and an 8B ~133 GB (estimated by "
-          "utils.memory, section 6 of Lab 04); the embedded model on a CPU runs it")
+          "utils.runtime.memory, section 6 of Lab 04); the embedded model on a CPU runs it")
 for name, settings in RUNS.items():
     print(f"{name}: {settings.max_steps} steps × {BATCH} blocks × {BLOCK} tokens = "
           f"{settings.max_steps * BATCH * BLOCK:,} training tokens")
@@ -225,7 +227,7 @@ def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
     trainer = cpt.build_cpt_trainer(model, tokenizer, train_blocks, settings)
     tracker = cpt.PerplexityTracker(model, eval_sets, every=EVERY, initial=before)
     history = cpt.run_cpt(trainer, tracker)
-    record = {"recipe": name, "trainable": sft.trainable_parameters(model)[0],
+    record = {"recipe": name, "trainable": count_trainable(model)[0],
               "steps": settings.max_steps, "train seconds": round(history["seconds"], 1),
               "history": history["perplexity"], "loss": history["loss"], "completions": completions(model)}
     if name == "LoRA + embeddings":

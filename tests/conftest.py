@@ -2,7 +2,7 @@
 
 import pytest
 
-from utils.models import build_tiny_model, load_embedded_tokenizer
+from utils.runtime.models import build_tiny_model, load_embedded_tokenizer
 
 
 @pytest.fixture(scope="session")

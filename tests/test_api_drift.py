@@ -14,7 +14,7 @@ import transformers
 from transformers.cache_utils import DynamicCache
 from transformers.generation import GenerationConfig
 
-from utils.paths import REPO_ROOT
+from utils.runtime.storage import REPO_ROOT
 
 LIBRARIES = ("transformers", "peft", "trl", "datasets", "unsloth", "torch", "tqdm", "nbclient", "jupytext")
 SOURCES = sorted([*(REPO_ROOT / "src").glob("*.py"), *(REPO_ROOT / "utils").rglob("*.py"),

@@ -4,8 +4,8 @@ import importlib.util
 
 import pytest
 
-from utils.models import build_tiny_model
-from utils.paths import REPO_ROOT
+from utils.runtime.models import build_tiny_model
+from utils.runtime.storage import REPO_ROOT
 
 
 def load_bench(name):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.paths import REPO_ROOT
-from utils.pins import COLAB_NO_DEPS, COLAB_PACKAGES, colab_badge, read_pins
+from tools.pins import COLAB_NO_DEPS, COLAB_PACKAGES, colab_badge, read_pins
+from utils.runtime.storage import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "tools"))
 import build_labs  # noqa: E402

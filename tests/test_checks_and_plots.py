@@ -1,6 +1,6 @@
-from utils.checks import check_close, check_equal, report
-from utils.paths import cache_dir, outputs_dir
-from utils.plotting import plot_bars, plot_grouped_bars, plot_heatmap, plot_sweep, show
+from utils.lab.checks import check_close, check_equal, report
+from utils.lab.plots import plot_bars, plot_grouped_bars, plot_heatmap, plot_sweep, show
+from utils.runtime.storage import cache_dir, outputs_dir
 
 
 def test_check_messages_are_readable(capsys):

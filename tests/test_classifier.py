@@ -1,21 +1,20 @@
 import pytest
 import torch
 
-from utils.classifier import (
+from utils.data.batching import load_classification_data, pad_batch, tokenize_texts
+from utils.data.datasets import load_split
+from utils.eval.metrics import classifier_accuracy
+from utils.runtime.models import build_tiny_model
+from utils.train.classifier import (
+    ClassifierSettings,
     cache_hidden_states,
     classifier_logits,
-    count_trainable,
-    freeze_all_but,
     last_token_index,
-    load_classification_data,
     logits_from_hidden,
-    pad_batch,
     replace_head,
-    tokenize_texts,
+    train_classifier,
 )
-from utils.data import load_split
-from utils.models import build_tiny_model
-from utils.training import TrainConfig, classifier_accuracy, train_classifier
+from utils.train.params import count_trainable, freeze_all_but
 
 TEXTS = ["free prize call now", "see you at 5", "WINNER!! claim your cash today by texting WIN",
          "ok", "can u pick up milk on the way home pls"]
@@ -71,7 +70,7 @@ def test_freeze_all_but_counts_exactly_what_it_unfreezes(classifier):
     assert freeze_all_but(classifier, 2) == n(base.layers[-1]) + n(base.layers[-2]) + n(base.norm) + n(classifier.lm_head)
     assert not any(p.requires_grad for p in base.layers[0].parameters())
     assert freeze_all_but(classifier, 3, train_embeddings=True) == sum(p.numel() for p in classifier.parameters())
-    assert count_trainable(classifier) == sum(p.numel() for p in classifier.parameters())
+    assert count_trainable(classifier)[0] == sum(p.numel() for p in classifier.parameters())
 
 
 def test_training_on_the_cache_learns_and_is_deterministic(tokenizer):
@@ -86,7 +85,7 @@ def test_training_on_the_cache_learns_and_is_deterministic(tokenizer):
         cache = cache_hidden_states(model, ids, [1], tokenizer.pad_token_id, progress=False)[1]
         logits_fn = lambda h, m, model=model: logits_from_hidden(model, h, m, 1)  # noqa: E731
         before = classifier_accuracy(logits_fn, cache, labels, pad_value=0.0)
-        history = train_classifier(model, logits_fn, cache, labels, TrainConfig(epochs=15, lr=3e-3, batch_size=8),
+        history = train_classifier(model, logits_fn, cache, labels, ClassifierSettings(epochs=15, learning_rate=3e-3, batch_size=8),
                                    pad_value=0.0, progress=False)
         after = classifier_accuracy(logits_fn, cache, labels, pad_value=0.0)
         runs.append(history["loss"])
@@ -95,13 +94,13 @@ def test_training_on_the_cache_learns_and_is_deterministic(tokenizer):
 
 
 def test_config_and_frozen_model_errors(classifier):
-    for bad in ({"epochs": 0}, {"lr": 0}, {"batch_size": 0}):
-        with pytest.raises(ValueError, match="TrainConfig"):
-            TrainConfig(**bad)
+    for bad in ({"epochs": 0}, {"learning_rate": 0}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="ClassifierSettings"):
+            ClassifierSettings(**bad)
     for p in classifier.parameters():
         p.requires_grad = False
     with pytest.raises(ValueError, match="every parameter is frozen"):
-        train_classifier(classifier, None, [], [], TrainConfig())
+        train_classifier(classifier, None, [], [], ClassifierSettings())
 
 
 def test_accuracy_keeps_predictions_in_item_order():

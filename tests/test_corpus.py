@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from utils import corpus
-from utils.corpus import Document, load_corpus, pack_blocks, split_documents
+from utils.data import corpus
+from utils.data.corpus import Document, load_corpus, pack_blocks, split_documents
 
 
 def test_the_domain_corpus_ships_with_the_kjv_package():

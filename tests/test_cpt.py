@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from utils import cpt
-from utils.evaluation import block_perplexity
-from utils.models import build_tiny_model
+from utils.eval.metrics import block_perplexity
+from utils.runtime.models import build_tiny_model
+from utils.train import cpt
 
 
 def test_replay_keeps_the_token_budget_and_mixes_the_share_asked():

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from utils.data import (
+from utils.data.datasets import (
     ALL_SPLITS,
     REGISTRY,
     DataError,
@@ -15,7 +15,7 @@ from utils.data import (
     rows_from_hub,
     split_rows,
 )
-from utils.paths import data_dir
+from utils.runtime.storage import data_dir
 
 MIN_SIZE = {"sms_spam": 1000, "animal_diet": 150, "news_events": 600}
 
@@ -149,7 +149,7 @@ def test_hub_path_with_a_real_datasets_table(monkeypatch):
     """The Colab loader, fed a local `datasets.Dataset` with the hub's column names."""
     import datasets
 
-    from utils.data import load_hub_splits
+    from utils.data.datasets import load_hub_splits
 
     table = datasets.Dataset.from_list(
         [{"sms": f"msg {i} call 0906{i:07d}" if i % 3 == 0 else f"see u at {i}", "label": int(i % 3 == 0)}

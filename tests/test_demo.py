@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from utils.paths import REPO_ROOT
+from utils.runtime.storage import REPO_ROOT
 
 
 @pytest.mark.notebook

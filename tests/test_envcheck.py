@@ -1,5 +1,5 @@
-from utils.envcheck import check_package, run_checks
-from utils.pins import read_pins
+from tools.envcheck import check_package, run_checks
+from tools.pins import read_pins
 
 
 def test_every_pin_is_installed_and_reported_ok(capsys):

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from utils.decoding import shared_prefix
-from utils.evaluation import (
+from utils.data.prompting import Prompt
+from utils.eval.decoding import shared_prefix
+from utils.eval.metrics import (
     classification_metrics,
     evaluate_classification,
     evaluate_extraction,
@@ -19,7 +20,6 @@ from utils.evaluation import (
     score_candidates,
     teacher_forced_match,
 )
-from utils.prompting import Prompt
 
 
 def naive_logprob(model, tokenizer, prompt: Prompt, candidate: str) -> float:

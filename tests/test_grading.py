@@ -4,18 +4,19 @@ reason), scoring of valid adapters, outputs, resume after a kill, determinism, t
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save
 
-from grading.evaluate import linear_shapes
+from grading.artifacts import linear_shapes
 from grading.report import gradescope_results
+from grading.rubric import Band, Rubric, RubricError, load_rubric, rubric_labs, score
 from grading.run import grade_batch, main
-from grading.scoring import linear_credit, load_rubric, score
 from grading.worker import grade_bytes
-from utils.models import build_tiny_model, model_fingerprint
-from utils.submission import make_submission, sha256_bytes
+from utils.lab.submission import make_submission, sha256_bytes
+from utils.runtime.models import build_tiny_model, model_fingerprint
 
 LAB = "03b_lora_peft"
 BASE_ID = "tiny-random-llama"
@@ -30,7 +31,7 @@ def base(tokenizer):
 
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory):
-    from utils.data import load_split
+    from utils.data.datasets import load_split
 
     path = tmp_path_factory.mktemp("heldout") / "heldout.jsonl"
     rows = load_split("news_events", "heldout", allow_heldout=True)[:6]
@@ -229,13 +230,43 @@ def test_untrained_adapter_lands_in_the_no_gain_band(good_zip, base, heldout):
 
 def test_rubric_scoring_is_linear_between_thresholds():
     rubric = load_rubric(LAB)
-    assert linear_credit(0.5, 0.2, 0.8) == pytest.approx(0.5)
+    assert Band(points=10, zero_at=0.2, full_at=0.8).credit(0.5) == pytest.approx(0.5)
     assert score(rubric, 0.0, 0.65)["score"] == 100.0  # the reference solution's held-out score
     assert score(rubric, 0.0, 0.0)["score"] == 10.0
     middle = score(rubric, 0.1, 0.35)
     assert middle["parts"] == {"valid submission": 10.0, "after": 30.0, "gain over base": 15.0}
-    with pytest.raises(KeyError, match="no rubric for lab"):
+    with pytest.raises(KeyError, match="no rubric for this lab"):
         load_rubric("99_nothing")
+
+
+@pytest.mark.parametrize("lab", ["../rubrics/03b_lora_peft", "/etc/passwd", "03b_lora_peft/../03b_lora_peft",
+                                 "03b_lora_peft.json", "", "03B_LORA_PEFT"])
+def test_a_lab_name_is_matched_against_the_known_labs_never_used_as_a_path(lab):
+    with pytest.raises(KeyError) as error:
+        load_rubric(lab)
+    assert "/" not in str(error.value).split(";")[0] and str(Path.cwd()) not in str(error.value)
+
+
+def test_the_rubric_schema_fills_defaults_and_names_bad_fields():
+    data = json.loads((Path(__file__).parents[1] / "grading" / "rubrics" / f"{LAB}.json").read_text())
+    rubric = Rubric.from_dict(data)
+    assert rubric.checks.rank == (1, 128) and rubric.checks.max_shots == 16  # a default where the file is silent
+    assert rubric.higher_is_better and rubric.merge_into == "original"
+    assert Rubric.from_dict(rubric.to_dict()) == rubric  # the JSON form round-trips
+    assert set(rubric_labs()) >= {LAB, "01_in_context_learning", "05_continual_pretraining"}
+    broken = {
+        "an unknown key": ({**data, "bonus_points": 900}, "unknown \\['bonus_points'\\]"),
+        "a missing key": ({k: v for k, v in data.items() if k != "gain"}, "missing \\['gain'\\]"),
+        "an unknown check": ({**data, "checks": {"max_rank": 4}}, "unknown checks"),
+        "an empty band": ({**data, "after": {"points": 60, "zero_at": 0.5, "full_at": 0.5}}, "must differ"),
+        "an unknown artifact": ({**data, "artifact": "pickle"}, "artifact must be one of"),
+        "reversed rank bounds": ({**data, "checks": {"rank": [64, 1]}}, "checks.rank"),
+        "a string for a boolean": ({**data, "higher_is_better": "yes"}, "true or false"),
+    }
+    for name, (bad, message) in broken.items():
+        with pytest.raises(RubricError, match=message):
+            Rubric.from_dict(bad)
+        assert name
 
 
 def test_batch_outputs_resume_and_determinism(tokenizer, good_zip, base, heldout, tmp_path):
@@ -292,7 +323,7 @@ def test_a_hanging_submission_times_out_and_the_batch_goes_on(good_zip, heldout,
 
 
 def build_tiny_model_for_shapes():
-    from utils.models import load_embedded_tokenizer
+    from utils.runtime.models import load_embedded_tokenizer
 
     return build_tiny_model(load_embedded_tokenizer(), num_layers=2, hidden_size=64, seed=0)
 
@@ -327,8 +358,8 @@ def test_a_trained_adapter_is_merged_for_scoring_and_the_base_restored_bit_for_b
 
 
 def test_a_qlora_adapter_is_merged_into_the_nf4_rounded_base_and_the_base_restored(tokenizer, base, tmp_path):
-    from grading.evaluate import merged_adapter
-    from utils.quantization import nf4_dequantize, nf4_quantize
+    from grading.artifacts import merged_adapter
+    from utils.train.quantization import nf4_dequantize, nf4_quantize
 
     model = base["model"]
     snapshot = {n: p.detach().clone() for n, p in model.state_dict().items()}

@@ -9,11 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from grading.scoring import load_rubric, score
+from grading.rubric import load_rubric, score
 from grading.worker import grade_bytes
-from utils.classifier import apply_classifier, freeze_all_but, replace_head, save_classifier
-from utils.models import build_tiny_model, model_fingerprint
-from utils.submission import make_submission, sha256_bytes
+from utils.lab.submission import make_submission, sha256_bytes
+from utils.runtime.models import build_tiny_model, model_fingerprint
+from utils.train.classifier import apply_classifier, replace_head, save_classifier
+from utils.train.params import freeze_all_but
 
 BASE_ID = "tiny-random-llama"
 
@@ -26,7 +27,7 @@ def base(tokenizer):
 
 @pytest.fixture(scope="module")
 def sms_heldout(tmp_path_factory):
-    from utils.data import load_split
+    from utils.data.datasets import load_split
 
     rows = load_split("sms_spam", "heldout", allow_heldout=True)
     rows = [r for r in rows if r["label"] == "spam"][:4] + [r for r in rows if r["label"] == "ham"][:4]
@@ -88,8 +89,8 @@ LAB01 = "01_in_context_learning"
 
 
 def prompt_zip(state, folder, **changes):
-    from utils.data import load_split
-    from utils.prompting import DATASET_FORMATS, format_to_dict
+    from utils.data.datasets import load_split
+    from utils.data.prompting import DATASET_FORMATS, format_to_dict
 
     train = load_split("sms_spam", "train")
     demos = [next(r["id"] for r in train if r["label"] == "spam"), next(r["id"] for r in train if r["label"] == "ham")]
@@ -171,7 +172,8 @@ def classifier_zip(state, folder, tensors, lab=LAB02, lora=None):
 
 
 def test_a_trained_block_classifier_is_loaded_scored_and_removed(tokenizer, base, sms_heldout, tmp_path):
-    from utils.classifier import classifier_logits, pad_batch, tokenize_texts
+    from utils.data.batching import pad_batch, tokenize_texts
+    from utils.train.classifier import classifier_logits
 
     trained, tensors = last_block_classifier(tokenizer)
     result = grade_bytes(classifier_zip(base, tmp_path, tensors).read_bytes(), base, LAB02, sms_heldout, None)
@@ -188,7 +190,7 @@ def test_a_trained_block_classifier_is_loaded_scored_and_removed(tokenizer, base
 
 def lora_classifier(tokenizer, rank=4, alpha=8, seed=0):
     """Lab 03A's artifact for the tiny base: from-scratch LoRA on q/v (B non-zero) plus a new head."""
-    from utils import lora
+    from utils.train import lora
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     replace_head(model, 2, seed=seed)
@@ -207,7 +209,8 @@ def lora_classifier(tokenizer, rank=4, alpha=8, seed=0):
 
 def test_a_from_scratch_lora_classifier_is_merged_and_matches_the_unmerged_model(tokenizer, base, sms_heldout,
                                                                                  tmp_path):
-    from utils.classifier import classifier_logits, pad_batch, tokenize_texts
+    from utils.data.batching import pad_batch, tokenize_texts
+    from utils.train.classifier import classifier_logits
 
     model, tensors = lora_classifier(tokenizer)
     assert any(n.endswith(".lora.A") for n in tensors)
@@ -277,7 +280,7 @@ def test_a_malformed_lora_classifier_scores_zero_with_its_reason(case, tokenizer
 
 
 def test_the_trained_parameter_budget_is_a_lab_check(tokenizer, base, sms_heldout, tmp_path):
-    rubric = {**load_rubric(LAB02), "checks": {"trainable_params": [1, 1000]}}
+    rubric = {**load_rubric(LAB02).to_dict(), "checks": {"trainable_params": [1, 1000]}}
     (tmp_path / "rubric.json").write_text(json.dumps(rubric))
     _, tensors = last_block_classifier(tokenizer)
     result = grade_bytes(classifier_zip(base, tmp_path, tensors).read_bytes(), base, LAB02, sms_heldout,
@@ -348,27 +351,27 @@ def test_cpt_defects_score_zero_with_their_reason(base, cpt_zips):
 
 def test_lower_is_better_scoring_rewards_a_drop_in_perplexity():
     rubric = load_rubric(LAB05)
-    full_at, zero_at = rubric["after"]["full_at"], rubric["after"]["zero_at"]
+    full_at, zero_at = rubric.after.full_at, rubric.after.zero_at
     assert full_at < zero_at
-    assert score(rubric, zero_at, full_at)["parts"]["after"] == rubric["after"]["points"]
-    assert score(rubric, zero_at, zero_at + 1)["score"] == rubric["valid_points"]  # worse than the base: no points
+    assert score(rubric, zero_at, full_at)["parts"]["after"] == rubric.after.points
+    assert score(rubric, zero_at, zero_at + 1)["score"] == rubric.valid_points  # worse than the base: no points
     middle = score(rubric, zero_at, (zero_at + full_at) / 2)
-    assert middle["parts"]["after"] == pytest.approx(rubric["after"]["points"] / 2)
+    assert middle["parts"]["after"] == pytest.approx(rubric.after.points / 2)
     assert middle["gain"] == pytest.approx((zero_at - full_at) / 2)
 
 
 def test_every_lab_has_a_rubric_the_grader_accepts():
-    from grading.evaluate import ADAPTER_METRICS
-    from utils.data import get_spec
+    from grading.artifacts import ADAPTER_METRICS
+    from utils.data.datasets import get_spec
 
     for lab in ("01_in_context_learning", "02_selective_finetuning", "03_lora", "03b_lora_peft", "04_qlora_unsloth",
                 "05_continual_pretraining"):
         rubric = load_rubric(lab)
-        reference = rubric["reference"]  # the reference solution's measured held-out before/after
+        reference = rubric.reference  # the reference solution's measured held-out before/after
         assert score(rubric, reference["before"], reference["after"])["score"] == 100.0, lab
-        assert score(rubric, reference["before"], reference["before"])["score"] == rubric["valid_points"], lab
-        assert rubric["lab"] == lab and rubric["artifact"] in ("prompt_spec", "classifier", "peft_adapter")
-        if rubric["artifact"] == "peft_adapter":
-            assert rubric["dataset"] in ADAPTER_METRICS
+        assert score(rubric, reference["before"], reference["before"])["score"] == rubric.valid_points, lab
+        assert rubric.lab == lab and rubric.artifact in ("prompt_spec", "classifier", "peft_adapter")
+        if rubric.artifact == "peft_adapter":
+            assert rubric.dataset in ADAPTER_METRICS
         else:
-            assert rubric["metric"] == "accuracy" and get_spec(rubric["dataset"]).labels
+            assert rubric.metric == "accuracy" and get_spec(rubric.dataset).labels

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from grading.report import feedback_markdown, gradescope_results, write_gradebook
-from grading.scoring import load_rubric, score
+from grading.rubric import load_rubric, score
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 def graded(lab, student, before, after, extra=None, items=135):
     rubric = load_rubric(lab)
-    metric = rubric["metric"]
+    metric = rubric.metric
     return {"lab": lab, "student": student, "status": "graded", "reason": "", "metric": metric,
-            "higher_is_better": rubric.get("higher_is_better", True),
+            "higher_is_better": rubric.higher_is_better,
             "before": {metric: before, **(extra or {}).get("before", {})},
             "after": {metric: after, **(extra or {}).get("after", {})},
             "heldout": {"items": items, "sha256": "0" * 16}, "submission": f"submission_{lab}_{student}.zip",

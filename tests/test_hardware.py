@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from utils.hardware import Hardware, check_fits, choose_dtype, detect_hardware, preflight
-from utils.profiles import PROFILES, Profile, get_profile
+from utils.runtime.hardware import Hardware, check_fits, choose_dtype, detect_hardware, preflight
+from utils.runtime.profiles import PROFILES, Profile, get_profile
 
 
 @pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float16), ((7, 0), torch.float16),

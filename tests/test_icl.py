@@ -1,5 +1,5 @@
-from utils.icl import calibrate_scores, predict, run_icl
-from utils.prompting import PromptFormat
+from utils.data.prompting import PromptFormat
+from utils.eval.icl import calibrate_scores, predict, run_icl
 
 TRAIN = [{"id": f"t{i}", "text": f"message number {i}", "label": ("ham", "spam")[i % 2]} for i in range(20)]
 TEST = [{"id": f"q{i}", "text": f"query {i}", "label": ("ham", "spam")[i % 2]} for i in range(6)]

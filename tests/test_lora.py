@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from utils.lora import LinearWithLoRA, apply_lora, lora_parameter_count, merge_lora, remove_lora
-from utils.models import build_tiny_model
+from utils.runtime.models import build_tiny_model
+from utils.train.lora import (
+    LinearWithLoRA,
+    apply_lora,
+    lora_parameter_count,
+    merge_lora,
+    remove_lora,
+)
 
 TARGETS = ("q_proj", "v_proj")
 

@@ -3,15 +3,9 @@
 import numpy as np
 import pytest
 
-from utils.memory import (
-    ALL_LINEAR,
-    SHAPES,
-    ModelShape,
-    PeakMemory,
-    estimate_memory,
-    params_that_fit,
-    weight_bytes,
-)
+from utils.runtime.memory import PeakMemory, weight_bytes
+from utils.train.memory_estimate import SHAPES, ModelShape, estimate_memory, params_that_fit
+from utils.train.params import ALL_LINEAR
 
 LLAMA2_7B = SHAPES["llama-2-7b"]
 

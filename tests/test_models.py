@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils import models
-from utils.models import (
+from utils.runtime import models
+from utils.runtime.models import (
     MissingPackageError,
     build_tiny_model,
     embedded_gguf_path,

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from utils.notebooks import cell_outputs_text, execute_notebook
-from utils.paths import REPO_ROOT
+from tools.notebooks import cell_outputs_text, execute_notebook
+from utils.runtime.storage import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
 def embedded_base():
     """The grader's state for the embedded model (loaded once per test module)."""
     from grading.worker import load_base
-    from utils.models import model_fingerprint
+    from utils.runtime.models import model_fingerprint
 
     model, tokenizer, base_id = load_base("embedded")
     return {"model": model, "tokenizer": tokenizer, "base_id": base_id, "fingerprint": model_fingerprint(model)}
@@ -22,7 +22,7 @@ def grade_submission(out, lab: str, state: dict) -> dict:
     """Grade a lab's SMOKE submission zip with the real grader on the embedded base; it must be
     valid and leave the base unchanged."""
     from grading.worker import grade_bytes
-    from utils.models import model_fingerprint
+    from utils.runtime.models import model_fingerprint
 
     result = grade_bytes((out / f"submission_{lab}_your-student-id.zip").read_bytes(), state, lab, None, None)
     assert result["status"] == "graded", result.get("reason")
@@ -132,17 +132,17 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
     for png in ("nf4_error_histogram.png", "lora_vs_qlora.png", "gpu_memory_estimate.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
-    from grading.evaluate import linear_shapes
-    from grading.scoring import load_rubric
+    from grading.artifacts import linear_shapes
+    from grading.rubric import load_rubric
     from grading.validate import check_adapter, load_submission
-    from utils.models import load_model
-    from utils.profiles import EMBEDDED_MODEL_ID
+    from utils.runtime.models import load_model
+    from utils.runtime.profiles import EMBEDDED_MODEL_ID
 
     zip_path = out / "submission_04_qlora_unsloth_your-student-id.zip"
     submission = load_submission(zip_path.read_bytes(), lab="04_qlora_unsloth", base_id=EMBEDDED_MODEL_ID,
                                  base_fingerprint=results["run_info"]["model_fingerprint"])
     base, _ = load_model("cpu")
-    config, tensors = check_adapter(submission.files, linear_shapes(base), load_rubric("04_qlora_unsloth")["checks"])
+    config, tensors = check_adapter(submission.files, linear_shapes(base), load_rubric("04_qlora_unsloth").checks)
     assert config["r"] == 16 and len(tensors) == 2 * 7 * 30
 
 

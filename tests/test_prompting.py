@@ -1,6 +1,6 @@
 import pytest
 
-from utils.prompting import PromptFormat, build_prompt, choose_demos, render_raw
+from utils.data.prompting import PromptFormat, build_prompt, choose_demos, render_raw
 
 ROWS = [{"id": f"r{i}", "text": f"message {i}", "label": "spam" if i % 3 == 0 else "ham"} for i in range(30)]
 FMT = PromptFormat(instruction="Classify.", input_prefix="Message: ", output_prefix="Label:")

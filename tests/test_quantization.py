@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from utils.quantization import (
+from utils.train.quantization import (
     NF4_LEVELS,
     bitsandbytes_nf4_roundtrip,
     int8_absmax_matmul,

@@ -2,7 +2,8 @@ import json
 
 import torch
 
-from utils.results import format_table, run_info, save_results, write_json_atomic
+from utils.lab.results import format_table, run_info, save_results
+from utils.runtime.storage import write_json_atomic
 
 
 def test_run_info_records_what_makes_runs_comparable():

@@ -2,8 +2,10 @@
 
 import pytest
 
-from utils import sft
-from utils.data import load_split
+from utils.data.datasets import load_split
+from utils.eval.metrics import target_json
+from utils.train import sft
+from utils.train.params import ALL_LINEAR, add_peft_lora, keep_adapters_fp32
 
 FIELDS = ("who", "what", "when", "where")
 ROW = {"text": "The zoo hired forty nurses on Monday.",
@@ -24,7 +26,7 @@ def test_response_mask_keeps_only_the_last_answer(tokenizer):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     labels = sft.response_only_labels(ids, header)
     kept = [t for t in labels if t != sft.IGNORE_INDEX]
-    assert tokenizer.decode(kept) == sft.target_json(ROW["target"], FIELDS) + "<|im_end|>"
+    assert tokenizer.decode(kept) == target_json(ROW["target"], FIELDS) + "<|im_end|>"
     assert labels[: len(ids) - len(kept)] == [sft.IGNORE_INDEX] * (len(ids) - len(kept))
     twice = ids + ids
     labels_twice = sft.response_only_labels(twice, header)
@@ -45,7 +47,7 @@ def test_spam_messages_and_settings(tokenizer):
     row = load_split("sms_spam", "train")[0]
     text = sft.chat_text(tokenizer, sft.spam_messages(row))
     assert text.endswith(f"{row['label']}<|im_end|>")
-    assert sft.SFTSettings(r=4, alpha=8).to_dict()["target_modules"] == list(sft.ALL_LINEAR)
+    assert sft.SFTSettings(r=4, alpha=8).to_dict()["target_modules"] == list(ALL_LINEAR)
     with pytest.raises(ValueError, match="r must be >= 1"):
         sft.SFTSettings(r=0)
     with pytest.raises(ValueError, match="target_modules"):
@@ -63,12 +65,12 @@ def train_losses(tokenizer, checkpointing: bool) -> tuple[list[float], dict]:
     """Three kit training steps of a fresh tiny model: per-step losses and the final LoRA weights."""
     import torch
 
-    from utils.models import build_tiny_model
+    from utils.runtime.models import build_tiny_model
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     settings = sft.SFTSettings(r=4, alpha=8, batch_size=2, max_steps=3, warmup_steps=0, max_length=128,
                                gradient_checkpointing=checkpointing)
-    model = sft.add_lora(model, settings)
+    model = add_peft_lora(model, **settings.lora_arguments())
     rows = load_split("news_events", "train")[:6]
     trainer = sft.build_trainer(model, tokenizer, sft.chat_dataset(rows, tokenizer,
                                 lambda r: sft.extraction_messages(r, FIELDS)), settings)
@@ -95,5 +97,5 @@ def test_adapters_stay_fp32_on_cpu():
 
     layer = torch.nn.Linear(4, 4).to(torch.bfloat16)
     frozen = torch.nn.Linear(4, 4).to(torch.bfloat16).requires_grad_(False)
-    sft.keep_adapters_fp32(torch.nn.ModuleList([layer, frozen]))
+    keep_adapters_fp32(torch.nn.ModuleList([layer, frozen]))
     assert layer.weight.dtype == torch.float32 and frozen.weight.dtype == torch.bfloat16

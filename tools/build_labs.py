@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC, LABS, SOLUTIONS = ROOT / "src", ROOT / "labs", ROOT / "solutions"
 sys.path.insert(0, str(ROOT))
 
-from utils.pins import colab_badge, colab_install_source, environment_yml  # noqa: E402
+from tools.pins import colab_badge, colab_install_source, environment_yml  # noqa: E402
 
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")

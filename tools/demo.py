@@ -22,16 +22,17 @@ LAB = "03b_lora_peft"
 
 def train_reference(steps: int, folder: Path) -> dict:
     """A short LoRA run of Lab 03B (same helpers as the lab); returns run_info, loss and config."""
-    from utils import sft
-    from utils.data import get_spec, load_split
-    from utils.models import load_model, model_fingerprint
-    from utils.results import run_info
+    from utils.data.datasets import get_spec, load_split
+    from utils.lab.results import run_info
+    from utils.runtime.models import load_model, model_fingerprint
+    from utils.train import sft
+    from utils.train.params import add_peft_lora
 
     model, tokenizer = load_model("cpu")
     fingerprint = model_fingerprint(model)
     fields = get_spec("news_events").fields
     settings = sft.SFTSettings(r=16, alpha=32, learning_rate=1e-3, batch_size=8, max_steps=steps)
-    model = sft.add_lora(model, settings)
+    model = add_peft_lora(model, **settings.lora_arguments())
     dataset = sft.chat_dataset(load_split("news_events", "train"), tokenizer,
                                lambda r: sft.extraction_messages(r, fields))
     history = sft.train(sft.build_trainer(model, tokenizer, dataset, settings))
@@ -65,7 +66,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "demo", help="demo folder")
     args = parser.parse_args()
     from grading.run import grade_batch, print_table
-    from utils.submission import make_submission
+    from utils.lab.submission import make_submission
 
     start = time.perf_counter()
     if args.out.exists():

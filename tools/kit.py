@@ -58,7 +58,7 @@ COMMANDS = {
     "setup": [],
     "demo": [["tools/demo.py"]],
     "test": [["-m", "ruff", "check", "."], ["-m", "pytest", "-q"]],
-    "check": [["-m", "utils.envcheck"]],
+    "check": [["-m", "tools.envcheck"]],
 }
 
 

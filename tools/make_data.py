@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from utils.data import REGISTRY, build_bundled, find_leaks, load_split  # noqa: E402
+from utils.data.datasets import REGISTRY, build_bundled, find_leaks, load_split  # noqa: E402
 
 
 def main() -> None:

@@ -9,13 +9,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import torch
-
-from utils.evaluation import block_perplexity
-from utils.sft import ALL_LINEAR
-
-EMBEDDINGS = ("embed_tokens", "lm_head")
-CPT_LORA_TARGETS = (*ALL_LINEAR, *EMBEDDINGS)  # Unsloth trains the embeddings as full copies
+from utils.eval.metrics import block_perplexity
+from utils.train.params import ALL_LINEAR, EMBEDDINGS, add_peft_lora, keep_adapters_fp32
 
 
 @dataclass
@@ -88,19 +83,8 @@ def prepare_model(model, settings: CPTSettings):
         for param in model.parameters():
             param.requires_grad = True
         return model
-    if getattr(model, "_ftkit_backend", None) == "unsloth":
-        from unsloth import FastLanguageModel
-
-        return FastLanguageModel.get_peft_model(
-            model, r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
-            target_modules=list(CPT_LORA_TARGETS), random_state=settings.seed, use_gradient_checkpointing=False)
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(settings.seed)
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
-                        target_modules=list(ALL_LINEAR), modules_to_save=list(EMBEDDINGS),
-                        task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    return add_peft_lora(model, settings.r, settings.alpha, ALL_LINEAR, modules_to_save=EMBEDDINGS,
+                         seed=settings.seed)
 
 
 class PerplexityTracker:
@@ -138,7 +122,7 @@ def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], setti
     own learning rate) on pre-packed blocks; fp32 on a CPU, fp16/bf16 on a GPU by the weights' dtype."""
     from unsloth import UnslothTrainer, UnslothTrainingArguments
 
-    from utils.sft import keep_adapters_fp32, trainer_defaults
+    from utils.train.sft import trainer_defaults
 
     args = UnslothTrainingArguments(
         **trainer_defaults(model), per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,

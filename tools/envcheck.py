@@ -1,4 +1,4 @@
-"""Environment check: ``python -m utils.envcheck`` prints [OK]/[FAIL] per package and capability."""
+"""Environment check: ``python -m tools.envcheck`` prints [OK]/[FAIL] per package and capability."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from importlib import metadata
 
-from utils.pins import read_pins
+from tools.pins import read_pins
 
 
 def check_package(name: str, wanted: str) -> tuple[bool, str]:
@@ -28,7 +28,7 @@ def check_capabilities() -> list[tuple[bool, str]]:
     try:
         import torch
 
-        from utils.hardware import detect_hardware
+        from utils.runtime.hardware import detect_hardware
 
         hw = detect_hardware()
         results.append((True, f"torch runs: {hw.summary()}"))
@@ -40,7 +40,7 @@ def check_capabilities() -> list[tuple[bool, str]]:
     results.append((importlib.util.find_spec("unsloth") is not None,
                     "unsloth importable (CPU backend on a machine without GPU)"))
     try:
-        from utils.models import embedded_gguf_path, embedded_model_dir, is_cache_valid
+        from utils.runtime.models import embedded_gguf_path, embedded_model_dir, is_cache_valid
 
         results.append((True, f"embedded model file {embedded_gguf_path().name}"))
         cached = is_cache_valid(embedded_model_dir())

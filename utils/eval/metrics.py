@@ -2,7 +2,7 @@
 
 - ``score_candidates`` / ``evaluate_classification``: log-likelihood of each label word.
 - ``generate_batch`` / ``exact_match`` / ``field_scores``: batched greedy generation
-  (``utils.decoding``), optionally checked against drafts (the references) to decode less.
+  (``utils.eval.decoding``), optionally checked against drafts (the references) to decode less.
 - ``perplexity`` / ``block_perplexity``: exp of the mean token negative log-likelihood (texts / packed blocks).
 
 All are deterministic for the same inputs (fixed order, fixed batches, no sampling).
@@ -15,13 +15,14 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from utils.decoding import greedy_decode
-from utils.prompting import Prompt
+from utils.data.batching import batches
+from utils.data.prompting import Prompt
+from utils.eval.decoding import greedy_decode
 
 
 def _decoder_and_head(model):
@@ -173,7 +174,7 @@ def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: 
 def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
                    batch_size: int = 16, progress: bool = True, drafts: Sequence[str] | None = None) -> list[str]:
     """Greedy completions of ``prompts`` (batches of similar length, stops at eos; pad must differ
-    from eos). On a CPU they are decoded by ``utils.decoding.greedy_decode``: the shared prompt
+    from eos). On a CPU they are decoded by ``utils.eval.decoding.greedy_decode``: the shared prompt
     prefix runs once and finished rows leave the batch. On a GPU, where decoding is bound by memory
     rather than compute, ``model.generate`` (and Unsloth's fast inference path) does it.
 
@@ -183,7 +184,7 @@ def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     draft (speculative decoding with the draft as the guess). A GPU ignores them.
     """
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise ValueError("generate_batch needs a pad token distinct from eos (see utils.models.set_special_tokens)")
+        raise ValueError("generate_batch needs a pad token distinct from eos (see utils.runtime.models.set_special_tokens)")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if drafts is not None and len(drafts) != len(prompts):
@@ -377,3 +378,19 @@ def block_perplexity(model, blocks: Sequence[Sequence[int]], batch_size: int = 8
         total_nll, total_tokens = total_nll + nll, total_tokens + count
     model.train(was_training)
     return _perplexity_result(total_nll, total_tokens)["perplexity"]
+
+
+@torch.inference_mode()
+def classifier_accuracy(logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], items: Sequence, labels: Sequence[int], batch_size: int = 32,
+                        pad_value=0) -> dict:
+    """Accuracy and mean loss of a classifier over all ``items`` (fixed order: deterministic)."""
+    correct, loss_sum, predictions = 0, 0.0, [0] * len(items)
+    for padded, mask, gold, idx in batches(items, labels, batch_size, pad_value):
+        logits = logits_fn(padded, mask).float()
+        loss_sum += torch.nn.functional.cross_entropy(logits, gold, reduction="sum").item()
+        predicted = logits.argmax(dim=-1)
+        correct += int((predicted == gold).sum())
+        for i, value in zip(idx, predicted.tolist(), strict=True):
+            predictions[i] = value
+    return {"accuracy": correct / len(items), "loss": loss_sum / len(items), "predictions": predictions,
+            "n": len(items)}

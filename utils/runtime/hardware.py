@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import psutil
 import torch
 
-from utils.profiles import Profile, get_profile
+from utils.runtime.profiles import Profile, get_profile
 
 
 @dataclass

@@ -1,14 +1,20 @@
-"""A causal LM as a classifier: a new head read at the last non-pad token, freezing, and the
-frozen-prefix cache that makes selective fine-tuning fast on a CPU."""
+"""A causal LM as a classifier: a new head read at the last non-pad token, the blocks run one by
+one, the frozen-prefix cache that makes selective fine-tuning fast on a CPU, saving and applying a
+trained classifier, and the classifier's training loop (language-model training goes through TRL:
+``utils.train.sft`` and ``utils.train.cpt``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 from transformers.masking_utils import create_causal_mask
+
+from utils.data.batching import batches, pad_batch
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -28,30 +34,6 @@ def replace_head(model, num_classes: int, seed: int = 0) -> nn.Linear:
     model.lm_head = head
     model.config.tie_word_embeddings = False
     return head
-
-
-def freeze_all_but(model, last_blocks: int, train_norm: bool = True, train_head: bool = True,
-                   train_embeddings: bool = False) -> int:
-    """Freeze every parameter, then unfreeze the last ``last_blocks`` blocks, final norm and head.
-
-    Returns the number of trainable parameters.
-    """
-    base = model.get_decoder()
-    for param in model.parameters():
-        param.requires_grad = False
-    modules = list(base.layers[len(base.layers) - last_blocks:]) if last_blocks > 0 else []
-    modules += [base.norm] if train_norm else []
-    modules += [model.lm_head] if train_head else []
-    modules += [base.embed_tokens] if train_embeddings else []
-    for module in modules:
-        for param in module.parameters():
-            param.requires_grad = True
-    return count_trainable(model)
-
-
-def count_trainable(model) -> int:
-    """Number of parameters with ``requires_grad``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def _layer_context(base, hidden: torch.Tensor, attention_mask: torch.Tensor):
@@ -85,41 +67,6 @@ def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     """Class logits for token ids: the full forward pass (what 'all layers' training runs)."""
     hidden = model.get_decoder().embed_tokens(input_ids)
     return logits_from_hidden(model, hidden, attention_mask, start_block=0)
-
-
-def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int = 128) -> list[list[int]]:
-    """Token ids of each text (no special tokens), truncated to ``max_length``."""
-    return [ids[:max_length] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-
-def load_classification_data(tokenizer, dataset: str, sizes: dict[str, int | None]):
-    """Rows, token ids and class indices of each split in ``sizes`` (first N rows; None = all).
-
-    Class ``i`` is the dataset's ``labels[i]``.
-    """
-    from utils.data import get_spec, load_split
-
-    labels = get_spec(dataset).labels
-    rows = {split: load_split(dataset, split)[:size] for split, size in sizes.items()}
-    ids = {split: tokenize_texts(tokenizer, [r["text"] for r in split_rows]) for split, split_rows in rows.items()}
-    classes = {split: [labels.index(r["label"]) for r in split_rows] for split, split_rows in rows.items()}
-    return rows, ids, classes
-
-
-def pad_batch(sequences: Sequence[torch.Tensor | list[int]], pad_value=0,
-              side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad token-id lists or (len, hidden) tensors on ``side``; return (padded, attention_mask)."""
-    if side not in ("right", "left"):
-        raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    tensors = [torch.as_tensor(s) for s in sequences]
-    width = max(t.shape[0] for t in tensors)
-    padded = torch.full((len(tensors), width, *tensors[0].shape[1:]), pad_value, dtype=tensors[0].dtype)
-    mask = torch.zeros((len(tensors), width), dtype=torch.long)
-    for i, t in enumerate(tensors):
-        span = slice(0, t.shape[0]) if side == "right" else slice(width - t.shape[0], width)
-        padded[i, span] = t
-        mask[i, span] = 1
-    return padded, mask
 
 
 @torch.inference_mode()
@@ -182,3 +129,55 @@ def apply_classifier(model, tensors: dict[str, torch.Tensor], config: dict) -> N
             linear.weight += (lora["alpha"] / lora["rank"]) * (b.float() @ tensor.float()).to(linear.weight.dtype)
         elif not name.endswith(LORA_SUFFIXES[1]):
             params[name].copy_(tensor)
+
+
+LogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class ClassifierSettings:
+    """Hyper-parameters of ``train_classifier``; checked on construction."""
+
+    epochs: int = 3
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"ClassifierSettings.epochs must be >= 1, got {self.epochs}")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"ClassifierSettings.lr must be in (0, 1), got {self.learning_rate}")
+        if self.batch_size < 1:
+            raise ValueError(f"ClassifierSettings.batch_size must be >= 1, got {self.batch_size}")
+
+
+def train_classifier(model, logits_fn: LogitsFn, items: Sequence, labels: Sequence[int], settings: ClassifierSettings,
+                     pad_value=0, progress: bool = True) -> dict:
+    """AdamW over the model's trainable parameters, cross-entropy on class logits; returns the history."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("nothing to train: every parameter is frozen")
+    torch.manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    model.train()
+    history, start = {"step": [], "loss": [], "epoch_seconds": []}, time.perf_counter()
+    steps_per_epoch = -(-len(items) // settings.batch_size)
+    bar = tqdm(total=settings.epochs * steps_per_epoch, desc="training", disable=not progress)
+    for epoch in range(settings.epochs):
+        epoch_start = time.perf_counter()
+        for padded, mask, gold, _ in batches(items, labels, settings.batch_size, pad_value, settings.seed + epoch):
+            loss = torch.nn.functional.cross_entropy(logits_fn(padded, mask).float(), gold)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history["step"].append(len(history["step"]) + 1)
+            history["loss"].append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        history["epoch_seconds"].append(time.perf_counter() - epoch_start)
+    bar.close()
+    model.eval()
+    history["seconds"] = time.perf_counter() - start
+    return history

@@ -6,8 +6,8 @@ import random
 import time
 from collections.abc import Sequence
 
-from utils.evaluation import classification_metrics, score_candidates
-from utils.prompting import PromptFormat, build_prompt, choose_demos
+from utils.data.prompting import PromptFormat, build_prompt, choose_demos
+from utils.eval.metrics import classification_metrics, score_candidates
 
 NULL_INPUT = "N/A"  # the content-free input of contextual calibration (Zhao et al., 2021)
 

@@ -2,7 +2,7 @@
 loaded base model. Each artifact kind is put on the base (an adapter merged in, a classifier's
 head and tensors loaded, a prompt built), evaluated, and the base restored bit for bit.
 
-Artifact kinds (``rubric["artifact"]``):
+Artifact kinds (``rubric.artifact``):
 - ``peft_adapter`` (Labs 03B, 04, 05): a PEFT LoRA adapter, merged into the base;
 - ``classifier`` (Labs 02, 03A): a new head plus trained base tensors or from-scratch LoRA pairs;
 - ``prompt_spec`` (Lab 01): a prompt format and demonstration ids, no weights at all.
@@ -18,21 +18,21 @@ from pathlib import Path
 
 import torch
 
+from grading.rubric import Rubric
 from grading.validate import SubmissionError, check_adapter, check_classifier, check_prompt_spec
-from utils.data import get_spec, load_split, read_jsonl
-from utils.paths import cache_dir
-from utils.results import write_json_atomic
+from utils.data.datasets import get_spec, load_split, read_jsonl
+from utils.runtime.storage import cache_dir, write_json_atomic
 
-CORPUS = "corpus"  # rubric["dataset"] of the continual pre-training lab: domain + general documents
+CORPUS = "corpus"  # rubric.dataset of the continual pre-training lab: domain + general documents
 
 
-def load_heldout(rubric: dict, path: Path | None = None) -> tuple[list[dict], str]:
+def load_heldout(rubric: Rubric, path: Path | None = None) -> tuple[list[dict], str]:
     """Held-out rows (the kit's ``heldout`` split, or an instructor's JSONL file) and their hash.
 
     For the corpus lab the rows are documents ``{"id", "text", "corpus": "domain" | "general"}``."""
-    rows = corpus_heldout(path) if rubric["dataset"] == CORPUS else (
-        read_jsonl(Path(path), get_spec(rubric["dataset"])) if path
-        else load_split(rubric["dataset"], "heldout", allow_heldout=True))
+    rows = corpus_heldout(path) if rubric.dataset == CORPUS else (
+        read_jsonl(Path(path), get_spec(rubric.dataset)) if path
+        else load_split(rubric.dataset, "heldout", allow_heldout=True))
     digest = hashlib.sha256(json.dumps([[r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")]
                                         for r in rows]).encode()).hexdigest()[:16]
     return rows, digest
@@ -41,7 +41,7 @@ def load_heldout(rubric: dict, path: Path | None = None) -> tuple[list[dict], st
 def corpus_heldout(path: Path | None) -> list[dict]:
     """The corpus lab's held-out documents: the kit's ``heldout`` share of both corpora, or a JSONL
     file of ``{"id", "text", "corpus"}`` rows (a bad row is named)."""
-    from utils.corpus import TEST_FRACTIONS, load_corpus, split_documents
+    from utils.data.corpus import TEST_FRACTIONS, load_corpus, split_documents
 
     if path is None:
         rows = []
@@ -96,53 +96,54 @@ def base_restored(model):
 
 # --- the labs' metrics ---------------------------------------------------------------------------
 
-def extraction_score(model, tokenizer, rows: list[dict], rubric: dict) -> dict:
+def extraction_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Labs 03B/04: greedy JSON extraction scored with ``field_scores`` (as in the lab)."""
-    from utils.evaluation import evaluate_extraction
-    from utils.sft import chat_text, extraction_messages
+    from utils.eval.metrics import evaluate_extraction
+    from utils.train.sft import extraction_prompts
 
-    fields = get_spec(rubric["dataset"]).fields
-    prompts = [chat_text(tokenizer, extraction_messages(r, fields, with_answer=False)) for r in rows]
+    fields = get_spec(rubric.dataset).fields
+    prompts = extraction_prompts(tokenizer, rows, fields)
     result = evaluate_extraction(model, tokenizer, prompts, [r["target"] for r in rows], fields,
                                  max_new_tokens=56, batch_size=64, progress=False)
     return {k: v for k, v in result.items() if k not in ("outputs", "correct")}
 
 
-def perplexity_score(model, tokenizer, rows: list[dict], rubric: dict) -> dict:
+def perplexity_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Lab 05: perplexity on packed blocks of the held-out domain and general documents."""
-    from utils.corpus import Document, pack_blocks, tokenize_documents
-    from utils.evaluation import block_perplexity
+    from utils.data.corpus import Document, pack_blocks, tokenize_documents
+    from utils.eval.metrics import block_perplexity
 
     result = {}
     for corpus in ("domain", "general"):
         docs = [Document(r["id"], r["text"]) for r in rows if r["corpus"] == corpus]
-        blocks = pack_blocks(tokenize_documents(tokenizer, docs), rubric["block_size"],
-                             tokenizer.eos_token_id)[: rubric["max_blocks"]]
+        blocks = pack_blocks(tokenize_documents(tokenizer, docs), rubric.block_size,
+                             tokenizer.eos_token_id)[: rubric.max_blocks]
         if not blocks:
-            raise ValueError(f"the held-out {corpus} documents make no block of {rubric['block_size']} tokens")
+            raise ValueError(f"the held-out {corpus} documents make no block of {rubric.block_size} tokens")
         result[f"{corpus}_perplexity"] = block_perplexity(model, blocks)
         result[f"{corpus}_blocks"] = len(blocks)
     return result
 
 
-def classifier_score(model, tokenizer, rows: list[dict], rubric: dict) -> dict:
+def classifier_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Labs 02/03A: accuracy of the classifier (head at the last token) on the held-out messages."""
-    from utils.classifier import classifier_logits, tokenize_texts
-    from utils.training import classifier_accuracy
+    from utils.data.batching import tokenize_texts
+    from utils.eval.metrics import classifier_accuracy
+    from utils.train.classifier import classifier_logits
 
-    labels = get_spec(rubric["dataset"]).labels
+    labels = get_spec(rubric.dataset).labels
     ids = tokenize_texts(tokenizer, [r["text"] for r in rows])
     result = classifier_accuracy(lambda i, m: classifier_logits(model, i, m), ids,
                                  [labels.index(r["label"]) for r in rows], pad_value=tokenizer.pad_token_id)
     return {"accuracy": result["accuracy"], "loss": result["loss"], "n": result["n"]}
 
 
-def prompt_score(model, tokenizer, rows: list[dict], rubric: dict, fmt, demos: list[dict],
+def prompt_score(model, tokenizer, rows: list[dict], rubric: Rubric, fmt, demos: list[dict],
                  calibrated: bool) -> dict:
     """Lab 01: accuracy of one prompt (raw or calibrated) on the held-out messages."""
-    from utils.icl import evaluate_prompt
+    from utils.eval.icl import evaluate_prompt
 
-    result = evaluate_prompt(model, tokenizer, fmt, demos, rows, get_spec(rubric["dataset"]).labels,
+    result = evaluate_prompt(model, tokenizer, fmt, demos, rows, get_spec(rubric.dataset).labels,
                              progress=False)
     key = "calibrated_" if calibrated else ""
     return {"accuracy": result[f"{key}accuracy"], "macro_f1": result[f"{key}macro_f1"], "n": result["n"]}
@@ -153,38 +154,38 @@ ADAPTER_METRICS = {"news_events": extraction_score, CORPUS: perplexity_score}
 
 # --- before (the base model, cached) and after (the submission) ----------------------------------
 
-def adapter_base_score(model, tokenizer, rubric: dict, rows: list[dict]) -> dict:
+def adapter_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """Adapter labs' "before": the base model itself."""
-    return ADAPTER_METRICS[rubric["dataset"]](model, tokenizer, rows, rubric)
+    return ADAPTER_METRICS[rubric.dataset](model, tokenizer, rows, rubric)
 
 
-def classifier_base_score(model, tokenizer, rubric: dict, rows: list[dict]) -> dict:
+def classifier_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """Classifier labs' "before": the base with a fresh head (seed 0), as in the labs."""
-    from utils.classifier import replace_head
+    from utils.train.classifier import replace_head
 
     with base_restored(model):
-        replace_head(model, len(get_spec(rubric["dataset"]).labels), seed=0)
+        replace_head(model, len(get_spec(rubric.dataset).labels), seed=0)
         return classifier_score(model, tokenizer, rows, rubric)
 
 
-def prompt_base_score(model, tokenizer, rubric: dict, rows: list[dict]) -> dict:
+def prompt_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """The prompting lab's "before": the dataset's default format, zero-shot."""
-    from utils.prompting import DATASET_FORMATS
+    from utils.data.prompting import DATASET_FORMATS
 
-    return prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric["dataset"]], [], False)
+    return prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric.dataset], [], False)
 
 
-def artifact_scorers(rubric: dict):
+def artifact_scorers(rubric: Rubric):
     """(before, after) scoring functions for the rubric's artifact kind."""
-    kind = rubric["artifact"]
+    kind = rubric.artifact
     if kind not in ARTIFACTS:
         raise ValueError(f"rubric artifact {kind!r}: expected one of {sorted(ARTIFACTS)}")
     return ARTIFACTS[kind]
 
 
-def base_score(model, tokenizer, rubric: dict, rows: list[dict], heldout_hash: str, fingerprint: str) -> dict:
+def base_score(model, tokenizer, rubric: Rubric, rows: list[dict], heldout_hash: str, fingerprint: str) -> dict:
     """The base model's score, computed once per (lab, base fingerprint, held-out hash) and cached."""
-    path = cache_dir() / "grading" / f"before-{rubric['lab']}-{fingerprint}-{heldout_hash}.json"
+    path = cache_dir() / "grading" / f"before-{rubric.lab}-{fingerprint}-{heldout_hash}.json"
     if path.is_file():
         return json.loads(path.read_text())
     result = artifact_scorers(rubric)[0](model, tokenizer, rubric, rows)
@@ -192,7 +193,7 @@ def base_score(model, tokenizer, rubric: dict, rows: list[dict], heldout_hash: s
     return result
 
 
-def submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict, rows: list[dict]) -> tuple[dict, dict]:
+def submission_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]) -> tuple[dict, dict]:
     """Put the submitted artifact on ``model``, score it, restore the base; return (score, details)."""
     return artifact_scorers(rubric)[1](model, tokenizer, files, rubric, rows)
 
@@ -204,7 +205,7 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
     linear weights through NF4 — the weights a QLoRA adapter trained on."""
     from peft import PeftModel
 
-    from utils.quantization import nf4_roundtrip_linears
+    from utils.train.quantization import nf4_roundtrip_linears
 
     if merge_into not in ("original", "nf4"):
         raise ValueError(f"rubric merge_into must be 'original' or 'nf4', got {merge_into!r}")
@@ -218,26 +219,26 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
         yield merged
 
 
-def adapter_score(model, tokenizer, files: dict[str, bytes], rubric: dict, rows: list[dict]) -> tuple[dict, dict]:
+def adapter_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]) -> tuple[dict, dict]:
     """Merge the submitted PEFT adapter into ``model``, score it, restore the base."""
-    config, _ = check_adapter(files, linear_shapes(model), rubric["checks"], base_param_shapes=param_shapes(model))
+    config, _ = check_adapter(files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model))
     with tempfile.TemporaryDirectory() as folder:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             Path(folder, name).write_bytes(files["adapter/" + name])
-        with merged_adapter(model, folder, rubric.get("merge_into", "original")) as merged:
-            result = ADAPTER_METRICS[rubric["dataset"]](merged, tokenizer, rows, rubric)
+        with merged_adapter(model, folder, rubric.merge_into) as merged:
+            result = ADAPTER_METRICS[rubric.dataset](merged, tokenizer, rows, rubric)
     return result, {"r": config["r"], "lora_alpha": config["lora_alpha"], "target_modules": config["target_modules"],
                     "modules_to_save": config.get("modules_to_save") or []}
 
 
-def classifier_submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict,
+def classifier_submission_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric,
                                 rows: list[dict]) -> tuple[dict, dict]:
-    """Load the submitted classifier onto ``model`` (``utils.classifier.apply_classifier``), score it."""
-    from utils.classifier import apply_classifier
+    """Load the submitted classifier onto ``model`` (``utils.train.classifier.apply_classifier``), score it."""
+    from utils.train.classifier import apply_classifier
 
-    labels = get_spec(rubric["dataset"]).labels
+    labels = get_spec(rubric.dataset).labels
     config, tensors = check_classifier(files, param_shapes(model), linear_shapes(model), model.config.hidden_size,
-                                       labels, rubric["checks"])
+                                       labels, rubric.checks)
     with base_restored(model):
         apply_classifier(model, tensors, config)
         result = classifier_score(model, tokenizer, rows, rubric)
@@ -246,14 +247,14 @@ def classifier_submission_score(model, tokenizer, files: dict[str, bytes], rubri
                     "tensors": len(tensors)}
 
 
-def prompt_submission_score(model, tokenizer, files: dict[str, bytes], rubric: dict,
+def prompt_submission_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric,
                             rows: list[dict]) -> tuple[dict, dict]:
     """Rebuild the submitted prompt (format + demonstrations from ``train``) and score it."""
-    from utils.prompting import PromptFormat
+    from utils.data.prompting import PromptFormat
 
-    train = {r["id"]: r for r in load_split(rubric["dataset"], "train")}
-    labels = get_spec(rubric["dataset"]).labels
-    spec = check_prompt_spec(files, rubric["dataset"], labels, set(train), rubric["checks"])
+    train = {r["id"]: r for r in load_split(rubric.dataset, "train")}
+    labels = get_spec(rubric.dataset).labels
+    spec = check_prompt_spec(files, rubric.dataset, labels, set(train), rubric.checks)
     try:
         fmt = PromptFormat(**spec["format"])
     except (TypeError, ValueError) as exc:

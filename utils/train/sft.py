@@ -1,5 +1,6 @@
 """Instruction tuning with PEFT + TRL (through Unsloth where installed): chat formatting, the
-response-only loss mask and its checks, LoRA set-up, training, and adapter save/load.
+response-only loss mask and its checks, training, and adapter save/load (LoRA itself is attached
+by ``utils.train.params.add_peft_lora``).
 
 Labs 03 (Part B) and 04 use these; they wrap the libraries rather than re-implement them.
 """
@@ -12,10 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from utils.evaluation import target_json  # noqa: F401  (also part of this module: the answer the model learns)
+from utils.eval.metrics import target_json
+from utils.train.params import ALL_LINEAR, keep_adapters_fp32
 
 IGNORE_INDEX = -100
-ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 EXTRACTION_INSTRUCTION = "Extract who, what, when, where as JSON; null if not stated."
 SPAM_INSTRUCTION = "Is this SMS spam or ham? Answer in one word."
@@ -48,6 +49,11 @@ class SFTSettings:
         """A JSON-friendly copy."""
         return {**asdict(self), "target_modules": list(self.target_modules)}
 
+    def lora_arguments(self) -> dict:
+        """The adapter part, as keywords of ``utils.train.params.add_peft_lora``."""
+        return {"r": self.r, "alpha": self.alpha, "target_modules": self.target_modules,
+                "seed": self.seed, "gradient_checkpointing": self.gradient_checkpointing}
+
 
 def extraction_messages(row: dict, fields: Sequence[str], with_answer: bool = True) -> list[dict]:
     """Chat messages for one extraction row: instruction + sentence, and the JSON answer."""
@@ -56,6 +62,11 @@ def extraction_messages(row: dict, fields: Sequence[str], with_answer: bool = Tr
     if with_answer:
         messages.append({"role": "assistant", "content": target_json(row["target"], fields)})
     return messages
+
+
+def extraction_prompts(tokenizer, rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
+    """Generation prompts for extraction rows: the chat template with the assistant header open."""
+    return [chat_text(tokenizer, extraction_messages(r, fields, with_answer=False)) for r in rows]
 
 
 def spam_messages(row: dict, with_answer: bool = True) -> list[dict]:
@@ -140,25 +151,6 @@ def show_masked(tokenizer, input_ids: Sequence[int], labels: Sequence[int], hidd
     return "".join(parts)
 
 
-def add_lora(model, settings: SFTSettings):
-    """Wrap ``model`` with fresh LoRA adapters: Unsloth's ``get_peft_model`` for Unsloth-loaded
-    models, plain ``peft.get_peft_model`` otherwise. Returns the PEFT model."""
-    if getattr(model, "_ftkit_backend", None) == "unsloth":
-        from unsloth import FastLanguageModel
-
-        return FastLanguageModel.get_peft_model(
-            model, r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
-            target_modules=list(settings.target_modules), random_state=settings.seed,
-            use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing else False,
-        )
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=0.0, bias="none",
-                        target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    torch.manual_seed(settings.seed)
-    return get_peft_model(model, config)
-
-
 def training_precision(model) -> dict:
     """TRL mixed-precision flags from the weights' dtype: fp32 on CPU, fp16 on a T4, bf16 on an A100
     (the dtype was chosen by compute capability when the model was loaded)."""
@@ -218,17 +210,9 @@ def mask_prompts(trainer, tokenizer):
     return trainer
 
 
-def keep_adapters_fp32(model) -> None:
-    """TRL casts LoRA weights of quantized models to bf16; on a CPU bf16 is emulated (~100x slower
-    matmuls), so trainable parameters go back to fp32 there. GPUs keep TRL's choice."""
-    for param in model.parameters():
-        if param.requires_grad and not param.is_cuda and param.dtype != torch.float32:
-            param.data = param.data.float()
-
-
 def scratch_dir():
     """The trainers' output folder (nothing is saved there: no checkpoints)."""
-    from utils.paths import cache_dir
+    from utils.runtime.storage import cache_dir
 
     path = cache_dir() / "trainer-scratch"
     path.mkdir(parents=True, exist_ok=True)
@@ -245,7 +229,3 @@ def train(trainer) -> dict:
             "train_loss": output.training_loss, "global_steps": trainer.state.global_step}
 
 
-def trainable_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters())

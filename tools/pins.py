@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from utils.paths import REPO_ROOT
+from utils.runtime.storage import REPO_ROOT
 
 KIT_REPO_URL = "https://github.com/llm-finetuning-kit/llm-finetuning-kit"
 # Colab brings its own CUDA torch and notebook stack; it installs only the fine-tuning stack.

@@ -1,0 +1,159 @@
+"""Rubrics (one JSON file per lab in ``grading/rubrics``), declared once as typed dataclasses with
+their defaults and checks, and the score a rubric gives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
+ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter")
+MERGE_TARGETS = ("original", "nf4")
+
+
+class RubricError(ValueError):
+    """A rubric file that the grader cannot use (the instructor's problem, not a student's)."""
+
+
+@dataclass(frozen=True)
+class Band:
+    """Points for a measured value: none at ``zero_at`` or worse, all at ``full_at`` or better,
+    linear in between (``full_at`` may be below ``zero_at`` when lower is better)."""
+
+    points: float
+    zero_at: float
+    full_at: float
+
+    def __post_init__(self) -> None:
+        if self.points < 0:
+            raise RubricError(f"points must be >= 0, got {self.points}")
+        if self.zero_at == self.full_at:
+            raise RubricError(f"zero_at and full_at must differ, both are {self.zero_at}")
+
+    def credit(self, value: float) -> float:
+        """The share of ``points`` that ``value`` earns (0 to 1)."""
+        return min(1.0, max(0.0, (value - self.zero_at) / (self.full_at - self.zero_at)))
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What a valid submission may contain, per lab (the defaults hold where a rubric is silent)."""
+
+    rank: tuple[int, int] = (1, 256)  # LoRA rank bounds, inclusive
+    max_adapter_mb: float = 200  # size of adapter_model.safetensors
+    allow_modules_to_save: bool = False  # PEFT full copies (Lab 05's embeddings and head)
+    trainable_params: tuple[int, int] = (1, 10 ** 12)  # a classifier's trained parameters
+    max_shots: int = 16  # demonstrations in a prompt spec
+    max_chars: int = 2000  # length of a prompt spec's instruction and label words
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "trainable_params"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise RubricError(f"checks.{name} must be [low, high] with 0 < low <= high")
+        if self.max_adapter_mb <= 0 or self.max_shots < 0 or self.max_chars < 1:
+            raise RubricError("checks.max_adapter_mb, max_shots and max_chars must be positive")
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """How one lab's submissions are graded: what is scored, on which held-out data, for how many
+    points, and what a valid submission may contain."""
+
+    lab: str
+    dataset: str  # a bundled dataset name, or "corpus" (Lab 05's domain + general documents)
+    artifact: str  # one of ARTIFACTS
+    metric: str  # the key of the lab's score that the bands read
+    valid_points: float
+    after: Band  # the submission's own score
+    gain: Band  # its improvement over the base model
+    checks: Checks = field(default_factory=Checks)
+    metric_label: str = ""
+    higher_is_better: bool = True  # false for perplexity
+    merge_into: str = "original"  # "nf4": merge into the NF4-rounded weights (QLoRA)
+    block_size: int | None = None  # perplexity rubrics: tokens per held-out block
+    max_blocks: int | None = None  # and how many blocks are scored
+    calibration: str = ""  # how the thresholds were set
+    reference: dict = field(default_factory=dict)  # the reference solution's measured before/after
+
+    def __post_init__(self) -> None:
+        if self.artifact not in ARTIFACTS:
+            raise RubricError(f"artifact must be one of {ARTIFACTS}, got {self.artifact!r}")
+        if self.merge_into not in MERGE_TARGETS:
+            raise RubricError(f"merge_into must be one of {MERGE_TARGETS}, got {self.merge_into!r}")
+        if not isinstance(self.higher_is_better, bool):
+            raise RubricError("higher_is_better must be true or false")
+        if self.valid_points < 0:
+            raise RubricError(f"valid_points must be >= 0, got {self.valid_points}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Rubric:
+        """A rubric from its JSON form; unknown or missing keys raise ``RubricError`` naming them."""
+        known = {f.name for f in fields(cls)}
+        required = {"lab", "dataset", "artifact", "metric", "valid_points", "after", "gain"}
+        unknown, missing = sorted(set(data) - known), sorted(required - set(data))
+        if unknown or missing:
+            raise RubricError(f"rubric keys: unknown {unknown}, missing {missing}")
+        checks = dict(data.get("checks") or {})
+        unknown_checks = sorted(set(checks) - {f.name for f in fields(Checks)})
+        if unknown_checks:
+            raise RubricError(f"unknown checks {unknown_checks}")
+        for name in ("rank", "trainable_params"):
+            if name in checks:
+                checks[name] = tuple(checks[name])
+        try:
+            return cls(**{**data, "after": Band(**data["after"]), "gain": Band(**data["gain"]),
+                          "checks": Checks(**checks)})
+        except TypeError as exc:
+            raise RubricError(str(exc)) from None
+
+    def to_dict(self) -> dict:
+        """The JSON form."""
+        return asdict(self)
+
+    @property
+    def max_score(self) -> float:
+        """Points for a perfect submission."""
+        return float(self.valid_points + self.after.points + self.gain.points)
+
+    def improvement(self, before: float, after: float) -> float:
+        """How much better ``after`` is than ``before`` (a drop, for a metric where lower is better)."""
+        return after - before if self.higher_is_better else before - after
+
+
+def rubric_labs() -> list[str]:
+    """The labs that have a rubric: the only lab names the grader accepts."""
+    return sorted(p.stem for p in RUBRIC_DIR.glob("*.json"))
+
+
+def load_rubric(lab: str, path: Path | None = None) -> Rubric:
+    """The rubric of ``lab``, one of ``rubric_labs()`` (or the instructor's file at ``path``).
+
+    ``lab`` is matched against the known labs before any file is read, so a name from a submission
+    never becomes part of a path. Raises ``KeyError`` for an unknown lab, ``RubricError`` for a
+    rubric file the grader cannot use.
+    """
+    if path is None:
+        if lab not in rubric_labs():
+            raise KeyError(f"no rubric for this lab; labs with a rubric: {rubric_labs()}")
+        path = RUBRIC_DIR / f"{lab}.json"
+    path = Path(path)
+    try:
+        return Rubric.from_dict(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, RubricError) as exc:
+        raise RubricError(f"{path.name}: {exc}") from None
+
+
+def score(rubric: Rubric, before: float, after: float) -> dict:
+    """Points per rubric part for a valid submission, and the total (rounded to 0.01)."""
+    gain = rubric.improvement(before, after)
+    parts = {
+        "valid submission": float(rubric.valid_points),
+        "after": round(rubric.after.points * rubric.after.credit(after), 2),
+        "gain over base": round(rubric.gain.points * rubric.gain.credit(gain), 2),
+    }
+    part_max = {"valid submission": float(rubric.valid_points), "after": float(rubric.after.points),
+                "gain over base": float(rubric.gain.points)}
+    return {"parts": parts, "part_max": part_max, "score": round(sum(parts.values()), 2),
+            "max_score": rubric.max_score, "gain": gain}

@@ -1,0 +1,1 @@
+"""What a lab notebook shows and hands in: task checks, plots, result files, submissions."""

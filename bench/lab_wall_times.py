@@ -27,25 +27,36 @@ def time_notebook(path: Path, smoke: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        notebook = execute_notebook(path, None, smoke=smoke, timeout=3600, extra_env={"FTKIT_OUTPUTS": out})
+        notebook = execute_notebook(
+            path, None, smoke=smoke, timeout=3600, extra_env={"FTKIT_OUTPUTS": out}
+        )
         seconds = time.perf_counter() - start
     text = cell_outputs_text(notebook)
-    return {"lab": path.stem, "mode": "smoke" if smoke else "full", "seconds": round(seconds, 1),
-            "pass": text.count("[PASS]"), "fail": text.count("[FAIL]")}
+    return {
+        "lab": path.stem,
+        "mode": "smoke" if smoke else "full",
+        "seconds": round(seconds, 1),
+        "pass": text.count("[PASS]"),
+        "fail": text.count("[FAIL]"),
+    }
 
 
 def main() -> int:
     from utils.lab.results import format_table
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--full", action="store_true", help="also run every lab in full")
-    parser.add_argument("--labs", nargs="*", help="only these notebooks (e.g. 01_in_context_learning)")
+    parser.add_argument(
+        "--labs", nargs="*", help="only these notebooks (e.g. 01_in_context_learning)"
+    )
     args = parser.parse_args()
     notebooks = sorted((ROOT / "solutions").glob("*.ipynb"))
     if args.labs:
         notebooks = [p for p in notebooks if p.stem in args.labs]
     rows = []
-    for smoke in ([True, False] if args.full else [True]):
+    for smoke in [True, False] if args.full else [True]:
         for path in notebooks:
             rows.append(time_notebook(path, smoke))
             print(f"[bench] {rows[-1]}", flush=True)

@@ -57,7 +57,9 @@ def labelled_count(batch: dict) -> int:
 
 def kit_step(trainer, batch: dict) -> float:
     """One forward + backward of the kit's step; returns the loss."""
-    loss = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=labelled_count(batch))
+    loss = trainer.compute_loss(
+        trainer.model, dict(batch), num_items_in_batch=labelled_count(batch)
+    )
     loss.backward()
     return loss.item()
 
@@ -68,7 +70,10 @@ def shared_prefix_length(batch: dict) -> int:
     position predicts that one)."""
     from utils.eval.decoding import shared_prefix
 
-    rows = [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+    rows = [
+        ids[mask.bool()].tolist()
+        for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+    ]
     labelled = (batch["labels"] != IGNORE).any(0).nonzero()
     first_label = int(labelled[0]) if len(labelled) else batch["labels"].shape[1]
     return max(0, min(len(shared_prefix(rows)), first_label - 1))
@@ -84,8 +89,13 @@ def shared_prefix_step(trainer, batch: dict) -> float:
     model = trainer.model
     cache = model.get_decoder()(input_ids=ids[:1, :p], use_cache=True).past_key_values
     cache.batch_repeat_interleave(rows)
-    rest = {**batch, "input_ids": ids[:, p:], "labels": batch["labels"][:, p:], "past_key_values": cache,
-            "position_ids": torch.arange(p, ids.shape[1]).expand(rows, -1)}
+    rest = {
+        **batch,
+        "input_ids": ids[:, p:],
+        "labels": batch["labels"][:, p:],
+        "past_key_values": cache,
+        "position_ids": torch.arange(p, ids.shape[1]).expand(rows, -1),
+    }
     loss = trainer.compute_loss(model, rest, num_items_in_batch=labelled_count(batch))
     loss.backward()
     return loss.item()
@@ -128,13 +138,25 @@ def fused_lora():
     function, original, calls = _fused_lora_function(), layer.Linear.forward, {"fused": 0}
 
     def forward(self, x, *args, **kwargs):
-        if (self.disable_adapters or self.merged or len(self.active_adapters) != 1 or args or kwargs
-                or not torch.is_grad_enabled() or self.base_layer.bias is not None):
+        if (
+            self.disable_adapters
+            or self.merged
+            or len(self.active_adapters) != 1
+            or args
+            or kwargs
+            or not torch.is_grad_enabled()
+            or self.base_layer.bias is not None
+        ):
             return original(self, x, *args, **kwargs)
         name = self.active_adapters[0]
         calls["fused"] += 1
-        return function.apply(x, self.base_layer.weight, self.lora_A[name].weight, self.lora_B[name].weight,
-                              self.scaling[name])
+        return function.apply(
+            x,
+            self.base_layer.weight,
+            self.lora_A[name].weight,
+            self.lora_B[name].weight,
+            self.scaling[name],
+        )
 
     layer.Linear.forward = forward
     try:
@@ -152,7 +174,9 @@ def adapters_off_step(trainer, batch: dict) -> float:
     """The step with the adapters disabled; the embeddings' output requires grad so the backward
     still runs through every block."""
     model = trainer.model
-    hook = model.get_input_embeddings().register_forward_hook(lambda module, args, out: out.requires_grad_(True))
+    hook = model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: out.requires_grad_(True)
+    )
     try:
         with model.disable_adapter():
             return kit_step(trainer, batch)
@@ -162,7 +186,11 @@ def adapters_off_step(trainer, batch: dict) -> float:
 
 def gradients(trainer) -> list:
     """Copies of the trainable parameters' gradients, then zeroed."""
-    grads = [p.grad.detach().clone() for p in trainer.model.parameters() if p.requires_grad and p.grad is not None]
+    grads = [
+        p.grad.detach().clone()
+        for p in trainer.model.parameters()
+        if p.requires_grad and p.grad is not None
+    ]
     trainer.model.zero_grad(set_to_none=True)
     return grads
 
@@ -174,7 +202,10 @@ def check_exact(trainer, batch: dict, arm) -> dict:
     reference = gradients(trainer)
     loss_arm = arm(trainer, batch)
     grads = gradients(trainer)
-    worst = max(float((a - b).abs().max() / a.abs().max().clamp(min=1e-30)) for a, b in zip(reference, grads, strict=True))
+    worst = max(
+        float((a - b).abs().max() / a.abs().max().clamp(min=1e-30))
+        for a, b in zip(reference, grads, strict=True)
+    )
     return {"loss_kit": loss_kit, "loss": loss_arm, "max_relative_gradient_difference": worst}
 
 
@@ -219,26 +250,50 @@ def in_process(repeats: int) -> dict:
     trainer, _ = kit_trainer(12)
     trainer.model.train()
     torch.manual_seed(0)
-    for name, param in trainer.model.named_parameters():  # B starts at zero: give A a gradient to compare
+    for (
+        name,
+        param,
+    ) in trainer.model.named_parameters():  # B starts at zero: give A a gradient to compare
         if "lora_B" in name:
             param.data.normal_(0.0, 0.01)
     batch = first_batch(trainer)
     tokens = int(batch["attention_mask"].sum())
     labelled = labelled_count(batch) / tokens
     flops = flops_per_token(trainer.model, tokens / batch["input_ids"].shape[0], labelled)
-    arms = {"kit": kit_step, "shared_prefix": shared_prefix_step, "fused_lora": fused_lora_step,
-            "adapters_off": adapters_off_step}
-    exact = {name: check_exact(trainer, batch, arms[name]) for name in ("shared_prefix", "fused_lora")}
+    arms = {
+        "kit": kit_step,
+        "shared_prefix": shared_prefix_step,
+        "fused_lora": fused_lora_step,
+        "adapters_off": adapters_off_step,
+    }
+    exact = {
+        name: check_exact(trainer, batch, arms[name]) for name in ("shared_prefix", "fused_lora")
+    }
     seconds = time_arms(trainer, arms, batch, repeats)
     scaling = token_scaling(trainer, batch, repeats)
     width = batch["input_ids"].numel()
-    shapes = [(width, 576, 1536), (width, 1536, 576), (width, 576, 576), (width, 576, 16), (width, 16, 1536),
-              (16, width, 576)]
-    return {"batch_rows": batch["input_ids"].shape[0], "batch_width": batch["input_ids"].shape[1],
-            "real_tokens": tokens, "labelled_fraction": labelled, "shared_prefix_tokens": shared_prefix_length(batch),
-            "flops_per_token": flops, "seconds": seconds, "exactness": exact, "token_scaling": scaling,
-            "gflops_per_token_rate": flops / scaling["seconds_per_token"] / 1e9,
-            "matmul_peak_gflops": matmul_peak(), "matmul_gflops": matmul_rates(shapes)}
+    shapes = [
+        (width, 576, 1536),
+        (width, 1536, 576),
+        (width, 576, 576),
+        (width, 576, 16),
+        (width, 16, 1536),
+        (16, width, 576),
+    ]
+    return {
+        "batch_rows": batch["input_ids"].shape[0],
+        "batch_width": batch["input_ids"].shape[1],
+        "real_tokens": tokens,
+        "labelled_fraction": labelled,
+        "shared_prefix_tokens": shared_prefix_length(batch),
+        "flops_per_token": flops,
+        "seconds": seconds,
+        "exactness": exact,
+        "token_scaling": scaling,
+        "gflops_per_token_rate": flops / scaling["seconds_per_token"] / 1e9,
+        "matmul_peak_gflops": matmul_peak(),
+        "matmul_gflops": matmul_rates(shapes),
+    }
 
 
 def compile_child(repeats: int) -> dict:
@@ -252,13 +307,23 @@ def compile_child(repeats: int) -> dict:
     first = time.perf_counter() - start
     trainer.model.zero_grad(set_to_none=True)
     seconds = time_arms(trainer, {"kit": kit_step}, batch, repeats)["kit"]
-    return {"compiled": os.environ.get("UNSLOTH_CPU_COMPILE") == "1", "first_call_seconds": first, "seconds": seconds}
+    return {
+        "compiled": os.environ.get("UNSLOTH_CPU_COMPILE") == "1",
+        "first_call_seconds": first,
+        "seconds": seconds,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per arm (the first is left out)")
-    parser.add_argument("--rounds", type=int, default=1, help="shipped / compiled child pairs, alternating")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=7, help="timed calls per arm (the first is left out)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="shipped / compiled child pairs, alternating"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -267,7 +332,10 @@ def main() -> int:
     children = []
     for round_ in range(args.rounds):
         for compiled in (False, True):
-            print(f"[bench] round {round_ + 1}/{args.rounds}: child process, compile={compiled} ...", flush=True)
+            print(
+                f"[bench] round {round_ + 1}/{args.rounds}: child process, compile={compiled} ...",
+                flush=True,
+            )
             env = {"UNSLOTH_CPU_COMPILE": "1" if compiled else "0"}
             children.append(run_child(__file__, "--child", "--repeats", str(args.repeats), env=env))
     print("[bench] in-process arms ...", flush=True)
@@ -281,27 +349,48 @@ def report(result: dict, children: list[dict]) -> None:
     """Print the figures as ratios to the kit's step."""
     sec = result["seconds"]
     kit = sec["kit"]
-    print(f"batch: {result['batch_rows']} rows x {result['batch_width']} columns, {result['real_tokens']} real tokens, "
-          f"{100 * result['labelled_fraction']:.0f} % labelled, shared prefix {result['shared_prefix_tokens']} tokens")
+    print(
+        f"batch: {result['batch_rows']} rows x {result['batch_width']} columns, "
+        f"{result['real_tokens']} real tokens, "
+        f"{100 * result['labelled_fraction']:.0f} % labelled, shared prefix "
+        f"{result['shared_prefix_tokens']} tokens"
+    )
     print(f"kit step (forward + backward): {kit:.3f} s")
-    for name, label in (("shared_prefix", "shared prefix run once"), ("fused_lora", "fused LoRA linears"),
-                        ("adapters_off", "adapters off (no LoRA products)")):
+    for name, label in (
+        ("shared_prefix", "shared prefix run once"),
+        ("fused_lora", "fused LoRA linears"),
+        ("adapters_off", "adapters off (no LoRA products)"),
+    ):
         exact = result["exactness"].get(name)
-        note = (f"; loss {exact['loss']:.6f} vs {exact['loss_kit']:.6f}, gradients within "
-                f"{exact['max_relative_gradient_difference']:.1e}") if exact else ""
+        note = (
+            (
+                f"; loss {exact['loss']:.6f} vs {exact['loss_kit']:.6f}, gradients within "
+                f"{exact['max_relative_gradient_difference']:.1e}"
+            )
+            if exact
+            else ""
+        )
         print(f"  {label:<34} {sec[name]:.3f} s = {kit / sec[name]:.2f}x the kit's step{note}")
     print(f"  LoRA's share of the kit's step: {100 * (kit - sec['adapters_off']) / kit:.0f} %")
     scaling = result["token_scaling"]
-    print(f"token scaling: {scaling['fixed_seconds']:.3f} s fixed + {1e3 * scaling['seconds_per_token']:.2f} ms per "
-          f"real token = {result['gflops_per_token_rate']:.0f} GFLOP/s per token "
-          f"({100 * result['gflops_per_token_rate'] / result['matmul_peak_gflops']:.0f} % of the "
-          f"{result['matmul_peak_gflops']:.0f} GFLOP/s square-matmul peak)")
-    print("matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in result["matmul_gflops"].items()))
+    print(
+        f"token scaling: {scaling['fixed_seconds']:.3f} s fixed + "
+        f"{1e3 * scaling['seconds_per_token']:.2f} ms per "
+        f"real token = {result['gflops_per_token_rate']:.0f} GFLOP/s per token "
+        f"({100 * result['gflops_per_token_rate'] / result['matmul_peak_gflops']:.0f} % of the "
+        f"{result['matmul_peak_gflops']:.0f} GFLOP/s square-matmul peak)"
+    )
+    print(
+        "matmul GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in result["matmul_gflops"].items())
+    )
     for flag in (False, True):
         runs = [c for c in children if c["compiled"] is flag]
         if runs:
-            print(f"child, compile={flag}: {statistics.median(c['seconds'] for c in runs):.3f} s per step "
-                  f"(first call {statistics.median(c['first_call_seconds'] for c in runs):.1f} s)")
+            print(
+                f"child, compile={flag}: {statistics.median(c['seconds'] for c in runs):.3f} s per "
+                "step "
+                f"(first call {statistics.median(c['first_call_seconds'] for c in runs):.1f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ one epoch), batch 4, max length 256, LoRA r=16 / alpha 32 on all linear layers, 
 fp32. Each run is a fresh subprocess; the two paths alternate (kit, baseline, kit, baseline, ...)
 so machine noise hits both.
 
-- **kit**: ``utils.runtime.models.load_model`` (Unsloth's CPU backend) + ``utils.train.params.add_peft_lora`` +
+- **kit**: ``utils.runtime.models.load_model`` (Unsloth's CPU backend) +
+  ``utils.train.params.add_peft_lora`` +
   ``utils.train.sft.build_trainer`` (loss on the answers only, gradient checkpointing off).
 - **baseline**: what a learner writes from the TRL docs: ``AutoModelForCausalLM`` +
   ``SFTTrainer(peft_config=LoraConfig(...))`` with TRL's defaults, on a conversational
@@ -50,7 +51,8 @@ BATCH, MAX_LENGTH, RANK, ALPHA, LR, SEED, N_EVAL = 4, 256, 16, 32, 1e-3, 0, 32
 
 
 def matmul_rates(shapes, repeats: int = 20) -> dict:
-    """GFLOP/s of ``(m, k) @ (k, n)`` fp32 products on this machine's threads, best of ``repeats``."""
+    """GFLOP/s of ``(m, k) @ (k, n)`` fp32 products on this machine's threads, best of "
+    "``repeats``."""
     import torch
 
     rates = {}
@@ -78,10 +80,17 @@ def flops_per_token(model, mean_len: float, labelled_fraction: float) -> float:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     head = base.get_output_embeddings()
     p_head = head.weight.numel()
-    p_blocks = sum(m.weight.numel() for name, m in base.get_decoder().named_modules()
-                   if isinstance(m, torch.nn.Linear) and "lora_" not in name)
+    p_blocks = sum(
+        m.weight.numel()
+        for name, m in base.get_decoder().named_modules()
+        if isinstance(m, torch.nn.Linear) and "lora_" not in name
+    )
     config = base.config
-    return 4 * p_blocks + 4 * p_head * labelled_fraction + 6 * config.num_hidden_layers * config.hidden_size * mean_len
+    return (
+        4 * p_blocks
+        + 4 * p_head * labelled_fraction
+        + 6 * config.num_hidden_layers * config.hidden_size * mean_len
+    )
 
 
 def training_rows(steps: int):
@@ -119,8 +128,16 @@ def kit_trainer(steps: int):
 
     fields, train, _ = training_rows(steps)
     model, tokenizer = load_model("cpu")
-    settings = sft.SFTSettings(r=RANK, alpha=ALPHA, learning_rate=LR, batch_size=BATCH, max_length=MAX_LENGTH,
-                               epochs=1, seed=SEED, warmup_steps=2)
+    settings = sft.SFTSettings(
+        r=RANK,
+        alpha=ALPHA,
+        learning_rate=LR,
+        batch_size=BATCH,
+        max_length=MAX_LENGTH,
+        epochs=1,
+        seed=SEED,
+        warmup_steps=2,
+    )
     model = add_peft_lora(model, **settings.lora_arguments())
     dataset = sft.chat_dataset(train, tokenizer, lambda r: sft.extraction_messages(r, fields))
     return sft.build_trainer(model, tokenizer, dataset, settings), tokenizer
@@ -143,12 +160,33 @@ def baseline_trainer(steps: int):
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     rows = [sft.extraction_messages(r, fields) for r in train]
     dataset = Dataset.from_list([{"prompt": m[:-1], "completion": m[-1:]} for m in rows])
-    args = SFTConfig(output_dir=str(sft.scratch_dir()), per_device_train_batch_size=BATCH, max_length=MAX_LENGTH,
-                     num_train_epochs=1, learning_rate=LR, warmup_steps=2, seed=SEED, bf16=False,
-                     report_to="none", save_strategy="no", logging_steps=1)
-    config = LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                      peft_config=config), tokenizer
+    args = SFTConfig(
+        output_dir=str(sft.scratch_dir()),
+        per_device_train_batch_size=BATCH,
+        max_length=MAX_LENGTH,
+        num_train_epochs=1,
+        learning_rate=LR,
+        warmup_steps=2,
+        seed=SEED,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+    )
+    config = LoraConfig(
+        r=RANK,
+        lora_alpha=ALPHA,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=config,
+    ), tokenizer
 
 
 def real_tokens(trainer) -> tuple[int, float, float]:
@@ -190,12 +228,19 @@ def run_arm(arm: str, steps: int, warmup: int) -> dict:
     per_step = statistics.mean(timed)
     tokens_per_step = tokens / len(timer.times)
     model = trainer.model
-    return {"arm": arm, "steps": len(timer.times), "seconds_per_step": per_step, "wall_seconds": wall,
-            "tokens_per_second": tokens_per_step / per_step, "mean_tokens_per_row": mean_len,
-            "labelled_fraction": labelled, "flops_per_token": flops_per_token(model, mean_len, labelled),
-            "validation_answer_loss": validation_loss(model, tokenizer, steps),
-            "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
-            "threads": torch.get_num_threads()}
+    return {
+        "arm": arm,
+        "steps": len(timer.times),
+        "seconds_per_step": per_step,
+        "wall_seconds": wall,
+        "tokens_per_second": tokens_per_step / per_step,
+        "mean_tokens_per_row": mean_len,
+        "labelled_fraction": labelled,
+        "flops_per_token": flops_per_token(model, mean_len, labelled),
+        "validation_answer_loss": validation_loss(model, tokenizer, steps),
+        "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def summarise(runs: list[dict], peak: float) -> dict:
@@ -205,20 +250,33 @@ def summarise(runs: list[dict], peak: float) -> dict:
         own = [r for r in runs if r["arm"] == arm]
         tps = statistics.median(r["tokens_per_second"] for r in own)
         achieved = tps * own[0]["flops_per_token"] / 1e9
-        arms[arm] = {"tokens_per_second": tps, "seconds_per_step": statistics.median(r["seconds_per_step"] for r in own),
-                     "validation_answer_loss": statistics.median(r["validation_answer_loss"] for r in own),
-                     "achieved_gflops": achieved, "mfu": achieved / peak}
-    loss_gap = arms["kit"]["validation_answer_loss"] / arms["baseline"]["validation_answer_loss"] - 1
-    return {"arms": arms, "speedup": arms["kit"]["tokens_per_second"] / arms["baseline"]["tokens_per_second"],
-            "loss_difference": loss_gap}
+        arms[arm] = {
+            "tokens_per_second": tps,
+            "seconds_per_step": statistics.median(r["seconds_per_step"] for r in own),
+            "validation_answer_loss": statistics.median(r["validation_answer_loss"] for r in own),
+            "achieved_gflops": achieved,
+            "mfu": achieved / peak,
+        }
+    loss_gap = (
+        arms["kit"]["validation_answer_loss"] / arms["baseline"]["validation_answer_loss"] - 1
+    )
+    return {
+        "arms": arms,
+        "speedup": arms["kit"]["tokens_per_second"] / arms["baseline"]["tokens_per_second"],
+        "loss_difference": loss_gap,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run (one epoch)")
     parser.add_argument("--warmup", type=int, default=2, help="first steps left out of the timing")
     parser.add_argument("--rounds", type=int, default=2, help="kit/baseline pairs, alternating")
-    parser.add_argument("--arm", choices=["kit", "baseline"], help=argparse.SUPPRESS)  # child process
+    parser.add_argument(
+        "--arm", choices=["kit", "baseline"], help=argparse.SUPPRESS
+    )  # child process
     args = parser.parse_args()
     if args.arm:
         report_result(run_arm(args.arm, args.steps, args.warmup))
@@ -227,19 +285,34 @@ def main() -> int:
     for round_ in range(args.rounds):
         for arm in ("kit", "baseline"):
             print(f"[bench] round {round_ + 1}/{args.rounds}: {arm} ...", flush=True)
-            runs.append(run_child(__file__, "--arm", arm, "--steps", str(args.steps), "--warmup", str(args.warmup)))
-            print(f"        {runs[-1]['seconds_per_step']:.2f} s/step, {runs[-1]['tokens_per_second']:.0f} tokens/s, "
-                  f"validation answer loss {runs[-1]['validation_answer_loss']:.4f}", flush=True)
+            runs.append(
+                run_child(
+                    __file__, "--arm", arm, "--steps", str(args.steps), "--warmup", str(args.warmup)
+                )
+            )
+            print(
+                f"        {runs[-1]['seconds_per_step']:.2f} s/step, "
+                f"{runs[-1]['tokens_per_second']:.0f} tokens/s, "
+                f"validation answer loss {runs[-1]['validation_answer_loss']:.4f}",
+                flush=True,
+            )
     peaks.append(matmul_peak())
     peak = max(peaks)
     summary = summarise(runs, peak)
     record = {**machine(), "matmul_peak_gflops": peaks}
     for arm, figures in summary["arms"].items():
-        print(f"{arm:>8}: {figures['seconds_per_step']:.2f} s/step, {figures['tokens_per_second']:.0f} tokens/s, "
-              f"{figures['achieved_gflops']:.1f} GFLOP/s = MFU {100 * figures['mfu']:.0f} % of {peak:.0f} GFLOP/s, "
-              f"validation answer loss {figures['validation_answer_loss']:.4f}")
-    print(f"kit / baseline: {summary['speedup']:.2f}x tokens/s (target 2.5x); validation loss differs by "
-          f"{100 * summary['loss_difference']:+.2f} % (target within ±1 %); machine: {record}")
+        print(
+            f"{arm:>8}: {figures['seconds_per_step']:.2f} s/step, "
+            f"{figures['tokens_per_second']:.0f} tokens/s, "
+            f"{figures['achieved_gflops']:.1f} GFLOP/s = MFU {100 * figures['mfu']:.0f} % of "
+            f"{peak:.0f} GFLOP/s, "
+            f"validation answer loss {figures['validation_answer_loss']:.4f}"
+        )
+    print(
+        f"kit / baseline: {summary['speedup']:.2f}x tokens/s (target 2.5x); validation loss "
+        "differs by "
+        f"{100 * summary['loss_difference']:+.2f} % (target within ±1 %); machine: {record}"
+    )
     write_result("sft_throughput", {"machine": record, "runs": runs, **summary})
     return 0
 

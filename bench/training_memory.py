@@ -3,11 +3,13 @@
     .venv/bin/python bench/training_memory.py [--steps 6]
 
 Lab 03B's extraction task on the embedded model, batch 4, max length 256, the kit's trainer
-(``utils.train.sft.build_trainer``), ``--steps`` optimizer steps. LoRA: r=16 on all linear layers over
+(``utils.train.sft.build_trainer``), ``--steps`` optimizer steps. LoRA: r=16 on all linear layers
+over
 the fp32 base; QLoRA: the same adapters over the NF4 base (Unsloth ``load_in_4bit``); full: every
 weight trainable (AdamW keeps two fp32 moments per weight). Each method runs in its own process,
 so the peak resident set size (``ru_maxrss``) is that method's alone. Also prints the memory
-estimator's figure for the same setting (``utils.train.memory_estimate.estimate_memory``) next to the measurement.
+estimator's figure for the same setting (``utils.train.memory_estimate.estimate_memory``) next to
+the measurement.
 Writes outputs/bench/training_memory.json.
 """
 
@@ -38,8 +40,16 @@ def run_method(method: str, steps: int) -> dict:
     rows = load_split("news_events", "train")[: steps * 4]
     model, tokenizer = load_model("cpu", load_in_4bit=method == "qlora")
     after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    settings = sft.SFTSettings(r=16, alpha=32, learning_rate=1e-3 if method != "full" else 5e-5, batch_size=4,
-                               max_length=256, epochs=1, seed=0, warmup_steps=1)
+    settings = sft.SFTSettings(
+        r=16,
+        alpha=32,
+        learning_rate=1e-3 if method != "full" else 5e-5,
+        batch_size=4,
+        max_length=256,
+        epochs=1,
+        seed=0,
+        warmup_steps=1,
+    )
     if method == "full":
         for param in model.parameters():
             param.requires_grad = True
@@ -52,25 +62,41 @@ def run_method(method: str, steps: int) -> dict:
     trainer.train()
     seconds = time.perf_counter() - start
     trainable, total = count_trainable(trainer.model)
-    return {"method": method, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-            "rss_after_imports_gb": baseline, "peak_after_load_gb": after_load, "trainable": trainable,
-            "total": total, "seconds_per_step": seconds / steps}
+    return {
+        "method": method,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "rss_after_imports_gb": baseline,
+        "peak_after_load_gb": after_load,
+        "trainable": trainable,
+        "total": total,
+        "seconds_per_step": seconds / steps,
+    }
 
 
 def estimate(method: str) -> float:
     """The estimator's total (GB) for SmolLM2-135M on a CPU: fp32 weights and activations (NF4 block
-    linears for QLoRA), batch 4 x 96 tokens (the padded length of these rows), no CUDA overhead. The process's own baseline (Python,
+    linears for QLoRA), batch 4 x 96 tokens (the padded length of these rows), no CUDA overhead.
+    The process's own baseline (Python,
     torch, the libraries: ~0.6 GB) is not part of it."""
     from utils.train.memory_estimate import SHAPES, estimate_memory
 
     weights = "nf4" if method == "qlora" else "fp32"
-    figures = estimate_memory(SHAPES["smollm2-135m"], method="full" if method == "full" else "lora", weights=weights,
-                              batch_size=4, seq_len=96, activation_bytes=4.0, overhead_gb=0.0)
+    figures = estimate_memory(
+        SHAPES["smollm2-135m"],
+        method="full" if method == "full" else "lora",
+        weights=weights,
+        batch_size=4,
+        seq_len=96,
+        activation_bytes=4.0,
+        overhead_gb=0.0,
+    )
     return figures.total
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
@@ -87,12 +113,19 @@ def main() -> int:
             result["estimated_gb"] = None
             print(f"        (no estimate: {exc})")
         results.append(result)
-        print(f"        peak RSS {result['peak_rss_gb']:.2f} GB (after loading {result['peak_after_load_gb']:.2f} GB; "
-              f"estimated {result['estimated_gb'] or float('nan'):.2f} GB + the process baseline), "
-              f"{result['trainable']:,} trainable, {result['seconds_per_step']:.1f} s/step", flush=True)
+        print(
+            f"        peak RSS {result['peak_rss_gb']:.2f} GB (after loading "
+            f"{result['peak_after_load_gb']:.2f} GB; "
+            f"estimated {result['estimated_gb'] or float('nan'):.2f} GB + the process baseline), "
+            f"{result['trainable']:,} trainable, {result['seconds_per_step']:.1f} s/step",
+            flush=True,
+        )
     lora = results[0]["peak_rss_gb"]
     for r in results:
-        print(f"{r['method']:>6}: peak {r['peak_rss_gb']:.2f} GB = {r['peak_rss_gb'] / lora:.2f}x LoRA")
+        print(
+            f"{r['method']:>6}: peak {r['peak_rss_gb']:.2f} GB = {r['peak_rss_gb'] / lora:.2f}x "
+            "LoRA"
+        )
     write_result("training_memory", {"machine": machine(), "results": results})
     return 0
 

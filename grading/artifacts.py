@@ -30,11 +30,20 @@ def load_heldout(rubric: Rubric, path: Path | None = None) -> tuple[list[dict], 
     """Held-out rows (the kit's ``heldout`` split, or an instructor's JSONL file) and their hash.
 
     For the corpus lab the rows are documents ``{"id", "text", "corpus": "domain" | "general"}``."""
-    rows = corpus_heldout(path) if rubric.dataset == CORPUS else (
-        read_jsonl(Path(path), get_spec(rubric.dataset)) if path
-        else load_split(rubric.dataset, "heldout", allow_heldout=True))
-    digest = hashlib.sha256(json.dumps([[r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")]
-                                        for r in rows]).encode()).hexdigest()[:16]
+    rows = (
+        corpus_heldout(path)
+        if rubric.dataset == CORPUS
+        else (
+            read_jsonl(Path(path), get_spec(rubric.dataset))
+            if path
+            else load_split(rubric.dataset, "heldout", allow_heldout=True)
+        )
+    )
+    digest = hashlib.sha256(
+        json.dumps(
+            [[r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")] for r in rows]
+        ).encode()
+    ).hexdigest()[:16]
     return rows, digest
 
 
@@ -45,8 +54,13 @@ def corpus_heldout(path: Path | None) -> list[dict]:
 
     if path is None:
         rows = []
-        for corpus, test_fraction in TEST_FRACTIONS.items():  # the grading share next to Lab 05's test share
-            docs = split_documents(load_corpus(corpus), test_fraction=test_fraction, allow_heldout=True)["heldout"]
+        for (
+            corpus,
+            test_fraction,
+        ) in TEST_FRACTIONS.items():  # the grading share next to Lab 05's test share
+            docs = split_documents(
+                load_corpus(corpus), test_fraction=test_fraction, allow_heldout=True
+            )["heldout"]
             rows += [{"id": d.doc_id, "text": d.text, "corpus": corpus} for d in docs]
         return rows
     rows = []
@@ -54,18 +68,27 @@ def corpus_heldout(path: Path | None) -> list[dict]:
         if not line.strip():
             continue
         row = json.loads(line)
-        if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("text"), str)
-                and row.get("corpus") in ("domain", "general")):
-            raise ValueError(f"{path}, line {number}: expected {{\"id\": str, \"text\": str, "
-                             f"\"corpus\": \"domain\" | \"general\"}}")
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("id"), str)
+            and isinstance(row.get("text"), str)
+            and row.get("corpus") in ("domain", "general")
+        ):
+            raise ValueError(
+                f'{path}, line {number}: expected {{"id": str, "text": str, '
+                f'"corpus": "domain" | "general"}}'
+            )
         rows.append(row)
     return rows
 
 
 def linear_shapes(model) -> dict[str, tuple[int, int]]:
     """Module name -> (out_features, in_features) for every ``nn.Linear`` of the base model."""
-    return {name: (m.out_features, m.in_features) for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear)}
+    return {
+        name: (m.out_features, m.in_features)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear)
+    }
 
 
 def param_shapes(model) -> dict[str, tuple[int, ...]]:
@@ -76,7 +99,8 @@ def param_shapes(model) -> dict[str, tuple[int, ...]]:
 @contextmanager
 def base_restored(model):
     """Let a submission change ``model`` freely inside; on exit every module the base had is back in
-    its place (replaced heads, unloaded PEFT layers), every parameter bit for bit, and the tie flag."""
+    its place (replaced heads, unloaded PEFT layers), every parameter bit for bit, and the tie
+    flag."""
     modules = dict(model.named_modules())
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
     tied = model.config.tie_word_embeddings
@@ -96,6 +120,7 @@ def base_restored(model):
 
 # --- the labs' metrics ---------------------------------------------------------------------------
 
+
 def extraction_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Labs 03B/04: greedy JSON extraction scored with ``field_scores`` (as in the lab)."""
     from utils.eval.metrics import evaluate_extraction
@@ -103,8 +128,16 @@ def extraction_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict
 
     fields = get_spec(rubric.dataset).fields
     prompts = extraction_prompts(tokenizer, rows, fields)
-    result = evaluate_extraction(model, tokenizer, prompts, [r["target"] for r in rows], fields,
-                                 max_new_tokens=56, batch_size=64, progress=False)
+    result = evaluate_extraction(
+        model,
+        tokenizer,
+        prompts,
+        [r["target"] for r in rows],
+        fields,
+        max_new_tokens=56,
+        batch_size=64,
+        progress=False,
+    )
     return {k: v for k, v in result.items() if k not in ("outputs", "correct")}
 
 
@@ -116,10 +149,13 @@ def perplexity_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict
     result = {}
     for corpus in ("domain", "general"):
         docs = [Document(r["id"], r["text"]) for r in rows if r["corpus"] == corpus]
-        blocks = pack_blocks(tokenize_documents(tokenizer, docs), rubric.block_size,
-                             tokenizer.eos_token_id)[: rubric.max_blocks]
+        blocks = pack_blocks(
+            tokenize_documents(tokenizer, docs), rubric.block_size, tokenizer.eos_token_id
+        )[: rubric.max_blocks]
         if not blocks:
-            raise ValueError(f"the held-out {corpus} documents make no block of {rubric.block_size} tokens")
+            raise ValueError(
+                f"the held-out {corpus} documents make no block of {rubric.block_size} tokens"
+            )
         result[f"{corpus}_perplexity"] = block_perplexity(model, blocks)
         result[f"{corpus}_blocks"] = len(blocks)
     return result
@@ -133,26 +169,37 @@ def classifier_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict
 
     labels = get_spec(rubric.dataset).labels
     ids = tokenize_texts(tokenizer, [r["text"] for r in rows])
-    result = classifier_accuracy(lambda i, m: classifier_logits(model, i, m), ids,
-                                 [labels.index(r["label"]) for r in rows], pad_value=tokenizer.pad_token_id)
+    result = classifier_accuracy(
+        lambda i, m: classifier_logits(model, i, m),
+        ids,
+        [labels.index(r["label"]) for r in rows],
+        pad_value=tokenizer.pad_token_id,
+    )
     return {"accuracy": result["accuracy"], "loss": result["loss"], "n": result["n"]}
 
 
-def prompt_score(model, tokenizer, rows: list[dict], rubric: Rubric, fmt, demos: list[dict],
-                 calibrated: bool) -> dict:
+def prompt_score(
+    model, tokenizer, rows: list[dict], rubric: Rubric, fmt, demos: list[dict], calibrated: bool
+) -> dict:
     """Lab 01: accuracy of one prompt (raw or calibrated) on the held-out messages."""
     from utils.eval.icl import evaluate_prompt
 
-    result = evaluate_prompt(model, tokenizer, fmt, demos, rows, get_spec(rubric.dataset).labels,
-                             progress=False)
+    result = evaluate_prompt(
+        model, tokenizer, fmt, demos, rows, get_spec(rubric.dataset).labels, progress=False
+    )
     key = "calibrated_" if calibrated else ""
-    return {"accuracy": result[f"{key}accuracy"], "macro_f1": result[f"{key}macro_f1"], "n": result["n"]}
+    return {
+        "accuracy": result[f"{key}accuracy"],
+        "macro_f1": result[f"{key}macro_f1"],
+        "n": result["n"],
+    }
 
 
 ADAPTER_METRICS = {"news_events": extraction_score, CORPUS: perplexity_score}
 
 
 # --- before (the base model, cached) and after (the submission) ----------------------------------
+
 
 def adapter_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """Adapter labs' "before": the base model itself."""
@@ -183,8 +230,11 @@ def artifact_scorers(rubric: Rubric):
     return ARTIFACTS[kind]
 
 
-def base_score(model, tokenizer, rubric: Rubric, rows: list[dict], heldout_hash: str, fingerprint: str) -> dict:
-    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and cached."""
+def base_score(
+    model, tokenizer, rubric: Rubric, rows: list[dict], heldout_hash: str, fingerprint: str
+) -> dict:
+    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and "
+    "cached."""
     path = cache_dir() / "grading" / f"before-{rubric.lab}-{fingerprint}-{heldout_hash}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -193,8 +243,11 @@ def base_score(model, tokenizer, rubric: Rubric, rows: list[dict], heldout_hash:
     return result
 
 
-def submission_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]) -> tuple[dict, dict]:
-    """Put the submitted artifact on ``model``, score it, restore the base; return (score, details)."""
+def submission_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
+    """Put the submitted artifact on ``model``, score it, restore the base; return (score, "
+    "details)."""
     return artifact_scorers(rubric)[1](model, tokenizer, files, rubric, rows)
 
 
@@ -215,40 +268,62 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
         try:
             merged = PeftModel.from_pretrained(model, folder, is_trainable=False).merge_and_unload()
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
-            raise SubmissionError(f"the adapter does not load onto the base model ({exc})") from None
+            raise SubmissionError(
+                f"the adapter does not load onto the base model ({exc})"
+            ) from None
         yield merged
 
 
-def adapter_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]) -> tuple[dict, dict]:
+def adapter_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
     """Merge the submitted PEFT adapter into ``model``, score it, restore the base."""
-    config, _ = check_adapter(files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model))
+    config, _ = check_adapter(
+        files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model)
+    )
     with tempfile.TemporaryDirectory() as folder:
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             Path(folder, name).write_bytes(files["adapter/" + name])
         with merged_adapter(model, folder, rubric.merge_into) as merged:
             result = ADAPTER_METRICS[rubric.dataset](merged, tokenizer, rows, rubric)
-    return result, {"r": config["r"], "lora_alpha": config["lora_alpha"], "target_modules": config["target_modules"],
-                    "modules_to_save": config.get("modules_to_save") or []}
+    return result, {
+        "r": config["r"],
+        "lora_alpha": config["lora_alpha"],
+        "target_modules": config["target_modules"],
+        "modules_to_save": config.get("modules_to_save") or [],
+    }
 
 
-def classifier_submission_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric,
-                                rows: list[dict]) -> tuple[dict, dict]:
-    """Load the submitted classifier onto ``model`` (``utils.train.classifier.apply_classifier``), score it."""
+def classifier_submission_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
+    """Load the submitted classifier onto ``model`` (``utils.train.classifier.apply_classifier``),
+    score it."""
     from utils.train.classifier import apply_classifier
 
     labels = get_spec(rubric.dataset).labels
-    config, tensors = check_classifier(files, param_shapes(model), linear_shapes(model), model.config.hidden_size,
-                                       labels, rubric.checks)
+    config, tensors = check_classifier(
+        files,
+        param_shapes(model),
+        linear_shapes(model),
+        model.config.hidden_size,
+        labels,
+        rubric.checks,
+    )
     with base_restored(model):
         apply_classifier(model, tensors, config)
         result = classifier_score(model, tokenizer, rows, rubric)
     lora = config.get("lora") or None
-    return result, {"trained_parameters": sum(t.numel() for t in tensors.values()), "lora": lora,
-                    "tensors": len(tensors)}
+    return result, {
+        "trained_parameters": sum(t.numel() for t in tensors.values()),
+        "lora": lora,
+        "tensors": len(tensors),
+    }
 
 
-def prompt_submission_score(model, tokenizer, files: dict[str, bytes], rubric: Rubric,
-                            rows: list[dict]) -> tuple[dict, dict]:
+def prompt_submission_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
     """Rebuild the submitted prompt (format + demonstrations from ``train``) and score it."""
     from utils.data.prompting import PromptFormat
 
@@ -259,9 +334,20 @@ def prompt_submission_score(model, tokenizer, files: dict[str, bytes], rubric: R
         fmt = PromptFormat(**spec["format"])
     except (TypeError, ValueError) as exc:
         raise SubmissionError(f"prompt_spec.json: invalid format ({exc})") from None
-    result = prompt_score(model, tokenizer, rows, rubric, fmt, [train[i] for i in spec["demo_ids"]],
-                          spec["calibrated"])
-    return result, {"shots": len(spec["demo_ids"]), "calibrated": spec["calibrated"], "chat": fmt.chat}
+    result = prompt_score(
+        model,
+        tokenizer,
+        rows,
+        rubric,
+        fmt,
+        [train[i] for i in spec["demo_ids"]],
+        spec["calibrated"],
+    )
+    return result, {
+        "shots": len(spec["demo_ids"]),
+        "calibrated": spec["calibrated"],
+        "chat": fmt.chat,
+    }
 
 
 ARTIFACTS = {  # artifact kind -> (base model's "before", one submission's "after")

@@ -7,7 +7,18 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-GRADEBOOK_COLUMNS = ["student", "lab", "status", "score", "max_score", "before", "after", "gain", "reason", "submission"]
+GRADEBOOK_COLUMNS = [
+    "student",
+    "lab",
+    "status",
+    "score",
+    "max_score",
+    "before",
+    "after",
+    "gain",
+    "reason",
+    "submission",
+]
 
 
 def metric_values(result: dict) -> tuple[float | None, float | None]:
@@ -22,12 +33,20 @@ def gradebook_rows(results: list[dict]) -> list[dict]:
     rows = []
     for r in results:
         before, after = metric_values(r)
-        rows.append({"student": r.get("student") or "?", "lab": r.get("lab") or "?", "status": r["status"],
-                     "score": r["score"], "max_score": r.get("max_score", ""),
-                     "before": "" if before is None else round(before, 4),
-                     "after": "" if after is None else round(after, 4),
-                     "gain": "" if before is None else round(r.get("gain", after - before), 4),
-                     "reason": r.get("reason", ""), "submission": r["submission"]})
+        rows.append(
+            {
+                "student": r.get("student") or "?",
+                "lab": r.get("lab") or "?",
+                "status": r["status"],
+                "score": r["score"],
+                "max_score": r.get("max_score", ""),
+                "before": "" if before is None else round(before, 4),
+                "after": "" if after is None else round(after, 4),
+                "gain": "" if before is None else round(r.get("gain", after - before), 4),
+                "reason": r.get("reason", ""),
+                "submission": r["submission"],
+            }
+        )
     return sorted(rows, key=lambda row: (row["student"], row["submission"]))
 
 
@@ -48,34 +67,67 @@ def heldout_phrase(result: dict) -> str:
     corpus = metric.removesuffix("_perplexity")
     blocks = result["after"].get(f"{corpus}_blocks")
     if metric.endswith("_perplexity") and isinstance(blocks, int):
-        return f"{blocks} held-out blocks of {corpus} text, from a held-out set of {items} documents"
+        return (
+            f"{blocks} held-out blocks of {corpus} text, from a held-out set of {items} documents"
+        )
     return f"{items} held-out items"
 
 
 def feedback_markdown(result: dict, chart: str | None) -> str:
-    """The student's feedback: score, the reason if invalid, the parts, before/after (aggregates only)."""
-    lines = [f"# Feedback: {result.get('lab') or 'submission'} — {result.get('student') or result['submission']}", "",
-             f"**Score: {result['score']:g} / {result.get('max_score', '?')}**", ""]
+    """The student's feedback: score, the reason if invalid, the parts, before/after (aggregates
+    only)."""
+    lines = [
+        f"# Feedback: {result.get('lab') or 'submission'} — "
+        f"{result.get('student') or result['submission']}",
+        "",
+        f"**Score: {result['score']:g} / {result.get('max_score', '?')}**",
+        "",
+    ]
     if result["status"] != "graded":
-        lines += [f"Your submission could not be graded: **{result.get('reason', 'unknown error')}**", "",
-                  "Fix this and submit again; re-export the zip with the lab's last cell."]
+        lines += [
+            f"Your submission could not be graded: **{result.get('reason', 'unknown error')}**",
+            "",
+            "Fix this and submit again; re-export the zip with the lab's last cell.",
+        ]
         return "\n".join(lines) + "\n"
     before, after = metric_values(result)
     better = "higher" if result.get("higher_is_better", True) else "lower"
     lines += ["| part | points |", "|---|---|"]
-    lines += [f"| {name} | {points:g} / {result['part_max'][name]:g} |" for name, points in result["parts"].items()]
-    lines += ["", f"Metric: {result['metric']} ({better} is better) on {heldout_phrase(result)} "
-              "(examples are not shown).", "",
-              f"- base model (before): {before:.3f}", f"- your submission (after): {after:.3f}",
-              f"- improvement: {result.get('gain', after - before):+.3f}", ""]
-    others = [k for k, v in result["after"].items()
-              if k != result["metric"] and isinstance(v, float) and isinstance(result["before"].get(k), float)]
+    lines += [
+        f"| {name} | {points:g} / {result['part_max'][name]:g} |"
+        for name, points in result["parts"].items()
+    ]
+    lines += [
+        "",
+        f"Metric: {result['metric']} ({better} is better) on {heldout_phrase(result)} "
+        "(examples are not shown).",
+        "",
+        f"- base model (before): {before:.3f}",
+        f"- your submission (after): {after:.3f}",
+        f"- improvement: {result.get('gain', after - before):+.3f}",
+        "",
+    ]
+    others = [
+        k
+        for k, v in result["after"].items()
+        if k != result["metric"]
+        and isinstance(v, float)
+        and isinstance(result["before"].get(k), float)
+    ]
     if others:
-        lines += ["Also measured (not scored): " + "; ".join(
-            f"{k} {result['before'][k]:.3f} → {result['after'][k]:.3f}" for k in others), ""]
+        lines += [
+            "Also measured (not scored): "
+            + "; ".join(
+                f"{k} {result['before'][k]:.3f} → {result['after'][k]:.3f}" for k in others
+            ),
+            "",
+        ]
     fields = result["after"].get("field_accuracy")
     if fields:
-        lines += ["Per-field accuracy (after): " + ", ".join(f"{k} {v:.2f}" for k, v in fields.items()), ""]
+        lines += [
+            "Per-field accuracy (after): " + ", ".join(f"{k} {v:.2f}" for k, v in fields.items()),
+            "",
+        ]
     if chart:
         lines += [f"![before and after]({chart})", ""]
     return "\n".join(lines)
@@ -90,8 +142,13 @@ def write_feedback(result: dict, folder: Path) -> Path:
     chart = None
     if result["status"] == "graded":
         before, after = metric_values(result)
-        plot_bars(["base model (before)", "your submission (after)"], [before, after], folder / f"{stem}.png",
-                  title=f"{result['lab']}: {result['metric']} on the held-out split", xlabel=result["metric"])
+        plot_bars(
+            ["base model (before)", "your submission (after)"],
+            [before, after],
+            folder / f"{stem}.png",
+            title=f"{result['lab']}: {result['metric']} on the held-out split",
+            xlabel=result["metric"],
+        )
         chart = f"{stem}.png"
     path = folder / f"{stem}.md"
     path.write_text(feedback_markdown(result, chart), encoding="utf-8")
@@ -105,12 +162,31 @@ def gradescope_results(results: list[dict]) -> dict:
         if r["status"] == "graded":
             before, after = metric_values(r)
             for name, points in r["parts"].items():
-                tests.append({"name": f"{r['lab']}: {name}", "score": points, "max_score": r["part_max"][name],
-                              "visibility": "visible", "output": ""})
-            tests[-1]["output"] = f"{r['metric']}: before {before:.3f}, after {after:.3f} (held-out split)"
+                tests.append(
+                    {
+                        "name": f"{r['lab']}: {name}",
+                        "score": points,
+                        "max_score": r["part_max"][name],
+                        "visibility": "visible",
+                        "output": "",
+                    }
+                )
+            tests[-1]["output"] = (
+                f"{r['metric']}: before {before:.3f}, after {after:.3f} (held-out split)"
+            )
         else:
-            tests.append({"name": f"{r.get('lab') or 'submission'}: valid submission", "score": 0.0,
-                          "max_score": r.get("max_score") or 100.0, "visibility": "visible",
-                          "output": r.get("reason", "")})
-    return {"score": sum(r["score"] for r in results), "tests": tests, "visibility": "visible",
-            "output": f"{len(results)} submission(s) graded on the held-out split"}
+            tests.append(
+                {
+                    "name": f"{r.get('lab') or 'submission'}: valid submission",
+                    "score": 0.0,
+                    "max_score": r.get("max_score") or 100.0,
+                    "visibility": "visible",
+                    "output": r.get("reason", ""),
+                }
+            )
+    return {
+        "score": sum(r["score"] for r in results),
+        "tests": tests,
+        "visibility": "visible",
+        "output": f"{len(results)} submission(s) graded on the held-out split",
+    }

@@ -43,7 +43,7 @@ class Checks:
     rank: tuple[int, int] = (1, 256)  # LoRA rank bounds, inclusive
     max_adapter_mb: float = 200  # size of adapter_model.safetensors
     allow_modules_to_save: bool = False  # PEFT full copies (Lab 05's embeddings and head)
-    trainable_params: tuple[int, int] = (1, 10 ** 12)  # a classifier's trained parameters
+    trainable_params: tuple[int, int] = (1, 10**12)  # a classifier's trained parameters
     max_shots: int = 16  # demonstrations in a prompt spec
     max_chars: int = 2000  # length of a prompt spec's instruction and label words
 
@@ -89,7 +89,8 @@ class Rubric:
 
     @classmethod
     def from_dict(cls, data: dict) -> Rubric:
-        """A rubric from its JSON form; unknown or missing keys raise ``RubricError`` naming them."""
+        """A rubric from its JSON form; unknown or missing keys raise ``RubricError`` naming "
+        "them."""
         known = {f.name for f in fields(cls)}
         required = {"lab", "dataset", "artifact", "metric", "valid_points", "after", "gain"}
         unknown, missing = sorted(set(data) - known), sorted(required - set(data))
@@ -103,8 +104,14 @@ class Rubric:
             if name in checks:
                 checks[name] = tuple(checks[name])
         try:
-            return cls(**{**data, "after": Band(**data["after"]), "gain": Band(**data["gain"]),
-                          "checks": Checks(**checks)})
+            return cls(
+                **{
+                    **data,
+                    "after": Band(**data["after"]),
+                    "gain": Band(**data["gain"]),
+                    "checks": Checks(**checks),
+                }
+            )
         except TypeError as exc:
             raise RubricError(str(exc)) from None
 
@@ -118,7 +125,8 @@ class Rubric:
         return float(self.valid_points + self.after.points + self.gain.points)
 
     def improvement(self, before: float, after: float) -> float:
-        """How much better ``after`` is than ``before`` (a drop, for a metric where lower is better)."""
+        """How much better ``after`` is than ``before`` (a drop, for a metric where lower is
+        better)."""
         return after - before if self.higher_is_better else before - after
 
 
@@ -153,7 +161,15 @@ def score(rubric: Rubric, before: float, after: float) -> dict:
         "after": round(rubric.after.points * rubric.after.credit(after), 2),
         "gain over base": round(rubric.gain.points * rubric.gain.credit(gain), 2),
     }
-    part_max = {"valid submission": float(rubric.valid_points), "after": float(rubric.after.points),
-                "gain over base": float(rubric.gain.points)}
-    return {"parts": parts, "part_max": part_max, "score": round(sum(parts.values()), 2),
-            "max_score": rubric.max_score, "gain": gain}
+    part_max = {
+        "valid submission": float(rubric.valid_points),
+        "after": float(rubric.after.points),
+        "gain over base": float(rubric.gain.points),
+    }
+    return {
+        "parts": parts,
+        "part_max": part_max,
+        "score": round(sum(parts.values()), 2),
+        "max_score": rubric.max_score,
+        "gain": gain,
+    }

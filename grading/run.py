@@ -26,7 +26,10 @@ from grading.report import gradescope_results, write_feedback, write_gradebook  
 from grading.worker import Worker, WorkerFailed  # noqa: E402
 from utils.runtime.storage import write_json_atomic  # noqa: E402
 
-GRADESCOPE_IN, GRADESCOPE_OUT = Path("/autograder/submission"), Path("/autograder/results/results.json")
+GRADESCOPE_IN, GRADESCOPE_OUT = (
+    Path("/autograder/submission"),
+    Path("/autograder/results/results.json"),
+)
 
 
 def find_zips(inputs: list[Path]) -> list[Path]:
@@ -46,8 +49,11 @@ def result_path(out: Path, sha: str) -> Path:
     return out / "results" / f"{sha[:16]}.json"
 
 
-def grade_one(worker: Worker, path: Path, out: Path, timeout: float, force: bool) -> tuple[dict, bool]:
-    """(result, graded_now): the stored result when this content was graded before, else a new one."""
+def grade_one(
+    worker: Worker, path: Path, out: Path, timeout: float, force: bool
+) -> tuple[dict, bool]:
+    """(result, graded_now): the stored result when this content was graded before, else a new "
+    "one."""
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     stored = result_path(out, sha)
@@ -65,13 +71,14 @@ def grade_one(worker: Worker, path: Path, out: Path, timeout: float, force: bool
 
 
 def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
-    """(lab, student) from ``submission_<lab>_<student>.zip``, for zips whose manifest is unreadable."""
+    """(lab, student) from ``submission_<lab>_<student>.zip``, for zips whose manifest is
+    unreadable."""
     from grading.rubric import rubric_labs
 
     for known in sorted(rubric_labs(), key=len, reverse=True):
         prefix = f"submission_{known}_"
         if name.startswith(prefix) and name.endswith(".zip"):
-            return known, name[len(prefix):-4] + " (from file name)"
+            return known, name[len(prefix) : -4] + " (from file name)"
     return lab, Path(name).stem + " (from file name)"
 
 
@@ -79,13 +86,28 @@ def grading_info(worker: Worker) -> dict:
     """What the result depends on: base model, kit commit, package versions, time."""
     from utils.lab.results import git_commit, package_versions
 
-    return {"base_model": worker.info.get("base_id"), "base_fingerprint": worker.info.get("fingerprint"),
-            "kit_commit": git_commit(), "packages": package_versions(), "graded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return {
+        "base_model": worker.info.get("base_id"),
+        "base_fingerprint": worker.info.get("fingerprint"),
+        "kit_commit": git_commit(),
+        "packages": package_versions(),
+        "graded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
-def grade_batch(zips: list[Path], out: Path, *, base: str = "embedded", lab: str | None = None,
-                heldout: Path | None = None, rubric: Path | None = None, workers: int = 1,
-                timeout: float = 900, force: bool = False, progress: bool = True) -> list[dict]:
+def grade_batch(
+    zips: list[Path],
+    out: Path,
+    *,
+    base: str = "embedded",
+    lab: str | None = None,
+    heldout: Path | None = None,
+    rubric: Path | None = None,
+    workers: int = 1,
+    timeout: float = 900,
+    force: bool = False,
+    progress: bool = True,
+) -> list[dict]:
     """Grade every zip (resumable), then write the gradebook and feedback; return the results."""
     from tqdm.auto import tqdm
 
@@ -118,21 +140,41 @@ def print_table(results: list[dict]) -> None:
     from utils.lab.results import format_table
 
     rows = [{**row, "reason": row["reason"][:70]} for row in gradebook_rows(results)]
-    print(format_table(rows, ["student", "status", "score", "max_score", "before", "after", "reason"]))
+    print(
+        format_table(rows, ["student", "status", "score", "max_score", "before", "after", "reason"])
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("inputs", nargs="*", type=Path, help="submission zips or folders of them")
     parser.add_argument("--out", type=Path, default=Path("outputs/grading"), help="output folder")
-    parser.add_argument("--lab", help="grade only this lab (default: the lab named in each manifest)")
-    parser.add_argument("--heldout", type=Path, help="instructor's held-out JSONL (default: the kit's heldout split)")
-    parser.add_argument("--rubric", type=Path, help="rubric JSON (default: grading/rubrics/<lab>.json)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel workers, one base model each (default 1)")
-    parser.add_argument("--timeout", type=float, default=900, help="seconds per submission (default 900)")
+    parser.add_argument(
+        "--lab", help="grade only this lab (default: the lab named in each manifest)"
+    )
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        help="instructor's held-out JSONL (default: the kit's heldout split)",
+    )
+    parser.add_argument(
+        "--rubric", type=Path, help="rubric JSON (default: grading/rubrics/<lab>.json)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="parallel workers, one base model each (default 1)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="seconds per submission (default 900)"
+    )
     parser.add_argument("--force", action="store_true", help="re-grade submissions graded before")
-    parser.add_argument("--base", default="embedded", choices=["embedded", "tiny"], help=argparse.SUPPRESS)
-    parser.add_argument("--gradescope", action="store_true", help="read /autograder/submission, write results.json")
+    parser.add_argument(
+        "--base", default="embedded", choices=["embedded", "tiny"], help=argparse.SUPPRESS
+    )
+    parser.add_argument(
+        "--gradescope", action="store_true", help="read /autograder/submission, write results.json"
+    )
     return parser.parse_args(argv)
 
 
@@ -146,13 +188,24 @@ def main(argv: list[str] | None = None) -> int:
     if not zips:
         print(f"no .zip files found in {', '.join(map(str, inputs))}", file=sys.stderr)
         return 2
-    results = grade_batch(zips, args.out, base=args.base, lab=args.lab, heldout=args.heldout, rubric=args.rubric,
-                          workers=args.workers, timeout=args.timeout, force=args.force)
+    results = grade_batch(
+        zips,
+        args.out,
+        base=args.base,
+        lab=args.lab,
+        heldout=args.heldout,
+        rubric=args.rubric,
+        workers=args.workers,
+        timeout=args.timeout,
+        force=args.force,
+    )
     if args.gradescope:
         write_json_atomic(GRADESCOPE_OUT, gradescope_results(results))
     print_table(results)
-    print(f"\n{len(results)} submission(s); gradebook: {args.out / 'gradebook.csv'}; "
-          f"feedback: {args.out / 'feedback'}; results: {args.out / 'results'}")
+    print(
+        f"\n{len(results)} submission(s); gradebook: {args.out / 'gradebook.csv'}; "
+        f"feedback: {args.out / 'feedback'}; results: {args.out / 'results'}"
+    )
     return 0
 
 

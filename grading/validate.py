@@ -22,9 +22,20 @@ MAX_TOTAL_BYTES = 400 * 1024 * 1024
 MAX_RATIO = 200  # uncompressed / compressed, per file
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npy", ".npz", ".joblib")
 ALLOWED_SUFFIXES = (".json", ".safetensors", ".md", ".txt")
-MANIFEST_FIELDS = {"schema_version": int, "lab": str, "student": str, "base_model": dict, "kit": dict,
-                   "seed": (int, type(None)), "packages": dict, "device": (str, type(None)),
-                   "dtype": (str, type(None)), "training_config": dict, "training_log": dict, "files": dict}
+MANIFEST_FIELDS = {
+    "schema_version": int,
+    "lab": str,
+    "student": str,
+    "base_model": dict,
+    "kit": dict,
+    "seed": (int, type(None)),
+    "packages": dict,
+    "device": (str, type(None)),
+    "dtype": (str, type(None)),
+    "training_config": dict,
+    "training_log": dict,
+    "files": dict,
+}
 
 
 class SubmissionError(ValueError):
@@ -54,17 +65,26 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         raise SubmissionError(f"the zip holds {len(entries)} files (at most {MAX_FILES})")
     names = [i.filename for i in entries]
     if len(set(names)) != len(names):
-        raise SubmissionError(f"duplicate file names in the zip: {sorted({n for n in names if names.count(n) > 1})}")
+        raise SubmissionError(
+            f"duplicate file names in the zip: {sorted({n for n in names if names.count(n) > 1})}"
+        )
     total = sum(i.file_size for i in entries)
     if total > MAX_TOTAL_BYTES:
-        raise SubmissionError(f"the zip unpacks to {total / 1e6:.0f} MB (at most {MAX_TOTAL_BYTES / 1e6:.0f} MB)")
+        raise SubmissionError(
+            f"the zip unpacks to {total / 1e6:.0f} MB (at most {MAX_TOTAL_BYTES / 1e6:.0f} MB)"
+        )
     for info in entries:
         check_member(info)
     files = {}
     for info in entries:
         try:
             files[info.filename] = archive.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # truncated, CRC error, ...
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            EOFError,
+            ValueError,
+        ) as exc:  # truncated, CRC error, ...
             raise SubmissionError(f"{info.filename}: cannot be read from the zip ({exc})") from None
     return files
 
@@ -73,7 +93,9 @@ def check_member(info: zipfile.ZipInfo) -> None:
     """One zip entry: a safe relative UTF-8 name, not a link, a sane size ratio, an allowed type."""
     name = info.filename
     if not info.flag_bits & 0x800 and not name.isascii():
-        raise SubmissionError(f"{name!r}: file names must be UTF-8 (re-create the zip with the kit)")
+        raise SubmissionError(
+            f"{name!r}: file names must be UTF-8 (re-create the zip with the kit)"
+        )
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
         raise SubmissionError(f"{name!r}: absolute paths are not allowed in the zip")
     if ".." in name.split("/"):
@@ -81,11 +103,15 @@ def check_member(info: zipfile.ZipInfo) -> None:
     if stat.S_ISLNK(info.external_attr >> 16):
         raise SubmissionError(f"{name!r}: symbolic links are not allowed")
     if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
-        raise SubmissionError(f"{name!r}: compression ratio {info.file_size / info.compress_size:.0f}:1 "
-                              f"looks like a zip bomb (at most {MAX_RATIO}:1)")
+        raise SubmissionError(
+            f"{name!r}: compression ratio {info.file_size / info.compress_size:.0f}:1 "
+            f"looks like a zip bomb (at most {MAX_RATIO}:1)"
+        )
     if name.lower().endswith(PICKLE_SUFFIXES):
-        raise SubmissionError(f"{name!r}: pickle-based files ({', '.join(PICKLE_SUFFIXES)}) are refused; "
-                              "save tensors with safetensors")
+        raise SubmissionError(
+            f"{name!r}: pickle-based files ({', '.join(PICKLE_SUFFIXES)}) are refused; "
+            "save tensors with safetensors"
+        )
     if not name.lower().endswith(ALLOWED_SUFFIXES):
         raise SubmissionError(f"{name!r}: only {', '.join(ALLOWED_SUFFIXES)} files are accepted")
 
@@ -103,8 +129,13 @@ def parse_json(files: dict[str, bytes], name: str) -> dict:
     return value
 
 
-def check_manifest(manifest: dict, files: dict[str, bytes], lab: str | None,
-                   base_id: str | None, base_fingerprint: str | None) -> None:
+def check_manifest(
+    manifest: dict,
+    files: dict[str, bytes],
+    lab: str | None,
+    base_id: str | None,
+    base_fingerprint: str | None,
+) -> None:
     """Schema, lab, base model, and the sha256 of every listed file (and no unlisted file)."""
     for key, kind in MANIFEST_FIELDS.items():
         if key not in manifest:
@@ -112,31 +143,43 @@ def check_manifest(manifest: dict, files: dict[str, bytes], lab: str | None,
         if not isinstance(manifest[key], kind) or (kind is int and isinstance(manifest[key], bool)):
             raise SubmissionError(f"manifest.json: field '{key}' has the wrong type")
     if manifest["schema_version"] != SCHEMA_VERSION:
-        raise SubmissionError(f"manifest.json: schema_version {manifest['schema_version']} "
-                              f"(this grader reads {SCHEMA_VERSION}); update the kit and re-export")
+        raise SubmissionError(
+            f"manifest.json: schema_version {manifest['schema_version']} "
+            f"(this grader reads {SCHEMA_VERSION}); update the kit and re-export"
+        )
     if not STUDENT_ID.match(manifest["student"]):
         raise SubmissionError(f"manifest.json: invalid student id {manifest['student']!r}")
     if lab is not None and manifest["lab"] != lab:
         raise SubmissionError(f"submitted for lab {manifest['lab']!r}, but this is lab {lab!r}")
     base = manifest["base_model"]
     if base_id is not None and base.get("id") != base_id:
-        raise SubmissionError(f"trained on base model {base.get('id')!r}; this lab is graded on {base_id!r}")
+        raise SubmissionError(
+            f"trained on base model {base.get('id')!r}; this lab is graded on {base_id!r}"
+        )
     if base_fingerprint is not None and base.get("fingerprint") != base_fingerprint:
-        raise SubmissionError(f"base model fingerprint {base.get('fingerprint')!r} differs from the grader's "
-                              f"{base_fingerprint!r}: train on the kit's embedded model, unchanged")
+        raise SubmissionError(
+            f"base model fingerprint {base.get('fingerprint')!r} differs from the grader's "
+            f"{base_fingerprint!r}: train on the kit's embedded model, unchanged"
+        )
     listed = manifest["files"]
     for name, entry in listed.items():
         if name not in files:
             raise SubmissionError(f"{name} is listed in the manifest but missing from the zip")
         if not isinstance(entry, dict) or sha256_bytes(files[name]) != entry.get("sha256"):
-            raise SubmissionError(f"{name}: sha256 does not match the manifest (file changed or damaged)")
+            raise SubmissionError(
+                f"{name}: sha256 does not match the manifest (file changed or damaged)"
+            )
     extra = sorted(set(files) - set(listed) - {"manifest.json"})
     if extra:
         raise SubmissionError(f"files not listed in the manifest: {extra}")
 
 
-def load_submission(data: bytes, lab: str | None = None, base_id: str | None = None,
-                    base_fingerprint: str | None = None) -> Submission:
+def load_submission(
+    data: bytes,
+    lab: str | None = None,
+    base_id: str | None = None,
+    base_fingerprint: str | None = None,
+) -> Submission:
     """Validate a submission zip's bytes; return its manifest and files."""
     files = read_zip(data)
     manifest = parse_json(files, "manifest.json")
@@ -155,26 +198,39 @@ def load_safetensors(data: bytes, name: str) -> dict:
         raise SubmissionError(f"{name}: not a valid safetensors file ({exc})") from None
 
 
-ADAPTER_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)(?:\.[^.]+)?\.weight$")
+ADAPTER_KEY = re.compile(
+    r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)(?:\.[^.]+)?\.weight$"
+)
 
 
-def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[int, int]],
-                  checks: Checks, prefix: str = "adapter/",
-                  base_param_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[dict, dict]:
+def check_adapter(
+    files: dict[str, bytes],
+    base_linear_shapes: dict[str, tuple[int, int]],
+    checks: Checks,
+    prefix: str = "adapter/",
+    base_param_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> tuple[dict, dict]:
     """A PEFT LoRA adapter that fits the base: config, targets, names, shapes, ranks, finite values.
 
     ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers;
-    ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save`` copies
+    ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save``
+    copies
     (allowed only where ``checks.allow_modules_to_save``). Returns ``(adapter_config, tensors)``.
     """
     config = parse_json(files, prefix + "adapter_config.json")
     if config.get("peft_type") != "LORA":
-        raise SubmissionError(f"adapter_config.json: peft_type {config.get('peft_type')!r}, expected 'LORA'")
+        raise SubmissionError(
+            f"adapter_config.json: peft_type {config.get('peft_type')!r}, expected 'LORA'"
+        )
     rank = config.get("r")
-    check_rank_alpha(rank, config.get("lora_alpha"), checks, "adapter_config.json", "r", "lora_alpha")
+    check_rank_alpha(
+        rank, config.get("lora_alpha"), checks, "adapter_config.json", "r", "lora_alpha"
+    )
     saved_modules = config.get("modules_to_save") or []
     if saved_modules and not checks.allow_modules_to_save:
-        raise SubmissionError("adapter_config.json: modules_to_save (fully trained layers) is not allowed in this lab")
+        raise SubmissionError(
+            "adapter_config.json: modules_to_save (fully trained layers) is not allowed in this lab"
+        )
     if not isinstance(saved_modules, list) or not all(isinstance(m, str) for m in saved_modules):
         raise SubmissionError("adapter_config.json: modules_to_save must be a list of module names")
     targets = config.get("target_modules")
@@ -184,8 +240,10 @@ def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[i
         raise SubmissionError("adapter_config.json: target_modules must be a list of module names")
     unknown = sorted(t for t in targets if t not in leaf_names and t not in base_linear_shapes)
     if unknown:
-        raise SubmissionError(f"adapter_config.json: target modules {unknown} do not exist in the base model "
-                              f"(it has {sorted(leaf_names)})")
+        raise SubmissionError(
+            f"adapter_config.json: target modules {unknown} do not exist in the base model "
+            f"(it has {sorted(leaf_names)})"
+        )
     weights_name = prefix + "adapter_model.safetensors"
     if weights_name not in files:
         raise SubmissionError(f"{weights_name} is missing from the zip")
@@ -194,12 +252,15 @@ def check_adapter(files: dict[str, bytes], base_linear_shapes: dict[str, tuple[i
     tensors = load_safetensors(files[weights_name], weights_name)
     lora = {k: t for k, t in tensors.items() if not is_saved_module(k, saved_modules)}
     check_adapter_tensors(lora, base_linear_shapes, rank)
-    check_saved_modules({k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {})
+    check_saved_modules(
+        {k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {}
+    )
     return config, tensors
 
 
 def is_saved_module(key: str, saved_modules: list[str]) -> bool:
-    """Whether ``key`` is a full copy of a ``modules_to_save`` layer (``base_model.model.<...>.<leaf>.weight``)."""
+    """Whether ``key`` is a full copy of a ``modules_to_save`` layer
+    (``base_model.model.<...>.<leaf>.weight``)."""
     parts = key.split(".")
     return len(parts) > 3 and parts[-1] in ("weight", "bias") and parts[-2] in saved_modules
 
@@ -209,10 +270,14 @@ def check_saved_modules(tensors: dict, base_param_shapes: dict[str, tuple[int, .
     for key, tensor in tensors.items():
         name = key.removeprefix("base_model.model.")
         if name not in base_param_shapes:
-            raise SubmissionError(f"adapter tensor {key!r}: the base model has no parameter {name!r}")
+            raise SubmissionError(
+                f"adapter tensor {key!r}: the base model has no parameter {name!r}"
+            )
         if tuple(tensor.shape) != tuple(base_param_shapes[name]):
-            raise SubmissionError(f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected "
-                                  f"{tuple(base_param_shapes[name])}")
+            raise SubmissionError(
+                f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected "
+                f"{tuple(base_param_shapes[name])}"
+            )
         check_finite_float(key, tensor)
 
 
@@ -224,8 +289,11 @@ def check_finite_float(key: str, tensor) -> None:
         raise SubmissionError(f"tensor {key!r} contains NaN or Inf values")
 
 
-def check_adapter_tensors(tensors: dict, base_linear_shapes: dict[str, tuple[int, int]], rank: int) -> None:
-    """Every tensor is a LoRA A/B of an existing linear layer, with matching shapes, finite floats."""
+def check_adapter_tensors(
+    tensors: dict, base_linear_shapes: dict[str, tuple[int, int]], rank: int
+) -> None:
+    """Every tensor is a LoRA A/B of an existing linear layer, with matching shapes, finite "
+    "floats."""
     if not tensors:
         raise SubmissionError("adapter_model.safetensors holds no LoRA tensors")
     parts: dict[str, set] = {}
@@ -235,12 +303,16 @@ def check_adapter_tensors(tensors: dict, base_linear_shapes: dict[str, tuple[int
             raise SubmissionError(f"adapter tensor {key!r} is not a LoRA A/B weight")
         module, part = match["module"], match["part"]
         if module not in base_linear_shapes:
-            raise SubmissionError(f"adapter tensor {key!r}: the base model has no linear layer {module!r}")
+            raise SubmissionError(
+                f"adapter tensor {key!r}: the base model has no linear layer {module!r}"
+            )
         out_features, in_features = base_linear_shapes[module]
         expected = (rank, in_features) if part == "lora_A" else (out_features, rank)
         if tuple(tensor.shape) != expected:
-            raise SubmissionError(f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected {expected} "
-                                  f"(rank {rank})")
+            raise SubmissionError(
+                f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected {expected} "
+                f"(rank {rank})"
+            )
         check_finite_float(key, tensor)
         parts.setdefault(module, set()).add(part)
     incomplete = sorted(m for m, p in parts.items() if p != {"lora_A", "lora_B"})
@@ -251,16 +323,25 @@ def check_adapter_tensors(tensors: dict, base_linear_shapes: dict[str, tuple[int
 FORMAT_TEXT_FIELDS = ("instruction", "input_prefix", "output_prefix", "separator")
 
 
-def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, ...], train_ids: set[str],
-                      checks: Checks) -> dict:
+def check_prompt_spec(
+    files: dict[str, bytes],
+    dataset: str,
+    labels: tuple[str, ...],
+    train_ids: set[str],
+    checks: Checks,
+) -> dict:
     """Lab 01's ``prompt_spec.json``: a prompt format, demonstration ids from the ``train`` split
     (in order), and whether to calibrate. Returns the spec."""
     spec = parse_json(files, "prompt_spec.json")
     if spec.get("dataset") != dataset:
-        raise SubmissionError(f"prompt_spec.json: dataset {spec.get('dataset')!r}, this lab grades {dataset!r}")
+        raise SubmissionError(
+            f"prompt_spec.json: dataset {spec.get('dataset')!r}, this lab grades {dataset!r}"
+        )
     fmt, demo_ids = spec.get("format"), spec.get("demo_ids")
     if not isinstance(fmt, dict):
-        raise SubmissionError("prompt_spec.json: 'format' must be an object (see utils.data.prompting.format_to_dict)")
+        raise SubmissionError(
+            "prompt_spec.json: 'format' must be an object (see utils.data.prompting.format_to_dict)"
+        )
     unknown = sorted(set(fmt) - {*FORMAT_TEXT_FIELDS, "chat", "label_words"})
     if unknown:
         raise SubmissionError(f"prompt_spec.json: unknown format fields {unknown}")
@@ -270,35 +351,55 @@ def check_prompt_spec(files: dict[str, bytes], dataset: str, labels: tuple[str, 
         if not (value is None and key == "instruction") and not isinstance(value, str):
             raise SubmissionError(f"prompt_spec.json: format.{key} must be a string")
         if value is not None and len(value) > max_chars:
-            raise SubmissionError(f"prompt_spec.json: format.{key} is longer than {max_chars} characters")
+            raise SubmissionError(
+                f"prompt_spec.json: format.{key} is longer than {max_chars} characters"
+            )
     if not isinstance(fmt.get("chat"), bool) or not isinstance(spec.get("calibrated"), bool):
         raise SubmissionError("prompt_spec.json: format.chat and calibrated must be true or false")
     words = fmt.get("label_words")
-    if not isinstance(words, dict) or not all(isinstance(v, str) and v.strip() for v in words.values()):
-        raise SubmissionError("prompt_spec.json: format.label_words must map labels to non-empty words")
+    if not isinstance(words, dict) or not all(
+        isinstance(v, str) and v.strip() for v in words.values()
+    ):
+        raise SubmissionError(
+            "prompt_spec.json: format.label_words must map labels to non-empty words"
+        )
     if set(words) - set(labels) or len(set(words.values())) != len(words):
-        raise SubmissionError(f"prompt_spec.json: label_words must map some of the labels {list(labels)} "
-                              "to distinct words")
+        raise SubmissionError(
+            f"prompt_spec.json: label_words must map some of the labels {list(labels)} "
+            "to distinct words"
+        )
     if not isinstance(demo_ids, list) or not all(isinstance(i, str) for i in demo_ids):
         raise SubmissionError("prompt_spec.json: demo_ids must be a list of example ids")
     if len(demo_ids) > checks.max_shots:
-        raise SubmissionError(f"prompt_spec.json: {len(demo_ids)} demonstrations (at most {checks.max_shots})")
+        raise SubmissionError(
+            f"prompt_spec.json: {len(demo_ids)} demonstrations (at most {checks.max_shots})"
+        )
     foreign = [i for i in demo_ids if i not in train_ids]
     if foreign:
-        raise SubmissionError(f"prompt_spec.json: demonstrations must come from the train split; unknown ids "
-                              f"{foreign[:3]}")
+        raise SubmissionError(
+            f"prompt_spec.json: demonstrations must come from the train split; unknown ids "
+            f"{foreign[:3]}"
+        )
     return spec
 
 
-def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple[int, ...]],
-                     base_linear_shapes: dict[str, tuple[int, int]], hidden_size: int, labels: tuple[str, ...],
-                     checks: Checks, prefix: str = "classifier/") -> tuple[dict, dict]:
+def check_classifier(
+    files: dict[str, bytes],
+    base_param_shapes: dict[str, tuple[int, ...]],
+    base_linear_shapes: dict[str, tuple[int, int]],
+    hidden_size: int,
+    labels: tuple[str, ...],
+    checks: Checks,
+    prefix: str = "classifier/",
+) -> tuple[dict, dict]:
     """Labs 02/03A's ``classifier/``: a head for ``labels``, plus trained base tensors (Lab 02) or
     LoRA A/B pairs (Lab 03A), each matching the base, finite, within the lab's parameter budget.
     Returns ``(config, tensors)``."""
     config = parse_json(files, prefix + CLASSIFIER_CONFIG)
     if config.get("labels") != list(labels):
-        raise SubmissionError(f"classifier_config.json: labels {config.get('labels')!r}, expected {list(labels)}")
+        raise SubmissionError(
+            f"classifier_config.json: labels {config.get('labels')!r}, expected {list(labels)}"
+        )
     weights_name = prefix + CLASSIFIER_WEIGHTS
     if weights_name not in files:
         raise SubmissionError(f"{weights_name} is missing from the zip")
@@ -308,8 +409,10 @@ def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple
         if key not in tensors:
             raise SubmissionError(f"classifier.safetensors: the head tensor {key!r} is missing")
         if tuple(tensors[key].shape) != shape:
-            raise SubmissionError(f"classifier.safetensors: {key!r} has shape {tuple(tensors[key].shape)}, "
-                                  f"expected {shape} (one output per label)")
+            raise SubmissionError(
+                f"classifier.safetensors: {key!r} has shape {tuple(tensors[key].shape)}, "
+                f"expected {shape} (one output per label)"
+            )
     lora = config.get("lora")
     lora_keys = [k for k in tensors if k.endswith((".lora.A", ".lora.B"))]
     if lora_keys:
@@ -317,43 +420,73 @@ def check_classifier(files: dict[str, bytes], base_param_shapes: dict[str, tuple
     for key, tensor in tensors.items():
         if key not in head and key not in lora_keys:
             if key not in base_param_shapes or key.startswith("lm_head."):
-                raise SubmissionError(f"classifier.safetensors: {key!r} is neither the head, a LoRA matrix nor a "
-                                      "parameter of the base model")
+                raise SubmissionError(
+                    f"classifier.safetensors: {key!r} is neither the head, a LoRA matrix nor a "
+                    "parameter of the base model"
+                )
             if tuple(tensor.shape) != tuple(base_param_shapes[key]):
-                raise SubmissionError(f"classifier.safetensors: {key!r} has shape {tuple(tensor.shape)}, expected "
-                                      f"{tuple(base_param_shapes[key])}")
+                raise SubmissionError(
+                    f"classifier.safetensors: {key!r} has shape {tuple(tensor.shape)}, expected "
+                    f"{tuple(base_param_shapes[key])}"
+                )
         check_finite_float(key, tensor)
     trained = sum(t.numel() for t in tensors.values())
     low, high = checks.trainable_params
     if not low <= trained <= high:
-        raise SubmissionError(f"{trained:,} trained parameters: this lab expects {low:,} to {high:,}")
+        raise SubmissionError(
+            f"{trained:,} trained parameters: this lab expects {low:,} to {high:,}"
+        )
     return config, tensors
 
 
-def check_rank_alpha(rank, alpha, checks: Checks, where: str, rank_key: str, alpha_key: str) -> None:
+def check_rank_alpha(
+    rank, alpha, checks: Checks, where: str, rank_key: str, alpha_key: str
+) -> None:
     """A LoRA rank that is an integer within the lab's bounds and a positive, finite alpha (both
     kinds of adapter); ``where`` and the key names make the reason point at the student's file."""
     low, high = checks.rank
     if not isinstance(rank, int) or isinstance(rank, bool) or not low <= rank <= high:
-        raise SubmissionError(f"{where}: rank {rank_key}={rank!r} is outside the allowed {low}..{high}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
+        raise SubmissionError(
+            f"{where}: rank {rank_key}={rank!r} is outside the allowed {low}..{high}"
+        )
+    if (
+        not isinstance(alpha, (int, float))
+        or isinstance(alpha, bool)
+        or not math.isfinite(alpha)
+        or alpha <= 0
+    ):
         raise SubmissionError(f"{where}: {alpha_key}={alpha!r} must be a positive number")
 
 
-def check_classifier_lora(tensors: dict, lora_keys: list[str], lora, base_linear_shapes: dict, checks: Checks) -> None:
-    """From-scratch LoRA pairs: a rank/alpha config, both matrices per layer, shapes of the base layer."""
-    if not isinstance(lora, dict) or not isinstance(lora.get("rank"), int) or isinstance(lora.get("rank"), bool):
-        raise SubmissionError("classifier_config.json: LoRA matrices need \"lora\": {\"rank\": r, \"alpha\": a}")
+def check_classifier_lora(
+    tensors: dict, lora_keys: list[str], lora, base_linear_shapes: dict, checks: Checks
+) -> None:
+    """From-scratch LoRA pairs: a rank/alpha config, both matrices per layer, shapes of the base
+    layer."""
+    if (
+        not isinstance(lora, dict)
+        or not isinstance(lora.get("rank"), int)
+        or isinstance(lora.get("rank"), bool)
+    ):
+        raise SubmissionError(
+            'classifier_config.json: LoRA matrices need "lora": {"rank": r, "alpha": a}'
+        )
     rank = lora["rank"]
     check_rank_alpha(rank, lora.get("alpha"), checks, "classifier_config.json", "rank", "alpha")
     for key in lora_keys:
         module, part = key[: -len(".lora.A")], key[-1]
         if module not in base_linear_shapes:
-            raise SubmissionError(f"classifier.safetensors: {key!r}: the base model has no linear layer {module!r}")
+            raise SubmissionError(
+                f"classifier.safetensors: {key!r}: the base model has no linear layer {module!r}"
+            )
         if f"{module}.lora.{'B' if part == 'A' else 'A'}" not in tensors:
-            raise SubmissionError(f"classifier.safetensors: {module!r} has lora.{part} without its pair")
+            raise SubmissionError(
+                f"classifier.safetensors: {module!r} has lora.{part} without its pair"
+            )
         out_features, in_features = base_linear_shapes[module]
         expected = (rank, in_features) if part == "A" else (out_features, rank)
         if tuple(tensors[key].shape) != expected:
-            raise SubmissionError(f"classifier.safetensors: {key!r} has shape {tuple(tensors[key].shape)}, "
-                                  f"expected {expected} (rank {rank})")
+            raise SubmissionError(
+                f"classifier.safetensors: {key!r} has shape {tuple(tensors[key].shape)}, "
+                f"expected {expected} (rank {rank})"
+            )

@@ -28,19 +28,26 @@ class WorkerTimedOut(WorkerFailed):
 
 
 def load_base(base: str):
-    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"`` (tests)."""
+    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"`` "
+    "(tests)."""
     from utils.runtime.models import build_tiny_model, load_embedded_tokenizer, load_model
 
     if base == "tiny":
         tokenizer = load_embedded_tokenizer()
-        return build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0), tokenizer, "tiny-random-llama"
+        return (
+            build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0),
+            tokenizer,
+            "tiny-random-llama",
+        )
     if base != "embedded":
         raise ValueError(f"unknown base {base!r}: 'embedded' or 'tiny'")
     model, tokenizer = load_model("cpu", backend="transformers")
     return model, tokenizer, BASES[base]
 
 
-def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None) -> dict:
+def grade_bytes(
+    data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None
+) -> dict:
     """Validate and score one submission's bytes with the loaded base in ``state``."""
     from grading.artifacts import base_score, load_heldout, submission_score
 
@@ -52,16 +59,30 @@ def grade_bytes(data: bytes, state: dict, lab: str | None, heldout: Path | None,
         result.update(lab=manifest["lab"], student=manifest["student"])
         try:
             rubric = load_rubric(manifest["lab"], rubric_path)
-        except KeyError as exc:  # a lab without a rubric: the submission's problem, not the grader's
+        except (
+            KeyError
+        ) as exc:  # a lab without a rubric: the submission's problem, not the grader's
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = rubric.max_score
         rows, heldout_hash = load_heldout(rubric, heldout)
-        before = base_score(state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"])
-        after, details = submission_score(state["model"], state["tokenizer"], submission.files, rubric, rows)
+        before = base_score(
+            state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"]
+        )
+        after, details = submission_score(
+            state["model"], state["tokenizer"], submission.files, rubric, rows
+        )
         points = score(rubric, before[rubric.metric], after[rubric.metric])
-        result.update(status="graded", reason="", metric=rubric.metric,
-                      higher_is_better=rubric.higher_is_better, before=before, after=after,
-                      submission_details=details, heldout={"items": len(rows), "sha256": heldout_hash}, **points)
+        result.update(
+            status="graded",
+            reason="",
+            metric=rubric.metric,
+            higher_is_better=rubric.higher_is_better,
+            before=before,
+            after=after,
+            submission_details=details,
+            heldout={"items": len(rows), "sha256": heldout_hash},
+            **points,
+        )
     except SubmissionError as exc:
         result["reason"] = str(exc)
         result["student"] = result["student"] or peek_student(data)
@@ -93,7 +114,12 @@ def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
 
     torch.manual_seed(0)
     model, tokenizer, base_id = load_base(base)
-    state = {"model": model, "tokenizer": tokenizer, "base_id": base_id, "fingerprint": model_fingerprint(model)}
+    state = {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": base_id,
+        "fingerprint": model_fingerprint(model),
+    }
     conn.send({"ready": True, "fingerprint": state["fingerprint"], "base_id": base_id})
     while True:
         job = conn.recv()
@@ -102,10 +128,15 @@ def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
         try:
             result = grade_bytes(job, state, lab, heldout, rubric_path)
         except Exception as exc:  # a crash on one submission is reported, the worker goes on
-            result = {"status": "error", "score": 0.0,
-                      "reason": f"the grader failed on this submission ({type(exc).__name__}: {exc})",
-                      "traceback": traceback.format_exc(limit=5)}
-        if model_fingerprint(state["model"]) != state["fingerprint"]:  # never let one submission leak into the next
+            result = {
+                "status": "error",
+                "score": 0.0,
+                "reason": f"the grader failed on this submission ({type(exc).__name__}: {exc})",
+                "traceback": traceback.format_exc(limit=5),
+            }
+        if (
+            model_fingerprint(state["model"]) != state["fingerprint"]
+        ):  # never let one submission leak into the next
             model, tokenizer, base_id = load_base(base)
             state.update(model=model, tokenizer=tokenizer)
         conn.send(result)
@@ -114,8 +145,14 @@ def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
 class Worker:
     """The parent's handle on one worker process (started lazily, restarted after a failure)."""
 
-    def __init__(self, base: str = "embedded", lab: str | None = None, heldout: Path | None = None,
-                 rubric: Path | None = None, startup_timeout: float = 600):
+    def __init__(
+        self,
+        base: str = "embedded",
+        lab: str | None = None,
+        heldout: Path | None = None,
+        rubric: Path | None = None,
+        startup_timeout: float = 600,
+    ):
         self.args = (base, lab, heldout, rubric)
         self.startup_timeout = startup_timeout
         self.process = None
@@ -133,7 +170,8 @@ class Worker:
         self.info = self.conn.recv()
 
     def grade(self, data: bytes, timeout: float) -> dict:
-        """Grade one submission; raise WorkerFailed on timeout or crash (the worker is then stopped)."""
+        """Grade one submission; raise WorkerFailed on timeout or crash (the worker is then
+        stopped)."""
         if self.process is None or not self.process.is_alive():
             self.start()
         try:

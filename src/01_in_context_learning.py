@@ -40,10 +40,10 @@
 # %% tags=["parameters"]
 import os
 
-PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
-SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: 10 test items per dataset, a 1-minute run
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: 10 test items per dataset, 1 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # chooses the demonstrations
-STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
 
 # %%
 from utils.runtime.hardware import preflight
@@ -80,7 +80,10 @@ OUT = lab_output_dir(LAB)
 lab_start = time.perf_counter()
 torch.manual_seed(SEED)
 model, tokenizer = load_model(PROFILE)
-print(f"model: {model.config.name_or_path}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters")
+print(
+    f"model: {model.config.name_or_path}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M "
+    "parameters"
+)
 
 # %% [markdown]
 # ## The data
@@ -120,6 +123,7 @@ for name, fmt in FORMATS.items():
 # the model once on their concatenation, take `log_softmax` of the logits, and add up the
 # log-probability of each label token *at the position before it*.
 
+
 # %%
 def label_logprob(model, tokenizer, prompt_text: str, label_text: str) -> float:
     """log p(label_text | prompt_text) under the model."""
@@ -139,14 +143,20 @@ _plain = PromptFormat(input_prefix="Message: ", output_prefix="Label:")
 _prompt = Prompt("", render_raw(_plain, [], test["sms_spam"][0]["text"])[1], (" spam", " ham"))
 _expected = score_candidates(model, tokenizer, [_prompt], progress=False)[0]
 for _word, _value in zip(_prompt.candidates, _expected):
-    check_close("Task 1.1", label_logprob(model, tokenizer, _prompt.text, _word), _value, tol=1e-3,
-                what=f"log p({_word!r})")
+    check_close(
+        "Task 1.1",
+        label_logprob(model, tokenizer, _prompt.text, _word),
+        _value,
+        tol=1e-3,
+        what=f"log p({_word!r})",
+    )
 
 # %% [markdown]
 # ### Task 1.2 — write a k-shot prompt
 # Build the prompt as: the instruction, a blank line, then each demonstration as
 # `Message: <text>` and `Label: <label>` on two lines, demonstrations separated by a blank line,
 # and finally the query as `Message: <query>` followed by `Label:` with nothing after it.
+
 
 # %%
 def few_shot_prompt(instruction: str, demos: list[dict], query: str) -> str:
@@ -161,8 +171,12 @@ def few_shot_prompt(instruction: str, demos: list[dict], query: str) -> str:
 _demos = choose_demos(train["sms_spam"], 2, SEED, labels["sms_spam"])
 _query = test["sms_spam"][0]["text"]
 _fmt = FORMATS["sms_spam"]
-check_equal("Task 1.2", few_shot_prompt(_fmt.instruction, _demos, _query),
-            "".join(render_raw(_fmt, _demos, _query)), what="your 2-shot prompt")
+check_equal(
+    "Task 1.2",
+    few_shot_prompt(_fmt.instruction, _demos, _query),
+    "".join(render_raw(_fmt, _demos, _query)),
+    what="your 2-shot prompt",
+)
 print(few_shot_prompt(_fmt.instruction, _demos, _query))
 
 # %% [markdown]
@@ -179,23 +193,51 @@ KS = [0, 1, 2, 4, 8]
 sweep = {}
 for name in DATASETS:
     for k in KS:
-        sweep[name, k] = run_icl(model, tokenizer, FORMATS[name], train[name], test[name], labels[name], k, SEED)
-        print(f"{name:12s} k={k}: accuracy {sweep[name, k]['accuracy']:.3f}  ({sweep[name, k]['seconds']:.0f} s)")
+        sweep[name, k] = run_icl(
+            model, tokenizer, FORMATS[name], train[name], test[name], labels[name], k, SEED
+        )
+        print(
+            f"{name:12s} k={k}: accuracy {sweep[name, k]['accuracy']:.3f}  "
+            f"({sweep[name, k]['seconds']:.0f} s)"
+        )
 
 # The animal test set is small (47 animals) and cheap to score: repeat the sweep with two more
 # seeds and plot mean ± standard deviation, to see how much of the curve is noise.
 import statistics
 
-animal_seeds = {k: [sweep["animal_diet", k]["accuracy"]] + [
-    run_icl(model, tokenizer, FORMATS["animal_diet"], train["animal_diet"], test["animal_diet"],
-            labels["animal_diet"], k, SEED + s)["accuracy"] for s in (1, 2)] for k in KS}
+animal_seeds = {
+    k: [sweep["animal_diet", k]["accuracy"]]
+    + [
+        run_icl(
+            model,
+            tokenizer,
+            FORMATS["animal_diet"],
+            train["animal_diet"],
+            test["animal_diet"],
+            labels["animal_diet"],
+            k,
+            SEED + s,
+        )["accuracy"]
+        for s in (1, 2)
+    ]
+    for k in KS
+}
 chance = {name: 1 / len(labels[name]) for name in DATASETS}
-series = {"sms_spam (seed 0)": ([sweep["sms_spam", k]["accuracy"] for k in KS], None),
-          "animal_diet (3 seeds, mean ± std)": ([statistics.mean(animal_seeds[k]) for k in KS],
-                                                [statistics.pstdev(animal_seeds[k]) for k in KS])}
-path = plot_sweep(KS, series, OUT / "accuracy_vs_k.png", title="In-context learning: accuracy vs number of shots",
-                  xlabel="k (demonstrations in the prompt)",
-                  baselines={f"chance {name}": c for name, c in chance.items()})
+series = {
+    "sms_spam (seed 0)": ([sweep["sms_spam", k]["accuracy"] for k in KS], None),
+    "animal_diet (3 seeds, mean ± std)": (
+        [statistics.mean(animal_seeds[k]) for k in KS],
+        [statistics.pstdev(animal_seeds[k]) for k in KS],
+    ),
+}
+path = plot_sweep(
+    KS,
+    series,
+    OUT / "accuracy_vs_k.png",
+    title="In-context learning: accuracy vs number of shots",
+    xlabel="k (demonstrations in the prompt)",
+    baselines={f"chance {name}": c for name, c in chance.items()},
+)
 show(path)
 
 # %% [markdown]
@@ -209,28 +251,46 @@ K_FORMAT = 4
 VARIANTS = {
     "sms_spam": {
         "plain (no instruction)": PromptFormat(input_prefix="Message: ", output_prefix="Label:"),
-        "chat template": PromptFormat(instruction=FORMATS["sms_spam"].instruction, input_prefix="Message: ",
-                                      output_prefix="Label:", chat=True),
-        "label words yes/no": PromptFormat(instruction="Is this SMS message spam? Answer yes or no.",
-                                           input_prefix="Message: ", output_prefix="Spam:",
-                                           label_words={"spam": "yes", "ham": "no"}),
+        "chat template": PromptFormat(
+            instruction=FORMATS["sms_spam"].instruction,
+            input_prefix="Message: ",
+            output_prefix="Label:",
+            chat=True,
+        ),
+        "label words yes/no": PromptFormat(
+            instruction="Is this SMS message spam? Answer yes or no.",
+            input_prefix="Message: ",
+            output_prefix="Spam:",
+            label_words={"spam": "yes", "ham": "no"},
+        ),
     },
     "animal_diet": {
         "plain (no instruction)": PromptFormat(input_prefix="Animal: ", output_prefix="Diet:"),
-        "chat template": PromptFormat(instruction=FORMATS["animal_diet"].instruction, input_prefix="Animal: ",
-                                      output_prefix="Diet:", chat=True),
+        "chat template": PromptFormat(
+            instruction=FORMATS["animal_diet"].instruction,
+            input_prefix="Animal: ",
+            output_prefix="Diet:",
+            chat=True,
+        ),
         "label words meat/plants/both": PromptFormat(
-            instruction="What does each animal eat: meat, plants or both?", input_prefix="Animal: ",
-            output_prefix="Eats:", label_words={"carnivore": "meat", "herbivore": "plants", "omnivore": "both"}),
+            instruction="What does each animal eat: meat, plants or both?",
+            input_prefix="Animal: ",
+            output_prefix="Eats:",
+            label_words={"carnivore": "meat", "herbivore": "plants", "omnivore": "both"},
+        ),
     },
 }
 formats = {}
 for name in DATASETS:
     formats[name, "instruction (default)"] = sweep[name, K_FORMAT]
     for variant, fmt in VARIANTS[name].items():
-        formats[name, variant] = run_icl(model, tokenizer, fmt, train[name], test[name], labels[name], K_FORMAT, SEED)
-format_rows = [{"dataset": n, "format": v, "accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
-               for (n, v), r in formats.items()]
+        formats[name, variant] = run_icl(
+            model, tokenizer, fmt, train[name], test[name], labels[name], K_FORMAT, SEED
+        )
+format_rows = [
+    {"dataset": n, "format": v, "accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+    for (n, v), r in formats.items()
+]
 print(format_table(format_rows, ["dataset", "format", "accuracy", "macro_f1"]))
 
 # %% [markdown]
@@ -246,15 +306,44 @@ sensitivity_rows = []
 for name in DATASETS:
     n_seeds = min(N_SEEDS, 3) if name == "sms_spam" else N_SEEDS  # SMS is the slow one
     choice = [sweep[name, K_SEEDS]["accuracy"]] + [
-        run_icl(model, tokenizer, FORMATS[name], train[name], test[name], labels[name], K_SEEDS, SEED + s)["accuracy"]
-        for s in range(1, n_seeds)]
+        run_icl(
+            model,
+            tokenizer,
+            FORMATS[name],
+            train[name],
+            test[name],
+            labels[name],
+            K_SEEDS,
+            SEED + s,
+        )["accuracy"]
+        for s in range(1, n_seeds)
+    ]
     order = [sweep[name, K_SEEDS]["accuracy"]] + [
-        run_icl(model, tokenizer, FORMATS[name], train[name], test[name], labels[name], K_SEEDS, SEED,
-                order_seed=s)["accuracy"] for s in range(1, n_seeds)]
+        run_icl(
+            model,
+            tokenizer,
+            FORMATS[name],
+            train[name],
+            test[name],
+            labels[name],
+            K_SEEDS,
+            SEED,
+            order_seed=s,
+        )["accuracy"]
+        for s in range(1, n_seeds)
+    ]
     for kind, values in (("choice", choice), ("order", order)):
-        sensitivity_rows.append({"dataset": name, "varying": kind, "runs": len(values),
-                                 "mean": statistics.mean(values), "std": statistics.pstdev(values),
-                                 "min": min(values), "max": max(values)})
+        sensitivity_rows.append(
+            {
+                "dataset": name,
+                "varying": kind,
+                "runs": len(values),
+                "mean": statistics.mean(values),
+                "std": statistics.pstdev(values),
+                "min": min(values),
+                "max": max(values),
+            }
+        )
 print(format_table(sensitivity_rows, ["dataset", "varying", "runs", "mean", "std", "min", "max"]))
 
 # %% [markdown]
@@ -266,6 +355,7 @@ print(format_table(sensitivity_rows, ["dataset", "varying", "runs", "mean", "std
 # ### Task 1.3 — calibrate
 # `scores` is a list (one row per test item) of label log-probabilities; `null_scores` is the
 # row for the content-free input. Return the calibrated rows.
+
 
 # %%
 def calibrate(scores: list[list[float]], null_scores: list[float]) -> list[list[float]]:
@@ -279,12 +369,26 @@ def calibrate(scores: list[list[float]], null_scores: list[float]) -> list[list[
 _run = sweep["sms_spam", 8]
 _yours = calibrate(_run["scores"], _run["null_scores"])
 _reference = calibrate_scores(_run["scores"], _run["null_scores"])
-if report("Task 1.3", _yours == _reference, "calibrated scores match",
-          "calibrated scores differ: subtract null_scores[j] from column j of every row"):
-    _acc = sum(p == r["label"] for p, r in zip(predict(_yours, labels["sms_spam"]), test["sms_spam"])) / len(_yours)
+if report(
+    "Task 1.3",
+    _yours == _reference,
+    "calibrated scores match",
+    "calibrated scores differ: subtract null_scores[j] from column j of every row",
+):
+    _acc = sum(
+        p == r["label"] for p, r in zip(predict(_yours, labels["sms_spam"]), test["sms_spam"])
+    ) / len(_yours)
     print(f"SMS, 8 shots: {_run['accuracy']:.3f} raw -> {_acc:.3f} calibrated")
-calibration_rows = [{"dataset": n, "k": k, "raw": sweep[n, k]["accuracy"],
-                     "calibrated": sweep[n, k]["calibrated_accuracy"]} for n in DATASETS for k in KS]
+calibration_rows = [
+    {
+        "dataset": n,
+        "k": k,
+        "raw": sweep[n, k]["accuracy"],
+        "calibrated": sweep[n, k]["calibrated_accuracy"],
+    }
+    for n in DATASETS
+    for k in KS
+]
 print(format_table(calibration_rows, ["dataset", "k", "raw", "calibrated"]))
 
 # %% [markdown]
@@ -293,54 +397,110 @@ print(format_table(calibration_rows, ["dataset", "k", "raw", "calibrated"]))
 # seed, with or without calibration). It was picked by looking at the test split, so it is an
 # *optimistic* estimate of prompting — a fair, even generous, baseline for fine-tuning to beat.
 
+
 # %%
 def best_configuration(name: str) -> dict:
-    """The most accurate prompt tried on ``name``: its setting, accuracy, format and demonstrations."""
+    """The most accurate prompt tried on ``name``: its setting, accuracy, format and "
+    "demonstrations."""
     candidates = []
     for k in KS:
         for calibrated in (False, True):
             run = sweep[name, k]
-            candidates.append({"setting": f"k={k}, instruction" + (", calibrated" if calibrated else ""),
-                               "accuracy": run["calibrated_accuracy" if calibrated else "accuracy"],
-                               "format": FORMATS[name], "demo_ids": run["demo_ids"], "calibrated": calibrated})
-    candidates += [{"setting": f"k={K_FORMAT}, {v}", "accuracy": r["accuracy"], "format": VARIANTS[n][v],
-                    "demo_ids": r["demo_ids"], "calibrated": False}
-                   for (n, v), r in formats.items() if n == name and v in VARIANTS[n]]
+            candidates.append(
+                {
+                    "setting": f"k={k}, instruction" + (", calibrated" if calibrated else ""),
+                    "accuracy": run["calibrated_accuracy" if calibrated else "accuracy"],
+                    "format": FORMATS[name],
+                    "demo_ids": run["demo_ids"],
+                    "calibrated": calibrated,
+                }
+            )
+    candidates += [
+        {
+            "setting": f"k={K_FORMAT}, {v}",
+            "accuracy": r["accuracy"],
+            "format": VARIANTS[n][v],
+            "demo_ids": r["demo_ids"],
+            "calibrated": False,
+        }
+        for (n, v), r in formats.items()
+        if n == name and v in VARIANTS[n]
+    ]
     return max(candidates, key=lambda c: c["accuracy"])
 
 
 baseline = {}
 for name in DATASETS:
     best = best_configuration(name)
-    baseline[name] = {"zero_shot": sweep[name, 0]["accuracy"], "best_prompting": best["accuracy"],
-                      "best_setting": best["setting"], "chance": chance[name], "n_test": len(test[name])}
-summary_rows = [{"dataset": n, "chance": b["chance"], "zero-shot (before)": b["zero_shot"],
-                 "best prompting (after)": b["best_prompting"], "best setting": b["best_setting"]}
-                for n, b in baseline.items()]
-print(format_table(summary_rows, ["dataset", "chance", "zero-shot (before)", "best prompting (after)", "best setting"]))
-path = plot_grouped_bars(DATASETS, {"chance": [chance[n] for n in DATASETS],
-                                    "zero-shot": [baseline[n]["zero_shot"] for n in DATASETS],
-                                    "best prompting": [baseline[n]["best_prompting"] for n in DATASETS]},
-                         OUT / "before_after.png", title="Lab 01: prompting only (test split)")
+    baseline[name] = {
+        "zero_shot": sweep[name, 0]["accuracy"],
+        "best_prompting": best["accuracy"],
+        "best_setting": best["setting"],
+        "chance": chance[name],
+        "n_test": len(test[name]),
+    }
+summary_rows = [
+    {
+        "dataset": n,
+        "chance": b["chance"],
+        "zero-shot (before)": b["zero_shot"],
+        "best prompting (after)": b["best_prompting"],
+        "best setting": b["best_setting"],
+    }
+    for n, b in baseline.items()
+]
+print(
+    format_table(
+        summary_rows,
+        ["dataset", "chance", "zero-shot (before)", "best prompting (after)", "best setting"],
+    )
+)
+path = plot_grouped_bars(
+    DATASETS,
+    {
+        "chance": [chance[n] for n in DATASETS],
+        "zero-shot": [baseline[n]["zero_shot"] for n in DATASETS],
+        "best prompting": [baseline[n]["best_prompting"] for n in DATASETS],
+    },
+    OUT / "before_after.png",
+    title="Lab 01: prompting only (test split)",
+)
 show(path)
 
 # %%
-info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "ks": KS, "k_format": K_FORMAT, "k_seeds": K_SEEDS,
-                        "formats": {n: repr(f) for n, f in FORMATS.items()}},
-                seed=SEED, device=hardware.device, dtype=next(model.parameters()).dtype,
-                model_fingerprint=model_fingerprint(model),
-                dataset_fingerprints={n: dataset_fingerprint(test[n]) for n in DATASETS})
+info = run_info(
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "ks": KS,
+        "k_format": K_FORMAT,
+        "k_seeds": K_SEEDS,
+        "formats": {n: repr(f) for n, f in FORMATS.items()},
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=next(model.parameters()).dtype,
+    model_fingerprint=model_fingerprint(model),
+    dataset_fingerprints={n: dataset_fingerprint(test[n]) for n in DATASETS},
+)
 results = {
-    "lab": LAB, "baseline": baseline,
-    "sweep": [{"dataset": n, **{k: v for k, v in r.items() if k not in ("scores", "null_scores")}}
-              for (n, _), r in sweep.items()],
-    "formats": format_rows, "sensitivity": sensitivity_rows,
+    "lab": LAB,
+    "baseline": baseline,
+    "sweep": [
+        {"dataset": n, **{k: v for k, v in r.items() if k not in ("scores", "null_scores")}}
+        for (n, _), r in sweep.items()
+    ],
+    "formats": format_rows,
+    "sensitivity": sensitivity_rows,
     "animal_diet_k_seeds": {str(k): v for k, v in animal_seeds.items()},
     "wall_seconds": round(time.perf_counter() - lab_start, 1),
 }
 save_results(OUT / "results.json", results, info)
 save_results(OUT / "baseline.json", {"lab": LAB, "baseline": baseline}, info)  # read by Labs 02-03
-print(f"saved {OUT / 'results.json'} and {OUT / 'baseline.json'} ({results['wall_seconds']:.0f} s in all)")
+print(
+    f"saved {OUT / 'results.json'} and {OUT / 'baseline.json'} ({results['wall_seconds']:.0f} s in "
+    "all)"
+)
 
 # %% [markdown]
 # ## Submit your best SMS prompt
@@ -351,11 +511,23 @@ print(f"saved {OUT / 'results.json'} and {OUT / 'baseline.json'} ({results['wall
 
 # %%
 best_sms = best_configuration("sms_spam")
-spec = {"dataset": "sms_spam", "format": format_to_dict(best_sms["format"]), "demo_ids": best_sms["demo_ids"],
-        "calibrated": best_sms["calibrated"], "test_accuracy": best_sms["accuracy"], "setting": best_sms["setting"]}
+spec = {
+    "dataset": "sms_spam",
+    "format": format_to_dict(best_sms["format"]),
+    "demo_ids": best_sms["demo_ids"],
+    "calibrated": best_sms["calibrated"],
+    "test_accuracy": best_sms["accuracy"],
+    "setting": best_sms["setting"],
+}
 (OUT / "prompt_spec.json").write_text(json.dumps(spec, indent=2))
-submission = make_submission(LAB, STUDENT_ID, {"prompt_spec.json": OUT / "prompt_spec.json"}, info,
-                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT)
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"prompt_spec.json": OUT / "prompt_spec.json"},
+    info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+)
 
 # %% [markdown]
 # ## Takeaways

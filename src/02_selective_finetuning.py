@@ -16,8 +16,10 @@
 # same model, but only a sliver of it. The recipe (as in Raschka's *LLMs from Scratch*, ch. 6):
 #
 # 1. replace the language-model head (576 → 49,152 vocabulary logits) by a new **2-class head**;
-# 2. read the prediction at the **last non-pad token**, the only one that has seen the whole message;
-# 3. **freeze** every parameter, then unfreeze the last transformer block, the final norm and the head;
+# 2. read the prediction at the **last non-pad token**, the only one that has seen the whole
+#    message;
+# 3. **freeze** every parameter, then unfreeze the last transformer block, the final norm and the
+#    head;
 # 4. train, and measure **before and after** on the same full test split with the same function.
 #
 # Because the frozen layers compute exactly the same thing every epoch, we run them **once** and
@@ -35,10 +37,10 @@
 # %% tags=["parameters"]
 import os
 
-PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
-SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few dozen examples, a 1-minute run
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few dozen examples, 1 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # head initialisation and batch order
-STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
 
 # %%
 from utils.runtime.hardware import preflight
@@ -77,7 +79,9 @@ LAB = "02_selective_finetuning"
 OUT = lab_output_dir(LAB)
 lab_start = time.perf_counter()
 model, tokenizer = load_model(PROFILE)
-BASE_FINGERPRINT = model_fingerprint(model)  # identifies the base weights the trained parts belong to
+BASE_FINGERPRINT = model_fingerprint(
+    model
+)  # identifies the base weights the trained parts belong to
 NUM_BLOCKS = model.config.num_hidden_layers
 print(f"{model.config.name_or_path}: {NUM_BLOCKS} blocks, hidden size {model.config.hidden_size}")
 
@@ -88,11 +92,17 @@ print(f"{model.config.name_or_path}: {NUM_BLOCKS} blocks, hidden size {model.con
 
 # %%
 LABELS = get_spec("sms_spam").labels  # ("ham", "spam") -> class 0, 1
-SIZES = {"train": 48, "validation": 16, "test": 24} if SMOKE else {"train": None, "validation": None, "test": None}
+SIZES = (
+    {"train": 48, "validation": 16, "test": 24}
+    if SMOKE
+    else {"train": None, "validation": None, "test": None}
+)
 splits, ids, y = load_classification_data(tokenizer, "sms_spam", SIZES)  # rows, token ids, classes
 for name, rows in splits.items():
-    print(f"{name:>10}: {len(rows)} messages, {sum(y[name])} spam, "
-          f"{max(len(i) for i in ids[name])} tokens at most")
+    print(
+        f"{name:>10}: {len(rows)} messages, {sum(y[name])} spam, "
+        f"{max(len(i) for i in ids[name])} tokens at most"
+    )
 
 # %% [markdown]
 # ## 1. A new head
@@ -110,25 +120,36 @@ model.lm_head = torch.nn.Linear(model.config.hidden_size, NUM_CLASSES)
 model.config.tie_word_embeddings = False
 
 # %%
-if report("Task 2.1", isinstance(model.lm_head, torch.nn.Linear) and model.lm_head.out_features == NUM_CLASSES,
-          "the head is a Linear layer with one output per class",
-          "model.lm_head must be torch.nn.Linear(hidden_size, NUM_CLASSES): the rest of the lab needs it"):
+if report(
+    "Task 2.1",
+    isinstance(model.lm_head, torch.nn.Linear) and model.lm_head.out_features == NUM_CLASSES,
+    "the head is a Linear layer with one output per class",
+    "model.lm_head must be torch.nn.Linear(hidden_size, NUM_CLASSES): the rest of the lab needs it",
+):
     _padded, _mask = pad_batch(ids["train"][:4], tokenizer.pad_token_id)
     with torch.no_grad():
         _logits = classifier_logits(model, _padded, _mask)
-    check_equal("Task 2.1", tuple(_logits.shape), (4, NUM_CLASSES), what="logits shape for 4 messages")
-    report("Task 2.1", model.get_input_embeddings().weight is not model.lm_head.weight,
-           "the head is new, not the tied embedding matrix", "the head still shares the embedding weights")
+    check_equal(
+        "Task 2.1", tuple(_logits.shape), (4, NUM_CLASSES), what="logits shape for 4 messages"
+    )
+    report(
+        "Task 2.1",
+        model.get_input_embeddings().weight is not model.lm_head.weight,
+        "the head is new, not the tied embedding matrix",
+        "the head still shares the embedding weights",
+    )
 
 # %% [markdown]
 # ## 2. Which token is the message?
-# In a causal model, token *t* attends only to tokens ≤ *t*. So only the **last real token** has seen
+# In a causal model, token *t* attends only to tokens ≤ *t*. So only the **last real token** has
+# seen
 # the whole message, and its hidden state is what the head reads. Batches are right-padded
 # (`[tok, tok, tok, pad, pad]`, mask `[1, 1, 1, 0, 0]`).
 #
 # ### Task 2.2 — the last non-pad token
 # Given a right-padded `attention_mask` of shape (batch, seq), return the index of each row's last
 # real token.
+
 
 # %%
 def last_index_right_padded(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -141,8 +162,12 @@ def last_index_right_padded(attention_mask: torch.Tensor) -> torch.Tensor:
 # %%
 _mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
 _yours = last_index_right_padded(_mask)
-check_equal("Task 2.2", None if _yours is None else _yours.tolist(), last_token_index(_mask).tolist(),
-            what="last-token indices");
+check_equal(
+    "Task 2.2",
+    None if _yours is None else _yours.tolist(),
+    last_token_index(_mask).tolist(),
+    what="last-token indices",
+);
 # The kit's `last_token_index` also handles left padding ([0, 0, 1, 1, 1] -> 4), used by generation.
 
 # %% [markdown]
@@ -151,6 +176,7 @@ check_equal("Task 2.2", None if _yours is None else _yours.tolist(), last_token_
 # Set `requires_grad = False` on every parameter, then `True` on the parameters of the last
 # `last_blocks` transformer blocks (`model.model.layers[-last_blocks:]`), the final norm
 # (`model.model.norm`) and the head (`model.lm_head`).
+
 
 # %%
 def freeze_for_selective_finetuning(model, last_blocks: int = 1) -> None:
@@ -173,10 +199,18 @@ freeze_for_selective_finetuning(model, last_blocks=1)
 _names = {n for n, p in model.named_parameters() if p.requires_grad}
 TOTAL = sum(p.numel() for p in model.parameters())
 check_equal("Task 2.3", count_trainable(model)[0], _expected, what="trainable parameter count")
-report("Task 2.3", _names == _expected_names, "exactly the last block, the final norm and the head train",
-       f"wrong set: extra {sorted(_names - _expected_names)[:3]}, missing {sorted(_expected_names - _names)[:3]}")
+report(
+    "Task 2.3",
+    _names == _expected_names,
+    "exactly the last block, the final norm and the head train",
+    f"wrong set: extra {sorted(_names - _expected_names)[:3]}, missing "
+    f"{sorted(_expected_names - _names)[:3]}",
+)
 freeze_all_but(model, 1)  # continue with the reference setting whatever happened above
-print(f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} parameters ({100 * count_trainable(model)[0] / TOTAL:.2f} %)")
+print(
+    f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} parameters "
+    f"({100 * count_trainable(model)[0] / TOTAL:.2f} %)"
+)
 
 # %% [markdown]
 # ## 4. Run the frozen layers once
@@ -192,45 +226,66 @@ print(f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} parameters ({100 *
 # %%
 DEPTHS = [NUM_BLOCKS - 2, NUM_BLOCKS - 1, NUM_BLOCKS]
 start = time.perf_counter()
-cache = {name: cache_hidden_states(model, ids[name], DEPTHS, tokenizer.pad_token_id) for name in splits}
+cache = {
+    name: cache_hidden_states(model, ids[name], DEPTHS, tokenizer.pad_token_id) for name in splits
+}
 cache_seconds = time.perf_counter() - start
-print(f"cached {sum(len(v) for v in ids.values())} messages at depths {DEPTHS} in {cache_seconds:.0f} s")
+print(
+    f"cached {sum(len(v) for v in ids.values())} messages at depths {DEPTHS} in "
+    f"{cache_seconds:.0f} s"
+)
 
 # The cached path must give exactly what the full forward pass gives:
 _padded, _mask = pad_batch(ids["test"][:8], tokenizer.pad_token_id)
 _hidden, _ = pad_batch(cache["test"][NUM_BLOCKS - 1][:8], 0.0)
 with torch.no_grad():
-    _diff = (logits_from_hidden(model, _hidden, _mask, NUM_BLOCKS - 1) - classifier_logits(model, _padded, _mask)).abs().max()
+    _diff = (
+        (
+            logits_from_hidden(model, _hidden, _mask, NUM_BLOCKS - 1)
+            - classifier_logits(model, _padded, _mask)
+        )
+        .abs()
+        .max()
+    )
 check_close("cache", float(_diff), 0.0, tol=1e-4, what="max |cached - full| logit difference");
 
 # %% [markdown]
 # How much does the cache save? One training step on the cache runs one block; without it, all 30
 # blocks run forward (the frozen ones without gradients) before the same backward pass.
 
+
 # %%
 def time_steps(logits_fn, items, n_steps: int = 3) -> float:
     """Seconds per training step (forward + backward + AdamW) over the first batches."""
     config = ClassifierSettings(epochs=1, learning_rate=1e-9, batch_size=16, seed=SEED)
     n = min(len(items), n_steps * config.batch_size)
-    history = train_classifier(model, logits_fn, items[:n], y["train"][:n], config, pad_value=0.0, progress=False)
+    history = train_classifier(
+        model, logits_fn, items[:n], y["train"][:n], config, pad_value=0.0, progress=False
+    )
     return history["seconds"] / len(history["step"])
 
 
 untrained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-step_cached = time_steps(lambda h, m: logits_from_hidden(model, h, m, NUM_BLOCKS - 1), cache["train"][NUM_BLOCKS - 1])
+step_cached = time_steps(
+    lambda h, m: logits_from_hidden(model, h, m, NUM_BLOCKS - 1), cache["train"][NUM_BLOCKS - 1]
+)
 step_full = time_steps(lambda i, m: classifier_logits(model, i, m), ids["train"])
 model.load_state_dict(untrained, strict=False)  # undo the (tiny) updates of the timing steps
-print(f"seconds per step: {step_cached:.3f} on the cache vs {step_full:.3f} with the full forward "
-      f"-> {step_full / step_cached:.0f}x faster per epoch")
+print(
+    f"seconds per step: {step_cached:.3f} on the cache vs {step_full:.3f} with the full forward "
+    f"-> {step_full / step_cached:.0f}x faster per epoch"
+)
 
 # %% [markdown]
 # ## 5. Before and after
 # "Before" is the fresh head on the test split; "after" is the same function after training. Both
 # use `classifier_accuracy` on every test message.
 
+
 # %%
 def logits_at(depth):
-    """Class logits from hidden states cached at ``depth`` (blocks ``depth..`` run with gradients)."""
+    """Class logits from hidden states cached at ``depth`` (blocks ``depth..`` run with "
+    "gradients)."""
     return lambda hidden, mask: logits_from_hidden(model, hidden, mask, depth)
 
 
@@ -238,17 +293,35 @@ def evaluate_at(depth, split="test"):
     return classifier_accuracy(logits_at(depth), cache[split][depth], y[split], pad_value=0.0)
 
 
-CONFIG = ClassifierSettings(epochs=2 if SMOKE else 3, learning_rate=5e-4, batch_size=16, weight_decay=0.01, seed=SEED)
+CONFIG = ClassifierSettings(
+    epochs=2 if SMOKE else 3, learning_rate=5e-4, batch_size=16, weight_decay=0.01, seed=SEED
+)
 before = evaluate_at(NUM_BLOCKS - 1)
-history = train_classifier(model, logits_at(NUM_BLOCKS - 1), cache["train"][NUM_BLOCKS - 1], y["train"], CONFIG,
-                           pad_value=0.0)
+history = train_classifier(
+    model,
+    logits_at(NUM_BLOCKS - 1),
+    cache["train"][NUM_BLOCKS - 1],
+    y["train"],
+    CONFIG,
+    pad_value=0.0,
+)
 after = evaluate_at(NUM_BLOCKS - 1)
-trained_state = {n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+trained_state = {
+    n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad
+}
 validation = evaluate_at(NUM_BLOCKS - 1, "validation")
-print(f"test accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
-      f"({history['seconds']:.0f} s of training; validation {validation['accuracy']:.3f})")
-path = plot_sweep(history["step"], {"training loss": (history["loss"], None)}, OUT / "loss.png",
-                  title="Lab 02: training loss (last block + norm + head)", xlabel="step", ylabel="loss")
+print(
+    f"test accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
+    f"({history['seconds']:.0f} s of training; validation {validation['accuracy']:.3f})"
+)
+path = plot_sweep(
+    history["step"],
+    {"training loss": (history["loss"], None)},
+    OUT / "loss.png",
+    title="Lab 02: training loss (last block + norm + head)",
+    xlabel="step",
+    ylabel="loss",
+)
 show(path)
 
 # %% [markdown]
@@ -256,18 +329,30 @@ show(path)
 
 # %%
 baseline_file = lab_output_dir("01_in_context_learning") / "baseline.json"
-prompting = json.loads(baseline_file.read_text())["baseline"]["sms_spam"] if baseline_file.exists() else None
+prompting = (
+    json.loads(baseline_file.read_text())["baseline"]["sms_spam"]
+    if baseline_file.exists()
+    else None
+)
 comparison = [{"method": "fresh head (before)", "test accuracy": before["accuracy"]}]
 if prompting and prompting["n_test"] == len(y["test"]):
-    comparison += [{"method": "Lab 01 zero-shot prompting", "test accuracy": prompting["zero_shot"]},
-                   {"method": f"Lab 01 best prompting ({prompting['best_setting']})",
-                    "test accuracy": prompting["best_prompting"]}]
+    comparison += [
+        {"method": "Lab 01 zero-shot prompting", "test accuracy": prompting["zero_shot"]},
+        {
+            "method": f"Lab 01 best prompting ({prompting['best_setting']})",
+            "test accuracy": prompting["best_prompting"],
+        },
+    ]
 else:
     print("(run Lab 01 on the same split to add its prompting numbers here)")
 comparison.append({"method": "selective fine-tuning (after)", "test accuracy": after["accuracy"]})
 print(format_table(comparison, ["method", "test accuracy"]))
-path = plot_bars([row["method"] for row in comparison], [row["test accuracy"] for row in comparison],
-                 OUT / "before_after.png", title="Lab 02: prompting vs selective fine-tuning, sms_spam test")
+path = plot_bars(
+    [row["method"] for row in comparison],
+    [row["test accuracy"] for row in comparison],
+    OUT / "before_after.png",
+    title="Lab 02: prompting vs selective fine-tuning, sms_spam test",
+)
 show(path)
 
 # %% [markdown]
@@ -277,36 +362,86 @@ show(path)
 # *all layers* cannot (nothing is frozen), so it runs the full model forward and backward — on a
 # CPU we give it a single epoch, and say so in the table.
 
+
 # %%
 def fresh_model(last_blocks: int, train_norm: bool = True, train_embeddings: bool = False):
     global model
     model, _ = load_model(PROFILE)
     replace_head(model, NUM_CLASSES, seed=SEED)
-    return freeze_all_but(model, last_blocks, train_norm=train_norm, train_embeddings=train_embeddings)
+    return freeze_all_but(
+        model, last_blocks, train_norm=train_norm, train_embeddings=train_embeddings
+    )
 
 
-ablation = [{"trained": "last block + norm + head", "trainable params": count_trainable(model)[0],
-             "epochs": CONFIG.epochs, "train seconds": f"{history['seconds']:.1f}", "test accuracy": after["accuracy"]}]
+ablation = [
+    {
+        "trained": "last block + norm + head",
+        "trainable params": count_trainable(model)[0],
+        "epochs": CONFIG.epochs,
+        "train seconds": f"{history['seconds']:.1f}",
+        "test accuracy": after["accuracy"],
+    }
+]
 for label, blocks, norm in (("head only", 0, False), ("last two blocks + norm + head", 2, True)):
     trainable = fresh_model(blocks, train_norm=norm)
     depth = NUM_BLOCKS - blocks
-    run = train_classifier(model, logits_at(depth), cache["train"][depth], y["train"], CONFIG, pad_value=0.0)
-    ablation.append({"trained": label, "trainable params": trainable, "epochs": CONFIG.epochs,
-                     "train seconds": f"{run['seconds']:.1f}", "test accuracy": evaluate_at(depth)["accuracy"]})
+    run = train_classifier(
+        model, logits_at(depth), cache["train"][depth], y["train"], CONFIG, pad_value=0.0
+    )
+    ablation.append(
+        {
+            "trained": label,
+            "trainable params": trainable,
+            "epochs": CONFIG.epochs,
+            "train seconds": f"{run['seconds']:.1f}",
+            "test accuracy": evaluate_at(depth)["accuracy"],
+        }
+    )
 
 trainable = fresh_model(NUM_BLOCKS, train_embeddings=True)
-full_config = ClassifierSettings(epochs=1, learning_rate=2e-5, batch_size=16, weight_decay=0.01, seed=SEED)
+full_config = ClassifierSettings(
+    epochs=1, learning_rate=2e-5, batch_size=16, weight_decay=0.01, seed=SEED
+)
 n_full = len(ids["train"])  # one epoch of the whole model: ~3.5 minutes on 2 CPU cores
-run = train_classifier(model, lambda i, m: classifier_logits(model, i, m), ids["train"][:n_full], y["train"][:n_full],
-                       full_config, pad_value=tokenizer.pad_token_id)
-full = classifier_accuracy(lambda i, m: classifier_logits(model, i, m), ids["test"], y["test"],
-                           pad_value=tokenizer.pad_token_id)
-ablation.append({"trained": "all layers (no cache possible)", "trainable params": trainable, "epochs": 1,
-                 "train seconds": f"{run['seconds']:.1f}", "test accuracy": full["accuracy"]})
-ablation.append({"trained": "LoRA (filled in by Lab 03)", "trainable params": "-", "epochs": "-",
-                 "train seconds": "-", "test accuracy": "-"})
-print(format_table(ablation, ["trained", "trainable params", "epochs", "train seconds", "test accuracy"],
-                   floats="{:.3f}"))
+run = train_classifier(
+    model,
+    lambda i, m: classifier_logits(model, i, m),
+    ids["train"][:n_full],
+    y["train"][:n_full],
+    full_config,
+    pad_value=tokenizer.pad_token_id,
+)
+full = classifier_accuracy(
+    lambda i, m: classifier_logits(model, i, m),
+    ids["test"],
+    y["test"],
+    pad_value=tokenizer.pad_token_id,
+)
+ablation.append(
+    {
+        "trained": "all layers (no cache possible)",
+        "trainable params": trainable,
+        "epochs": 1,
+        "train seconds": f"{run['seconds']:.1f}",
+        "test accuracy": full["accuracy"],
+    }
+)
+ablation.append(
+    {
+        "trained": "LoRA (filled in by Lab 03)",
+        "trainable params": "-",
+        "epochs": "-",
+        "train seconds": "-",
+        "test accuracy": "-",
+    }
+)
+print(
+    format_table(
+        ablation,
+        ["trained", "trainable params", "epochs", "train seconds", "test accuracy"],
+        floats="{:.3f}",
+    )
+)
 
 # %% [markdown]
 # ## 7. Save the trained classifier
@@ -316,34 +451,62 @@ print(format_table(ablation, ["trained", "trainable params", "epochs", "train se
 
 # %%
 save_classifier(OUT / "classifier", trained_state, LABELS)
-print(f"saved {len(trained_state)} tensors ({sum(t.numel() for t in trained_state.values()):,} parameters) "
-      f"to {OUT / 'classifier'}")
+print(
+    f"saved {len(trained_state)} tensors ({sum(t.numel() for t in trained_state.values()):,} "
+    "parameters) "
+    f"to {OUT / 'classifier'}"
+)
 
 # %%
-info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "train": vars(CONFIG), "full_ft": vars(full_config),
-                        "cache_depths": DEPTHS},
-                seed=SEED, device=hardware.device, dtype=next(model.parameters()).dtype,
-                model_fingerprint=BASE_FINGERPRINT,
-                dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()})
-results = {"lab": LAB, "before": {"accuracy": before["accuracy"]}, "after": {"accuracy": after["accuracy"]},
-           "validation_after": validation["accuracy"], "trainable_params": ablation[0]["trainable params"],
-           "total_params": TOTAL, "cache_seconds": cache_seconds,
-           "seconds_per_step": {"cached": step_cached, "full_forward": step_full},
-           "ablation": ablation, "loss": history["loss"], "prompting": prompting,
-           "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+info = run_info(
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "train": vars(CONFIG),
+        "full_ft": vars(full_config),
+        "cache_depths": DEPTHS,
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=next(model.parameters()).dtype,
+    model_fingerprint=BASE_FINGERPRINT,
+    dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
+)
+results = {
+    "lab": LAB,
+    "before": {"accuracy": before["accuracy"]},
+    "after": {"accuracy": after["accuracy"]},
+    "validation_after": validation["accuracy"],
+    "trainable_params": ablation[0]["trainable params"],
+    "total_params": TOTAL,
+    "cache_seconds": cache_seconds,
+    "seconds_per_step": {"cached": step_cached, "full_forward": step_full},
+    "ablation": ablation,
+    "loss": history["loss"],
+    "prompting": prompting,
+    "wall_seconds": round(time.perf_counter() - lab_start, 1),
+}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'} ({results['wall_seconds']:.0f} s in all)")
 
 # %% [markdown]
 # ## Submit
-# The grader puts your saved tensors on its own copy of the base model (`utils.train.classifier.apply_classifier`)
+# The grader puts your saved tensors on its own copy of the base model
+# (`utils.train.classifier.apply_classifier`)
 # and measures accuracy on a held-out split you never see, with the same `classifier_accuracy`.
 # "Before" there is the base model with a fresh head (seed 0), as in section 5.
 
 # %%
-submission = make_submission(LAB, STUDENT_ID, {"classifier": OUT / "classifier"}, info,
-                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
-                             training_config=vars(CONFIG), loss=history["loss"])
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"classifier": OUT / "classifier"},
+    info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+    training_config=vars(CONFIG),
+    loss=history["loss"],
+)
 
 # %% [markdown]
 # ## Takeaways

@@ -20,7 +20,8 @@
 # You will write the LoRA layer, the wrapper around a frozen `nn.Linear`, and the function that
 # swaps it into the model; check three properties numerically (no-op at init, merge equivalence,
 # exact removal); and fine-tune the Lab 02 spam classifier with LoRA, filling the LoRA row of
-# Lab 02's ablation. Part B (`03b_lora_peft`) does the same with PEFT and TRL, for instruction tuning.
+# Lab 02's ablation. Part B (`03b_lora_peft`) does the same with PEFT and TRL, for instruction
+# tuning.
 #
 # **Time**: about 4 minutes on 2 CPU cores (`SMOKE = True`: under a minute).
 # **Expected**: r = 8 on `q_proj` and `v_proj` of all 30 blocks: 460,800 adapter parameters
@@ -32,10 +33,10 @@
 # %% tags=["parameters"]
 import os
 
-PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
-SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few dozen messages, a 1-minute run
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few dozen messages, 1 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter and head initialisation, batch order
-STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
 
 # %%
 from utils.runtime.hardware import preflight
@@ -88,7 +89,9 @@ print({name: len(rows) for name, rows in splits.items()})
 # ### Task 3.1 — `LoRALayer`
 # Create `A` as an `nn.Parameter` of shape (rank, in_features) initialised with
 # `nn.init.kaiming_uniform_(A, a=math.sqrt(5))`, `B` as an `nn.Parameter` of zeros of shape
-# (out_features, rank), and `scaling = alpha / rank`. `forward(x)` returns `(x @ A.T @ B.T) * scaling`.
+# (out_features, rank), and `scaling = alpha / rank`. `forward(x)` returns `(x @ A.T @ B.T) *
+# scaling`.
+
 
 # %%
 class LoRALayer(nn.Module):
@@ -112,20 +115,34 @@ torch.manual_seed(0)
 _yours = LoRALayer(576, 192, rank=8, alpha=16)
 torch.manual_seed(0)
 _ref = reference.LoRALayer(576, 192, rank=8, alpha=16)
-check_equal("Task 3.1", sum(p.numel() for p in _yours.parameters()), reference.lora_parameter_count(576, 192, 8),
-            what="parameter count r * (in + out)")
-if report("Task 3.1", isinstance(getattr(_yours, "A", None), nn.Parameter) and torch.equal(_yours.A, _ref.A),
-          "A is initialised like the reference", "A should be an nn.Parameter initialised with kaiming_uniform_"):
+check_equal(
+    "Task 3.1",
+    sum(p.numel() for p in _yours.parameters()),
+    reference.lora_parameter_count(576, 192, 8),
+    what="parameter count r * (in + out)",
+)
+if report(
+    "Task 3.1",
+    isinstance(getattr(_yours, "A", None), nn.Parameter) and torch.equal(_yours.A, _ref.A),
+    "A is initialised like the reference",
+    "A should be an nn.Parameter initialised with kaiming_uniform_",
+):
     with torch.no_grad():
         _yours.B.normal_(), _ref.B.copy_(_yours.B)
         _x = torch.randn(3, 576)
-        check_close("Task 3.1", float((_yours(_x) - _ref(_x)).abs().max()), 0.0, tol=1e-5,
-                    what="max |your output - reference|")
+        check_close(
+            "Task 3.1",
+            float((_yours(_x) - _ref(_x)).abs().max()),
+            0.0,
+            tol=1e-5,
+            what="max |your output - reference|",
+        )
 
 # %% [markdown]
 # ### Task 3.2 — `LinearWithLoRA`
 # Keep the given `nn.Linear` (frozen: `requires_grad = False` on its parameters), add a
 # `LoRALayer` of matching sizes, and return the sum of both in `forward`.
+
 
 # %%
 class LinearWithLoRA(nn.Module):
@@ -149,10 +166,19 @@ _linear = nn.Linear(576, 192)
 _wrapped = LinearWithLoRA(_linear, rank=8, alpha=16)
 _x = torch.randn(2, 576)
 with torch.no_grad():
-    check_close("Task 3.2", float((_wrapped(_x) - _linear(_x)).abs().max()), 0.0, tol=0.0,
-                what="max |wrapped - original| at initialisation")
-report("Task 3.2", not any(p.requires_grad for p in _linear.parameters()), "the wrapped linear layer is frozen",
-       "set requires_grad = False on the wrapped layer's parameters");
+    check_close(
+        "Task 3.2",
+        float((_wrapped(_x) - _linear(_x)).abs().max()),
+        0.0,
+        tol=0.0,
+        what="max |wrapped - original| at initialisation",
+    )
+report(
+    "Task 3.2",
+    not any(p.requires_grad for p in _linear.parameters()),
+    "the wrapped linear layer is frozen",
+    "set requires_grad = False on the wrapped layer's parameters",
+);
 
 # %% [markdown]
 # ### Task 3.3 — put LoRA into the model
@@ -160,6 +186,7 @@ report("Task 3.2", not any(p.requires_grad for p in _linear.parameters()), "the 
 # `v_proj`) by a `LinearWithLoRA` around it. Walk `model.named_modules()`, find each match's
 # parent with `model.get_submodule(parent_name)`, and `setattr` the wrapper in place. Return the
 # replaced names.
+
 
 # %%
 def add_lora(model: nn.Module, targets: tuple[str, ...], rank: int, alpha: float) -> list[str]:
@@ -188,13 +215,25 @@ torch.manual_seed(SEED)
 replaced = add_lora(model, TARGETS, RANK, ALPHA) or []
 for param in model.lm_head.parameters():
     param.requires_grad = True
-expected_lora = sum(reference.lora_parameter_count(m.in_features, m.out_features, RANK)
-                    for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(".linear"))
-check_equal("Task 3.3", len(replaced), 2 * model.config.num_hidden_layers, what="number of wrapped layers")
-check_equal("Task 3.3", count_trainable(model)[0], expected_lora + sum(p.numel() for p in model.lm_head.parameters()),
-            what="trainable parameters (adapters + head)")
+expected_lora = sum(
+    reference.lora_parameter_count(m.in_features, m.out_features, RANK)
+    for n, m in model.named_modules()
+    if isinstance(m, nn.Linear) and n.endswith(".linear")
+)
+check_equal(
+    "Task 3.3", len(replaced), 2 * model.config.num_hidden_layers, what="number of wrapped layers"
+)
+check_equal(
+    "Task 3.3",
+    count_trainable(model)[0],
+    expected_lora + sum(p.numel() for p in model.lm_head.parameters()),
+    what="trainable parameters (adapters + head)",
+)
 TOTAL = sum(p.numel() for p in model.parameters())
-print(f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} ({100 * count_trainable(model)[0] / TOTAL:.2f} %)")
+print(
+    f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} "
+    f"({100 * count_trainable(model)[0] / TOTAL:.2f} %)"
+)
 
 # %% [markdown]
 # ## 2. Three properties to verify
@@ -202,14 +241,20 @@ print(f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} ({100 * count_trai
 
 # %%
 with torch.no_grad():
-    check_close("init", float((classifier_logits(model, *test_batch) - logits_base).abs().max()), 0.0, tol=0.0,
-                what="max |adapted - base| logit at initialisation")
+    check_close(
+        "init",
+        float((classifier_logits(model, *test_batch) - logits_base).abs().max()),
+        0.0,
+        tol=0.0,
+        what="max |adapted - base| logit at initialisation",
+    )
 
 # %% [markdown]
 # ## 3. Fine-tune with LoRA
 # Nothing is frozen *below* the adapters any more (there is one in every block), so the Lab 02
 # cache cannot be used: every step runs the whole model forward and backward, but only the
 # adapters and the head receive updates.
+
 
 # %%
 def logits_fn(input_ids, attention_mask):
@@ -221,67 +266,132 @@ pad = tokenizer.pad_token_id
 before = classifier_accuracy(logits_fn, ids["test"], y["test"], pad_value=pad)
 history = train_classifier(model, logits_fn, ids["train"], y["train"], CONFIG, pad_value=pad)
 after = classifier_accuracy(logits_fn, ids["test"], y["test"], pad_value=pad)
-print(f"test accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
-      f"({history['seconds']:.0f} s, {len(history['step'])} steps)")
-show(plot_sweep(history["step"], {"training loss": (history["loss"], None)}, OUT / "loss.png",
-                title=f"Lab 03: LoRA r={RANK} on {'+'.join(TARGETS)} (+ head)", xlabel="step", ylabel="loss"))
+print(
+    f"test accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
+    f"({history['seconds']:.0f} s, {len(history['step'])} steps)"
+)
+show(
+    plot_sweep(
+        history["step"],
+        {"training loss": (history["loss"], None)},
+        OUT / "loss.png",
+        title=f"Lab 03: LoRA r={RANK} on {'+'.join(TARGETS)} (+ head)",
+        xlabel="step",
+        ylabel="loss",
+    )
+)
 
 # %% [markdown]
 # 2. **Merging**: after training, folding $\frac{\alpha}{r}BA$ into $W$ gives the same outputs as
 #    the unmerged model (so inference costs nothing extra).
 # 3. **Removal**: dropping the adapters restores the base model *exactly*.
 
+
 # %%
 def swap_adapters(model: nn.Module, build) -> list[str]:
     """Replace every LinearWithLoRA by ``build(wrapper)`` (the kit's module-swapping helper)."""
-    return reference.replace_modules(model, lambda _, module: isinstance(module, LinearWithLoRA), build)
+    return reference.replace_modules(
+        model, lambda _, module: isinstance(module, LinearWithLoRA), build
+    )
 
 
 def merged_linear(wrapper: LinearWithLoRA) -> nn.Linear:
     """W + (alpha / r) B A as one plain linear layer."""
-    linear = nn.Linear(wrapper.linear.in_features, wrapper.linear.out_features, bias=wrapper.linear.bias is not None)
+    linear = nn.Linear(
+        wrapper.linear.in_features,
+        wrapper.linear.out_features,
+        bias=wrapper.linear.bias is not None,
+    )
     with torch.no_grad():
-        linear.weight.copy_(wrapper.linear.weight + (wrapper.lora.B @ wrapper.lora.A) * wrapper.lora.scaling)
+        linear.weight.copy_(
+            wrapper.linear.weight + (wrapper.lora.B @ wrapper.lora.A) * wrapper.lora.scaling
+        )
         if wrapper.linear.bias is not None:
             linear.bias.copy_(wrapper.linear.bias)
     return linear
 
 
-adapter_state = {n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+adapter_state = {
+    n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad
+}
 merged_model = copy.deepcopy(model)
 swap_adapters(merged_model, merged_linear)
 with torch.no_grad():
-    check_close("merge", float((classifier_logits(merged_model, *test_batch) - classifier_logits(model, *test_batch)).abs().max()),
-                0.0, tol=1e-4, what="max |merged - unmerged| logit")
+    check_close(
+        "merge",
+        float(
+            (classifier_logits(merged_model, *test_batch) - classifier_logits(model, *test_batch))
+            .abs()
+            .max()
+        ),
+        0.0,
+        tol=1e-4,
+        what="max |merged - unmerged| logit",
+    )
     del merged_model
     swap_adapters(model, lambda wrapper: wrapper.linear)
     hidden_removed = model.get_decoder()(input_ids=test_batch[0], attention_mask=test_batch[1])[0]
-report("remove", torch.equal(hidden_removed, hidden_base), "without adapters the base model is restored exactly",
-       "removing the adapters did not restore the base model");
-
+report(
+    "remove",
+    torch.equal(hidden_removed, hidden_base),
+    "without adapters the base model is restored exactly",
+    "removing the adapters did not restore the base model",
+);
 # %% [markdown]
 # ## 4. The LoRA row of Lab 02's ablation
 
 # %%
-row = {"trained": f"LoRA r={RANK} {'+'.join(TARGETS)} + head",
-       "trainable params": sum(t.numel() for t in adapter_state.values()),
-       "epochs": CONFIG.epochs, "train seconds": f"{history['seconds']:.1f}", "test accuracy": after["accuracy"]}
+row = {
+    "trained": f"LoRA r={RANK} {'+'.join(TARGETS)} + head",
+    "trainable params": sum(t.numel() for t in adapter_state.values()),
+    "epochs": CONFIG.epochs,
+    "train seconds": f"{history['seconds']:.1f}",
+    "test accuracy": after["accuracy"],
+}
 lab02 = lab_output_dir("02_selective_finetuning") / "results.json"
-table = [r for r in json.loads(lab02.read_text())["ablation"] if not r["trained"].startswith("LoRA")] if lab02.exists() else []
+table = (
+    [r for r in json.loads(lab02.read_text())["ablation"] if not r["trained"].startswith("LoRA")]
+    if lab02.exists()
+    else []
+)
 if table and len(y["test"]) != 242:
     table = []  # SMOKE runs use a different test subset: not comparable
-print(format_table([*table, row], ["trained", "trainable params", "epochs", "train seconds", "test accuracy"]))
+print(
+    format_table(
+        [*table, row], ["trained", "trainable params", "epochs", "train seconds", "test accuracy"]
+    )
+)
 
 # %%
 save_classifier(OUT / "classifier", adapter_state, LABELS, lora={"rank": RANK, "alpha": ALPHA})
-info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "rank": RANK, "alpha": ALPHA, "targets": TARGETS,
-                        "train": vars(CONFIG)}, seed=SEED, device=hardware.device,
-                dtype=next(model.parameters()).dtype, model_fingerprint=BASE_FINGERPRINT,
-                dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()})
-results = {"lab": LAB, "before": {"accuracy": before["accuracy"]}, "after": {"accuracy": after["accuracy"]},
-           "lora_row": row, "loss": history["loss"], "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+info = run_info(
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "rank": RANK,
+        "alpha": ALPHA,
+        "targets": TARGETS,
+        "train": vars(CONFIG),
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=next(model.parameters()).dtype,
+    model_fingerprint=BASE_FINGERPRINT,
+    dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
+)
+results = {
+    "lab": LAB,
+    "before": {"accuracy": before["accuracy"]},
+    "after": {"accuracy": after["accuracy"]},
+    "lora_row": row,
+    "loss": history["loss"],
+    "wall_seconds": round(time.perf_counter() - lab_start, 1),
+}
 save_results(OUT / "results.json", results, info)
-print(f"saved {OUT / 'results.json'} and the adapter ({len(adapter_state)} tensors) in {results['wall_seconds']:.0f} s")
+print(
+    f"saved {OUT / 'results.json'} and the adapter ({len(adapter_state)} tensors) in "
+    f"{results['wall_seconds']:.0f} s"
+)
 
 # %% [markdown]
 # ## Submit
@@ -290,9 +400,16 @@ print(f"saved {OUT / 'results.json'} and the adapter ({len(adapter_state)} tenso
 # on, and measures accuracy on a held-out split you never see with the same `classifier_accuracy`.
 
 # %%
-submission = make_submission(LAB, STUDENT_ID, {"classifier": OUT / "classifier"}, info,
-                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
-                             training_config=vars(CONFIG), loss=history["loss"])
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"classifier": OUT / "classifier"},
+    info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+    training_config=vars(CONFIG),
+    loss=history["loss"],
+)
 
 # %% [markdown]
 # ## Takeaways

@@ -35,10 +35,10 @@
 # %% tags=["parameters"]
 import os
 
-PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
-SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a handful of examples and steps, < 2 minutes
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few examples and steps, < 2 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation and batch order
-STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
 
 # %%
 from utils.runtime.hardware import preflight
@@ -79,7 +79,8 @@ BASE_FINGERPRINT = model_fingerprint(model)
 
 # %% [markdown]
 # ## 1. The data and the zero-shot baseline
-# 918 sentences generated from 34 sentence shapes (`utils/data/generators/events.py`); each shape lives in
+# 918 sentences generated from 34 sentence shapes (`utils/data/generators/events.py`); each shape
+# lives in
 # one split, so the test split asks for shapes the model never trained on. Some shapes leave out
 # the actor, the date or the place: the answer is then `null`.
 
@@ -88,14 +89,23 @@ SPEC = get_spec("news_events")
 FIELDS = SPEC.fields
 splits = {name: load_split("news_events", name) for name in ("train", "validation", "test")}
 if SMOKE:
-    splits = {"train": splits["train"][:48], "validation": splits["validation"][:6], "test": splits["test"][:6]}
+    splits = {
+        "train": splits["train"][:48],
+        "validation": splits["validation"][:6],
+        "test": splits["test"][:6],
+    }
 print({name: len(rows) for name, rows in splits.items()})
 for row in splits["train"][:3]:
     print(f"{row['text']}\n    -> {target_json(row['target'], FIELDS)}")
 
 
-test_prompts, test_targets = sft.extraction_prompts(tokenizer, splits["test"], FIELDS), [r["target"] for r in splits["test"]]
-before = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
+test_prompts, test_targets = (
+    sft.extraction_prompts(tokenizer, splits["test"], FIELDS),
+    [r["target"] for r in splits["test"]],
+)
+before = evaluate_extraction(
+    model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
+)
 print(f"zero-shot: JSON valid {before['json_valid']:.2f}, exact match {before['exact_match']:.2f}")
 for output in before["outputs"][:3]:
     print("   ", output[:120])
@@ -110,10 +120,18 @@ for output in before["outputs"][:3]:
 # %%
 train_text = sft.chat_text(tokenizer, sft.extraction_messages(splits["train"][0], FIELDS))
 print(train_text)
-report("eos", train_text.endswith(tokenizer.eos_token), f"examples end with eos {tokenizer.eos_token!r}",
-       "examples do not end with eos: the model will not learn to stop")
-report("pad", tokenizer.pad_token_id != tokenizer.eos_token_id,
-       f"pad {tokenizer.pad_token!r} differs from eos {tokenizer.eos_token!r}", "pad == eos");
+report(
+    "eos",
+    train_text.endswith(tokenizer.eos_token),
+    f"examples end with eos {tokenizer.eos_token!r}",
+    "examples do not end with eos: the model will not learn to stop",
+)
+report(
+    "pad",
+    tokenizer.pad_token_id != tokenizer.eos_token_id,
+    f"pad {tokenizer.pad_token!r} differs from eos {tokenizer.eos_token!r}",
+    "pad == eos",
+);
 
 # %% [markdown]
 # ## 3. The loss on the answer only
@@ -123,12 +141,13 @@ report("pad", tokenizer.pad_token_id != tokenizer.eos_token_id,
 # (`header_ids`, i.e. `<|im_start|>assistant\n`) becomes `-100`, which PyTorch's cross-entropy
 # ignores. If there is no header, every label is `-100`.
 
+
 # %%
 def response_only_labels(input_ids: list[int], header_ids: list[int]) -> list[int]:
     # BEGIN SOLUTION
     n, begin = len(header_ids), None
     for i in range(len(input_ids) - n + 1):
-        if input_ids[i: i + n] == header_ids:
+        if input_ids[i : i + n] == header_ids:
             begin = i + n
     if begin is None:
         return [-100] * len(input_ids)
@@ -140,27 +159,55 @@ def response_only_labels(input_ids: list[int], header_ids: list[int]) -> list[in
 HEADER = sft.response_template_ids(tokenizer)
 _ids = tokenizer(train_text, add_special_tokens=False)["input_ids"]
 _two_turns = tokenizer(train_text + "\n" + train_text, add_special_tokens=False)["input_ids"]
-check_equal("Task 3.4", response_only_labels(_ids, HEADER), sft.response_only_labels(_ids, HEADER),
-            what="labels of one example")
-check_equal("Task 3.4", response_only_labels(_two_turns, HEADER), sft.response_only_labels(_two_turns, HEADER),
-            what="labels of a two-conversation text (only the last answer counts)")
-check_equal("Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what="labels without a header");
-
+check_equal(
+    "Task 3.4",
+    response_only_labels(_ids, HEADER),
+    sft.response_only_labels(_ids, HEADER),
+    what="labels of one example",
+)
+check_equal(
+    "Task 3.4",
+    response_only_labels(_two_turns, HEADER),
+    sft.response_only_labels(_two_turns, HEADER),
+    what="labels of a two-conversation text (only the last answer counts)",
+)
+check_equal(
+    "Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what="labels without a header"
+);
 # %% [markdown]
 # TRL builds the dataset; Unsloth's `train_on_responses_only` applies the same mask to it. The kit
 # then checks that **no row lost every label** (a wrong template or a too-short `max_length` would
 # silently train on nothing) — and fails loudly if one did:
 
 # %%
-SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=ALL_LINEAR, learning_rate=1e-3,
-                           epochs=1, batch_size=8, max_steps=4 if SMOKE else -1, seed=SEED)
+SETTINGS = sft.SFTSettings(
+    r=16,
+    alpha=32,
+    target_modules=ALL_LINEAR,
+    learning_rate=1e-3,
+    epochs=1,
+    batch_size=8,
+    max_steps=4 if SMOKE else -1,
+    seed=SEED,
+)
 model = add_peft_lora(model, **SETTINGS.lora_arguments())
-trainer = sft.build_trainer(model, tokenizer, sft.chat_dataset(splits["train"], tokenizer,
-                                                               lambda r: sft.extraction_messages(r, FIELDS)), SETTINGS)
+trainer = sft.build_trainer(
+    model,
+    tokenizer,
+    sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS)),
+    SETTINGS,
+)
 example = trainer.train_dataset[0]
-print("what the loss sees (░ = masked):\n" + sft.show_masked(tokenizer, example["input_ids"], example["labels"]))
-check_equal("Task 3.4", response_only_labels(list(example["input_ids"]), HEADER), list(example["labels"]),
-            what="your mask vs Unsloth's train_on_responses_only on the first training row")
+print(
+    "what the loss sees (░ = masked):\n"
+    + sft.show_masked(tokenizer, example["input_ids"], example["labels"])
+)
+check_equal(
+    "Task 3.4",
+    response_only_labels(list(example["input_ids"]), HEADER),
+    list(example["labels"]),
+    what="your mask vs Unsloth's train_on_responses_only on the first training row",
+)
 try:
     sft.check_labels([example["labels"], [-100] * 12], what="a batch with a truncated row")
 except ValueError as error:
@@ -171,22 +218,37 @@ print(label_counts)
 # %% [markdown]
 # ## 4. Train the adapter
 # LoRA r = 16, α = 32 on all linear layers of the 30 blocks; fp32 on a CPU (bf16 is emulated
-# there and ~100× slower), fp16 on a T4 and bf16 on an A100, chosen from the GPU's compute capability.
+# there and ~100× slower), fp16 on a T4 and bf16 on an A100, chosen from the GPU's compute
+# capability.
 
 # %%
 trainable, total = count_trainable(model)
 print(f"trainable: {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f} %)")
 history = sft.train(trainer)
-print(f"{history['global_steps']} steps in {history['seconds']:.0f} s; loss {history['loss'][0]:.3f} -> {history['loss'][-1]:.4f}")
-show(plot_sweep(history["steps"], {"training loss (answer tokens)": (history["loss"], None)}, OUT / "loss.png",
-                title="Lab 03B: LoRA SFT on extraction", xlabel="step", ylabel="loss"))
+print(
+    f"{history['global_steps']} steps in {history['seconds']:.0f} s; loss {history['loss'][0]:.3f} "
+    f"-> {history['loss'][-1]:.4f}"
+)
+show(
+    plot_sweep(
+        history["steps"],
+        {"training loss (answer tokens)": (history["loss"], None)},
+        OUT / "loss.png",
+        title="Lab 03B: LoRA SFT on extraction",
+        xlabel="step",
+        ylabel="loss",
+    )
+)
 
 # %% [markdown]
 # ## 5. Before and after, same test split, same function
 # `evaluate_extraction` decodes greedily, but it hands each reference answer to the model as a
-# *draft*: one forward pass over 8 draft tokens shows, from the argmax at every position, how many of
-# them greedy decoding would produce anyway; the row keeps those plus the model's own next token, and
-# decodes one token per pass only once it parts from its draft. This is speculative decoding with the
+# *draft*: one forward pass over 8 draft tokens shows, from the argmax at every position, how many
+# of
+# them greedy decoding would produce anyway; the row keeps those plus the model's own next token,
+# and
+# decodes one token per pass only once it parts from its draft. This is speculative decoding with
+# the
 # reference as the guess: the outputs are exactly those of plain greedy decoding (a test checks it
 # against `model.generate`), but a trained model that is mostly right needs a few passes per answer
 # instead of one per token (`utils/eval/decoding.py`; `bench/grading_throughput.py` measures it).
@@ -198,64 +260,115 @@ METRICS = ["json_valid", "exact_match", *[f"{f} accuracy" for f in FIELDS]]
 
 def metric_row(name: str, result: dict) -> dict:
     """One table row: validity, exact match and each field's accuracy."""
-    return {"model": name, "json_valid": result["json_valid"], "exact_match": result["exact_match"],
-            **{f"{f} accuracy": result["field_accuracy"][f] for f in FIELDS}}
+    return {
+        "model": name,
+        "json_valid": result["json_valid"],
+        "exact_match": result["exact_match"],
+        **{f"{f} accuracy": result["field_accuracy"][f] for f in FIELDS},
+    }
 
 
 rows = [metric_row("base, zero-shot", before), metric_row("LoRA r=16 α=32", after)]
 print(format_table(rows, ["model", *METRICS]))
-show(plot_grouped_bars(METRICS, {r["model"]: [r[m] for m in METRICS] for r in rows}, OUT / "before_after.png",
-                       title=f"Lab 03B: extraction on the test split (n={len(test_targets)})", ylabel="score"))
-for row, output, ok in list(zip(splits["test"], after["outputs"], after["correct"], strict=True))[:4]:
+show(
+    plot_grouped_bars(
+        METRICS,
+        {r["model"]: [r[m] for m in METRICS] for r in rows},
+        OUT / "before_after.png",
+        title=f"Lab 03B: extraction on the test split (n={len(test_targets)})",
+        ylabel="score",
+    )
+)
+for row, output, ok in list(zip(splits["test"], after["outputs"], after["correct"], strict=True))[
+    :4
+]:
     print(f"{'✓' if ok else '✗'} {row['text']}\n    -> {output}")
-report("gain", after["exact_match"] - before["exact_match"] >= (0.0 if SMOKE else 0.4),
-       f"exact match +{100 * (after['exact_match'] - before['exact_match']):.0f} points",
-       f"exact match gained only {100 * (after['exact_match'] - before['exact_match']):.0f} points (target: +40)")
-model.save_pretrained(str(OUT / "adapter_extract"))  # adapter_config.json + adapter_model.safetensors
+report(
+    "gain",
+    after["exact_match"] - before["exact_match"] >= (0.0 if SMOKE else 0.4),
+    f"exact match +{100 * (after['exact_match'] - before['exact_match']):.0f} points",
+    f"exact match gained only {100 * (after['exact_match'] - before['exact_match']):.0f} points "
+    "(target: +40)",
+)
+model.save_pretrained(
+    str(OUT / "adapter_extract")
+)  # adapter_config.json + adapter_model.safetensors
 
 # %% [markdown]
 # ## 6. Rank, alpha and target modules
 # Each cell trains a fresh adapter with a **smaller budget** than section 4 — the same
 # 10 steps of 8 examples (the same 80 sentences) at the same learning rate — and is scored on 45
-# validation sentences with `teacher_forced_match`: one forward pass checks whether greedy decoding would produce the
+# validation sentences with `teacher_forced_match`: one forward pass checks whether greedy decoding
+# would produce the
 # whole answer token for token (it equals greedy exact match on tokens, at a fraction of the cost
 # of generating). The model is re-loaded for every cell (1–2 s from the cache).
 
 # %%
 SWEEP_STEPS = 1 if SMOKE else 10
 RANKS, ALPHA_FACTORS = ([4], [1, 2]) if SMOKE else ([4, 16, 64], [1, 2])
-TARGET_SETS = {"q,v": ("q_proj", "v_proj"), "q,k,v,o": ("q_proj", "k_proj", "v_proj", "o_proj"),
-               "all linear": ALL_LINEAR}
+TARGET_SETS = {
+    "q,v": ("q_proj", "v_proj"),
+    "q,k,v,o": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "all linear": ALL_LINEAR,
+}
 if SMOKE:
     TARGET_SETS = {}
 N_SWEEP_VAL = 45  # validation sentences per cell
 val_prompts = sft.extraction_prompts(tokenizer, splits["validation"][:N_SWEEP_VAL], FIELDS)
 val_answers = [target_json(r["target"], FIELDS) for r in splits["validation"][:N_SWEEP_VAL]]
 sweep_rows = splits["train"][: SWEEP_STEPS * 8]  # exactly the examples the budget uses
-train_dataset = sft.chat_dataset(sweep_rows, tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
+train_dataset = sft.chat_dataset(
+    sweep_rows, tokenizer, lambda r: sft.extraction_messages(r, FIELDS)
+)
 
 
 def sweep_cell(r: int, alpha: int, targets: tuple[str, ...]) -> dict:
     """Train a fresh adapter for SWEEP_STEPS steps; return its size, time and validation scores."""
     base, _ = load_model(PROFILE)
-    settings = sft.SFTSettings(r=r, alpha=alpha, target_modules=targets, learning_rate=1e-3, batch_size=8,
-                               max_steps=SWEEP_STEPS, warmup_steps=2, seed=SEED)
+    settings = sft.SFTSettings(
+        r=r,
+        alpha=alpha,
+        target_modules=targets,
+        learning_rate=1e-3,
+        batch_size=8,
+        max_steps=SWEEP_STEPS,
+        warmup_steps=2,
+        seed=SEED,
+    )
     peft_model = add_peft_lora(base, **settings.lora_arguments())
     cell_trainer = sft.build_trainer(peft_model, tokenizer, train_dataset, settings)
     cell_trainer.args.disable_tqdm = True
     result = sft.train(cell_trainer)
     score = teacher_forced_match(peft_model, tokenizer, val_prompts, val_answers, progress=False)
-    return {"r": r, "alpha": alpha, "alpha/r": alpha / r, "targets": "+".join(t[0] for t in targets),
-            "trainable": count_trainable(peft_model)[0], "train seconds": round(result["seconds"], 1),
-            "final train loss": result["loss"][-1], "val answer loss": score["answer_loss"],
-            "val token accuracy": score["token_accuracy"], "val exact match": score["exact_match"]}
+    return {
+        "r": r,
+        "alpha": alpha,
+        "alpha/r": alpha / r,
+        "targets": "+".join(t[0] for t in targets),
+        "trainable": count_trainable(peft_model)[0],
+        "train seconds": round(result["seconds"], 1),
+        "final train loss": result["loss"][-1],
+        "val answer loss": score["answer_loss"],
+        "val token accuracy": score["token_accuracy"],
+        "val exact match": score["exact_match"],
+    }
 
 
 cells = [(r, factor * r, ALL_LINEAR) for r in RANKS for factor in ALPHA_FACTORS]
 cells += [(16, 32, targets) for name, targets in TARGET_SETS.items() if name != "all linear"]
 sweep = [sweep_cell(*cell) for cell in tqdm(cells, desc="sweep cells")]
-SWEEP_COLUMNS = ["r", "alpha", "alpha/r", "targets", "trainable", "train seconds", "final train loss",
-                 "val answer loss", "val token accuracy", "val exact match"]
+SWEEP_COLUMNS = [
+    "r",
+    "alpha",
+    "alpha/r",
+    "targets",
+    "trainable",
+    "train seconds",
+    "final train loss",
+    "val answer loss",
+    "val token accuracy",
+    "val exact match",
+]
 print(format_table(sweep, SWEEP_COLUMNS))
 
 
@@ -263,17 +376,39 @@ print(format_table(sweep, SWEEP_COLUMNS))
 def cell_score(r, alpha, targets=ALL_LINEAR):
     """The sweep's validation token accuracy for one cell (NaN if not run)."""
     name = "+".join(t[0] for t in targets)
-    found = [c["val token accuracy"] for c in sweep if (c["r"], c["alpha"], c["targets"]) == (r, alpha, name)]
+    found = [
+        c["val token accuracy"]
+        for c in sweep
+        if (c["r"], c["alpha"], c["targets"]) == (r, alpha, name)
+    ]
     return found[0] if found else float("nan")
 
 
-show(plot_heatmap(RANKS, [f"α = {f}·r" for f in ALPHA_FACTORS],
-                  [[cell_score(r, f * r) for f in ALPHA_FACTORS] for r in RANKS], OUT / "sweep_heatmap.png",
-                  title=f"validation answer-token accuracy after {SWEEP_STEPS} steps (all linear)", xlabel="alpha",
-                  ylabel="rank r"))
+show(
+    plot_heatmap(
+        RANKS,
+        [f"α = {f}·r" for f in ALPHA_FACTORS],
+        [[cell_score(r, f * r) for f in ALPHA_FACTORS] for r in RANKS],
+        OUT / "sweep_heatmap.png",
+        title=f"validation answer-token accuracy after {SWEEP_STEPS} steps (all linear)",
+        xlabel="alpha",
+        ylabel="rank r",
+    )
+)
 target_rows = [c for c in sweep if c["r"] == 16 and c["alpha"] == 32]
-print(format_table(target_rows, ["targets", "trainable", "train seconds", "val answer loss", "val token accuracy",
-                                  "val exact match"]))
+print(
+    format_table(
+        target_rows,
+        [
+            "targets",
+            "trainable",
+            "train seconds",
+            "val answer loss",
+            "val token accuracy",
+            "val exact match",
+        ],
+    )
+)
 
 # %% [markdown]
 # **What to conclude** (measured on the embedded model; compare with your table):
@@ -301,6 +436,7 @@ print(format_table(target_rows, ["targets", "trainable", "train seconds", "val a
 # Lab 01/02 data. Both adapters are then loaded onto **one** copy of the base model, and each
 # request is routed to its adapter: the base weights (540 MB here, GBs on a GPU) are shared.
 
+
 # %%
 def spam_prompts(rows):
     """Generation prompts for SMS rows."""
@@ -310,12 +446,23 @@ def spam_prompts(rows):
 sms = {name: load_split("sms_spam", name) for name in ("train", "test")}
 if SMOKE:
     sms = {"train": sms["train"][:16], "test": sms["test"][:8]}
-spam_settings = sft.SFTSettings(r=16, alpha=32, target_modules=ALL_LINEAR, learning_rate=1e-3, batch_size=8,
-                                max_steps=1 if SMOKE else 20, seed=SEED)
+spam_settings = sft.SFTSettings(
+    r=16,
+    alpha=32,
+    target_modules=ALL_LINEAR,
+    learning_rate=1e-3,
+    batch_size=8,
+    max_steps=1 if SMOKE else 20,
+    seed=SEED,
+)
 base, _ = load_model(PROFILE)
 spam_model = add_peft_lora(base, **spam_settings.lora_arguments())
-spam_trainer = sft.build_trainer(spam_model, tokenizer, sft.chat_dataset(sms["train"], tokenizer, sft.spam_messages),
-                                 spam_settings)
+spam_trainer = sft.build_trainer(
+    spam_model,
+    tokenizer,
+    sft.chat_dataset(sms["train"], tokenizer, sft.spam_messages),
+    spam_settings,
+)
 spam_history = sft.train(spam_trainer)
 spam_model.save_pretrained(str(OUT / "adapter_spam"))
 del spam_model, spam_trainer, base, model, trainer
@@ -343,15 +490,21 @@ def answer(request: dict) -> str:
     # BEGIN SOLUTION
     server.set_adapter(request["task"])
     row = {"text": request["text"]}
-    messages = (sft.extraction_messages(row, FIELDS, with_answer=False) if request["task"] == "extract"
-                else sft.spam_messages(row, with_answer=False))
+    messages = (
+        sft.extraction_messages(row, FIELDS, with_answer=False)
+        if request["task"] == "extract"
+        else sft.spam_messages(row, with_answer=False)
+    )
     return generate(sft.chat_text(tokenizer, messages))
     # END SOLUTION
 
 
 # %%
-requests = [{"task": "extract", "text": splits["test"][0]["text"]}, {"task": "spam", "text": sms["test"][0]["text"]},
-            {"task": "extract", "text": splits["test"][1]["text"]}]
+requests = [
+    {"task": "extract", "text": splits["test"][0]["text"]},
+    {"task": "spam", "text": sms["test"][0]["text"]},
+    {"task": "extract", "text": splits["test"][1]["text"]},
+]
 replies = [answer(request) for request in requests]
 for request, reply in zip(requests, replies, strict=True):
     print(f"[{request['task']:>7}] {request['text'][:70]}\n          -> {reply}")
@@ -359,13 +512,20 @@ expected = []
 for request in requests:  # the reference: activate the adapter by hand, then generate
     server.set_adapter(request["task"])
     row = {"text": request["text"]}
-    messages = (sft.extraction_messages(row, FIELDS, with_answer=False) if request["task"] == "extract"
-                else sft.spam_messages(row, with_answer=False))
+    messages = (
+        sft.extraction_messages(row, FIELDS, with_answer=False)
+        if request["task"] == "extract"
+        else sft.spam_messages(row, with_answer=False)
+    )
     expected.append(generate(sft.chat_text(tokenizer, messages)))
 check_equal("Task 3.5", replies, expected, what="the replies of the three requests")
 if not SMOKE:
-    report("Task 3.5", parse_json_object(replies[0]) is not None and replies[1].split()[:1] in (["spam"], ["ham"]),
-           "the extraction request got JSON, the SMS request a label", "the replies do not match their tasks' formats")
+    report(
+        "Task 3.5",
+        parse_json_object(replies[0]) is not None and replies[1].split()[:1] in (["spam"], ["ham"]),
+        "the extraction request got JSON, the SMS request a label",
+        "the replies do not match their tasks' formats",
+    )
 
 # %% [markdown]
 # Each adapter on each task, on the same subsets of the two test splits (the base model with the
@@ -373,7 +533,7 @@ if not SMOKE:
 
 # %%
 N_SWITCH = 3 if SMOKE else 30
-ext_rows, sms_rows = splits["test"][:N_SWITCH], sms["test"][:N_SWITCH * 2]
+ext_rows, sms_rows = splits["test"][:N_SWITCH], sms["test"][: N_SWITCH * 2]
 switch_table = []
 for name in ("base", "extract", "spam"):
     if name == "base":
@@ -382,21 +542,57 @@ for name in ("base", "extract", "spam"):
         server.set_adapter(name)
         context = torch.no_grad()
     with context:
-        ext = evaluate_extraction(server, tokenizer, sft.extraction_prompts(tokenizer, ext_rows, FIELDS), [r["target"] for r in ext_rows], FIELDS,
-                                  max_new_tokens=56, progress=False)
-        spam = evaluate_label_generation(server, tokenizer, spam_prompts(sms_rows), [r["label"] for r in sms_rows],
-                                         get_spec("sms_spam").labels, progress=False)
-    switch_table.append({"adapter": name, "extraction exact match": ext["exact_match"],
-                         "spam accuracy": spam["accuracy"], "spam answers not a label": spam["invalid"]})
-print(format_table(switch_table, ["adapter", "extraction exact match", "spam accuracy", "spam answers not a label"]))
-show(plot_grouped_bars(["extraction exact match", "spam accuracy"],
-                       {r["adapter"]: [r["extraction exact match"], r["spam accuracy"]] for r in switch_table},
-                       OUT / "adapter_switching.png", title="Lab 03B: each adapter on each task", ylabel="score"))
+        ext = evaluate_extraction(
+            server,
+            tokenizer,
+            sft.extraction_prompts(tokenizer, ext_rows, FIELDS),
+            [r["target"] for r in ext_rows],
+            FIELDS,
+            max_new_tokens=56,
+            progress=False,
+        )
+        spam = evaluate_label_generation(
+            server,
+            tokenizer,
+            spam_prompts(sms_rows),
+            [r["label"] for r in sms_rows],
+            get_spec("sms_spam").labels,
+            progress=False,
+        )
+    switch_table.append(
+        {
+            "adapter": name,
+            "extraction exact match": ext["exact_match"],
+            "spam accuracy": spam["accuracy"],
+            "spam answers not a label": spam["invalid"],
+        }
+    )
+print(
+    format_table(
+        switch_table,
+        ["adapter", "extraction exact match", "spam accuracy", "spam answers not a label"],
+    )
+)
+show(
+    plot_grouped_bars(
+        ["extraction exact match", "spam accuracy"],
+        {r["adapter"]: [r["extraction exact match"], r["spam accuracy"]] for r in switch_table},
+        OUT / "adapter_switching.png",
+        title="Lab 03B: each adapter on each task",
+        ylabel="score",
+    )
+)
 by_name = {r["adapter"]: r for r in switch_table}
-report("switch", SMOKE or (by_name["extract"]["extraction exact match"] > by_name["spam"]["extraction exact match"]
-                           and by_name["spam"]["spam accuracy"] > by_name["extract"]["spam accuracy"]),
-       "each adapter wins on its own task", "an adapter does not win on its own task");
-
+report(
+    "switch",
+    SMOKE
+    or (
+        by_name["extract"]["extraction exact match"] > by_name["spam"]["extraction exact match"]
+        and by_name["spam"]["spam accuracy"] > by_name["extract"]["spam accuracy"]
+    ),
+    "each adapter wins on its own task",
+    "an adapter does not win on its own task",
+);
 # %% [markdown]
 # ### Merge the extraction adapter into the base and save it
 # `merge_and_unload` folds $\frac{\alpha}{r}BA$ into each weight (Part A's merge, done by PEFT): the
@@ -404,31 +600,59 @@ report("switch", SMOKE or (by_name["extract"]["extraction exact match"] > by_nam
 
 # %%
 server.set_adapter("extract")
-probe = tokenizer(sft.extraction_prompts(tokenizer, splits["test"][:4], FIELDS), return_tensors="pt", padding=True, add_special_tokens=False)
+probe = tokenizer(
+    sft.extraction_prompts(tokenizer, splits["test"][:4], FIELDS),
+    return_tensors="pt",
+    padding=True,
+    add_special_tokens=False,
+)
 with torch.no_grad():
     logits_adapter = server(**probe).logits
     merged = server.merge_and_unload(adapter_names=["extract"])
     logits_merged = merged(**probe).logits
-check_close("merge", float((logits_adapter - logits_merged).abs().max()), 0.0, tol=1e-3,
-            what="max |merged - adapter| logit")
+check_close(
+    "merge",
+    float((logits_adapter - logits_merged).abs().max()),
+    0.0,
+    tol=1e-3,
+    what="max |merged - adapter| logit",
+)
 merged.save_pretrained(str(OUT / "merged_extract"))  # safetensors
 tokenizer.save_pretrained(str(OUT / "merged_extract"))
-print(f"merged model saved to {OUT / 'merged_extract'} "
-      f"({sum(p.stat().st_size for p in (OUT / 'merged_extract').glob('*')) / 1e6:.0f} MB)")
+print(
+    f"merged model saved to {OUT / 'merged_extract'} "
+    f"({sum(p.stat().st_size for p in (OUT / 'merged_extract').glob('*')) / 1e6:.0f} MB)"
+)
 
 # %%
-info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "settings": SETTINGS.to_dict(),
-                        "sweep_steps": SWEEP_STEPS, "spam_settings": spam_settings.to_dict()},
-                seed=SEED, device=hardware.device, dtype=next(merged.parameters()).dtype,
-                model_fingerprint=BASE_FINGERPRINT,
-                dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()})
+info = run_info(
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "settings": SETTINGS.to_dict(),
+        "sweep_steps": SWEEP_STEPS,
+        "spam_settings": spam_settings.to_dict(),
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=next(merged.parameters()).dtype,
+    model_fingerprint=BASE_FINGERPRINT,
+    dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
+)
 strip = ("outputs", "correct")
-results = {"lab": LAB, "before": {k: v for k, v in before.items() if k not in strip},
-           "after": {k: v for k, v in after.items() if k not in strip},
-           "trainable_parameters": trainable, "train_seconds": round(history["seconds"], 1),
-           "loss": history["loss"], "label_counts": label_counts, "sweep": sweep, "switching": switch_table,
-           "spam_train_seconds": round(spam_history["seconds"], 1),
-           "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+results = {
+    "lab": LAB,
+    "before": {k: v for k, v in before.items() if k not in strip},
+    "after": {k: v for k, v in after.items() if k not in strip},
+    "trainable_parameters": trainable,
+    "train_seconds": round(history["seconds"], 1),
+    "loss": history["loss"],
+    "label_counts": label_counts,
+    "sweep": sweep,
+    "switching": switch_table,
+    "spam_train_seconds": round(spam_history["seconds"], 1),
+    "wall_seconds": round(time.perf_counter() - lab_start, 1),
+}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
 
@@ -439,9 +663,16 @@ print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f
 # held-out split you never see, with the same evaluation function as section 5.
 
 # %%
-submission = make_submission(LAB, STUDENT_ID, {"adapter": OUT / "adapter_extract"}, info,
-                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
-                             training_config=SETTINGS.to_dict(), loss=history["loss"])
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"adapter": OUT / "adapter_extract"},
+    info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+    training_config=SETTINGS.to_dict(),
+    loss=history["loss"],
+)
 
 # %% [markdown]
 # ## Takeaways

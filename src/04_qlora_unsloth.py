@@ -14,7 +14,8 @@
 #
 # QLoRA (Dettmers et al., 2023) freezes the base model in **4-bit NF4** and trains LoRA adapters on
 # top in 16/32-bit. On a GPU that is what lets a 7–8B model train on one 16–24 GB card. This lab
-# walks the **Unsloth** workflow end to end — `FastLanguageModel.from_pretrained(load_in_4bit=True)`,
+# walks the **Unsloth** workflow end to end —
+# `FastLanguageModel.from_pretrained(load_in_4bit=True)`,
 # `get_peft_model`, TRL's `SFTTrainer`, `train_on_responses_only`, `for_inference`, saving the
 # adapter and a merged 16-bit model — on the same extraction task as Lab 03B, so the scores compare.
 #
@@ -32,10 +33,10 @@
 # %% tags=["parameters"]
 import os
 
-PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
-SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a handful of examples and steps, < 2 minutes
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few examples and steps, < 2 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation and batch order
-STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
 
 # %%
 from utils.runtime.hardware import preflight
@@ -87,18 +88,28 @@ print(memory_now())
 FIELDS = get_spec("news_events").fields
 splits = {name: load_split("news_events", name) for name in ("train", "validation", "test")}
 if SMOKE:
-    splits = {"train": splits["train"][:32], "validation": splits["validation"][:6], "test": splits["test"][:6]}
+    splits = {
+        "train": splits["train"][:32],
+        "validation": splits["validation"][:6],
+        "test": splits["test"][:6],
+    }
 print({name: len(rows) for name, rows in splits.items()})
 
 base, tokenizer = load_model(PROFILE, load_in_4bit=False)
 BASE_FINGERPRINT = model_fingerprint(base)
 
 
-test_prompts, test_targets = sft.extraction_prompts(tokenizer, splits["test"], FIELDS), [r["target"] for r in splits["test"]]
+test_prompts, test_targets = (
+    sft.extraction_prompts(tokenizer, splits["test"], FIELDS),
+    [r["target"] for r in splits["test"]],
+)
 val_prompts = sft.extraction_prompts(tokenizer, splits["validation"][:45], FIELDS)
 val_answers = [target_json(r["target"], FIELDS) for r in splits["validation"][:45]]
 before = evaluate_extraction(base, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
-print(f"zero-shot (16/32-bit base): JSON valid {before['json_valid']:.2f}, exact match {before['exact_match']:.2f}")
+print(
+    f"zero-shot (16/32-bit base): JSON valid {before['json_valid']:.2f}, exact match "
+    f"{before['exact_match']:.2f}"
+)
 
 # %% [markdown]
 # ## 2. NF4: 4-bit NormalFloat
@@ -126,20 +137,31 @@ def nf4_quantize_block(block: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 # %%
 LAYER = len(base.model.layers) // 2
 weight = base.model.layers[LAYER].mlp.down_proj.weight.detach().float().cpu()
-print(f"layer {LAYER} mlp.down_proj: {tuple(weight.shape)}, {weight.numel():,} weights, std {weight.std():.4f}")
+print(
+    f"layer {LAYER} mlp.down_proj: {tuple(weight.shape)}, {weight.numel():,} weights, std "
+    f"{weight.std():.4f}"
+)
 codes, absmax = nf4_quantize(weight)  # the kit's blockwise version
 your_codes, your_absmax = nf4_quantize_block(weight.flatten()[:64].clone())
 dequantized = nf4_dequantize(codes, absmax, weight.shape)
 by_bitsandbytes = bitsandbytes_nf4_roundtrip(weight)
-check_close("NF4", float((dequantized - by_bitsandbytes).abs().max()), 0.0, tol=1e-6,
-            what="max |kit - bitsandbytes| after quantize + dequantize")
+check_close(
+    "NF4",
+    float((dequantized - by_bitsandbytes).abs().max()),
+    0.0,
+    tol=1e-6,
+    what="max |kit - bitsandbytes| after quantize + dequantize",
+)
 check_equal("Task 4.1", your_codes.tolist(), codes[0].tolist(), what="codes of the first block")
-check_close("Task 4.1", float(your_absmax), float(absmax[0]), tol=1e-7, what="absmax of the first block")
+check_close(
+    "Task 4.1", float(your_absmax), float(absmax[0]), tol=1e-7, what="absmax of the first block"
+)
 print(f"first block: codes {codes[0][:8].tolist()} ..., absmax {float(absmax[0]):.4f}")
 
 # %% [markdown]
 # How good is it? The same matrix with 16 **evenly spaced** 4-bit levels (absmax, the obvious
 # choice) for comparison:
+
 
 # %%
 def uniform4_roundtrip(w: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
@@ -147,19 +169,43 @@ def uniform4_roundtrip(w: torch.Tensor, blocksize: int = 64) -> torch.Tensor:
     blocks = w.flatten().view(-1, blocksize)
     scale = blocks.abs().amax(dim=1, keepdim=True)
     levels = torch.linspace(-1, 1, 16)
-    return levels[(blocks[..., None] / scale[..., None] - levels).abs().argmin(-1)].mul(scale).view(w.shape)
+    return (
+        levels[(blocks[..., None] / scale[..., None] - levels).abs().argmin(-1)]
+        .mul(scale)
+        .view(w.shape)
+    )
 
 
 uniform = uniform4_roundtrip(weight)
 errors = {"NF4": (dequantized - weight).flatten(), "uniform 4-bit": (uniform - weight).flatten()}
-quant_rows = [{"format": name, "mean |error|": float(e.abs().mean()), "max |error|": float(e.abs().max()),
-               "relative error": float(e.norm() / weight.norm())} for name, e in errors.items()]
-print(format_table(quant_rows, ["format", "mean |error|", "max |error|", "relative error"], floats="{:.5f}"))
-report("NF4", quant_rows[0]["relative error"] < quant_rows[1]["relative error"],
-       "NF4's error is smaller than evenly spaced 4-bit levels on a real weight matrix",
-       "NF4 did not beat evenly spaced levels here")
-show(plot_histograms({name: e.tolist() for name, e in errors.items()}, OUT / "nf4_error_histogram.png",
-                     title=f"quantization error, layer {LAYER} down_proj", xlabel="dequantized - original"))
+quant_rows = [
+    {
+        "format": name,
+        "mean |error|": float(e.abs().mean()),
+        "max |error|": float(e.abs().max()),
+        "relative error": float(e.norm() / weight.norm()),
+    }
+    for name, e in errors.items()
+]
+print(
+    format_table(
+        quant_rows, ["format", "mean |error|", "max |error|", "relative error"], floats="{:.5f}"
+    )
+)
+report(
+    "NF4",
+    quant_rows[0]["relative error"] < quant_rows[1]["relative error"],
+    "NF4's error is smaller than evenly spaced 4-bit levels on a real weight matrix",
+    "NF4 did not beat evenly spaced levels here",
+)
+show(
+    plot_histograms(
+        {name: e.tolist() for name, e in errors.items()},
+        OUT / "nf4_error_histogram.png",
+        title=f"quantization error, layer {LAYER} down_proj",
+        xlabel="dequantized - original",
+    )
+)
 
 # %% [markdown]
 # ### Task 4.2 — bytes per parameter
@@ -172,14 +218,32 @@ show(plot_histograms({name: e.tolist() for name, e in errors.items()}, OUT / "nf
 nf4_bytes = (4 + 32 / 64) / 8
 nf4_double_quant_bytes = (4 + 8 / 64 + 32 / (64 * 256)) / 8
 # END SOLUTION
-check_close("Task 4.2", nf4_bytes, nf4_bytes_per_parameter(), tol=1e-9, what="NF4 bytes per parameter")
-check_close("Task 4.2", nf4_double_quant_bytes, nf4_bytes_per_parameter(double_quant=True), tol=1e-9,
-            what="NF4 + double quantization bytes per parameter")
+check_close(
+    "Task 4.2", nf4_bytes, nf4_bytes_per_parameter(), tol=1e-9, what="NF4 bytes per parameter"
+)
+check_close(
+    "Task 4.2",
+    nf4_double_quant_bytes,
+    nf4_bytes_per_parameter(double_quant=True),
+    tol=1e-9,
+    what="NF4 + double quantization bytes per parameter",
+)
 params_7b = SHAPES["llama-2-7b"].params()
-print(format_table([{"format": f, "bytes/param": b, "7B model (GB)": b * params_7b / GB} for f, b in
-                    [("fp32", 4.0), ("fp16 / bf16", 2.0), ("int8", 1.0), ("NF4", nf4_bytes_per_parameter()),
-                     ("NF4 + double quant", nf4_bytes_per_parameter(double_quant=True))]],
-                   ["format", "bytes/param", "7B model (GB)"]))
+print(
+    format_table(
+        [
+            {"format": f, "bytes/param": b, "7B model (GB)": b * params_7b / GB}
+            for f, b in [
+                ("fp32", 4.0),
+                ("fp16 / bf16", 2.0),
+                ("int8", 1.0),
+                ("NF4", nf4_bytes_per_parameter()),
+                ("NF4 + double quant", nf4_bytes_per_parameter(double_quant=True)),
+            ]
+        ],
+        ["format", "bytes/param", "7B model (GB)"],
+    )
+)
 
 # %% [markdown]
 # ## 3. LLM.int8() and outlier features
@@ -193,9 +257,14 @@ print(format_table([{"format": f, "bytes/param": b, "7B model (GB)": b * params_
 
 # %%
 captured = {}
-hooks = [layer.mlp.down_proj.register_forward_hook(
-    lambda module, args, output, i=i: captured.update({i: args[0].detach().flatten(0, 1).float().cpu()}))
-    for i, layer in enumerate(base.model.layers)]
+hooks = [
+    layer.mlp.down_proj.register_forward_hook(
+        lambda module, args, output, i=i: captured.update(
+            {i: args[0].detach().flatten(0, 1).float().cpu()}
+        )
+    )
+    for i, layer in enumerate(base.model.layers)
+]
 with torch.no_grad():
     batch = tokenizer([r["text"] for r in splits["train"][:8]], return_tensors="pt", padding=True)
     base(**batch.to(base.device))
@@ -205,13 +274,17 @@ INT8_LAYER = max(captured, key=lambda i: float(captured[i].abs().max()))
 x = captured[INT8_LAYER]
 w_lin = base.model.layers[INT8_LAYER].mlp.down_proj.weight.detach().float().cpu()
 column_max = x.abs().amax(dim=0)
-print(f"block {INT8_LAYER} down_proj inputs {tuple(x.shape)}: median column max {column_max.median():.2f}, "
-      f"largest {column_max.max():.1f} (columns {column_max.topk(3).indices.tolist()})")
+print(
+    f"block {INT8_LAYER} down_proj inputs {tuple(x.shape)}: median column max "
+    f"{column_max.median():.2f}, "
+    f"largest {column_max.max():.1f} (columns {column_max.topk(3).indices.tolist()})"
+)
 
 # %% [markdown]
 # ### Task 4.3 — which columns are outliers?
 # Return a boolean mask over the feature columns of `x`: True where any value in that column has
 # |value| ≥ `threshold`.
+
 
 # %%
 def outlier_columns(x: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
@@ -222,18 +295,33 @@ def outlier_columns(x: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
 
 # %%
 mask = outlier_columns(x)
-check_equal("Task 4.3", int(mask.sum()), int((x.abs() >= 6.0).any(dim=0).sum()), what="number of outlier columns")
+check_equal(
+    "Task 4.3",
+    int(mask.sum()),
+    int((x.abs() >= 6.0).any(dim=0).sum()),
+    what="number of outlier columns",
+)
 exact = x @ w_lin.T
 plain = int8_absmax_matmul(x, w_lin)
 decomposed, n_outliers = int8_outlier_matmul(x, w_lin, threshold=6.0)
-int8_rows = [{"method": "int8 absmax, every column", "relative error": float((plain - exact).norm() / exact.norm())},
-             {"method": f"LLM.int8(): {n_outliers} of {x.shape[1]} columns in 16-bit",
-              "relative error": float((decomposed - exact).norm() / exact.norm())}]
+int8_rows = [
+    {
+        "method": "int8 absmax, every column",
+        "relative error": float((plain - exact).norm() / exact.norm()),
+    },
+    {
+        "method": f"LLM.int8(): {n_outliers} of {x.shape[1]} columns in 16-bit",
+        "relative error": float((decomposed - exact).norm() / exact.norm()),
+    },
+]
 print(format_table(int8_rows, ["method", "relative error"], floats="{:.5f}"))
-report("int8", n_outliers > 0 and int8_rows[1]["relative error"] < int8_rows[0]["relative error"],
-       f"keeping {n_outliers} outlier columns in 16-bit cuts the error "
-       f"{int8_rows[0]['relative error'] / max(int8_rows[1]['relative error'], 1e-12):.0f}×",
-       "no outlier columns here, or the decomposition did not help")
+report(
+    "int8",
+    n_outliers > 0 and int8_rows[1]["relative error"] < int8_rows[0]["relative error"],
+    f"keeping {n_outliers} outlier columns in 16-bit cuts the error "
+    f"{int8_rows[0]['relative error'] / max(int8_rows[1]['relative error'], 1e-12):.0f}×",
+    "no outlier columns here, or the decomposition did not help",
+)
 del base
 release_memory()
 
@@ -244,16 +332,34 @@ release_memory()
 # this runs on Unsloth's CPU backend, on a GPU on its kernels — the same calls.
 
 # %%
-SETTINGS = sft.SFTSettings(r=16, alpha=32, target_modules=ALL_LINEAR, learning_rate=1e-3, epochs=1,
-                           batch_size=8, max_steps=4 if SMOKE else -1, seed=SEED, gradient_checkpointing=ON_GPU)
-train_data = sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS))
+SETTINGS = sft.SFTSettings(
+    r=16,
+    alpha=32,
+    target_modules=ALL_LINEAR,
+    learning_rate=1e-3,
+    epochs=1,
+    batch_size=8,
+    max_steps=4 if SMOKE else -1,
+    seed=SEED,
+    gradient_checkpointing=ON_GPU,
+)
+train_data = sft.chat_dataset(
+    splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS)
+)
 
 
 def comparison_row(method: str, model, peak: dict, history: dict, after: dict) -> dict:
-    """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained run."""
-    return {"method": method, "weights GB": weight_bytes(model) / GB, "peak GB": peak["peak_gb"],
-            "s/step": history["seconds"] / history["global_steps"], "trainable": count_trainable(model)[0],
-            "exact match": after["exact_match"], "json valid": after["json_valid"]}
+    """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained "
+    "run."""
+    return {
+        "method": method,
+        "weights GB": weight_bytes(model) / GB,
+        "peak GB": peak["peak_gb"],
+        "s/step": history["seconds"] / history["global_steps"],
+        "trainable": count_trainable(model)[0],
+        "exact match": after["exact_match"],
+        "json valid": after["json_valid"],
+    }
 
 
 qlora_memory = PeakMemory().start()
@@ -263,16 +369,27 @@ from unsloth import FastLanguageModel  # noqa: E402
 from unsloth.chat_templates import train_on_responses_only  # noqa: E402
 
 model, tokenizer = FastLanguageModel.from_pretrained(
-    model_name=model_source(PROFILE), max_seq_length=get_profile(PROFILE).max_seq_length,
-    dtype=hardware.dtype, load_in_4bit=True,
+    model_name=model_source(PROFILE),
+    max_seq_length=get_profile(PROFILE).max_seq_length,
+    dtype=hardware.dtype,
+    load_in_4bit=True,
 )
 if PROFILE == "cpu":
     set_special_tokens(tokenizer, model)  # the embedded GGUF's eos/pad fix (Lab 00)
-print(type(model.model.layers[0].mlp.down_proj).__name__, "| weights in memory:", f"{weight_bytes(model) / GB:.3f} GB")
+print(
+    type(model.model.layers[0].mlp.down_proj).__name__,
+    "| weights in memory:",
+    f"{weight_bytes(model) / GB:.3f} GB",
+)
 
 model = FastLanguageModel.get_peft_model(
-    model, r=SETTINGS.r, lora_alpha=SETTINGS.alpha, lora_dropout=0.0, bias="none",
-    target_modules=list(SETTINGS.target_modules), random_state=SEED,
+    model,
+    r=SETTINGS.r,
+    lora_alpha=SETTINGS.alpha,
+    lora_dropout=0.0,
+    bias="none",
+    target_modules=list(SETTINGS.target_modules),
+    random_state=SEED,
     use_gradient_checkpointing="unsloth" if SETTINGS.gradient_checkpointing else False,
 )
 
@@ -294,9 +411,15 @@ print(f"4-bit base: validation answer loss {base_4bit_val['answer_loss']:.3f}")
 # %%
 from trl import SFTTrainer  # noqa: E402
 
-trainer = SFTTrainer(model=model, args=sft.sft_config(model, SETTINGS), train_dataset=train_data,
-                     processing_class=tokenizer)
-trainer = train_on_responses_only(trainer)  # reads the user/assistant headers from the chat template
+trainer = SFTTrainer(
+    model=model,
+    args=sft.sft_config(model, SETTINGS),
+    train_dataset=train_data,
+    processing_class=tokenizer,
+)
+trainer = train_on_responses_only(
+    trainer
+)  # reads the user/assistant headers from the chat template
 sft.check_labels(trainer.train_dataset["labels"])
 keep_adapters_fp32(trainer.model)
 print("adapter dtypes:", sorted({str(p.dtype) for p in model.parameters() if p.requires_grad}))
@@ -305,14 +428,22 @@ print(memory_now())
 # %%
 qlora_history = sft.train(trainer)
 qlora_peak = qlora_memory.stop()
-print(f"{qlora_history['global_steps']} steps in {qlora_history['seconds']:.0f} s; "
-      f"loss {qlora_history['loss'][0]:.3f} -> {qlora_history['loss'][-1]:.4f}; peak {qlora_peak['peak_gb']:.2f} GB")
+print(
+    f"{qlora_history['global_steps']} steps in {qlora_history['seconds']:.0f} s; "
+    f"loss {qlora_history['loss'][0]:.3f} -> {qlora_history['loss'][-1]:.4f}; peak "
+    f"{qlora_peak['peak_gb']:.2f} GB"
+)
 print(memory_now())
 
 # %%
 FastLanguageModel.for_inference(model)  # Unsloth's fast generation path (on a GPU)
-qlora_after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
-print(f"QLoRA: JSON valid {qlora_after['json_valid']:.2f}, exact match {qlora_after['exact_match']:.3f}")
+qlora_after = evaluate_extraction(
+    model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
+)
+print(
+    f"QLoRA: JSON valid {qlora_after['json_valid']:.2f}, exact match "
+    f"{qlora_after['exact_match']:.3f}"
+)
 model.save_pretrained(str(OUT / "adapter_qlora"))  # adapter_config.json + adapter_model.safetensors
 qlora_row = comparison_row("QLoRA (NF4 base)", model, qlora_peak, qlora_history, qlora_after)
 del model, trainer
@@ -329,31 +460,56 @@ lora_memory = PeakMemory().start()
 model, tokenizer = load_model(PROFILE, load_in_4bit=False)
 model = add_peft_lora(model, **SETTINGS.lora_arguments())
 with model.disable_adapter():
-    base_16bit_val = teacher_forced_match(model, tokenizer, val_prompts, val_answers, progress=False)
+    base_16bit_val = teacher_forced_match(
+        model, tokenizer, val_prompts, val_answers, progress=False
+    )
 trainer = sft.build_trainer(model, tokenizer, train_data, SETTINGS)
 lora_history = sft.train(trainer)
 lora_peak = lora_memory.stop()
-lora_after = evaluate_extraction(model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
-lora_row = comparison_row(f"LoRA ({str(hardware.dtype).replace('torch.', '')} base)", model, lora_peak, lora_history,
-                          lora_after)
+lora_after = evaluate_extraction(
+    model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
+)
+lora_row = comparison_row(
+    f"LoRA ({str(hardware.dtype).replace('torch.', '')} base)",
+    model,
+    lora_peak,
+    lora_history,
+    lora_after,
+)
 del model, trainer
 release_memory()
 
 # %%
 COMPARE = ["method", "weights GB", "peak GB", "s/step", "trainable", "exact match", "json valid"]
 comparison = [lora_row, qlora_row]
-print(f"memory: {qlora_peak['kind']}; zero-shot exact match {before['exact_match']:.3f} for both bases")
+print(
+    f"memory: {qlora_peak['kind']}; zero-shot exact match {before['exact_match']:.3f} for both "
+    "bases"
+)
 print(format_table(comparison, COMPARE))
-print(f"validation answer loss of the untrained base: 16/32-bit {base_16bit_val['answer_loss']:.3f}, "
-      f"4-bit {base_4bit_val['answer_loss']:.3f}")
+print(
+    f"validation answer loss of the untrained base: 16/32-bit {base_16bit_val['answer_loss']:.3f}, "
+    f"4-bit {base_4bit_val['answer_loss']:.3f}"
+)
 gap = lora_row["exact match"] - qlora_row["exact match"]
-print(f"QLoRA vs LoRA: {100 * gap:+.1f} points of exact match "
-      f"({'within' if abs(gap) <= 0.02 else 'outside'} the 2-point band the QLoRA paper reports at 7B+)")
-show(plot_grouped_bars(["weights GB", "peak GB", "s/step", "exact match"],
-                       {r["method"]: [r[k] for k in ("weights GB", "peak GB", "s/step", "exact match")]
-                        for r in comparison}, OUT / "lora_vs_qlora.png",
-                       title=f"LoRA vs QLoRA on {hardware.device} ({len(test_targets)} test sentences)", ylabel="",
-                       ylim=None))
+print(
+    f"QLoRA vs LoRA: {100 * gap:+.1f} points of exact match "
+    f"({'within' if abs(gap) <= 0.02 else 'outside'} the 2-point band the QLoRA paper reports at "
+    "7B+)"
+)
+show(
+    plot_grouped_bars(
+        ["weights GB", "peak GB", "s/step", "exact match"],
+        {
+            r["method"]: [r[k] for k in ("weights GB", "peak GB", "s/step", "exact match")]
+            for r in comparison
+        },
+        OUT / "lora_vs_qlora.png",
+        title=f"LoRA vs QLoRA on {hardware.device} ({len(test_targets)} test sentences)",
+        ylabel="",
+        ylim=None,
+    )
+)
 
 # %% [markdown]
 # **Reading the numbers** (measured on the embedded model, 2 CPU cores, full run — compare with
@@ -375,30 +531,61 @@ show(plot_grouped_bars(["weights GB", "peak GB", "s/step", "exact match"],
 #   finds no loss against 16-bit LoRA; that is where QLoRA is meant to be used.
 #
 # ## 6. What the same run needs on a GPU (estimated)
-# `utils.train.memory_estimate.estimate_memory` adds up weights, LoRA weights, gradients, AdamW state and saved
+# `utils.train.memory_estimate.estimate_memory` adds up weights, LoRA weights, gradients, AdamW
+# state and saved
 # activations from the model's shape (tested against published figures: a 7B model in fp16 needs
 # ~15 GB to load; a 16 GB GPU trains ~1B parameters in full; Llama-2-7B QLoRA r = 256 ≈ 17.9 GB).
 # These are **estimates**, not measurements:
 
 # %%
-GPU_RUN = {"lora_r": SETTINGS.r, "lora_targets": SETTINGS.target_modules, "batch_size": SETTINGS.batch_size,
-           "seq_len": 256, "gradient_checkpointing": True}
+GPU_RUN = {
+    "lora_r": SETTINGS.r,
+    "lora_targets": SETTINGS.target_modules,
+    "batch_size": SETTINGS.batch_size,
+    "seq_len": 256,
+    "gradient_checkpointing": True,
+}
 estimates = []
 for key in ("llama-2-7b", "llama-3.2-3b", "llama-3.1-8b"):
     shape = SHAPES[key]
     for method, weights in (("full", "fp32"), ("lora", "bf16"), ("lora", "nf4-dq")):
         est = estimate_memory(shape, method=method, weights=weights, **GPU_RUN)
-        label = {"full": "full FT (mixed precision)", "bf16": "LoRA, 16-bit base", "nf4-dq": "QLoRA, NF4 base"}
-        estimates.append({"model": shape.name, "method": label["full" if method == "full" else weights],
-                          **{k: round(v, 2) for k, v in est.as_dict().items() if k != "trainable_params"}})
-EST_COLUMNS = ["model", "method", "weights", "trainable_weights", "gradients", "optimizer", "activations", "total"]
+        label = {
+            "full": "full FT (mixed precision)",
+            "bf16": "LoRA, 16-bit base",
+            "nf4-dq": "QLoRA, NF4 base",
+        }
+        estimates.append(
+            {
+                "model": shape.name,
+                "method": label["full" if method == "full" else weights],
+                **{k: round(v, 2) for k, v in est.as_dict().items() if k != "trainable_params"},
+            }
+        )
+EST_COLUMNS = [
+    "model",
+    "method",
+    "weights",
+    "trainable_weights",
+    "gradients",
+    "optimizer",
+    "activations",
+    "total",
+]
 print("ESTIMATED GPU memory (GB), batch 8 × 256 tokens, gradient checkpointing, AdamW:")
 print(format_table(estimates, EST_COLUMNS, floats="{:.1f}"))
 parts = ["weights", "trainable_weights", "gradients", "optimizer", "activations", "overhead"]
 shown = [e for e in estimates if e["method"] != "full FT (mixed precision)"]
-show(plot_stacked_bars([f"{e['model']}\n{e['method']}" for e in shown], {p: [e[p] for e in shown] for p in parts},
-                       OUT / "gpu_memory_estimate.png", title="ESTIMATED GPU memory for this lab's run",
-                       ylabel="GB", line=("T4: 16 GB", 16.0)))
+show(
+    plot_stacked_bars(
+        [f"{e['model']}\n{e['method']}" for e in shown],
+        {p: [e[p] for e in shown] for p in parts},
+        OUT / "gpu_memory_estimate.png",
+        title="ESTIMATED GPU memory for this lab's run",
+        ylabel="GB",
+        line=("T4: 16 GB", 16.0),
+    )
+)
 
 # %% [markdown]
 # ## 7. Save: adapter, merged 16-bit model, GGUF
@@ -417,29 +604,51 @@ base, tokenizer = load_model(PROFILE, load_in_4bit=False)
 original_base_after = None
 if not SMOKE:
     contrast = PeftModel.from_pretrained(base, str(OUT / "adapter_qlora")).merge_and_unload()
-    original_base_after = evaluate_extraction(contrast, tokenizer, test_prompts, test_targets, FIELDS,
-                                              max_new_tokens=56)
+    original_base_after = evaluate_extraction(
+        contrast, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
+    )
     del contrast
     base, tokenizer = load_model(PROFILE, load_in_4bit=False)
 print(f"rounded {nf4_roundtrip_linears(base)} linear layers through NF4")
 served = PeftModel.from_pretrained(base, str(OUT / "adapter_qlora"))
-probe = tokenizer(test_prompts[:4], return_tensors="pt", padding=True, add_special_tokens=False).to(base.device)
+probe = tokenizer(test_prompts[:4], return_tensors="pt", padding=True, add_special_tokens=False).to(
+    base.device
+)
 with torch.no_grad():
     logits_adapter = served(**probe).logits.float()
     merged = served.merge_and_unload()
     logits_merged = merged(**probe).logits.float()
-check_close("merge", float((logits_adapter - logits_merged).abs().max()), 0.0, tol=1e-2 if ON_GPU else 1e-3,
-            what="max |merged - adapter| logit")
+check_close(
+    "merge",
+    float((logits_adapter - logits_merged).abs().max()),
+    0.0,
+    tol=1e-2 if ON_GPU else 1e-3,
+    what="max |merged - adapter| logit",
+)
 merged.save_pretrained(str(merged_dir))
 tokenizer.save_pretrained(str(merged_dir))
-print(f"merged model: {merged_dir} ({sum(p.stat().st_size for p in merged_dir.glob('*')) / 1e6:.0f} MB)")
-merged_after = evaluate_extraction(merged, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56)
-print(f"exact match: QLoRA model {qlora_after['exact_match']:.3f} | merged into the NF4 weights "
-      f"{merged_after['exact_match']:.3f}" + ("" if original_base_after is None else
-                                               f" | merged into the original weights {original_base_after['exact_match']:.3f}"))
-report("merge", abs(merged_after["exact_match"] - qlora_after["exact_match"]) <= 0.02,
-       "the merged 16-bit model scores like the QLoRA model it came from",
-       "the merged model scores differently from the QLoRA model")
+print(
+    f"merged model: {merged_dir} ({sum(p.stat().st_size for p in merged_dir.glob('*')) / 1e6:.0f} "
+    "MB)"
+)
+merged_after = evaluate_extraction(
+    merged, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
+)
+print(
+    f"exact match: QLoRA model {qlora_after['exact_match']:.3f} | merged into the NF4 weights "
+    f"{merged_after['exact_match']:.3f}"
+    + (
+        ""
+        if original_base_after is None
+        else f" | merged into the original weights {original_base_after['exact_match']:.3f}"
+    )
+)
+report(
+    "merge",
+    abs(merged_after["exact_match"] - qlora_after["exact_match"]) <= 0.02,
+    "the merged 16-bit model scores like the QLoRA model it came from",
+    "the merged model scores differently from the QLoRA model",
+)
 if ON_GPU:
     try:
         merged.save_pretrained_gguf(str(OUT / "gguf"), tokenizer, quantization_method="q4_k_m")
@@ -447,27 +656,49 @@ if ON_GPU:
     except Exception as error:  # needs llama.cpp, which Unsloth downloads and builds
         print(f"GGUF export skipped: {type(error).__name__}: {error}")
 else:
-    print("GGUF export skipped: Unsloth's save_pretrained_gguf builds llama.cpp from GitHub (a GPU runtime with "
-          "internet, e.g. Colab); run this lab with PROFILE='t4' or 'a100' there to export it.")
+    print(
+        "GGUF export skipped: Unsloth's save_pretrained_gguf builds llama.cpp from GitHub (a GPU "
+        "runtime with "
+        "internet, e.g. Colab); run this lab with PROFILE='t4' or 'a100' there to export it."
+    )
 del served, merged, base
 release_memory()
 
 # %%
-info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "settings": SETTINGS.to_dict(), "gpu_run": {
-                    **GPU_RUN, "lora_targets": list(GPU_RUN["lora_targets"])}},
-                seed=SEED, device=hardware.device, dtype=hardware.dtype, model_fingerprint=BASE_FINGERPRINT,
-                dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()})
+info = run_info(
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "settings": SETTINGS.to_dict(),
+        "gpu_run": {**GPU_RUN, "lora_targets": list(GPU_RUN["lora_targets"])},
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=hardware.dtype,
+    model_fingerprint=BASE_FINGERPRINT,
+    dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
+)
 strip = ("outputs", "correct")
-results = {"lab": LAB, "before": {k: v for k, v in before.items() if k not in strip},
-           "qlora_after": {k: v for k, v in qlora_after.items() if k not in strip},
-           "lora_after": {k: v for k, v in lora_after.items() if k not in strip},
-           "merged_after": {k: v for k, v in merged_after.items() if k not in strip},
-           "merged_into_original_exact_match": original_base_after and original_base_after["exact_match"],
-           "comparison": comparison, "memory_kind": qlora_peak["kind"],
-           "base_val_answer_loss": {"16/32-bit": base_16bit_val["answer_loss"], "4-bit": base_4bit_val["answer_loss"]},
-           "nf4": quant_rows, "int8": int8_rows, "gpu_estimates": estimates,
-           "qlora_loss": qlora_history["loss"], "lora_loss": lora_history["loss"],
-           "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+results = {
+    "lab": LAB,
+    "before": {k: v for k, v in before.items() if k not in strip},
+    "qlora_after": {k: v for k, v in qlora_after.items() if k not in strip},
+    "lora_after": {k: v for k, v in lora_after.items() if k not in strip},
+    "merged_after": {k: v for k, v in merged_after.items() if k not in strip},
+    "merged_into_original_exact_match": original_base_after and original_base_after["exact_match"],
+    "comparison": comparison,
+    "memory_kind": qlora_peak["kind"],
+    "base_val_answer_loss": {
+        "16/32-bit": base_16bit_val["answer_loss"],
+        "4-bit": base_4bit_val["answer_loss"],
+    },
+    "nf4": quant_rows,
+    "int8": int8_rows,
+    "gpu_estimates": estimates,
+    "qlora_loss": qlora_history["loss"],
+    "lora_loss": lora_history["loss"],
+    "wall_seconds": round(time.perf_counter() - lab_start, 1),
+}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
 
@@ -477,9 +708,16 @@ print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f
 # full-precision base (as section 7 does) and scores it on a held-out split you never see.
 
 # %%
-submission = make_submission(LAB, STUDENT_ID, {"adapter": OUT / "adapter_qlora"}, info,
-                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
-                             training_config=SETTINGS.to_dict(), loss=qlora_history["loss"])
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"adapter": OUT / "adapter_qlora"},
+    info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+    training_config=SETTINGS.to_dict(),
+    loss=qlora_history["loss"],
+)
 
 # %% [markdown]
 # ## Takeaways

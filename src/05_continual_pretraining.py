@@ -37,11 +37,12 @@
 # %% tags=["parameters"]
 import os
 
-PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu": embedded SmolLM2-135M, offline | "t4" | "a100"
-SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a handful of blocks and steps, < 2 minutes
+PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
+SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few blocks and steps, < 2 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # data order and adapter initialisation
-STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # used to name your submission zip
-CORPUS_SOURCE = os.environ.get("FTKIT_CORPUS", "embedded")  # "embedded" (offline) | "hub" (Colab: finance + WikiText)
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
+# "embedded" (offline) | "hub" (Colab: finance news + WikiText)
+CORPUS_SOURCE = os.environ.get("FTKIT_CORPUS", "embedded")
 
 # %%
 from utils.runtime.hardware import preflight
@@ -89,13 +90,24 @@ BASE_FINGERPRINT = model_fingerprint(model)
 # %%
 domain_docs = split_documents(load_corpus("domain", CORPUS_SOURCE), TEST_FRACTIONS["domain"])
 general_docs = split_documents(load_corpus("general", CORPUS_SOURCE), TEST_FRACTIONS["general"])
-corpus_rows = [{"corpus": name, "split": split, "documents": len(docs), "tokens": count_tokens(tokenizer, docs)}
-               for name, splits in (("domain", domain_docs), ("general", general_docs))
-               for split, docs in splits.items()]
+corpus_rows = [
+    {
+        "corpus": name,
+        "split": split,
+        "documents": len(docs),
+        "tokens": count_tokens(tokenizer, docs),
+    }
+    for name, splits in (("domain", domain_docs), ("general", general_docs))
+    for split, docs in splits.items()
+]
 print(format_table(corpus_rows, ["corpus", "split", "documents", "tokens"]))
 domain_tokens = sum(r["tokens"] for r in corpus_rows if r["corpus"] == "domain")
-report("corpus", domain_tokens >= 200_000, f"the domain corpus has {domain_tokens:,} tokens (≥ 200k)",
-       f"the domain corpus has only {domain_tokens:,} tokens")
+report(
+    "corpus",
+    domain_tokens >= 200_000,
+    f"the domain corpus has {domain_tokens:,} tokens (≥ 200k)",
+    f"the domain corpus has only {domain_tokens:,} tokens",
+)
 print(domain_docs["train"][0].doc_id, "|", domain_docs["train"][0].text[:300], "...")
 
 # %% [markdown]
@@ -110,32 +122,48 @@ print(domain_docs["train"][0].doc_id, "|", domain_docs["train"][0].text[:300], "
 # `separator_id` after each, and return the consecutive full blocks of `block_size` tokens (drop the
 # incomplete tail).
 
+
 # %%
 def pack(token_lists, block_size, separator_id):
     # BEGIN SOLUTION
     stream = []
     for ids in token_lists:
         stream += list(ids) + [separator_id]
-    return [stream[i: i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+    return [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
     # END SOLUTION
 
 
 # %%
 BLOCK = 128 if SMOKE else 256
 EOS = tokenizer.eos_token_id
-check_equal("Task 5.1", pack([[1, 2, 3], [4, 5]], 3, 0), [[1, 2, 3], [0, 4, 5]], what="two documents, blocks of 3")
+check_equal(
+    "Task 5.1",
+    pack([[1, 2, 3], [4, 5]], 3, 0),
+    [[1, 2, 3], [0, 4, 5]],
+    what="two documents, blocks of 3",
+)
 check_equal("Task 5.1", pack([[1, 2]], 5, 0), [], what="less than one block")
-token_lists = {(corpus, split): tokenize_documents(tokenizer, docs)
-               for corpus, splits in (("domain", domain_docs), ("general", general_docs))
-               for split, docs in splits.items()}
+token_lists = {
+    (corpus, split): tokenize_documents(tokenizer, docs)
+    for corpus, splits in (("domain", domain_docs), ("general", general_docs))
+    for split, docs in splits.items()
+}
 blocks = {key: pack_blocks(ids, BLOCK, EOS) for key, ids in token_lists.items()}
-check_equal("Task 5.1", pack(token_lists["domain", "test"], BLOCK, EOS), blocks["domain", "test"],
-            what="the test domain blocks")
+check_equal(
+    "Task 5.1",
+    pack(token_lists["domain", "test"], BLOCK, EOS),
+    blocks["domain", "test"],
+    what="the test domain blocks",
+)
 lengths = sorted(len(ids) for ids in token_lists["domain", "train"])
-padded = sum(max(lengths[i: i + 4]) * len(lengths[i: i + 4]) for i in range(0, len(lengths), 4))
-print(f"padding chapters in batches of 4 (sorted by length, the best case): {padded - sum(lengths):,} pad tokens "
-      f"({100 * (padded - sum(lengths)) / padded:.1f} % of the compute); packed: {len(blocks['domain', 'train'])} "
-      f"blocks of {BLOCK}, no padding")
+padded = sum(max(lengths[i : i + 4]) * len(lengths[i : i + 4]) for i in range(0, len(lengths), 4))
+print(
+    "padding chapters in batches of 4 (sorted by length, the best case): "
+    f"{padded - sum(lengths):,} pad tokens "
+    f"({100 * (padded - sum(lengths)) / padded:.1f} % of the compute); packed: "
+    f"{len(blocks['domain', 'train'])} "
+    f"blocks of {BLOCK}, no padding"
+)
 
 # %% [markdown]
 # ## 3. Perplexity, before
@@ -145,6 +173,7 @@ print(f"padding chapters in batches of 4 (sorted by length, the best case): {pad
 # ### Task 5.2 — perplexity of one block by hand
 # From `logits` (positions × vocabulary) of one block and its `ids`, compute the perplexity of
 # predicting `ids[1:]` from positions `0 … n-2`.
+
 
 # %%
 def block_ppl(logits: torch.Tensor, ids: torch.Tensor) -> float:
@@ -156,15 +185,27 @@ def block_ppl(logits: torch.Tensor, ids: torch.Tensor) -> float:
 
 # %%
 N_EVAL = 4 if SMOKE else 12  # blocks per evaluation set
-eval_sets = {"domain": blocks["domain", "test"][:N_EVAL], "general": blocks["general", "test"][:N_EVAL]}
+eval_sets = {
+    "domain": blocks["domain", "test"][:N_EVAL],
+    "general": blocks["general", "test"][:N_EVAL],
+}
 _ids = torch.tensor(eval_sets["domain"][0])
 with torch.no_grad():
     _logits = model(input_ids=_ids[None].to(model.device)).logits[0].cpu()
-check_close("Task 5.2", block_ppl(_logits, _ids), block_perplexity(model, [eval_sets["domain"][0]]), tol=1e-2,
-            what="perplexity of the first held-out block")
-before = {name: block_perplexity(model, blocks_, progress=True) for name, blocks_ in eval_sets.items()}
-print(f"base model perplexity: domain (held-out chapters) {before['domain']:.1f}, "
-      f"general (held-out Python reference) {before['general']:.1f}")
+check_close(
+    "Task 5.2",
+    block_ppl(_logits, _ids),
+    block_perplexity(model, [eval_sets["domain"][0]]),
+    tol=1e-2,
+    what="perplexity of the first held-out block",
+)
+before = {
+    name: block_perplexity(model, blocks_, progress=True) for name, blocks_ in eval_sets.items()
+}
+print(
+    f"base model perplexity: domain (held-out chapters) {before['domain']:.1f}, "
+    f"general (held-out Python reference) {before['general']:.1f}"
+)
 
 # %% [markdown]
 # What the base model writes when prompted with domain text (greedy):
@@ -187,7 +228,8 @@ release_memory()
 # %% [markdown]
 # ## 4. Three recipes
 # - **LoRA + embeddings** — Unsloth's continued-pretraining recipe: LoRA (r = 64) on every linear
-#   layer, plus trainable copies of `embed_tokens` and `lm_head` (a new domain has new common words),
+#   layer, plus trainable copies of `embed_tokens` and `lm_head` (a new domain has new common
+#   words),
 #   those with a **10× smaller learning rate** (`embedding_learning_rate`): they are large and
 #   shared by every token, so big steps there wreck the model. This is the main run, `STEPS` steps.
 # - **Full fine-tuning** — every weight trainable, the classic CPT.
@@ -201,37 +243,64 @@ release_memory()
 
 # %%
 STEPS, COMPARE_AT, BATCH, EVERY = (4, 2, 2, 2) if SMOKE else (48, 24, 4, 12)
-LORA = dict(method="lora", r=64, alpha=64, learning_rate=1e-3, embedding_learning_rate=1e-4, batch_size=BATCH,
-            seed=SEED)
+LORA = dict(
+    method="lora",
+    r=64,
+    alpha=64,
+    learning_rate=1e-3,
+    embedding_learning_rate=1e-4,
+    batch_size=BATCH,
+    seed=SEED,
+)
 RUNS = {
     "LoRA + embeddings": cpt.CPTSettings(**LORA, max_steps=STEPS),
-    "full fine-tuning": cpt.CPTSettings(method="full", learning_rate=3e-4, max_steps=COMPARE_AT, batch_size=BATCH,
-                                        seed=SEED),
+    "full fine-tuning": cpt.CPTSettings(
+        method="full", learning_rate=3e-4, max_steps=COMPARE_AT, batch_size=BATCH, seed=SEED
+    ),
     "LoRA + 25 % replay": cpt.CPTSettings(**LORA, max_steps=COMPARE_AT, replay_fraction=0.25),
 }
 if hardware.device == "cuda":  # a 3-8B model: weights + gradients + AdamW state do not fit one GPU
     del RUNS["full fine-tuning"]
-    print("full fine-tuning skipped on a GPU profile: a 3B model needs ~55 GB and an 8B ~133 GB (estimated by "
-          "utils.runtime.memory, section 6 of Lab 04); the embedded model on a CPU runs it")
+    print(
+        "full fine-tuning skipped on a GPU profile: a 3B model needs ~55 GB and an 8B ~133 GB "
+        "(estimated by "
+        "utils.runtime.memory, section 6 of Lab 04); the embedded model on a CPU runs it"
+    )
 for name, settings in RUNS.items():
-    print(f"{name}: {settings.max_steps} steps × {BATCH} blocks × {BLOCK} tokens = "
-          f"{settings.max_steps * BATCH * BLOCK:,} training tokens")
+    print(
+        f"{name}: {settings.max_steps} steps × {BATCH} blocks × {BLOCK} tokens = "
+        f"{settings.max_steps * BATCH * BLOCK:,} training tokens"
+    )
 
 
 def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
-    """Load the base, prepare it for the recipe, train with perplexity tracking; return the record."""
+    """Load the base, prepare it for the recipe, train with perplexity tracking; return the "
+    "record."""
     base, _ = load_model(PROFILE)
     model = cpt.prepare_model(base, settings)
-    train_blocks = cpt.mix_replay(blocks["domain", "train"], blocks["general", "train"],
-                                  settings.max_steps * BATCH, settings.replay_fraction, seed=settings.seed)
+    train_blocks = cpt.mix_replay(
+        blocks["domain", "train"],
+        blocks["general", "train"],
+        settings.max_steps * BATCH,
+        settings.replay_fraction,
+        seed=settings.seed,
+    )
     trainer = cpt.build_cpt_trainer(model, tokenizer, train_blocks, settings)
     tracker = cpt.PerplexityTracker(model, eval_sets, every=EVERY, initial=before)
     history = cpt.run_cpt(trainer, tracker)
-    record = {"recipe": name, "trainable": count_trainable(model)[0],
-              "steps": settings.max_steps, "train seconds": round(history["seconds"], 1),
-              "history": history["perplexity"], "loss": history["loss"], "completions": completions(model)}
+    record = {
+        "recipe": name,
+        "trainable": count_trainable(model)[0],
+        "steps": settings.max_steps,
+        "train seconds": round(history["seconds"], 1),
+        "history": history["perplexity"],
+        "loss": history["loss"],
+        "completions": completions(model),
+    }
     if name == "LoRA + embeddings":
-        model.save_pretrained(str(OUT / "adapter_cpt_lora"))  # LoRA + the trained embedding/head copies
+        model.save_pretrained(
+            str(OUT / "adapter_cpt_lora")
+        )  # LoRA + the trained embedding/head copies
     del model, trainer, base
     release_memory()
     return record
@@ -240,9 +309,15 @@ def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
 def at_step(record: dict, step: int) -> dict:
     """Perplexities and their change vs the base model at ``step`` of a run's history."""
     point = next(h for h in record["history"] if h["step"] == step)
-    return {"recipe": record["recipe"], "step": step, "tokens": step * BATCH * BLOCK,
-            "domain ppl": point["domain"], "domain change %": 100 * (point["domain"] / before["domain"] - 1),
-            "general ppl": point["general"], "general change %": 100 * (point["general"] / before["general"] - 1)}
+    return {
+        "recipe": record["recipe"],
+        "step": step,
+        "tokens": step * BATCH * BLOCK,
+        "domain ppl": point["domain"],
+        "domain change %": 100 * (point["domain"] / before["domain"] - 1),
+        "general ppl": point["general"],
+        "general change %": 100 * (point["general"] / before["general"] - 1),
+    }
 
 
 records = [run_recipe(name, settings) for name, settings in tqdm(RUNS.items(), desc="recipes")]
@@ -251,7 +326,15 @@ records = [run_recipe(name, settings) for name, settings in tqdm(RUNS.items(), d
 # ## 5. Gain and forgetting
 
 # %%
-TABLE = ["recipe", "step", "tokens", "domain ppl", "domain change %", "general ppl", "general change %"]
+TABLE = [
+    "recipe",
+    "step",
+    "tokens",
+    "domain ppl",
+    "domain change %",
+    "general ppl",
+    "general change %",
+]
 print(f"base model: domain ppl {before['domain']:.2f}, general ppl {before['general']:.2f}")
 same_budget = [at_step(r, COMPARE_AT) for r in records]
 print(f"at the same budget ({COMPARE_AT} steps):")
@@ -259,27 +342,54 @@ print(format_table(same_budget, TABLE, floats="{:.2f}"))
 main = at_step(records[0], STEPS)
 print(f"the main run after {STEPS} steps:")
 print(format_table([main], TABLE, floats="{:.2f}"))
-for key, title in (("domain", "domain (held-out chapters)"), ("general", "general text (forgetting)")):
-    show(plot_lines({r["recipe"]: ([h["step"] for h in r["history"]], [h[key] for h in r["history"]])
-                     for r in records}, OUT / f"perplexity_{key}.png", title=f"perplexity over training: {title}",
-                    xlabel="training step", ylabel="perplexity"))
-show(plot_grouped_bars(["domain change %", "general change %"],
-                       {f"{r['recipe']} ({r['step']} steps)": [r["domain change %"], r["general change %"]]
-                        for r in [*same_budget, main]},
-                       OUT / "gain_and_forgetting.png", title="perplexity change vs the base model (%)",
-                       ylabel="% change (negative = better)", ylim=None))
+for key, title in (
+    ("domain", "domain (held-out chapters)"),
+    ("general", "general text (forgetting)"),
+):
+    show(
+        plot_lines(
+            {
+                r["recipe"]: ([h["step"] for h in r["history"]], [h[key] for h in r["history"]])
+                for r in records
+            },
+            OUT / f"perplexity_{key}.png",
+            title=f"perplexity over training: {title}",
+            xlabel="training step",
+            ylabel="perplexity",
+        )
+    )
+show(
+    plot_grouped_bars(
+        ["domain change %", "general change %"],
+        {
+            f"{r['recipe']} ({r['step']} steps)": [r["domain change %"], r["general change %"]]
+            for r in [*same_budget, main]
+        },
+        OUT / "gain_and_forgetting.png",
+        title="perplexity change vs the base model (%)",
+        ylabel="% change (negative = better)",
+        ylim=None,
+    )
+)
 compared = {r["recipe"]: r for r in same_budget}
 lora_cmp, replay_cmp = compared["LoRA + embeddings"], compared["LoRA + 25 % replay"]
 if SMOKE:
     print("SMOKE run: a few steps on a few blocks, too little to judge the gain or the forgetting")
 else:
-    report("gain", main["domain change %"] <= -30, f"domain perplexity {main['domain change %']:+.0f} % "
-           "(target ≤ −30 %)", f"domain perplexity only {main['domain change %']:+.0f} % (target ≤ −30 %)")
-    report("replay", replay_cmp["general change %"] < lora_cmp["general change %"],
-           f"replay cut forgetting: general perplexity {lora_cmp['general change %']:+.0f} % -> "
-           f"{replay_cmp['general change %']:+.0f} %",
-           f"replay did not reduce forgetting ({lora_cmp['general change %']:+.0f} % vs "
-           f"{replay_cmp['general change %']:+.0f} %)")
+    report(
+        "gain",
+        main["domain change %"] <= -30,
+        f"domain perplexity {main['domain change %']:+.0f} % (target ≤ −30 %)",
+        f"domain perplexity only {main['domain change %']:+.0f} % (target ≤ −30 %)",
+    )
+    report(
+        "replay",
+        replay_cmp["general change %"] < lora_cmp["general change %"],
+        f"replay cut forgetting: general perplexity {lora_cmp['general change %']:+.0f} % -> "
+        f"{replay_cmp['general change %']:+.0f} %",
+        f"replay did not reduce forgetting ({lora_cmp['general change %']:+.0f} % vs "
+        f"{replay_cmp['general change %']:+.0f} %)",
+    )
 
 # %% [markdown]
 # **Reading the numbers** (embedded model, full run — compare with your table):
@@ -303,12 +413,31 @@ for i, prompt in enumerate(PROMPTS):
         print(f"   {r['recipe']}: {r['completions'][i]!r}")
 
 # %%
-info = run_info(config={"profile": PROFILE, "smoke": SMOKE, "corpus_source": CORPUS_SOURCE, "block": BLOCK,
-                        "n_eval_blocks": N_EVAL, "runs": {n: s.to_dict() for n, s in RUNS.items()}},
-                seed=SEED, device=hardware.device, dtype=hardware.dtype, model_fingerprint=BASE_FINGERPRINT,
-                dataset_fingerprints={f"{c}/{s}": str(len(b)) for (c, s), b in blocks.items()})
-results = {"lab": LAB, "corpus": corpus_rows, "before": before, "before_completions": before_text,
-           "runs": records, "same_budget": same_budget, "main": main, "wall_seconds": round(time.perf_counter() - lab_start, 1)}
+info = run_info(
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "corpus_source": CORPUS_SOURCE,
+        "block": BLOCK,
+        "n_eval_blocks": N_EVAL,
+        "runs": {n: s.to_dict() for n, s in RUNS.items()},
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=hardware.dtype,
+    model_fingerprint=BASE_FINGERPRINT,
+    dataset_fingerprints={f"{c}/{s}": str(len(b)) for (c, s), b in blocks.items()},
+)
+results = {
+    "lab": LAB,
+    "corpus": corpus_rows,
+    "before": before,
+    "before_completions": before_text,
+    "runs": records,
+    "same_budget": same_budget,
+    "main": main,
+    "wall_seconds": round(time.perf_counter() - lab_start, 1),
+}
 save_results(OUT / "results.json", results, info)
 print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
 
@@ -320,9 +449,16 @@ print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f
 # for your information, the general perplexity, i.e. what you forgot.
 
 # %%
-submission = make_submission(LAB, STUDENT_ID, {"adapter": OUT / "adapter_cpt_lora"}, info,
-                             base_model_id=get_profile(PROFILE).model_id, out_dir=OUT,
-                             training_config=RUNS["LoRA + embeddings"].to_dict(), loss=records[0]["loss"])
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"adapter": OUT / "adapter_cpt_lora"},
+    info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+    training_config=RUNS["LoRA + embeddings"].to_dict(),
+    loss=records[0]["loss"],
+)
 
 # %% [markdown]
 # ## Takeaways

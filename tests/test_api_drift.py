@@ -1,4 +1,5 @@
-"""Every library function and keyword the kit's notebooks and utils call exists in the pinned versions."""
+"""Every library function and keyword the kit's notebooks and utils call exists in the pinned
+versions."""
 
 import ast
 import importlib
@@ -16,9 +17,24 @@ from transformers.generation import GenerationConfig
 
 from utils.runtime.storage import REPO_ROOT
 
-LIBRARIES = ("transformers", "peft", "trl", "datasets", "unsloth", "torch", "tqdm", "nbclient", "jupytext")
-SOURCES = sorted([*(REPO_ROOT / "src").glob("*.py"), *(REPO_ROOT / "utils").rglob("*.py"),
-                  *(REPO_ROOT / "tools").glob("*.py")])
+LIBRARIES = (
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "unsloth",
+    "torch",
+    "tqdm",
+    "nbclient",
+    "jupytext",
+)
+SOURCES = sorted(
+    [
+        *(REPO_ROOT / "src").glob("*.py"),
+        *(REPO_ROOT / "utils").rglob("*.py"),
+        *(REPO_ROOT / "tools").glob("*.py"),
+    ]
+)
 # Methods the kit calls on library objects, and where their signature lives.
 METHODS = {
     "apply_chat_template": transformers.PreTrainedTokenizerBase.apply_chat_template,
@@ -38,7 +54,11 @@ def library_imports() -> set[tuple[str, str]]:
     found = set()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in LIBRARIES:
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.split(".")[0] in LIBRARIES
+            ):
                 found |= {(node.module, alias.name) for alias in node.names}
     return found
 
@@ -48,7 +68,8 @@ def imported_names() -> dict[str, str]:
 
 
 def keyword_calls():
-    """(file, what, object-or-None, keywords) for calls to imported library names and known methods."""
+    """(file, what, object-or-None, keywords) for calls to imported library names and known "
+    "methods."""
     names = imported_names()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):
@@ -60,7 +81,12 @@ def keyword_calls():
                 yield path.name, func.id, (names[func.id], func.id, None), keywords
             elif isinstance(func, ast.Attribute):
                 if isinstance(func.value, ast.Name) and func.value.id in names:
-                    yield path.name, f"{func.value.id}.{func.attr}", (names[func.value.id], func.value.id, func.attr), keywords
+                    yield (
+                        path.name,
+                        f"{func.value.id}.{func.attr}",
+                        (names[func.value.id], func.value.id, func.attr),
+                        keywords,
+                    )
                 elif func.attr in METHODS:
                     yield path.name, func.attr, METHODS[func.attr], keywords
                 elif func.attr == "generate":
@@ -99,9 +125,13 @@ def keyword_known(obj, keyword: str, method: str | None) -> bool:
     return any(re.search(rf"\b{keyword}\b", inspect.getsource(m)) for m in modules)
 
 
-@pytest.mark.parametrize("module, name", sorted(m for m in library_imports() if not m[0].startswith("unsloth")))
+@pytest.mark.parametrize(
+    "module, name", sorted(m for m in library_imports() if not m[0].startswith("unsloth"))
+)
 def test_imported_names_exist(module, name):
-    assert hasattr(importlib.import_module(module), name), f"{module}.{name} is gone in the pinned version"
+    assert hasattr(importlib.import_module(module), name), (
+        f"{module}.{name} is gone in the pinned version"
+    )
 
 
 def test_keywords_exist_in_pinned_signatures():
@@ -110,14 +140,20 @@ def test_keywords_exist_in_pinned_signatures():
         if isinstance(target, tuple) and target[0].startswith("unsloth"):
             continue  # checked in a separate process (importing unsloth patches transformers)
         method = what.split(".")[-1]
-        problems += [f"{file}: {what}(..., {k}=...)" for k in keywords
-                     if not keyword_known(resolve(target), k, method)]
+        problems += [
+            f"{file}: {what}(..., {k}=...)"
+            for k in keywords
+            if not keyword_known(resolve(target), k, method)
+        ]
     assert not problems, "keywords unknown to the pinned libraries:\n" + "\n".join(problems)
 
 
 def test_unsloth_api_used_by_the_kit_exists():
-    calls = [[t[0], t[1], t[2], kws] for _, _, t, kws in keyword_calls()
-             if isinstance(t, tuple) and t[0].startswith("unsloth")]
+    calls = [
+        [t[0], t[1], t[2], kws]
+        for _, _, t, kws in keyword_calls()
+        if isinstance(t, tuple) and t[0].startswith("unsloth")
+    ]
     assert calls, "the kit loads models through unsloth.FastLanguageModel"
     script = (
         "import importlib, inspect, json, sys\n"
@@ -128,9 +164,15 @@ def test_unsloth_api_used_by_the_kit_exists():
         "    params = inspect.signature(obj).parameters\n"
         "    var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())\n"
         "    bad += [f'{name}.{attr}({k}=)' for k in kws if k not in params and not var_kw]\n"
-        "print(json.dumps(bad))\n")
-    out = subprocess.run([sys.executable, "-c", script, json.dumps(calls)], capture_output=True, text=True,
-                         check=True, cwd=REPO_ROOT)
+        "print(json.dumps(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(calls)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
@@ -138,5 +180,7 @@ def test_the_drift_check_can_fail():
     from_pretrained = transformers.AutoModelForCausalLM.from_pretrained
     assert keyword_known(from_pretrained, "gguf_file", "from_pretrained")
     assert not keyword_known(from_pretrained, "load_in_17bit", "from_pretrained")
-    assert not keyword_known(transformers.PreTrainedTokenizerBase.apply_chat_template, "tokenise", None)
+    assert not keyword_known(
+        transformers.PreTrainedTokenizerBase.apply_chat_template, "tokenise", None
+    )
     assert not keyword_known(GenerationConfig, "max_new_tokenz", "generate")

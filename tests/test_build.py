@@ -33,7 +33,9 @@ def test_notebooks_are_committed_clean(folder):
             assert "id" not in cell
             assert not cell.get("outputs") and cell.get("execution_count") is None
         first = "".join(nb["cells"][0]["source"])
-        assert colab_badge(path.stem) in first, f"{path.name}: its own Open-in-Colab badge comes first"
+        assert colab_badge(path.stem) in first, (
+            f"{path.name}: its own Open-in-Colab badge comes first"
+        )
         tags = [c["metadata"].get("tags", []) for c in nb["cells"]]
         assert ["colab-install"] in tags and ["parameters"] in tags
 
@@ -53,8 +55,10 @@ def test_lab_notebooks_hide_solutions_and_keep_placeholders():
 def test_strip_solutions():
     source = "def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n\nx = 2"
     assert build_labs.strip_solutions(source, keep=True) == "def f():\n    return 1\n\nx = 2"
-    assert build_labs.strip_solutions(source, keep=False) == \
-        'def f():\n    raise NotImplementedError("your code here")\n\nx = 2'
+    assert (
+        build_labs.strip_solutions(source, keep=False)
+        == 'def f():\n    raise NotImplementedError("your code here")\n\nx = 2'
+    )
     custom = "# BEGIN SOLUTION: answer = ...\nanswer = 42\n# END SOLUTION"
     assert build_labs.strip_solutions(custom, keep=False) == "answer = ..."
     for broken in ("# BEGIN SOLUTION\nx", "# END SOLUTION", "# BEGIN SOLUTION\n# BEGIN SOLUTION"):
@@ -65,7 +69,11 @@ def test_strip_solutions():
 def test_colab_cell_and_environment_use_the_one_set_of_pins():
     pins = read_pins()
     lab = json.loads((REPO_ROOT / "labs" / "01_in_context_learning.ipynb").read_text())
-    cell = next("".join(c["source"]) for c in lab["cells"] if "colab-install" in c["metadata"].get("tags", []))
+    cell = next(
+        "".join(c["source"])
+        for c in lab["cells"]
+        if "colab-install" in c["metadata"].get("tags", [])
+    )
     for name in COLAB_PACKAGES:
         assert f'"{name}=={pins[name]}"' in cell
     assert "torch==" not in cell, "Colab keeps its own CUDA torch"

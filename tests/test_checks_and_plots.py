@@ -19,13 +19,30 @@ def test_check_messages_are_readable(capsys):
 
 
 def test_plots_are_written_as_png(tmp_path, capsys):
-    a = plot_sweep([0, 1, 2], {"x": ([0.5, 0.6, 0.7], [0.0, 0.1, 0.05]), "y": ([0.3, 0.3, 0.4], None)},
-                   tmp_path / "sweep.png", title="t", xlabel="k", baselines={"chance": 0.5})
-    b = plot_grouped_bars(["d1", "d2"], {"before": [0.5, 0.4], "after": [0.9, 0.8]}, tmp_path / "sub" / "bars.png",
-                          title="t")
+    a = plot_sweep(
+        [0, 1, 2],
+        {"x": ([0.5, 0.6, 0.7], [0.0, 0.1, 0.05]), "y": ([0.3, 0.3, 0.4], None)},
+        tmp_path / "sweep.png",
+        title="t",
+        xlabel="k",
+        baselines={"chance": 0.5},
+    )
+    b = plot_grouped_bars(
+        ["d1", "d2"],
+        {"before": [0.5, 0.4], "after": [0.9, 0.8]},
+        tmp_path / "sub" / "bars.png",
+        title="t",
+    )
     c = plot_bars(["before", "after"], [0.3, 0.9], tmp_path / "bars_h.png", title="t")
-    d = plot_heatmap([4, 16], ["a=r", "a=2r"], [[0.1, 0.5], [0.7, float("nan")]], tmp_path / "heat.png",
-                     title="t", xlabel="alpha", ylabel="r")
+    d = plot_heatmap(
+        [4, 16],
+        ["a=r", "a=2r"],
+        [[0.1, 0.5], [0.7, float("nan")]],
+        tmp_path / "heat.png",
+        title="t",
+        xlabel="alpha",
+        ylabel="r",
+    )
     for path in (a, b, c, d):
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
     show(a)

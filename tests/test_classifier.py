@@ -16,8 +16,13 @@ from utils.train.classifier import (
 )
 from utils.train.params import count_trainable, freeze_all_but
 
-TEXTS = ["free prize call now", "see you at 5", "WINNER!! claim your cash today by texting WIN",
-         "ok", "can u pick up milk on the way home pls"]
+TEXTS = [
+    "free prize call now",
+    "see you at 5",
+    "WINNER!! claim your cash today by texting WIN",
+    "ok",
+    "can u pick up milk on the way home pls",
+]
 
 
 @pytest.fixture()
@@ -43,15 +48,22 @@ def test_padding_does_not_change_the_prediction(classifier, tokenizer, side):
     with torch.no_grad():
         batched = classifier_logits(classifier, padded, mask)
         for i, row in enumerate(ids):
-            alone = classifier_logits(classifier, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long))
+            alone = classifier_logits(
+                classifier, torch.tensor([row]), torch.ones(1, len(row), dtype=torch.long)
+            )
             assert torch.allclose(batched[i], alone[0], atol=1e-5)
-
 
 
 def test_cached_prefix_gives_the_same_logits_at_every_depth(classifier, tokenizer):
     ids = tokenize_texts(tokenizer, TEXTS)
-    cache = cache_hidden_states(classifier, ids, depths=[0, 1, 2, 3], pad_id=tokenizer.pad_token_id,
-                                batch_size=2, progress=False)
+    cache = cache_hidden_states(
+        classifier,
+        ids,
+        depths=[0, 1, 2, 3],
+        pad_id=tokenizer.pad_token_id,
+        batch_size=2,
+        progress=False,
+    )
     padded, mask = pad_batch(ids, tokenizer.pad_token_id)
     with torch.no_grad():
         full = classifier_logits(classifier, padded, mask)
@@ -59,17 +71,25 @@ def test_cached_prefix_gives_the_same_logits_at_every_depth(classifier, tokenize
             assert [r.shape[0] for r in rows] == [len(i) for i in ids]
             hidden, hmask = pad_batch(rows, 0.0)
             assert torch.equal(hmask, mask)
-            assert torch.allclose(logits_from_hidden(classifier, hidden, hmask, depth), full, atol=1e-5), depth
+            assert torch.allclose(
+                logits_from_hidden(classifier, hidden, hmask, depth), full, atol=1e-5
+            ), depth
 
 
 def test_freeze_all_but_counts_exactly_what_it_unfreezes(classifier):
     base = classifier.get_decoder()
     n = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
     assert freeze_all_but(classifier, 0, train_norm=False) == n(classifier.lm_head)
-    assert freeze_all_but(classifier, 1) == n(base.layers[-1]) + n(base.norm) + n(classifier.lm_head)
-    assert freeze_all_but(classifier, 2) == n(base.layers[-1]) + n(base.layers[-2]) + n(base.norm) + n(classifier.lm_head)
+    assert freeze_all_but(classifier, 1) == n(base.layers[-1]) + n(base.norm) + n(
+        classifier.lm_head
+    )
+    assert freeze_all_but(classifier, 2) == n(base.layers[-1]) + n(base.layers[-2]) + n(
+        base.norm
+    ) + n(classifier.lm_head)
     assert not any(p.requires_grad for p in base.layers[0].parameters())
-    assert freeze_all_but(classifier, 3, train_embeddings=True) == sum(p.numel() for p in classifier.parameters())
+    assert freeze_all_but(classifier, 3, train_embeddings=True) == sum(
+        p.numel() for p in classifier.parameters()
+    )
     assert count_trainable(classifier)[0] == sum(p.numel() for p in classifier.parameters())
 
 
@@ -85,8 +105,15 @@ def test_training_on_the_cache_learns_and_is_deterministic(tokenizer):
         cache = cache_hidden_states(model, ids, [1], tokenizer.pad_token_id, progress=False)[1]
         logits_fn = lambda h, m, model=model: logits_from_hidden(model, h, m, 1)  # noqa: E731
         before = classifier_accuracy(logits_fn, cache, labels, pad_value=0.0)
-        history = train_classifier(model, logits_fn, cache, labels, ClassifierSettings(epochs=15, learning_rate=3e-3, batch_size=8),
-                                   pad_value=0.0, progress=False)
+        history = train_classifier(
+            model,
+            logits_fn,
+            cache,
+            labels,
+            ClassifierSettings(epochs=15, learning_rate=3e-3, batch_size=8),
+            pad_value=0.0,
+            progress=False,
+        )
         after = classifier_accuracy(logits_fn, cache, labels, pad_value=0.0)
         runs.append(history["loss"])
     assert after["loss"] < before["loss"] and after["accuracy"] == 1.0
@@ -120,4 +147,7 @@ def test_classification_data_gives_rows_ids_and_classes_per_split(tokenizer):
     assert len(rows["train"]) == len(ids["train"]) == len(classes["train"]) == 5
     assert len(rows["test"]) == len(load_split("sms_spam", "test"))
     assert [("ham", "spam")[c] for c in classes["test"]] == [r["label"] for r in rows["test"]]
-    assert ids["train"][0] == tokenizer(rows["train"][0]["text"], add_special_tokens=False)["input_ids"]
+    assert (
+        ids["train"][0]
+        == tokenizer(rows["train"][0]["text"], add_special_tokens=False)["input_ids"]
+    )

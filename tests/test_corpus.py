@@ -25,16 +25,28 @@ def test_split_is_by_whole_document_stable_and_disjoint():
     first = split_documents(docs, 0.1, allow_heldout=True)
     second = split_documents(list(reversed(docs)), 0.1, allow_heldout=True)
     ids = {split: {d.doc_id for d in first[split]} for split in first}
-    assert ids["test"] == {d.doc_id for d in second["test"]} and ids["heldout"] == {d.doc_id for d in second["heldout"]}
-    assert not ids["test"] & ids["train"] and not ids["heldout"] & ids["train"] and not ids["test"] & ids["heldout"]
-    assert 150 < len(ids["test"]) < 250 and 150 < len(ids["heldout"]) < 250 and sum(map(len, ids.values())) == 2000
+    assert ids["test"] == {d.doc_id for d in second["test"]} and ids["heldout"] == {
+        d.doc_id for d in second["heldout"]
+    }
+    assert (
+        not ids["test"] & ids["train"]
+        and not ids["heldout"] & ids["train"]
+        and not ids["test"] & ids["heldout"]
+    )
+    assert (
+        150 < len(ids["test"]) < 250
+        and 150 < len(ids["heldout"]) < 250
+        and sum(map(len, ids.values())) == 2000
+    )
 
 
 def test_the_grading_share_is_only_given_when_asked_for():
     docs = [Document(f"doc {i}", f"text {i}") for i in range(200)]
     lab_view = split_documents(docs, 0.1)
     assert set(lab_view) == {"train", "test"}
-    assert {d.doc_id for d in lab_view["test"]} == {d.doc_id for d in split_documents(docs, 0.1, allow_heldout=True)["test"]}
+    assert {d.doc_id for d in lab_view["test"]} == {
+        d.doc_id for d in split_documents(docs, 0.1, allow_heldout=True)["test"]
+    }
     with pytest.raises(ValueError, match="between 0 and 1"):
         split_documents(docs, 1.0)
     with pytest.raises(ValueError, match="leave documents"):
@@ -44,7 +56,10 @@ def test_the_grading_share_is_only_given_when_asked_for():
 def test_packing_makes_full_blocks_with_separators_and_drops_the_tail():
     blocks = pack_blocks([[1, 2, 3], [4, 5, 6, 7], [8]], 4, 0)
     assert blocks == [[1, 2, 3, 0], [4, 5, 6, 7]]  # the tail [0, 8, 0] is dropped
-    assert pack_blocks([[1] * 10], 4, 0) == [[1] * 4, [1] * 4]  # 11 tokens -> 2 blocks, tail of 3 dropped
+    assert pack_blocks([[1] * 10], 4, 0) == [
+        [1] * 4,
+        [1] * 4,
+    ]  # 11 tokens -> 2 blocks, tail of 3 dropped
     with pytest.raises(ValueError, match="at least 2"):
         pack_blocks([[1]], 1, 0)
 
@@ -63,10 +78,15 @@ def test_a_damaged_database_row_is_named(tmp_path, monkeypatch):
     path = tmp_path / "Bible.db"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE Books (TestamentID INT, BookID INT, ShortName TEXT)")
-        db.execute("CREATE TABLE Bible (TestamentID INT, BookID INT, ChapterID INT, VerseID INT, Passage1 TEXT)")
+        db.execute(
+            "CREATE TABLE Bible (TestamentID INT, BookID INT, ChapterID INT, VerseID INT, Passage1 "
+            "TEXT)"
+        )
         db.execute("INSERT INTO Books VALUES (1, 1, 'Genesis')")
-        db.executemany("INSERT INTO Bible VALUES (?, ?, ?, ?, ?)",
-                       [(1, 1, 1, 1, "1:1 In the beginning"), (1, 1, 1, 2, None)])
+        db.executemany(
+            "INSERT INTO Bible VALUES (?, ?, ?, ?, ?)",
+            [(1, 1, 1, 1, "1:1 In the beginning"), (1, 1, 1, 2, None)],
+        )
     monkeypatch.setattr(corpus, "kjv_database", lambda: path)
     with pytest.raises(ValueError, match="testament 1 book 1 chapter 1 verse 2"):
         corpus.kjv_documents()

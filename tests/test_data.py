@@ -29,7 +29,9 @@ def test_bundled_splits_are_valid_and_big_enough(name):
         if spec.task == "classification":
             assert {r["label"] for r in rows} == set(spec.labels), "every split has every label"
         else:
-            assert {tuple(r["target"]) for r in rows} == {spec.fields}, "targets have the spec's fields"
+            assert {tuple(r["target"]) for r in rows} == {spec.fields}, (
+                "targets have the spec's fields"
+            )
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -44,12 +46,15 @@ def test_no_example_appears_in_two_splits(name):
 def test_bundled_files_are_reproducible_from_the_generator(name, tmp_path):
     paths = build_bundled(name, tmp_path)
     for split, path in paths.items():
-        assert path.read_bytes() == (data_dir() / name / f"{split}.jsonl").read_bytes(), \
+        assert path.read_bytes() == (data_dir() / name / f"{split}.jsonl").read_bytes(), (
             f"data/{name}/{split}.jsonl differs from its generator: run python tools/make_data.py"
+        )
 
 
 def test_sms_message_shapes_never_cross_splits():
-    groups = {s: {r["group"] for r in load_split("sms_spam", s, allow_heldout=True)} for s in ALL_SPLITS}
+    groups = {
+        s: {r["group"] for r in load_split("sms_spam", s, allow_heldout=True)} for s in ALL_SPLITS
+    }
     for a in ALL_SPLITS:
         for b in ALL_SPLITS:
             assert a == b or not groups[a] & groups[b], f"a message shape is in both {a} and {b}"
@@ -70,14 +75,23 @@ def test_event_fields_are_spans_of_their_sentence_and_some_are_null():
     assert len({r["group"] for r in rows}) >= 20
 
 
-@pytest.mark.parametrize("target, problem", [
-    ('[1]', "field 'target' must be a JSON object"),
-    ('{"who": "a", "what": "b", "when": null}', "must have exactly the keys"),
-    ('{"who": "a", "what": "", "when": null, "where": null}', "target field 'what' must be a non-empty string or null"),
-    ('{"who": 3, "what": "b", "when": null, "where": null}', "target field 'who'"),
-])
+@pytest.mark.parametrize(
+    "target, problem",
+    [
+        ("[1]", "field 'target' must be a JSON object"),
+        ('{"who": "a", "what": "b", "when": null}', "must have exactly the keys"),
+        (
+            '{"who": "a", "what": "", "when": null, "where": null}',
+            "target field 'what' must be a non-empty string or null",
+        ),
+        ('{"who": 3, "what": "b", "when": null, "where": null}', "target field 'who'"),
+    ],
+)
 def test_malformed_extraction_target_names_line_and_problem(tmp_path, target, problem):
-    good = '{"id": "e-1", "text": "Ann sang.", "target": {"who": "Ann", "what": "sang", "when": null, "where": null}}'
+    good = (
+        '{"id": "e-1", "text": "Ann sang.", '
+        '"target": {"who": "Ann", "what": "sang", "when": null, "where": null}}'
+    )
     path = tmp_path / "bad.jsonl"
     path.write_text(good + "\n" + f'{{"id": "e-2", "text": "x", "target": {target}}}' + "\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2: ") + ".*" + re.escape(problem)):
@@ -85,8 +99,10 @@ def test_malformed_extraction_target_names_line_and_problem(tmp_path, target, pr
 
 
 def test_leak_detection_normalises_text():
-    splits = {"train": [{"text": "WIN a £1000 prize!!", "label": "spam"}],
-              "test": [{"text": "win a 1000 prize", "label": "spam"}]}
+    splits = {
+        "train": [{"text": "WIN a £1000 prize!!", "label": "spam"}],
+        "test": [{"text": "win a 1000 prize", "label": "spam"}],
+    }
     assert find_leaks(splits) == [("train", "test", "win a 1000 prize")]
 
 
@@ -99,13 +115,16 @@ def test_heldout_is_refused_to_labs():
         load_split("imdb", "test")
 
 
-@pytest.mark.parametrize("line, problem", [
-    ('{"id": "a", "text": "hi", "label": "ham"', "invalid JSON"),
-    ('{"id": "a", "label": "ham"}', "missing field 'text'"),
-    ('{"id": "a", "text": "hi", "label": "eggs"}', "unknown label 'eggs'"),
-    ('["a", "hi", "ham"]', "expected a JSON object"),
-    ('{"id": "a", "text": "", "label": "ham"}', "field 'text' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ('{"id": "a", "text": "hi", "label": "ham"', "invalid JSON"),
+        ('{"id": "a", "label": "ham"}', "missing field 'text'"),
+        ('{"id": "a", "text": "hi", "label": "eggs"}', "unknown label 'eggs'"),
+        ('["a", "hi", "ham"]', "expected a JSON object"),
+        ('{"id": "a", "text": "", "label": "ham"}', "field 'text' must be a non-empty string"),
+    ],
+)
 def test_malformed_row_names_file_line_and_problem(tmp_path, line, problem):
     path = tmp_path / "test.jsonl"
     good = json.dumps({"id": "ok", "text": "fine", "label": "spam"})
@@ -117,7 +136,10 @@ def test_malformed_row_names_file_line_and_problem(tmp_path, line, problem):
 
 def test_hub_rows_are_mapped_to_kit_fields():
     spec = get_spec("sms_spam")
-    table = [{"sms": "Free entry! txt WIN to 80082\n", "label": 1}, {"sms": "see u at 5", "label": 0}]
+    table = [
+        {"sms": "Free entry! txt WIN to 80082\n", "label": 1},
+        {"sms": "see u at 5", "label": 0},
+    ]
     rows = rows_from_hub(table, spec)
     assert [r["label"] for r in rows] == ["spam", "ham"] and rows[1]["text"] == "see u at 5"
     with pytest.raises(DataError, match="ucirvine/sms_spam row 0: unknown label"):
@@ -139,7 +161,9 @@ def test_sms_looks_like_real_sms():
     spam = [r["text"] for r in rows if r["label"] == "spam"]
     money = re.compile(r"£|\$|prize|won|win|code|quid|tenner|voucher", re.I)
     assert sum(bool(money.search(t)) for t in ham) / len(ham) > 0.1
-    assert sum(bool(re.search(r"\b(hey|hi|hun|babe|mum)\b", t, re.I)) for t in spam) / len(spam) > 0.1
+    assert (
+        sum(bool(re.search(r"\b(hey|hi|hun|babe|mum)\b", t, re.I)) for t in spam) / len(spam) > 0.1
+    )
     assert sum(bool(re.search(r"\b(u|ur|2nite|pls|4)\b", t)) for t in ham + spam) / len(rows) > 0.25
     assert sum(bool(re.search(r"\b\d{5}\b|\b0\d{10}\b", t)) for t in spam) / len(spam) > 0.4
     assert len({len(t.split()) for t in ham}) > 15, "varied message lengths"
@@ -152,8 +176,14 @@ def test_hub_path_with_a_real_datasets_table(monkeypatch):
     from utils.data.datasets import load_hub_splits
 
     table = datasets.Dataset.from_list(
-        [{"sms": f"msg {i} call 0906{i:07d}" if i % 3 == 0 else f"see u at {i}", "label": int(i % 3 == 0)}
-         for i in range(300)])
+        [
+            {
+                "sms": f"msg {i} call 0906{i:07d}" if i % 3 == 0 else f"see u at {i}",
+                "label": int(i % 3 == 0),
+            }
+            for i in range(300)
+        ]
+    )
     monkeypatch.setattr(datasets, "load_dataset", lambda hub_id, split: table)
     splits = load_hub_splits(get_spec("sms_spam"))
     assert sum(len(v) for v in splits.values()) == 300 and find_leaks(splits) == []

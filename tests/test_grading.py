@@ -26,7 +26,12 @@ KEY = "base_model.model.model.layers.0.self_attn.q_proj.lora_{}.weight"
 @pytest.fixture(scope="module")
 def base(tokenizer):
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    return {"model": model, "tokenizer": tokenizer, "base_id": BASE_ID, "fingerprint": model_fingerprint(model)}
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": BASE_ID,
+        "fingerprint": model_fingerprint(model),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +45,15 @@ def heldout(tmp_path_factory):
 
 
 def adapter_folder(tokenizer, folder, r=4, trained=False, seed=0):
-    """A real PEFT adapter for the tiny base, saved with save_pretrained (zero-init B unless trained)."""
+    """A real PEFT adapter for the tiny base, saved with save_pretrained (zero-init B unless
+    trained)."""
     from peft import LoraConfig, get_peft_model
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     torch.manual_seed(seed)
-    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"])
+    )
     if trained:
         with torch.no_grad():
             for name, param in peft_model.named_parameters():
@@ -59,9 +67,18 @@ def adapter_folder(tokenizer, folder, r=4, trained=False, seed=0):
 def good_zip(tokenizer, base, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sub")
     adapter = adapter_folder(tokenizer, folder / "adapter")
-    info = {"model_fingerprint": base["fingerprint"], "seed": 0, "device": "cpu", "dtype": "float32",
-            "config": {"r": 4}, "packages": {}, "git_commit": None}
-    return make_submission(LAB, "alice", {"adapter": adapter}, info, BASE_ID, folder, loss=[2.0, 1.0])
+    info = {
+        "model_fingerprint": base["fingerprint"],
+        "seed": 0,
+        "device": "cpu",
+        "dtype": "float32",
+        "config": {"r": 4},
+        "packages": {},
+        "git_commit": None,
+    }
+    return make_submission(
+        LAB, "alice", {"adapter": adapter}, info, BASE_ID, folder, loss=[2.0, 1.0]
+    )
 
 
 def unpack(path):
@@ -73,10 +90,15 @@ def unpack(path):
 def pack(manifest, files, rehash=True, manifest_bytes=None):
     """Zip ``files`` with ``manifest`` (hashes recomputed so only the intended defect remains)."""
     if rehash:
-        manifest = {**manifest, "files": {n: {"sha256": sha256_bytes(d), "bytes": len(d)} for n, d in files.items()}}
+        manifest = {
+            **manifest,
+            "files": {n: {"sha256": sha256_bytes(d), "bytes": len(d)} for n, d in files.items()},
+        }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", manifest_bytes if manifest_bytes is not None else json.dumps(manifest))
+        archive.writestr(
+            "manifest.json", manifest_bytes if manifest_bytes is not None else json.dumps(manifest)
+        )
         for name, data in files.items():
             archive.writestr(name, data)
     return buffer.getvalue()
@@ -85,45 +107,55 @@ def pack(manifest, files, rehash=True, manifest_bytes=None):
 def with_manifest(**changes):
     def mutate(manifest, files):
         return pack({**manifest, **changes}, files)
+
     return mutate
 
 
 def with_file(name, data):
     def mutate(manifest, files):
         return pack(manifest, {**files, name: data})
+
     return mutate
 
 
 def with_config(**changes):
     def mutate(manifest, files):
         config = json.loads(files["adapter/adapter_config.json"])
-        return pack(manifest, {**files, "adapter/adapter_config.json": json.dumps({**config, **changes}).encode()})
+        return pack(
+            manifest,
+            {**files, "adapter/adapter_config.json": json.dumps({**config, **changes}).encode()},
+        )
+
     return mutate
 
 
 def with_tensors(edit):
     def mutate(manifest, files):
         from safetensors.torch import load
+
         tensors = load(files["adapter/adapter_model.safetensors"])
         edit(tensors)
         return pack(manifest, {**files, "adapter/adapter_model.safetensors": save(tensors)})
+
     return mutate
 
 
 def raw_zip(entries):
     """A zip built entry by entry: (ZipInfo or name, bytes)."""
+
     def mutate(manifest, files):
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for info, data in entries(manifest, files):
                 archive.writestr(info, data)
         return buffer.getvalue()
+
     return mutate
 
 
 def symlink_entry(manifest, files):
     link = zipfile.ZipInfo("adapter/link.json")
-    link.external_attr = (0o120777 << 16)
+    link.external_attr = 0o120777 << 16
     return [("manifest.json", json.dumps(manifest)), *files.items(), (link, "/etc/passwd")]
 
 
@@ -135,12 +167,14 @@ def non_utf8_name(manifest, files):
 def bad_tensor(key_part, value):
     def edit(tensors):
         tensors[KEY.format("A")] = value
+
     return edit
 
 
 def drop(name):
     def mutate(manifest, files):
         return pack(manifest, {n: d for n, d in files.items() if n != name})
+
     return mutate
 
 
@@ -153,55 +187,127 @@ MALFORMED = {
     "windows path": (with_file("C:/evil.json", b"{}"), "absolute paths"),
     "symlink": (raw_zip(symlink_entry), "symbolic links"),
     "zip bomb": (with_file("notes/zeros.txt", b"0" * 30_000_000), "zip bomb"),
-    "too many files": (lambda m, f: pack(m, {**f, **{f"notes/{i}.txt": b"x" for i in range(70)}}), "files (at most"),
-    "duplicate names": (raw_zip(lambda m, f: [("manifest.json", json.dumps(m)), *f.items(),
-                                              ("adapter/adapter_config.json", b"{}")]), "duplicate file names"),
+    "too many files": (
+        lambda m, f: pack(m, {**f, **{f"notes/{i}.txt": b"x" for i in range(70)}}),
+        "files (at most",
+    ),
+    "duplicate names": (
+        raw_zip(
+            lambda m, f: [
+                ("manifest.json", json.dumps(m)),
+                *f.items(),
+                ("adapter/adapter_config.json", b"{}"),
+            ]
+        ),
+        "duplicate file names",
+    ),
     "non-UTF-8 name": (non_utf8_name, "must be UTF-8"),
-    "pickle .bin": (with_file("adapter/adapter_model.bin", b"\x80\x04K\x01."), "pickle-based files"),
+    "pickle .bin": (
+        with_file("adapter/adapter_model.bin", b"\x80\x04K\x01."),
+        "pickle-based files",
+    ),
     "pickle .pt": (with_file("adapter/weights.pt", b"\x80\x04K\x01."), "pickle-based files"),
     "pickle .pkl": (with_file("model.pkl", b"\x80\x04K\x01."), "pickle-based files"),
     "python file": (with_file("train.py", b"import os"), "only .json, .safetensors"),
     "missing manifest": (raw_zip(lambda m, f: list(f.items())), "manifest.json is missing"),
-    "manifest not JSON": (lambda m, f: pack(m, f, manifest_bytes="{not json"), "manifest.json is not valid JSON"),
-    "manifest is a list": (lambda m, f: pack(m, f, manifest_bytes="[1, 2]"), "must hold a JSON object"),
-    "manifest misses files": (lambda m, f: pack({k: v for k, v in m.items() if k != "files"}, f, rehash=False),
-                              "missing field 'files'"),
+    "manifest not JSON": (
+        lambda m, f: pack(m, f, manifest_bytes="{not json"),
+        "manifest.json is not valid JSON",
+    ),
+    "manifest is a list": (
+        lambda m, f: pack(m, f, manifest_bytes="[1, 2]"),
+        "must hold a JSON object",
+    ),
+    "manifest misses files": (
+        lambda m, f: pack({k: v for k, v in m.items() if k != "files"}, f, rehash=False),
+        "missing field 'files'",
+    ),
     "manifest wrong type": (with_manifest(seed="zero"), "field 'seed' has the wrong type"),
     "schema version": (with_manifest(schema_version=2), "schema_version 2"),
     "bad student id": (with_manifest(student="../bob"), "invalid student id"),
-    "wrong lab": (with_manifest(lab="02_selective_finetuning"), "submitted for lab '02_selective_finetuning'"),
-    "wrong base model": (with_manifest(base_model={"id": "gpt2", "fingerprint": "x"}), "trained on base model 'gpt2'"),
-    "wrong fingerprint": (lambda m, f: pack({**m, "base_model": {**m["base_model"], "fingerprint": "0" * 16}}, f),
-                          "fingerprint"),
-    "sha256 mismatch": (lambda m, f: pack(m, {**f, "adapter/adapter_config.json": b'{"r": 4}'}, rehash=False),
-                        "sha256 does not match"),
-    "listed file missing": (lambda m, f: pack(m, {n: d for n, d in f.items() if "config" not in n}, rehash=False),
-                            "listed in the manifest but missing"),
-    "unlisted file": (lambda m, f: pack(m, {**f, "notes/extra.txt": b"x"}, rehash=False), "not listed in the manifest"),
-    "adapter config missing": (drop("adapter/adapter_config.json"), "adapter_config.json is missing"),
-    "adapter config not JSON": (with_file("adapter/adapter_config.json", b"{r: 4"), "is not valid JSON"),
+    "wrong lab": (
+        with_manifest(lab="02_selective_finetuning"),
+        "submitted for lab '02_selective_finetuning'",
+    ),
+    "wrong base model": (
+        with_manifest(base_model={"id": "gpt2", "fingerprint": "x"}),
+        "trained on base model 'gpt2'",
+    ),
+    "wrong fingerprint": (
+        lambda m, f: pack({**m, "base_model": {**m["base_model"], "fingerprint": "0" * 16}}, f),
+        "fingerprint",
+    ),
+    "sha256 mismatch": (
+        lambda m, f: pack(m, {**f, "adapter/adapter_config.json": b'{"r": 4}'}, rehash=False),
+        "sha256 does not match",
+    ),
+    "listed file missing": (
+        lambda m, f: pack(m, {n: d for n, d in f.items() if "config" not in n}, rehash=False),
+        "listed in the manifest but missing",
+    ),
+    "unlisted file": (
+        lambda m, f: pack(m, {**f, "notes/extra.txt": b"x"}, rehash=False),
+        "not listed in the manifest",
+    ),
+    "adapter config missing": (
+        drop("adapter/adapter_config.json"),
+        "adapter_config.json is missing",
+    ),
+    "adapter config not JSON": (
+        with_file("adapter/adapter_config.json", b"{r: 4"),
+        "is not valid JSON",
+    ),
     "not LoRA": (with_config(peft_type="IA3"), "peft_type 'IA3'"),
     "rank too high": (with_config(r=512), "rank r=512 is outside"),
     "rank not int": (with_config(r="4"), "rank r='4' is outside"),
     "negative alpha": (with_config(lora_alpha=-8), "lora_alpha=-8"),
     "unknown target": (with_config(target_modules=["c_attn"]), "do not exist in the base model"),
     "modules_to_save": (with_config(modules_to_save=["lm_head"]), "modules_to_save"),
-    "weights missing": (drop("adapter/adapter_model.safetensors"), "adapter_model.safetensors is missing"),
-    "weights truncated": (lambda m, f: pack(m, {**f, "adapter/adapter_model.safetensors":
-                                                f["adapter/adapter_model.safetensors"][:200]}),
-                          "not a valid safetensors file"),
-    "tensor for a missing layer": (with_tensors(lambda t: t.update({KEY.replace("layers.0", "layers.9").format("A"):
-                                                                    torch.zeros(4, 64)})), "has no linear layer"),
-    "wrong shape": (with_tensors(bad_tensor("A", torch.zeros(8, 64))), "has shape (8, 64), expected (4, 64)"),
+    "weights missing": (
+        drop("adapter/adapter_model.safetensors"),
+        "adapter_model.safetensors is missing",
+    ),
+    "weights truncated": (
+        lambda m, f: pack(
+            m,
+            {
+                **f,
+                "adapter/adapter_model.safetensors": f["adapter/adapter_model.safetensors"][:200],
+            },
+        ),
+        "not a valid safetensors file",
+    ),
+    "tensor for a missing layer": (
+        with_tensors(
+            lambda t: t.update(
+                {KEY.replace("layers.0", "layers.9").format("A"): torch.zeros(4, 64)}
+            )
+        ),
+        "has no linear layer",
+    ),
+    "wrong shape": (
+        with_tensors(bad_tensor("A", torch.zeros(8, 64))),
+        "has shape (8, 64), expected (4, 64)",
+    ),
     "NaN weights": (with_tensors(bad_tensor("A", torch.full((4, 64), float("nan")))), "NaN or Inf"),
     "Inf weights": (with_tensors(bad_tensor("A", torch.full((4, 64), float("inf")))), "NaN or Inf"),
-    "integer weights": (with_tensors(bad_tensor("A", torch.zeros(4, 64, dtype=torch.int32))), "expected a float"),
-    "A without B": (with_tensors(lambda t: t.pop(KEY.format("B"))), "without both lora_A and lora_B"),
-    "not a LoRA tensor": (with_tensors(lambda t: t.update({"base_model.model.lm_head.weight": torch.zeros(2, 2)})),
-                          "is not a LoRA A/B weight"),
+    "integer weights": (
+        with_tensors(bad_tensor("A", torch.zeros(4, 64, dtype=torch.int32))),
+        "expected a float",
+    ),
+    "A without B": (
+        with_tensors(lambda t: t.pop(KEY.format("B"))),
+        "without both lora_A and lora_B",
+    ),
+    "not a LoRA tensor": (
+        with_tensors(lambda t: t.update({"base_model.model.lm_head.weight": torch.zeros(2, 2)})),
+        "is not a LoRA A/B weight",
+    ),
     "traversal + pickle": (lambda m, f: pack(m, {**f, "../x.bin": b"\x80"}), "path traversal"),
-    "wrong lab + bad rank": (lambda m, f: with_config(r=0)({**m, "lab": "01_in_context_learning"}, f),
-                             "submitted for lab '01_in_context_learning'"),
+    "wrong lab + bad rank": (
+        lambda m, f: with_config(r=0)({**m, "lab": "01_in_context_learning"}, f),
+        "submitted for lab '01_in_context_learning'",
+    ),
 }
 
 
@@ -225,7 +331,9 @@ def test_untrained_adapter_lands_in_the_no_gain_band(good_zip, base, heldout):
     assert result["after"] == result["before"]
     assert result["parts"]["gain over base"] == 0.0 and result["parts"]["valid submission"] == 10.0
     assert result["heldout"]["items"] == 6 and result["submission_details"]["r"] == 4
-    assert model_fingerprint(base["model"]) == base["fingerprint"], "the adapter was removed after grading"
+    assert model_fingerprint(base["model"]) == base["fingerprint"], (
+        "the adapter was removed after grading"
+    )
 
 
 def test_rubric_scoring_is_linear_between_thresholds():
@@ -239,8 +347,17 @@ def test_rubric_scoring_is_linear_between_thresholds():
         load_rubric("99_nothing")
 
 
-@pytest.mark.parametrize("lab", ["../rubrics/03b_lora_peft", "/etc/passwd", "03b_lora_peft/../03b_lora_peft",
-                                 "03b_lora_peft.json", "", "03B_LORA_PEFT"])
+@pytest.mark.parametrize(
+    "lab",
+    [
+        "../rubrics/03b_lora_peft",
+        "/etc/passwd",
+        "03b_lora_peft/../03b_lora_peft",
+        "03b_lora_peft.json",
+        "",
+        "03B_LORA_PEFT",
+    ],
+)
 def test_a_lab_name_is_matched_against_the_known_labs_never_used_as_a_path(lab):
     with pytest.raises(KeyError) as error:
         load_rubric(lab)
@@ -248,9 +365,13 @@ def test_a_lab_name_is_matched_against_the_known_labs_never_used_as_a_path(lab):
 
 
 def test_the_rubric_schema_fills_defaults_and_names_bad_fields():
-    data = json.loads((Path(__file__).parents[1] / "grading" / "rubrics" / f"{LAB}.json").read_text())
+    data = json.loads(
+        (Path(__file__).parents[1] / "grading" / "rubrics" / f"{LAB}.json").read_text()
+    )
     rubric = Rubric.from_dict(data)
-    assert rubric.checks.rank == (1, 128) and rubric.checks.max_shots == 16  # a default where the file is silent
+    assert (
+        rubric.checks.rank == (1, 128) and rubric.checks.max_shots == 16
+    )  # a default where the file is silent
     assert rubric.higher_is_better and rubric.merge_into == "original"
     assert Rubric.from_dict(rubric.to_dict()) == rubric  # the JSON form round-trips
     assert set(rubric_labs()) >= {LAB, "01_in_context_learning", "05_continual_pretraining"}
@@ -258,7 +379,10 @@ def test_the_rubric_schema_fills_defaults_and_names_bad_fields():
         "an unknown key": ({**data, "bonus_points": 900}, "unknown \\['bonus_points'\\]"),
         "a missing key": ({k: v for k, v in data.items() if k != "gain"}, "missing \\['gain'\\]"),
         "an unknown check": ({**data, "checks": {"max_rank": 4}}, "unknown checks"),
-        "an empty band": ({**data, "after": {"points": 60, "zero_at": 0.5, "full_at": 0.5}}, "must differ"),
+        "an empty band": (
+            {**data, "after": {"points": 60, "zero_at": 0.5, "full_at": 0.5}},
+            "must differ",
+        ),
         "an unknown artifact": ({**data, "artifact": "pickle"}, "artifact must be one of"),
         "reversed rank bounds": ({**data, "checks": {"rank": [64, 1]}}, "checks.rank"),
         "a string for a boolean": ({**data, "higher_is_better": "yes"}, "true or false"),
@@ -278,16 +402,22 @@ def test_batch_outputs_resume_and_determinism(tokenizer, good_zip, base, heldout
     make_submission(LAB, "bob", {"adapter": trained}, info, BASE_ID, inbox)
     manifest, files = unpack(good_zip)
     (inbox / "submission_03b_lora_peft_mallory.zip").write_bytes(
-        with_file("adapter/adapter_model.bin", b"\x80")({**manifest, "student": "mallory"}, files))
+        with_file("adapter/adapter_model.bin", b"\x80")({**manifest, "student": "mallory"}, files)
+    )
     out = tmp_path / "out"
-    first = grade_batch(sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, progress=False)
+    first = grade_batch(
+        sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, progress=False
+    )
     by_student = {r["student"]: r for r in first}
     assert by_student["mallory"]["score"] == 0 and "pickle" in by_student["mallory"]["reason"]
     assert by_student["alice"]["status"] == by_student["bob"]["status"] == "graded"
     gradebook = (out / "gradebook.csv").read_text().splitlines()
     assert gradebook[0].startswith("student,lab,status,score") and len(gradebook) == 4
     feedback = {p.name for p in (out / "feedback").iterdir()}
-    assert sum(name.endswith(".md") for name in feedback) == 3 and sum(name.endswith(".png") for name in feedback) == 2
+    assert (
+        sum(name.endswith(".md") for name in feedback) == 3
+        and sum(name.endswith(".png") for name in feedback) == 2
+    )
     held_texts = [json.loads(line)["text"] for line in heldout.read_text().splitlines()]
     for path in (out / "feedback").glob("*.md"):
         text = path.read_text()
@@ -297,29 +427,56 @@ def test_batch_outputs_resume_and_determinism(tokenizer, good_zip, base, heldout
     lost = sorted((out / "results").glob("*.json"))[0]
     kept = {p.name: p.read_text() for p in (out / "results").glob("*.json") if p != lost}
     lost.unlink()
-    second = grade_batch(sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, progress=False)
-    assert {p.name: p.read_text() for p in (out / "results").glob("*.json") if p.name in kept} == kept
+    second = grade_batch(
+        sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, progress=False
+    )
+    assert {
+        p.name: p.read_text() for p in (out / "results").glob("*.json") if p.name in kept
+    } == kept
     assert lost.is_file()
     # deterministic: forcing a full re-grade gives identical scores and metrics
-    third = grade_batch(sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, force=True, progress=False)
-    strip = lambda rs: sorted((r["student"], r["score"], json.dumps(r.get("after"), sort_keys=True)) for r in rs)  # noqa: E731
+    third = grade_batch(
+        sorted(inbox.glob("*.zip")), out, base="tiny", heldout=heldout, force=True, progress=False
+    )
+
+    def strip(rs):
+        return sorted(
+            (r["student"], r["score"], json.dumps(r.get("after"), sort_keys=True)) for r in rs
+        )
+
     assert strip(first) == strip(second) == strip(third)
     payload = gradescope_results(third)
     assert payload["score"] == sum(r["score"] for r in third)
-    assert all({"name", "score", "max_score", "visibility", "output"} <= set(t) for t in payload["tests"])
+    assert all(
+        {"name", "score", "max_score", "visibility", "output"} <= set(t) for t in payload["tests"]
+    )
 
 
 def test_a_hanging_submission_times_out_and_the_batch_goes_on(good_zip, heldout, tmp_path, capsys):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "a.zip").write_bytes(good_zip.read_bytes())
-    code = main([str(inbox), "--out", str(tmp_path / "out"), "--base", "tiny", "--heldout", str(heldout),
-                 "--timeout", "0.01"])
+    code = main(
+        [
+            str(inbox),
+            "--out",
+            str(tmp_path / "out"),
+            "--base",
+            "tiny",
+            "--heldout",
+            str(heldout),
+            "--timeout",
+            "0.01",
+        ]
+    )
     assert code == 0
     result = json.loads(next((tmp_path / "out" / "results").glob("*.json")).read_text())
     assert result["status"] == "timeout" and result["score"] == 0 and "limit" in result["reason"]
     assert "timeout" in capsys.readouterr().out
-    assert linear_shapes(build_tiny_model_for_shapes())["model.layers.0.self_attn.q_proj"] == (64, 64)
+    assert linear_shapes(build_tiny_model_for_shapes())["model.layers.0.self_attn.q_proj"] == (
+        64,
+        64,
+    )
 
 
 def build_tiny_model_for_shapes():
@@ -328,24 +485,47 @@ def build_tiny_model_for_shapes():
     return build_tiny_model(load_embedded_tokenizer(), num_layers=2, hidden_size=64, seed=0)
 
 
-def test_gradescope_mode_reads_the_submission_folder_and_writes_results_json(good_zip, heldout, tmp_path,
-                                                                             monkeypatch):
+def test_gradescope_mode_reads_the_submission_folder_and_writes_results_json(
+    good_zip, heldout, tmp_path, monkeypatch
+):
     import grading.run as run
 
-    submission, results = tmp_path / "autograder" / "submission", tmp_path / "autograder" / "results" / "results.json"
+    submission, results = (
+        tmp_path / "autograder" / "submission",
+        tmp_path / "autograder" / "results" / "results.json",
+    )
     submission.mkdir(parents=True)
     (submission / good_zip.name).write_bytes(good_zip.read_bytes())
     monkeypatch.setattr(run, "GRADESCOPE_IN", submission)
     monkeypatch.setattr(run, "GRADESCOPE_OUT", results)
-    assert run.main(["--gradescope", "--out", str(tmp_path / "out"), "--base", "tiny", "--heldout", str(heldout)]) == 0
+    assert (
+        run.main(
+            [
+                "--gradescope",
+                "--out",
+                str(tmp_path / "out"),
+                "--base",
+                "tiny",
+                "--heldout",
+                str(heldout),
+            ]
+        )
+        == 0
+    )
     payload = json.loads(results.read_text())
     assert payload["score"] == 10.0  # valid, untrained adapter: no after/gain points
-    assert [t["name"] for t in payload["tests"]] == [f"{LAB}: valid submission", f"{LAB}: after", f"{LAB}: gain over base"]
+    assert [t["name"] for t in payload["tests"]] == [
+        f"{LAB}: valid submission",
+        f"{LAB}: after",
+        f"{LAB}: gain over base",
+    ]
     assert [t["max_score"] for t in payload["tests"]] == [10.0, 60.0, 30.0]
     assert all(t["visibility"] == "visible" for t in payload["tests"])
 
 
-def test_a_trained_adapter_is_merged_for_scoring_and_the_base_restored_bit_for_bit(tokenizer, base, heldout, tmp_path):
+def test_a_trained_adapter_is_merged_for_scoring_and_the_base_restored_bit_for_bit(
+    tokenizer, base, heldout, tmp_path
+):
     snapshot = {n: p.detach().clone() for n, p in base["model"].state_dict().items()}
     info = {"model_fingerprint": base["fingerprint"], "seed": 2, "packages": {}, "config": {}}
     adapter = adapter_folder(tokenizer, tmp_path / "adapter", trained=True, seed=2)
@@ -357,7 +537,9 @@ def test_a_trained_adapter_is_merged_for_scoring_and_the_base_restored_bit_for_b
     assert again["after"] == first["after"] and again["score"] == first["score"]
 
 
-def test_a_qlora_adapter_is_merged_into_the_nf4_rounded_base_and_the_base_restored(tokenizer, base, tmp_path):
+def test_a_qlora_adapter_is_merged_into_the_nf4_rounded_base_and_the_base_restored(
+    tokenizer, base, tmp_path
+):
     from grading.artifacts import merged_adapter
     from utils.train.quantization import nf4_dequantize, nf4_quantize
 
@@ -366,9 +548,13 @@ def test_a_qlora_adapter_is_merged_into_the_nf4_rounded_base_and_the_base_restor
     adapter = adapter_folder(tokenizer, tmp_path / "adapter", trained=True, seed=3)
     name = "model.layers.0.mlp.down_proj"
     original = dict(model.named_modules())[name].weight.detach().clone()
-    with merged_adapter(model, str(adapter), "nf4") as merged:  # down_proj has no LoRA: only rounded
-        assert torch.equal(dict(merged.named_modules())[name].weight, nf4_dequantize(*nf4_quantize(original),
-                                                                                     original.shape))
+    with merged_adapter(
+        model, str(adapter), "nf4"
+    ) as merged:  # down_proj has no LoRA: only rounded
+        assert torch.equal(
+            dict(merged.named_modules())[name].weight,
+            nf4_dequantize(*nf4_quantize(original), original.shape),
+        )
     assert all(torch.equal(snapshot[n], p) for n, p in model.state_dict().items())
     with pytest.raises(ValueError, match="merge_into"):
         with merged_adapter(model, str(adapter), "int3"):

@@ -22,7 +22,12 @@ BASE_ID = "tiny-random-llama"
 @pytest.fixture()
 def base(tokenizer):
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    return {"model": model, "tokenizer": tokenizer, "base_id": BASE_ID, "fingerprint": model_fingerprint(model)}
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": BASE_ID,
+        "fingerprint": model_fingerprint(model),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +35,38 @@ def sms_heldout(tmp_path_factory):
     from utils.data.datasets import load_split
 
     rows = load_split("sms_spam", "heldout", allow_heldout=True)
-    rows = [r for r in rows if r["label"] == "spam"][:4] + [r for r in rows if r["label"] == "ham"][:4]
+    rows = [r for r in rows if r["label"] == "spam"][:4] + [r for r in rows if r["label"] == "ham"][
+        :4
+    ]
     path = tmp_path_factory.mktemp("heldout") / "sms.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def info_for(state, seed=0):
-    return {"model_fingerprint": state["fingerprint"], "seed": seed, "device": "cpu", "dtype": "float32",
-            "packages": {}, "config": {}, "git_commit": None}
+    return {
+        "model_fingerprint": state["fingerprint"],
+        "seed": seed,
+        "device": "cpu",
+        "dtype": "float32",
+        "packages": {},
+        "config": {},
+        "git_commit": None,
+    }
 
 
 def assert_base_untouched(state):
     model = state["model"]
     assert model_fingerprint(model) == state["fingerprint"]
-    assert model.lm_head.weight is model.get_input_embeddings().weight and model.config.tie_word_embeddings
+    assert (
+        model.lm_head.weight is model.get_input_embeddings().weight
+        and model.config.tie_word_embeddings
+    )
 
 
 def rezip(path, edit):
-    """The zip at ``path`` with ``edit(files)`` applied to its artifact files (hashes kept consistent)."""
+    """The zip at ``path`` with ``edit(files)`` applied to its artifact files (hashes kept
+    consistent)."""
     import io
     import zipfile
 
@@ -70,6 +88,7 @@ def edit_json(name, change):
         value = json.loads(files[name])
         change(value)
         files[name] = json.dumps(value).encode()
+
     return edit
 
 
@@ -80,6 +99,7 @@ def edit_tensors(name, change):
         tensors = load(files[name])
         change(tensors)
         files[name] = save(tensors)
+
     return edit
 
 
@@ -93,12 +113,26 @@ def prompt_zip(state, folder, **changes):
     from utils.data.prompting import DATASET_FORMATS, format_to_dict
 
     train = load_split("sms_spam", "train")
-    demos = [next(r["id"] for r in train if r["label"] == "spam"), next(r["id"] for r in train if r["label"] == "ham")]
-    spec = {"dataset": "sms_spam", "format": format_to_dict(DATASET_FORMATS["sms_spam"]), "demo_ids": demos,
-            "calibrated": True, **changes}
+    demos = [
+        next(r["id"] for r in train if r["label"] == "spam"),
+        next(r["id"] for r in train if r["label"] == "ham"),
+    ]
+    spec = {
+        "dataset": "sms_spam",
+        "format": format_to_dict(DATASET_FORMATS["sms_spam"]),
+        "demo_ids": demos,
+        "calibrated": True,
+        **changes,
+    }
     (folder / "prompt_spec.json").write_text(json.dumps(spec))
-    return make_submission(LAB01, "dana", {"prompt_spec.json": folder / "prompt_spec.json"}, info_for(state),
-                           BASE_ID, folder)
+    return make_submission(
+        LAB01,
+        "dana",
+        {"prompt_spec.json": folder / "prompt_spec.json"},
+        info_for(state),
+        BASE_ID,
+        folder,
+    )
 
 
 def test_a_prompt_spec_is_rebuilt_and_scored_deterministically(base, sms_heldout, tmp_path):
@@ -119,22 +153,44 @@ def test_the_zero_shot_default_prompt_is_the_before_and_earns_no_gain(base, sms_
 
 
 PROMPT_DEFECTS = {
-    "demonstration not in train": (edit_json("prompt_spec.json", lambda s: s["demo_ids"].append("sms_spam-999999")),
-                                   "must come from the train split"),
-    "too many shots": (edit_json("prompt_spec.json", lambda s: s.update(demo_ids=s["demo_ids"] * 9)),
-                       "at most 16"),
-    "wrong dataset": (edit_json("prompt_spec.json", lambda s: s.update(dataset="animal_diet")), "this lab grades"),
-    "duplicate label words": (edit_json("prompt_spec.json", lambda s: s["format"].update(
-        label_words={"spam": "x", "ham": "x"})), "distinct words"),
-    "unknown label": (edit_json("prompt_spec.json", lambda s: s["format"].update(label_words={"junk": "x"})),
-                      "label_words"),
-    "calibrated not a boolean": (edit_json("prompt_spec.json", lambda s: s.update(calibrated="yes")),
-                                 "true or false"),
-    "format missing": (edit_json("prompt_spec.json", lambda s: s.pop("format")), "'format' must be an object"),
-    "unknown format field": (edit_json("prompt_spec.json", lambda s: s["format"].update(shell="rm -rf /")),
-                             "unknown format fields"),
-    "instruction too long": (edit_json("prompt_spec.json", lambda s: s["format"].update(instruction="x" * 5000)),
-                             "longer than 2000"),
+    "demonstration not in train": (
+        edit_json("prompt_spec.json", lambda s: s["demo_ids"].append("sms_spam-999999")),
+        "must come from the train split",
+    ),
+    "too many shots": (
+        edit_json("prompt_spec.json", lambda s: s.update(demo_ids=s["demo_ids"] * 9)),
+        "at most 16",
+    ),
+    "wrong dataset": (
+        edit_json("prompt_spec.json", lambda s: s.update(dataset="animal_diet")),
+        "this lab grades",
+    ),
+    "duplicate label words": (
+        edit_json(
+            "prompt_spec.json", lambda s: s["format"].update(label_words={"spam": "x", "ham": "x"})
+        ),
+        "distinct words",
+    ),
+    "unknown label": (
+        edit_json("prompt_spec.json", lambda s: s["format"].update(label_words={"junk": "x"})),
+        "label_words",
+    ),
+    "calibrated not a boolean": (
+        edit_json("prompt_spec.json", lambda s: s.update(calibrated="yes")),
+        "true or false",
+    ),
+    "format missing": (
+        edit_json("prompt_spec.json", lambda s: s.pop("format")),
+        "'format' must be an object",
+    ),
+    "unknown format field": (
+        edit_json("prompt_spec.json", lambda s: s["format"].update(shell="rm -rf /")),
+        "unknown format fields",
+    ),
+    "instruction too long": (
+        edit_json("prompt_spec.json", lambda s: s["format"].update(instruction="x" * 5000)),
+        "longer than 2000",
+    ),
     "spec missing": (lambda files: files.pop("prompt_spec.json"), "prompt_spec.json is missing"),
 }
 
@@ -168,28 +224,41 @@ def last_block_classifier(tokenizer, seed=0):
 
 def classifier_zip(state, folder, tensors, lab=LAB02, lora=None):
     save_classifier(folder / "classifier", tensors, LABELS, lora=lora)
-    return make_submission(lab, "erin", {"classifier": folder / "classifier"}, info_for(state), BASE_ID, folder)
+    return make_submission(
+        lab, "erin", {"classifier": folder / "classifier"}, info_for(state), BASE_ID, folder
+    )
 
 
-def test_a_trained_block_classifier_is_loaded_scored_and_removed(tokenizer, base, sms_heldout, tmp_path):
+def test_a_trained_block_classifier_is_loaded_scored_and_removed(
+    tokenizer, base, sms_heldout, tmp_path
+):
     from utils.data.batching import pad_batch, tokenize_texts
     from utils.train.classifier import classifier_logits
 
     trained, tensors = last_block_classifier(tokenizer)
-    result = grade_bytes(classifier_zip(base, tmp_path, tensors).read_bytes(), base, LAB02, sms_heldout, None)
+    result = grade_bytes(
+        classifier_zip(base, tmp_path, tensors).read_bytes(), base, LAB02, sms_heldout, None
+    )
     assert result["status"] == "graded", result.get("reason")
-    assert result["submission_details"]["trained_parameters"] == sum(t.numel() for t in tensors.values())
+    assert result["submission_details"]["trained_parameters"] == sum(
+        t.numel() for t in tensors.values()
+    )
     assert_base_untouched(base)
     # the grader's model is the student's model: same logits as the trained one
     fresh = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     apply_classifier(fresh, tensors, {"labels": list(LABELS)})
-    batch = pad_batch(tokenize_texts(tokenizer, ["win a prize now", "see you at lunch"]), tokenizer.pad_token_id)
+    batch = pad_batch(
+        tokenize_texts(tokenizer, ["win a prize now", "see you at lunch"]), tokenizer.pad_token_id
+    )
     with torch.no_grad():
-        assert torch.allclose(classifier_logits(fresh, *batch), classifier_logits(trained, *batch), atol=1e-6)
+        assert torch.allclose(
+            classifier_logits(fresh, *batch), classifier_logits(trained, *batch), atol=1e-6
+        )
 
 
 def lora_classifier(tokenizer, rank=4, alpha=8, seed=0):
-    """Lab 03A's artifact for the tiny base: from-scratch LoRA on q/v (B non-zero) plus a new head."""
+    """Lab 03A's artifact for the tiny base: from-scratch LoRA on q/v (B non-zero) plus a new "
+    "head."""
     from utils.train import lora
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
@@ -207,8 +276,9 @@ def lora_classifier(tokenizer, rank=4, alpha=8, seed=0):
     return model, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_a_from_scratch_lora_classifier_is_merged_and_matches_the_unmerged_model(tokenizer, base, sms_heldout,
-                                                                                 tmp_path):
+def test_a_from_scratch_lora_classifier_is_merged_and_matches_the_unmerged_model(
+    tokenizer, base, sms_heldout, tmp_path
+):
     from utils.data.batching import pad_batch, tokenize_texts
     from utils.train.classifier import classifier_logits
 
@@ -216,9 +286,13 @@ def test_a_from_scratch_lora_classifier_is_merged_and_matches_the_unmerged_model
     assert any(n.endswith(".lora.A") for n in tensors)
     fresh = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     apply_classifier(fresh, tensors, {"labels": list(LABELS), "lora": {"rank": 4, "alpha": 8}})
-    batch = pad_batch(tokenize_texts(tokenizer, ["free entry in a weekly draw", "ok"]), tokenizer.pad_token_id)
+    batch = pad_batch(
+        tokenize_texts(tokenizer, ["free entry in a weekly draw", "ok"]), tokenizer.pad_token_id
+    )
     with torch.no_grad():
-        assert torch.allclose(classifier_logits(fresh, *batch), classifier_logits(model, *batch), atol=1e-5)
+        assert torch.allclose(
+            classifier_logits(fresh, *batch), classifier_logits(model, *batch), atol=1e-5
+        )
     path = classifier_zip(base, tmp_path, tensors, lab=LAB03, lora={"rank": 4, "alpha": 8})
     result = grade_bytes(path.read_bytes(), base, LAB03, sms_heldout, None)
     assert result["status"] == "graded", result.get("reason")
@@ -228,50 +302,102 @@ def test_a_from_scratch_lora_classifier_is_merged_and_matches_the_unmerged_model
 
 WEIGHTS, CONFIG = "classifier/classifier.safetensors", "classifier/classifier_config.json"
 CLASSIFIER_DEFECTS = {
-    "head for three classes": (edit_tensors(WEIGHTS, lambda t: t.update({"lm_head.weight": torch.zeros(3, 64)})),
-                               "one output per label"),
-    "head bias missing": (edit_tensors(WEIGHTS, lambda t: t.pop("lm_head.bias")), "'lm_head.bias' is missing"),
-    "unknown tensor": (edit_tensors(WEIGHTS, lambda t: t.update({"model.layers.7.mlp.up_proj.weight": torch.zeros(1)})),
-                       "neither the head"),
-    "block tensor of the wrong shape": (edit_tensors(WEIGHTS, lambda t: t.update(
-        {"model.norm.weight": torch.ones(65)})), "expected (64,)"),
-    "NaN in the block": (edit_tensors(WEIGHTS, lambda t: t["model.norm.weight"].fill_(float("nan"))), "NaN or Inf"),
+    "head for three classes": (
+        edit_tensors(WEIGHTS, lambda t: t.update({"lm_head.weight": torch.zeros(3, 64)})),
+        "one output per label",
+    ),
+    "head bias missing": (
+        edit_tensors(WEIGHTS, lambda t: t.pop("lm_head.bias")),
+        "'lm_head.bias' is missing",
+    ),
+    "unknown tensor": (
+        edit_tensors(
+            WEIGHTS, lambda t: t.update({"model.layers.7.mlp.up_proj.weight": torch.zeros(1)})
+        ),
+        "neither the head",
+    ),
+    "block tensor of the wrong shape": (
+        edit_tensors(WEIGHTS, lambda t: t.update({"model.norm.weight": torch.ones(65)})),
+        "expected (64,)",
+    ),
+    "NaN in the block": (
+        edit_tensors(WEIGHTS, lambda t: t["model.norm.weight"].fill_(float("nan"))),
+        "NaN or Inf",
+    ),
     "labels swapped": (edit_json(CONFIG, lambda c: c.update(labels=["spam", "ham"])), "labels"),
     "config missing": (lambda files: files.pop(CONFIG), "classifier_config.json is missing"),
-    "weights not safetensors": (lambda files: files.update({WEIGHTS: b"\x80\x04not safetensors"}),
-                                "not a valid safetensors file"),
-    "LoRA matrices without rank": (edit_tensors(WEIGHTS, lambda t: t.update({
-        "model.layers.0.self_attn.q_proj.lora.A": torch.zeros(4, 64),
-        "model.layers.0.self_attn.q_proj.lora.B": torch.zeros(64, 4)})), "need \"lora\""),
+    "weights not safetensors": (
+        lambda files: files.update({WEIGHTS: b"\x80\x04not safetensors"}),
+        "not a valid safetensors file",
+    ),
+    "LoRA matrices without rank": (
+        edit_tensors(
+            WEIGHTS,
+            lambda t: t.update(
+                {
+                    "model.layers.0.self_attn.q_proj.lora.A": torch.zeros(4, 64),
+                    "model.layers.0.self_attn.q_proj.lora.B": torch.zeros(64, 4),
+                }
+            ),
+        ),
+        'need "lora"',
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CLASSIFIER_DEFECTS))
-def test_a_malformed_classifier_scores_zero_with_its_reason(case, tokenizer, base, sms_heldout, tmp_path):
+def test_a_malformed_classifier_scores_zero_with_its_reason(
+    case, tokenizer, base, sms_heldout, tmp_path
+):
     edit, reason = CLASSIFIER_DEFECTS[case]
     _, tensors = last_block_classifier(tokenizer)
-    result = grade_bytes(rezip(classifier_zip(base, tmp_path, tensors), edit), base, LAB02, sms_heldout, None)
+    result = grade_bytes(
+        rezip(classifier_zip(base, tmp_path, tensors), edit), base, LAB02, sms_heldout, None
+    )
     assert result["status"] == "invalid" and result["score"] == 0.0
     assert reason in result["reason"], result["reason"]
     assert_base_untouched(base)
 
 
 LORA_DEFECTS = {
-    "rank above the lab's bound": (edit_json(CONFIG, lambda c: c.update(lora={"rank": 100, "alpha": 8})),
-                                   "outside the allowed 1..64"),
-    "B without A": (edit_tensors(WEIGHTS, lambda t: t.pop("model.layers.1.self_attn.v_proj.lora.A")),
-                    "without its pair"),
-    "A of the wrong rank": (edit_tensors(WEIGHTS, lambda t: t.update(
-        {"model.layers.0.self_attn.q_proj.lora.A": torch.zeros(3, 64)})), "expected (4, 64)"),
-    "LoRA on a layer the base lacks": (edit_tensors(WEIGHTS, lambda t: t.update({
-        "model.layers.0.self_attn.x_proj.lora.A": torch.zeros(4, 64),
-        "model.layers.0.self_attn.x_proj.lora.B": torch.zeros(64, 4)})), "no linear layer"),
-    "negative alpha": (edit_json(CONFIG, lambda c: c.update(lora={"rank": 4, "alpha": -1})), "positive number"),
+    "rank above the lab's bound": (
+        edit_json(CONFIG, lambda c: c.update(lora={"rank": 100, "alpha": 8})),
+        "outside the allowed 1..64",
+    ),
+    "B without A": (
+        edit_tensors(WEIGHTS, lambda t: t.pop("model.layers.1.self_attn.v_proj.lora.A")),
+        "without its pair",
+    ),
+    "A of the wrong rank": (
+        edit_tensors(
+            WEIGHTS,
+            lambda t: t.update({"model.layers.0.self_attn.q_proj.lora.A": torch.zeros(3, 64)}),
+        ),
+        "expected (4, 64)",
+    ),
+    "LoRA on a layer the base lacks": (
+        edit_tensors(
+            WEIGHTS,
+            lambda t: t.update(
+                {
+                    "model.layers.0.self_attn.x_proj.lora.A": torch.zeros(4, 64),
+                    "model.layers.0.self_attn.x_proj.lora.B": torch.zeros(64, 4),
+                }
+            ),
+        ),
+        "no linear layer",
+    ),
+    "negative alpha": (
+        edit_json(CONFIG, lambda c: c.update(lora={"rank": 4, "alpha": -1})),
+        "positive number",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(LORA_DEFECTS))
-def test_a_malformed_lora_classifier_scores_zero_with_its_reason(case, tokenizer, base, sms_heldout, tmp_path):
+def test_a_malformed_lora_classifier_scores_zero_with_its_reason(
+    case, tokenizer, base, sms_heldout, tmp_path
+):
     edit, reason = LORA_DEFECTS[case]
     _, tensors = lora_classifier(tokenizer)
     path = classifier_zip(base, tmp_path, tensors, lab=LAB03, lora={"rank": 4, "alpha": 8})
@@ -283,8 +409,13 @@ def test_the_trained_parameter_budget_is_a_lab_check(tokenizer, base, sms_heldou
     rubric = {**load_rubric(LAB02).to_dict(), "checks": {"trainable_params": [1, 1000]}}
     (tmp_path / "rubric.json").write_text(json.dumps(rubric))
     _, tensors = last_block_classifier(tokenizer)
-    result = grade_bytes(classifier_zip(base, tmp_path, tensors).read_bytes(), base, LAB02, sms_heldout,
-                         tmp_path / "rubric.json")
+    result = grade_bytes(
+        classifier_zip(base, tmp_path, tensors).read_bytes(),
+        base,
+        LAB02,
+        sms_heldout,
+        tmp_path / "rubric.json",
+    )
     assert result["status"] == "invalid" and "this lab expects 1 to 1,000" in result["reason"]
 
 
@@ -298,8 +429,15 @@ def cpt_adapter(tokenizer, folder, trained=True, seed=0):
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     torch.manual_seed(seed)
-    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  modules_to_save=["embed_tokens", "lm_head"]))
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(
+            r=8,
+            lora_alpha=8,
+            target_modules=["q_proj", "v_proj"],
+            modules_to_save=["embed_tokens", "lm_head"],
+        ),
+    )
     if trained:
         with torch.no_grad():
             for name, param in peft_model.named_parameters():
@@ -319,7 +457,9 @@ def cpt_zips(tokenizer, tmp_path_factory):
     zips = {}
     for name, trained in (("trained", True), ("untrained", False)):
         adapter = cpt_adapter(tokenizer, folder / name / "adapter", trained=trained)
-        zips[name] = make_submission(LAB05, name, {"adapter": adapter}, info_for(state), BASE_ID, folder / name)
+        zips[name] = make_submission(
+            LAB05, name, {"adapter": adapter}, info_for(state), BASE_ID, folder / name
+        )
     return zips
 
 
@@ -330,18 +470,27 @@ def test_a_cpt_adapter_with_embedding_copies_is_scored_by_held_out_perplexity(ba
     assert result["after"]["domain_blocks"] == result["before"]["domain_blocks"] == 24
     assert result["after"]["domain_perplexity"] != result["before"]["domain_perplexity"]
     assert sorted(result["submission_details"]["modules_to_save"]) == ["embed_tokens", "lm_head"]
-    assert_base_untouched(base)  # the trained copies replaced embed_tokens/lm_head only while scoring
+    assert_base_untouched(
+        base
+    )  # the trained copies replaced embed_tokens/lm_head only while scoring
 
 
 def test_an_untrained_cpt_adapter_lands_in_the_no_gain_band(base, cpt_zips):
     result = grade_bytes(cpt_zips["untrained"].read_bytes(), base, LAB05, None, None)
-    assert result["after"]["domain_perplexity"] == pytest.approx(result["before"]["domain_perplexity"], rel=1e-6)
+    assert result["after"]["domain_perplexity"] == pytest.approx(
+        result["before"]["domain_perplexity"], rel=1e-6
+    )
     assert result["parts"]["gain over base"] == 0.0
 
 
 def test_cpt_defects_score_zero_with_their_reason(base, cpt_zips):
-    bad_shape = rezip(cpt_zips["trained"], edit_tensors("adapter/adapter_model.safetensors", lambda t: t.update(
-        {"base_model.model.lm_head.weight": torch.zeros(10, 64)})))
+    bad_shape = rezip(
+        cpt_zips["trained"],
+        edit_tensors(
+            "adapter/adapter_model.safetensors",
+            lambda t: t.update({"base_model.model.lm_head.weight": torch.zeros(10, 64)}),
+        ),
+    )
     result = grade_bytes(bad_shape, base, LAB05, None, None)
     assert result["status"] == "invalid" and "expected (49152, 64)" in result["reason"]
     as_03b = rezip(cpt_zips["trained"], lambda files: None)
@@ -354,7 +503,9 @@ def test_lower_is_better_scoring_rewards_a_drop_in_perplexity():
     full_at, zero_at = rubric.after.full_at, rubric.after.zero_at
     assert full_at < zero_at
     assert score(rubric, zero_at, full_at)["parts"]["after"] == rubric.after.points
-    assert score(rubric, zero_at, zero_at + 1)["score"] == rubric.valid_points  # worse than the base: no points
+    assert (
+        score(rubric, zero_at, zero_at + 1)["score"] == rubric.valid_points
+    )  # worse than the base: no points
     middle = score(rubric, zero_at, (zero_at + full_at) / 2)
     assert middle["parts"]["after"] == pytest.approx(rubric.after.points / 2)
     assert middle["gain"] == pytest.approx((zero_at - full_at) / 2)
@@ -364,13 +515,25 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
     from grading.artifacts import ADAPTER_METRICS
     from utils.data.datasets import get_spec
 
-    for lab in ("01_in_context_learning", "02_selective_finetuning", "03_lora", "03b_lora_peft", "04_qlora_unsloth",
-                "05_continual_pretraining"):
+    for lab in (
+        "01_in_context_learning",
+        "02_selective_finetuning",
+        "03_lora",
+        "03b_lora_peft",
+        "04_qlora_unsloth",
+        "05_continual_pretraining",
+    ):
         rubric = load_rubric(lab)
         reference = rubric.reference  # the reference solution's measured held-out before/after
         assert score(rubric, reference["before"], reference["after"])["score"] == 100.0, lab
-        assert score(rubric, reference["before"], reference["before"])["score"] == rubric.valid_points, lab
-        assert rubric.lab == lab and rubric.artifact in ("prompt_spec", "classifier", "peft_adapter")
+        assert (
+            score(rubric, reference["before"], reference["before"])["score"] == rubric.valid_points
+        ), lab
+        assert rubric.lab == lab and rubric.artifact in (
+            "prompt_spec",
+            "classifier",
+            "peft_adapter",
+        )
         if rubric.artifact == "peft_adapter":
             assert rubric.dataset in ADAPTER_METRICS
         else:

@@ -18,27 +18,59 @@ GOLDEN = Path(__file__).parent / "golden"
 def graded(lab, student, before, after, extra=None, items=135):
     rubric = load_rubric(lab)
     metric = rubric.metric
-    return {"lab": lab, "student": student, "status": "graded", "reason": "", "metric": metric,
-            "higher_is_better": rubric.higher_is_better,
-            "before": {metric: before, **(extra or {}).get("before", {})},
-            "after": {metric: after, **(extra or {}).get("after", {})},
-            "heldout": {"items": items, "sha256": "0" * 16}, "submission": f"submission_{lab}_{student}.zip",
-            "sha256": "ab" * 32, **score(rubric, before, after)}
+    return {
+        "lab": lab,
+        "student": student,
+        "status": "graded",
+        "reason": "",
+        "metric": metric,
+        "higher_is_better": rubric.higher_is_better,
+        "before": {metric: before, **(extra or {}).get("before", {})},
+        "after": {metric: after, **(extra or {}).get("after", {})},
+        "heldout": {"items": items, "sha256": "0" * 16},
+        "submission": f"submission_{lab}_{student}.zip",
+        "sha256": "ab" * 32,
+        **score(rubric, before, after),
+    }
 
 
 def invalid(lab, student, reason):
-    return {"lab": lab, "student": student, "status": "invalid", "score": 0.0, "reason": reason,
-            "submission": f"submission_{lab}_{student}.zip", "sha256": "cd" * 32}
+    return {
+        "lab": lab,
+        "student": student,
+        "status": "invalid",
+        "score": 0.0,
+        "reason": reason,
+        "submission": f"submission_{lab}_{student}.zip",
+        "sha256": "cd" * 32,
+    }
 
 
 RESULTS = [
-    graded("03b_lora_peft", "alice", 0.0, 0.652,
-           {"after": {"field_accuracy": {"actor": 0.8, "action": 0.9, "date": 1.0, "place": 0.95}}}),
-    graded("05_continual_pretraining", "bob", 11.59, 8.52,
-           {"before": {"general_perplexity": 16.57, "domain_blocks": 24},
-            "after": {"general_perplexity": 18.76, "domain_blocks": 24}}, items=231),
+    graded(
+        "03b_lora_peft",
+        "alice",
+        0.0,
+        0.652,
+        {"after": {"field_accuracy": {"actor": 0.8, "action": 0.9, "date": 1.0, "place": 0.95}}},
+    ),
+    graded(
+        "05_continual_pretraining",
+        "bob",
+        11.59,
+        8.52,
+        {
+            "before": {"general_perplexity": 16.57, "domain_blocks": 24},
+            "after": {"general_perplexity": 18.76, "domain_blocks": 24},
+        },
+        items=231,
+    ),
     graded("01_in_context_learning", "carol", 0.55, 0.61),
-    invalid("02_selective_finetuning", "mallory", "'classifier/model.bin': pickle-based files are refused"),
+    invalid(
+        "02_selective_finetuning",
+        "mallory",
+        "'classifier/model.bin': pickle-based files are refused",
+    ),
 ]
 
 
@@ -51,14 +83,21 @@ def check_golden(name: str, text: str) -> None:
 
 
 def test_the_gradebook_matches_its_golden_file(tmp_path):
-    check_golden("gradebook.csv", write_gradebook(RESULTS, tmp_path / "gradebook.csv").read_text(encoding="utf-8"))
+    check_golden(
+        "gradebook.csv",
+        write_gradebook(RESULTS, tmp_path / "gradebook.csv").read_text(encoding="utf-8"),
+    )
 
 
-@pytest.mark.parametrize("index, name", [(0, "feedback_graded.md"), (1, "feedback_lower_is_better.md"),
-                                         (3, "feedback_invalid.md")])
+@pytest.mark.parametrize(
+    "index, name",
+    [(0, "feedback_graded.md"), (1, "feedback_lower_is_better.md"), (3, "feedback_invalid.md")],
+)
 def test_feedback_matches_its_golden_file(index, name):
     check_golden(name, feedback_markdown(RESULTS[index], "chart.png"))
 
 
 def test_gradescope_results_match_their_golden_file():
-    check_golden("gradescope_results.json", json.dumps(gradescope_results(RESULTS), indent=2) + "\n")
+    check_golden(
+        "gradescope_results.json", json.dumps(gradescope_results(RESULTS), indent=2) + "\n"
+    )

@@ -5,9 +5,16 @@ from utils.runtime.hardware import Hardware, check_fits, choose_dtype, detect_ha
 from utils.runtime.profiles import PROFILES, Profile, get_profile
 
 
-@pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float16), ((7, 0), torch.float16),
-                                               ((8, 0), torch.bfloat16), ((8, 9), torch.bfloat16),
-                                               ((9, 0), torch.bfloat16)])
+@pytest.mark.parametrize(
+    "capability, dtype",
+    [
+        ((7, 5), torch.float16),
+        ((7, 0), torch.float16),
+        ((8, 0), torch.bfloat16),
+        ((8, 9), torch.bfloat16),
+        ((9, 0), torch.bfloat16),
+    ],
+)
 def test_gpu_dtype_follows_compute_capability(capability, dtype):
     assert choose_dtype("cuda", capability) == dtype
 
@@ -23,8 +30,15 @@ def test_cuda_without_capability_is_an_error():
 
 
 def _hw(device="cpu", ram=24.0, vram=None):
-    return Hardware(device, "Tesla T4" if device == "cuda" else None, (7, 5) if device == "cuda" else None,
-                    torch.float16 if device == "cuda" else torch.float32, ram, vram, 2)
+    return Hardware(
+        device,
+        "Tesla T4" if device == "cuda" else None,
+        (7, 5) if device == "cuda" else None,
+        torch.float16 if device == "cuda" else torch.float32,
+        ram,
+        vram,
+        2,
+    )
 
 
 def test_gpu_profile_on_cpu_fails_with_advice():
@@ -33,7 +47,9 @@ def test_gpu_profile_on_cpu_fails_with_advice():
 
 
 def test_too_little_memory_fails_with_numbers():
-    with pytest.raises(RuntimeError, match=r"needs about 38 GB of GPU memory; this machine has 15.0 GB"):
+    with pytest.raises(
+        RuntimeError, match=r"needs about 38 GB of GPU memory; this machine has 15.0 GB"
+    ):
         check_fits(PROFILES["a100"], _hw("cuda", vram=15.0))
     with pytest.raises(RuntimeError, match="RAM"):
         check_fits(PROFILES["cpu"], _hw(ram=1.0))

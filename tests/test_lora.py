@@ -16,8 +16,11 @@ TARGETS = ("q_proj", "v_proj")
 @pytest.fixture()
 def model_and_ids(tokenizer):
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    ids = tokenizer(["LoRA keeps the base frozen", "and learns a low-rank update"], return_tensors="pt",
-                    padding=True)
+    ids = tokenizer(
+        ["LoRA keeps the base frozen", "and learns a low-rank update"],
+        return_tensors="pt",
+        padding=True,
+    )
     return model, ids
 
 
@@ -50,8 +53,10 @@ def test_only_adapters_train_and_their_count_is_r_times_in_plus_out(model_and_id
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     assert all(n.endswith((".lora.A", ".lora.B")) for n in trainable)
     attn = model.model.layers[0].self_attn
-    expected = 2 * (lora_parameter_count(attn.q_proj.linear.in_features, attn.q_proj.linear.out_features, 4)
-                    + lora_parameter_count(attn.v_proj.linear.in_features, attn.v_proj.linear.out_features, 4))
+    expected = 2 * (
+        lora_parameter_count(attn.q_proj.linear.in_features, attn.q_proj.linear.out_features, 4)
+        + lora_parameter_count(attn.v_proj.linear.in_features, attn.v_proj.linear.out_features, 4)
+    )
     assert sum(trainable.values()) == expected
     assert lora_parameter_count(2048, 2048, 10) == 40_960  # a 4.2M-parameter update becomes 41k
 

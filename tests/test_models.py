@@ -40,9 +40,15 @@ def _fake_cache(folder: Path, weights: bytes, recorded: bytes) -> None:
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(weights)
-    (folder / models.MARKER).write_text(json.dumps({
-        "gguf_sha256": models.GGUF_SHA256, "weights_bytes": len(recorded),
-        "weights_sha256": hashlib.sha256(recorded).hexdigest()}))
+    (folder / models.MARKER).write_text(
+        json.dumps(
+            {
+                "gguf_sha256": models.GGUF_SHA256,
+                "weights_bytes": len(recorded),
+                "weights_sha256": hashlib.sha256(recorded).hexdigest(),
+            }
+        )
+    )
 
 
 def test_cache_validation_catches_truncation_and_corruption(tmp_path):

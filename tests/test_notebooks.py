@@ -1,4 +1,5 @@
-"""The solutions notebooks, executed end to end in SMOKE mode (the real embedded model, few items)."""
+"""The solutions notebooks, executed end to end in SMOKE mode (the real embedded model, few "
+"items)."""
 
 import json
 
@@ -15,7 +16,12 @@ def embedded_base():
     from utils.runtime.models import model_fingerprint
 
     model, tokenizer, base_id = load_base("embedded")
-    return {"model": model, "tokenizer": tokenizer, "base_id": base_id, "fingerprint": model_fingerprint(model)}
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": base_id,
+        "fingerprint": model_fingerprint(model),
+    }
 
 
 def grade_submission(out, lab: str, state: dict) -> dict:
@@ -24,7 +30,9 @@ def grade_submission(out, lab: str, state: dict) -> dict:
     from grading.worker import grade_bytes
     from utils.runtime.models import model_fingerprint
 
-    result = grade_bytes((out / f"submission_{lab}_your-student-id.zip").read_bytes(), state, lab, None, None)
+    result = grade_bytes(
+        (out / f"submission_{lab}_your-student-id.zip").read_bytes(), state, lab, None, None
+    )
     assert result["status"] == "graded", result.get("reason")
     assert result["parts"]["valid submission"] == 10.0 and result["score"] >= 10.0
     assert model_fingerprint(state["model"]) == state["fingerprint"]
@@ -33,9 +41,13 @@ def grade_submission(out, lab: str, state: dict) -> dict:
 
 @pytest.mark.notebook
 def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    notebook = execute_notebook(REPO_ROOT / "solutions" / "01_in_context_learning.ipynb",
-                                tmp_path / "executed.ipynb", smoke=True, timeout=600,
-                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "01_in_context_learning.ipynb",
+        tmp_path / "executed.ipynb",
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert text.count("[PASS]") == 4 and "[FAIL]" not in text
     out = tmp_path / "01_in_context_learning"
@@ -52,13 +64,21 @@ def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
     spec = json.loads((out / "prompt_spec.json").read_text())
     assert spec["test_accuracy"] == results["baseline"]["sms_spam"]["best_prompting"]
     graded = grade_submission(out, "01_in_context_learning", embedded_base)
-    assert graded["submission_details"]["shots"] == len(spec["demo_ids"]) and graded["heldout"]["items"] > 100
+    assert (
+        graded["submission_details"]["shots"] == len(spec["demo_ids"])
+        and graded["heldout"]["items"] > 100
+    )
 
 
 @pytest.mark.notebook
 def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
-    notebook = execute_notebook(REPO_ROOT / "labs" / "01_in_context_learning.ipynb", None, smoke=True,
-                                timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    notebook = execute_notebook(
+        REPO_ROOT / "labs" / "01_in_context_learning.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert "[FAIL] Task 1.1" in text and "[FAIL] Task 1.2" in text and "[FAIL] Task 1.3" in text
     assert (tmp_path / "01_in_context_learning" / "baseline.json").exists()
@@ -66,15 +86,24 @@ def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
 
 @pytest.mark.notebook
 def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    notebook = execute_notebook(REPO_ROOT / "solutions" / "02_selective_finetuning.ipynb", None, smoke=True,
-                                timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "02_selective_finetuning.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert text.count("[PASS]") == 7 and "[FAIL]" not in text
     out = tmp_path / "02_selective_finetuning"
     results = json.loads((out / "results.json").read_text())
     assert results["trainable_params"] == 3_541_826
-    assert len(results["ablation"]) == 5 and results["seconds_per_step"]["cached"] < results["seconds_per_step"]["full_forward"]
+    assert (
+        len(results["ablation"]) == 5
+        and results["seconds_per_step"]["cached"] < results["seconds_per_step"]["full_forward"]
+    )
     from safetensors.torch import load_file
+
     tensors = load_file(out / "classifier" / "classifier.safetensors")
     assert sum(t.numel() for t in tensors.values()) == 3_541_826 and "lm_head.weight" in tensors
     graded = grade_submission(out, "02_selective_finetuning", embedded_base)
@@ -82,14 +111,22 @@ def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 
 
 @pytest.mark.notebook
-def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    notebook = execute_notebook(REPO_ROOT / "solutions" / "03_lora.ipynb", None, smoke=True, timeout=600,
-                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
+    tmp_path, embedded_base
+):
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "03_lora.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     results = json.loads((tmp_path / "03_lora" / "results.json").read_text())
     assert results["lora_row"]["trainable params"] == 461_954
     from safetensors.torch import load_file
+
     tensors = load_file(tmp_path / "03_lora" / "classifier" / "classifier.safetensors")
     assert len(tensors) == 122 and all(".lora." in n or n.startswith("lm_head") for n in tensors)
     graded = grade_submission(tmp_path / "03_lora", "03_lora", embedded_base)
@@ -98,8 +135,13 @@ def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(t
 
 @pytest.mark.notebook
 def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
-    notebook = execute_notebook(REPO_ROOT / "solutions" / "03b_lora_peft.ipynb", None, smoke=True, timeout=600,
-                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "03b_lora_peft.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     assert "as intended, the kit refuses it" in text
@@ -117,8 +159,13 @@ def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
 
 @pytest.mark.notebook
 def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path):
-    notebook = execute_notebook(REPO_ROOT / "solutions" / "04_qlora_unsloth.ipynb", None, smoke=True, timeout=600,
-                                extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "04_qlora_unsloth.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     assert "GGUF export skipped" in text
@@ -139,26 +186,42 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
     from utils.runtime.profiles import EMBEDDED_MODEL_ID
 
     zip_path = out / "submission_04_qlora_unsloth_your-student-id.zip"
-    submission = load_submission(zip_path.read_bytes(), lab="04_qlora_unsloth", base_id=EMBEDDED_MODEL_ID,
-                                 base_fingerprint=results["run_info"]["model_fingerprint"])
+    submission = load_submission(
+        zip_path.read_bytes(),
+        lab="04_qlora_unsloth",
+        base_id=EMBEDDED_MODEL_ID,
+        base_fingerprint=results["run_info"]["model_fingerprint"],
+    )
     base, _ = load_model("cpu")
-    config, tensors = check_adapter(submission.files, linear_shapes(base), load_rubric("04_qlora_unsloth").checks)
+    config, tensors = check_adapter(
+        submission.files, linear_shapes(base), load_rubric("04_qlora_unsloth").checks
+    )
     assert config["r"] == 16 and len(tensors) == 2 * 7 * 30
 
 
 @pytest.mark.notebook
 def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    notebook = execute_notebook(REPO_ROOT / "solutions" / "05_continual_pretraining.ipynb", None, smoke=True,
-                                timeout=600, extra_env={"FTKIT_OUTPUTS": str(tmp_path)})
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "05_continual_pretraining.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+    )
     text = cell_outputs_text(notebook)
     assert text.count("[PASS]") == 5 and "[FAIL]" not in text
     out = tmp_path / "05_continual_pretraining"
     results = json.loads((out / "results.json").read_text())
     assert results["corpus"][0]["tokens"] >= 200_000
-    assert [r["recipe"] for r in results["same_budget"]] == ["LoRA + embeddings", "full fine-tuning",
-                                                              "LoRA + 25 % replay"]
+    assert [r["recipe"] for r in results["same_budget"]] == [
+        "LoRA + embeddings",
+        "full fine-tuning",
+        "LoRA + 25 % replay",
+    ]
     main, full = results["runs"][0], results["runs"][1]
-    assert [h["step"] for h in main["history"]] == [0, 2, 4] and main["trainable"] < full["trainable"]
+    assert [h["step"] for h in main["history"]] == [0, 2, 4] and main["trainable"] < full[
+        "trainable"
+    ]
     assert all(h["domain"] > 1 and h["general"] > 1 for r in results["runs"] for h in r["history"])
     config = json.loads((out / "adapter_cpt_lora" / "adapter_config.json").read_text())
     assert config["r"] == 64 and (out / "adapter_cpt_lora" / "adapter_model.safetensors").is_file()

@@ -17,8 +17,12 @@ from utils.train.quantization import (
 def test_nf4_roundtrip_is_bit_identical_to_bitsandbytes():
     weight = torch.randn(96, 128, generator=torch.Generator().manual_seed(0)) * 0.03
     codes, absmax = nf4_quantize(weight)
-    assert codes.dtype == torch.uint8 and int(codes.max()) <= 15 and absmax.shape == (96 * 128 // 64,)
-    assert torch.equal(nf4_dequantize(codes, absmax, weight.shape), bitsandbytes_nf4_roundtrip(weight))
+    assert (
+        codes.dtype == torch.uint8 and int(codes.max()) <= 15 and absmax.shape == (96 * 128 // 64,)
+    )
+    assert torch.equal(
+        nf4_dequantize(codes, absmax, weight.shape), bitsandbytes_nf4_roundtrip(weight)
+    )
 
 
 def test_nf4_levels_are_the_bitsandbytes_table():

@@ -7,11 +7,22 @@ from utils.runtime.storage import write_json_atomic
 
 
 def test_run_info_records_what_makes_runs_comparable():
-    info = run_info({"k": 4}, seed=3, device="cpu", dtype=torch.float32, model_fingerprint="abc",
-                    dataset_fingerprints={"sms_spam": "def"})
+    info = run_info(
+        {"k": 4},
+        seed=3,
+        device="cpu",
+        dtype=torch.float32,
+        model_fingerprint="abc",
+        dataset_fingerprints={"sms_spam": "def"},
+    )
     assert info["config"] == {"k": 4} and info["seed"] == 3 and info["dtype"] == "float32"
-    assert info["packages"]["torch"].startswith("2.13.0") and info["packages"]["transformers"] == "5.17.0"
-    assert info["model_fingerprint"] == "abc" and info["dataset_fingerprints"] == {"sms_spam": "def"}
+    assert (
+        info["packages"]["torch"].startswith("2.13.0")
+        and info["packages"]["transformers"] == "5.17.0"
+    )
+    assert info["model_fingerprint"] == "abc" and info["dataset_fingerprints"] == {
+        "sms_spam": "def"
+    }
     assert "git_commit" in info and info["cpu_threads"] >= 1
 
 
@@ -25,4 +36,9 @@ def test_json_is_written_atomically(tmp_path):
 
 def test_format_table():
     table = format_table([{"a": "x", "b": 0.5}, {"a": "long", "b": 1.0}], ["a", "b"])
-    assert table.splitlines() == ["| a    | b     |", "|------|-------|", "| x    | 0.500 |", "| long | 1.000 |"]
+    assert table.splitlines() == [
+        "| a    | b     |",
+        "|------|-------|",
+        "| x    | 0.500 |",
+        "| long | 1.000 |",
+    ]

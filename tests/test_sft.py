@@ -1,4 +1,5 @@
-"""Chat formatting, the response-only mask and its checks (Lab 03 Part B), and the kit's training choices on a tiny model."""
+"""Chat formatting, the response-only mask and its checks (Lab 03 Part B), and the kit's training
+choices on a tiny model."""
 
 import pytest
 
@@ -8,8 +9,10 @@ from utils.train import sft
 from utils.train.params import ALL_LINEAR, add_peft_lora, keep_adapters_fp32
 
 FIELDS = ("who", "what", "when", "where")
-ROW = {"text": "The zoo hired forty nurses on Monday.",
-       "target": {"who": "the zoo", "what": "hired forty nurses", "when": "Monday", "where": None}}
+ROW = {
+    "text": "The zoo hired forty nurses on Monday.",
+    "target": {"who": "the zoo", "what": "hired forty nurses", "when": "Monday", "where": None},
+}
 
 
 def test_training_text_ends_at_eos_and_prompt_ends_with_the_assistant_header(tokenizer):
@@ -62,18 +65,30 @@ def test_chat_dataset_has_one_text_per_row(tokenizer):
 
 
 def train_losses(tokenizer, checkpointing: bool) -> tuple[list[float], dict]:
-    """Three kit training steps of a fresh tiny model: per-step losses and the final LoRA weights."""
+    """Three kit training steps of a fresh tiny model: per-step losses and the final LoRA "
+    "weights."""
     import torch
 
     from utils.runtime.models import build_tiny_model
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    settings = sft.SFTSettings(r=4, alpha=8, batch_size=2, max_steps=3, warmup_steps=0, max_length=128,
-                               gradient_checkpointing=checkpointing)
+    settings = sft.SFTSettings(
+        r=4,
+        alpha=8,
+        batch_size=2,
+        max_steps=3,
+        warmup_steps=0,
+        max_length=128,
+        gradient_checkpointing=checkpointing,
+    )
     model = add_peft_lora(model, **settings.lora_arguments())
     rows = load_split("news_events", "train")[:6]
-    trainer = sft.build_trainer(model, tokenizer, sft.chat_dataset(rows, tokenizer,
-                                lambda r: sft.extraction_messages(r, FIELDS)), settings)
+    trainer = sft.build_trainer(
+        model,
+        tokenizer,
+        sft.chat_dataset(rows, tokenizer, lambda r: sft.extraction_messages(r, FIELDS)),
+        settings,
+    )
     trainer.args.disable_tqdm = True
     trainer.train()
     assert model.get_base_model().is_gradient_checkpointing == checkpointing

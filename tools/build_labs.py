@@ -33,7 +33,8 @@ END = re.compile(r"^\s*# END SOLUTION\s*$")
 
 
 def strip_solutions(source: str, keep: bool) -> str:
-    """Remove the markers (``keep``) or the marked code, leaving a placeholder at its indentation."""
+    """Remove the markers (``keep``) or the marked code, leaving a placeholder at its "
+    "indentation."""
     out, inside = [], False
     for line in source.splitlines():
         begin = BEGIN.match(line)
@@ -108,7 +109,9 @@ def stale_notebooks() -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only verify, write nothing")
     if parser.parse_args().check:
         problems = stale_notebooks()

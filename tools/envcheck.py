@@ -33,19 +33,33 @@ def check_capabilities() -> list[tuple[bool, str]]:
         hw = detect_hardware()
         results.append((True, f"torch runs: {hw.summary()}"))
         cuda_build = torch.version.cuda is not None
-        results.append((hw.device == "cuda" or not cuda_build,
-                        "torch is a CPU build" if not cuda_build else f"torch CUDA {torch.version.cuda}"))
+        results.append(
+            (
+                hw.device == "cuda" or not cuda_build,
+                "torch is a CPU build" if not cuda_build else f"torch CUDA {torch.version.cuda}",
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - report, don't crash the check
         results.append((False, f"torch does not run: {exc}"))
-    results.append((importlib.util.find_spec("unsloth") is not None,
-                    "unsloth importable (CPU backend on a machine without GPU)"))
+    results.append(
+        (
+            importlib.util.find_spec("unsloth") is not None,
+            "unsloth importable (CPU backend on a machine without GPU)",
+        )
+    )
     try:
         from utils.runtime.models import embedded_gguf_path, embedded_model_dir, is_cache_valid
 
         results.append((True, f"embedded model file {embedded_gguf_path().name}"))
         cached = is_cache_valid(embedded_model_dir())
-        results.append((True, "converted model cache ready" if cached else
-                        "converted model cache not built yet (built on first use, ~30 s)"))
+        results.append(
+            (
+                True,
+                "converted model cache ready"
+                if cached
+                else "converted model cache not built yet (built on first use, ~30 s)",
+            )
+        )
     except Exception as exc:  # noqa: BLE001
         results.append((False, f"embedded model: {exc}"))
     return results

@@ -1,6 +1,7 @@
 """Set up the kit and run it: ``python3 tools/kit.py demo`` or ``python3 tools/kit.py test``.
 
-Needs only Python >= 3.10 with pip and venv. It makes ``.venv`` (once), installs the pinned CPU stack
+Needs only Python >= 3.10 with pip and venv. It makes ``.venv`` (once), installs the pinned CPU
+stack
 (again only when a requirements file changed), converts the embedded model once into ``.cache``,
 then runs the instructor demo or the test suite. Safe to run again: the second time is fast.
 """
@@ -57,15 +58,21 @@ def ensure_environment() -> Path:
 COMMANDS = {
     "setup": [],
     "demo": [["tools/demo.py"]],
-    "test": [["-m", "ruff", "check", "."], ["-m", "pytest", "-q"]],
+    "test": [
+        ["-m", "ruff", "check", "."],
+        ["-m", "ruff", "format", "--check", "."],
+        ["-m", "pytest", "-q"],
+    ],
     "check": [["-m", "tools.envcheck"]],
 }
 
 
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: python3 tools/kit.py {{{'|'.join(COMMANDS)}}} [extra args for the last step]",
-              file=sys.stderr)
+        print(
+            f"usage: python3 tools/kit.py {{{'|'.join(COMMANDS)}}} [extra args for the last step]",
+            file=sys.stderr,
+        )
         return 2
     python = ensure_environment()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -1,4 +1,5 @@
-"""Regenerate the bundled datasets from their seeded generators: python tools/make_data.py [NAME ...]"""
+"""Regenerate the bundled datasets from their seeded generators: python tools/make_data.py [NAME
+...]"""
 
 import argparse
 import sys

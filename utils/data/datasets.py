@@ -1,7 +1,8 @@
 """The kit's datasets: a registry, fixed seeded splits, validated loading, and a leakage check.
 
 Every dataset ships offline as JSONL (``data/<name>/<split>.jsonl``), written by a seeded generator
-in ``utils/data/generators``; on Colab the same loader can read the hub version (``source="hub"``), mapped to
+in ``utils/data/generators``; on Colab the same loader can read the hub version (``source="hub"``),
+mapped to
 the same fields. Splits ``train``/``validation``/``test`` are for labs; ``heldout`` is for grading.
 """
 
@@ -68,22 +69,35 @@ def _animal_rows() -> list[dict]:
 
 REGISTRY: dict[str, DatasetSpec] = {
     "sms_spam": DatasetSpec(
-        name="sms_spam", task="classification", labels=("ham", "spam"),
-        description="SMS messages, spam or ham (generated offline; the UCI SMS Spam Collection on the hub)",
-        hub_id="ucirvine/sms_spam", hub_columns={"sms": "text", "label": "label"},
-        hub_labels={0: "ham", 1: "spam"}, generator=_sms_rows, seed=11,
+        name="sms_spam",
+        task="classification",
+        labels=("ham", "spam"),
+        description=(
+            "SMS messages, spam or ham (generated offline; the UCI SMS Spam Collection on the hub)"
+        ),
+        hub_id="ucirvine/sms_spam",
+        hub_columns={"sms": "text", "label": "label"},
+        hub_labels={0: "ham", 1: "spam"},
+        generator=_sms_rows,
+        seed=11,
     ),
     "animal_diet": DatasetSpec(
-        name="animal_diet", task="classification", labels=("carnivore", "herbivore", "omnivore"),
+        name="animal_diet",
+        task="classification",
+        labels=("carnivore", "herbivore", "omnivore"),
         description="animal name -> diet (written by the project; no hub version, used everywhere)",
-        generator=_animal_rows, seed=12,
+        generator=_animal_rows,
+        seed=12,
     ),
     "news_events": DatasetSpec(
-        name="news_events", task="extraction", fields=("who", "what", "when", "where"),
+        name="news_events",
+        task="extraction",
+        fields=("who", "what", "when", "where"),
         description="news-style sentences -> who/what/when/where as JSON, null when absent "
-                    "(generated offline from 34 sentence shapes; no hub version; the split seed was "
-                    "picked so every split has sentences without a who, a when and a where)",
-        generator=_event_rows, seed=36,
+        "(generated offline from 34 sentence shapes; no hub version; the split seed was "
+        "picked so every split has sentences without a who, a when and a where)",
+        generator=_event_rows,
+        seed=36,
     ),
 }
 
@@ -116,7 +130,8 @@ def split_rows(rows: list[dict], seed: int, prefix: str) -> dict[str, list[dict]
     for index, row in enumerate(rows):
         group = row.get("group", f"row-{index}")
         by_label.setdefault(row.get("label", ""), {}).setdefault(group, []).append(
-            {"id": f"{prefix}-{index:05d}", **row})
+            {"id": f"{prefix}-{index:05d}", **row}
+        )
     splits: dict[str, list[dict]] = {name: [] for name in ALL_SPLITS}
     for groups in by_label.values():
         names = sorted(groups)
@@ -163,7 +178,9 @@ def validate_row(row: object, spec: DatasetSpec, where: str) -> dict:
         if key not in row:
             raise DataError(f"{where}: missing field '{key}'")
     if spec.labels and row["label"] not in spec.labels:
-        raise DataError(f"{where}: unknown label {row['label']!r} (expected one of {list(spec.labels)})")
+        raise DataError(
+            f"{where}: unknown label {row['label']!r} (expected one of {list(spec.labels)})"
+        )
     for key in ("id", "text") + (() if spec.task == "extraction" else ("label",)):
         if not isinstance(row[key], str) or not row[key].strip():
             raise DataError(f"{where}: field '{key}' must be a non-empty string")
@@ -173,11 +190,16 @@ def validate_row(row: object, spec: DatasetSpec, where: str) -> dict:
 
 
 def _validate_target(target: object, fields: tuple[str, ...], where: str) -> None:
-    """An extraction target is an object with exactly ``fields``, each a non-empty string or null."""
+    """An extraction target is an object with exactly ``fields``, each a non-empty string or "
+    "null."""
     if not isinstance(target, dict):
-        raise DataError(f"{where}: field 'target' must be a JSON object, got {type(target).__name__}")
+        raise DataError(
+            f"{where}: field 'target' must be a JSON object, got {type(target).__name__}"
+        )
     if set(target) != set(fields):
-        raise DataError(f"{where}: 'target' must have exactly the keys {list(fields)}, got {sorted(target)}")
+        raise DataError(
+            f"{where}: 'target' must have exactly the keys {list(fields)}, got {sorted(target)}"
+        )
     for key, value in target.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise DataError(f"{where}: target field '{key}' must be a non-empty string or null")
@@ -206,8 +228,11 @@ def rows_from_hub(table, spec: DatasetSpec) -> list[dict]:
     for index, record in enumerate(table):
         row = {ours: record[theirs] for theirs, ours in spec.hub_columns.items()}
         row["label"] = spec.hub_labels.get(row["label"], row["label"])
-        rows.append(validate_row({**row, "id": f"{spec.name}-{index:05d}"}, spec,
-                                 f"{spec.hub_id} row {index}"))
+        rows.append(
+            validate_row(
+                {**row, "id": f"{spec.name}-{index:05d}"}, spec, f"{spec.hub_id} row {index}"
+            )
+        )
     return rows
 
 
@@ -222,7 +247,9 @@ def load_hub_splits(spec: DatasetSpec) -> dict[str, list[dict]]:
     return split_rows(rows, spec.seed, spec.name)
 
 
-def load_split(name: str, split: str, source: str = "bundled", allow_heldout: bool = False) -> list[dict]:
+def load_split(
+    name: str, split: str, source: str = "bundled", allow_heldout: bool = False
+) -> list[dict]:
     """Rows of one split. ``heldout`` is for ``grading/`` only and needs ``allow_heldout=True``."""
     spec = get_spec(name)
     if split not in ALL_SPLITS:
@@ -253,5 +280,7 @@ def dataset_fingerprint(rows: list[dict]) -> str:
     """Short sha256 of a split's rows (ids, texts, labels or targets) for run records."""
     digest = hashlib.sha256()
     for row in rows:
-        digest.update(json.dumps([row["id"], row["text"], row.get("label"), row.get("target")]).encode())
+        digest.update(
+            json.dumps([row["id"], row["text"], row.get("label"), row.get("target")]).encode()
+        )
     return digest.hexdigest()[:16]

@@ -35,11 +35,17 @@ class PromptFormat:
 
 DATASET_FORMATS = {
     "sms_spam": PromptFormat(
-        instruction="Classify each SMS message as spam or ham (ham means a normal, wanted message).",
-        input_prefix="Message: ", output_prefix="Label:"),
+        instruction=(
+            "Classify each SMS message as spam or ham (ham means a normal, wanted message)."
+        ),
+        input_prefix="Message: ",
+        output_prefix="Label:",
+    ),
     "animal_diet": PromptFormat(
         instruction="Classify each animal by its diet: carnivore, herbivore or omnivore.",
-        input_prefix="Animal: ", output_prefix="Diet:"),
+        input_prefix="Animal: ",
+        output_prefix="Diet:",
+    ),
 }  # each dataset's default instruction format (Lab 01, and the grader's zero-shot "before")
 
 
@@ -61,15 +67,22 @@ class Prompt:
         return self.prefix + self.suffix
 
 
-def choose_demos(rows: list[dict], k: int, seed: int, labels: tuple[str, ...] | None = None) -> list[dict]:
-    """Pick ``k`` demonstrations with a seeded RNG, covering labels round-robin when ``labels`` given."""
+def choose_demos(
+    rows: list[dict], k: int, seed: int, labels: tuple[str, ...] | None = None
+) -> list[dict]:
+    """Pick ``k`` demonstrations with a seeded RNG, covering labels round-robin when ``labels``
+    given."""
     rng = random.Random(seed)
     if k <= 0:
         return []
     if not labels:
         return rng.sample(rows, k)
-    pools = {label: rng.sample([r for r in rows if r["label"] == label],
-                               sum(1 for r in rows if r["label"] == label)) for label in labels}
+    pools = {
+        label: rng.sample(
+            [r for r in rows if r["label"] == label], sum(1 for r in rows if r["label"] == label)
+        )
+        for label in labels
+    }
     order = list(labels)
     rng.shuffle(order)
     demos = [pools[order[i % len(order)]][i // len(order)] for i in range(k)]
@@ -80,7 +93,9 @@ def choose_demos(rows: list[dict], k: int, seed: int, labels: tuple[str, ...] | 
 def render_raw(fmt: PromptFormat, demos: list[dict], query: str) -> tuple[str, str]:
     """Plain-text prompt: optional instruction, the demonstrations, then the query."""
     parts = [fmt.instruction] if fmt.instruction else []
-    parts += [f"{fmt.input_prefix}{d['text']}\n{fmt.output_prefix} {fmt.word(d['label'])}" for d in demos]
+    parts += [
+        f"{fmt.input_prefix}{d['text']}\n{fmt.output_prefix} {fmt.word(d['label'])}" for d in demos
+    ]
     prefix = fmt.separator.join(parts) + (fmt.separator if parts else "")
     return prefix, f"{fmt.input_prefix}{query}\n{fmt.output_prefix}"
 
@@ -89,19 +104,24 @@ def render_chat(fmt: PromptFormat, demos: list[dict], query: str, tokenizer) -> 
     """Chat-template prompt: the instruction as system message, demonstrations as earlier turns."""
     messages = [{"role": "system", "content": fmt.instruction}] if fmt.instruction else []
     for d in demos:
-        messages += [{"role": "user", "content": f"{fmt.input_prefix}{d['text']}"},
-                     {"role": "assistant", "content": fmt.word(d["label"])}]
+        messages += [
+            {"role": "user", "content": f"{fmt.input_prefix}{d['text']}"},
+            {"role": "assistant", "content": fmt.word(d["label"])},
+        ]
     full = tokenizer.apply_chat_template(
         [*messages, {"role": "user", "content": f"{fmt.input_prefix}{query}"}],
-        tokenize=False, add_generation_prompt=True)
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     prefix = tokenizer.apply_chat_template(messages, tokenize=False) if messages else ""
     if not full.startswith(prefix):  # a template that rewrites earlier turns: no shared prefix
         prefix = ""
-    return prefix, full[len(prefix):]
+    return prefix, full[len(prefix) :]
 
 
-def build_prompt(fmt: PromptFormat, demos: list[dict], query: str, labels: tuple[str, ...],
-                 tokenizer=None) -> Prompt:
+def build_prompt(
+    fmt: PromptFormat, demos: list[dict], query: str, labels: tuple[str, ...], tokenizer=None
+) -> Prompt:
     """A Prompt for ``query`` with one candidate continuation per label (in ``labels`` order)."""
     if fmt.chat:
         if tokenizer is None:

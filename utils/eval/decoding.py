@@ -38,7 +38,8 @@ class _Row:
 
 
 def shared_prefix(rows: Sequence[Sequence[int]]) -> list[int]:
-    """The longest common token prefix of ``rows``, leaving every row at least one token of its own."""
+    """The longest common token prefix of ``rows``, leaving every row at least one token of its "
+    "own."""
     if not rows:
         return []
     common = os.path.commonprefix([list(r) for r in rows])
@@ -46,9 +47,17 @@ def shared_prefix(rows: Sequence[Sequence[int]]) -> list[int]:
 
 
 @torch.inference_mode()
-def greedy_decode(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int, eos_id: int, pad_id: int,
-                  drafts: Sequence[Sequence[int]] | None = None, batch_size: int = 16, chunk: int = 8,
-                  progress: bool = False) -> list[list[int]]:
+def greedy_decode(
+    model,
+    prompt_ids: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    drafts: Sequence[Sequence[int]] | None = None,
+    batch_size: int = 16,
+    chunk: int = 8,
+    progress: bool = False,
+) -> list[list[int]]:
     """Greedy new tokens for every prompt (token ids, each non-empty), ending with eos where the
     model stopped, at most ``max_new_tokens``; ``drafts`` are token-id guesses of the answers."""
     if any(len(p) == 0 for p in prompt_ids):
@@ -56,25 +65,44 @@ def greedy_decode(model, prompt_ids: Sequence[Sequence[int]], max_new_tokens: in
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     device = head.weight.device
     prefix = shared_prefix(prompt_ids)
-    prefix_cache = decoder(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values \
-        if prefix else None
-    guesses = [list(d)[:max_new_tokens] for d in drafts] if drafts is not None else [[] for _ in prompt_ids]
+    prefix_cache = (
+        decoder(input_ids=torch.tensor([prefix], device=device), use_cache=True).past_key_values
+        if prefix
+        else None
+    )
+    guesses = (
+        [list(d)[:max_new_tokens] for d in drafts]
+        if drafts is not None
+        else [[] for _ in prompt_ids]
+    )
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]) + len(guesses[i]))
     results: list[list[int]] = [[] for _ in prompt_ids]
     bar = tqdm(total=len(order), desc="generating", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
-        rows = [_Row(i, list(prompt_ids[i][len(prefix):]), len(prefix), guesses[i])
-                for i in order[start: start + batch_size]]
-        for row in _decode_rows(decoder, head, rows, prefix_cache, len(prefix), max_new_tokens, eos_id, pad_id,
-                                chunk):
+        rows = [
+            _Row(i, list(prompt_ids[i][len(prefix) :]), len(prefix), guesses[i])
+            for i in order[start : start + batch_size]
+        ]
+        for row in _decode_rows(
+            decoder, head, rows, prefix_cache, len(prefix), max_new_tokens, eos_id, pad_id, chunk
+        ):
             results[row.index] = row.out
         bar.update(len(rows))
     bar.close()
     return results
 
 
-def _decode_rows(decoder, head, rows: list[_Row], prefix_cache, prefix_len: int, max_new_tokens: int,
-                 eos_id: int, pad_id: int, chunk: int) -> list[_Row]:
+def _decode_rows(
+    decoder,
+    head,
+    rows: list[_Row],
+    prefix_cache,
+    prefix_len: int,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+    chunk: int,
+) -> list[_Row]:
     """Decode one batch of rows until each reaches eos or the limit; returns them all."""
     device = head.weight.device
     if prefix_cache is not None:
@@ -92,21 +120,38 @@ def _decode_rows(decoder, head, rows: list[_Row], prefix_cache, prefix_len: int,
         for b, f in enumerate(feeds):
             ids[b, : len(f)] = torch.tensor(f, device=device)
             step_mask[b, : len(f)] = 1
-        positions = torch.tensor([r.position for r in live], device=device)[:, None] + torch.arange(width, device=device)
+        positions = torch.tensor([r.position for r in live], device=device)[:, None] + torch.arange(
+            width, device=device
+        )
         mask = torch.cat([mask, step_mask], dim=1)
-        out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+        out = decoder(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        )
         cache, hidden = out.past_key_values, out[0]
-        keep, spans = [], [range(len(r.pending) - 1, len(f)) for r, f in zip(live, feeds, strict=True)]
-        picked = hidden[[b for b, span in enumerate(spans) for _ in span], [j for span in spans for j in span]]
+        keep, spans = (
+            [],
+            [range(len(r.pending) - 1, len(f)) for r, f in zip(live, feeds, strict=True)],
+        )
+        picked = hidden[
+            [b for b, span in enumerate(spans) for _ in span], [j for span in spans for j in span]
+        ]
         argmax = head(picked).argmax(-1).tolist()  # one LM-head product for the whole batch
         for b, (row, fed) in enumerate(zip(live, feeds, strict=True)):
-            n_pending, checked = len(row.pending), fed[len(row.pending):]
-            predicted, argmax = argmax[: len(spans[b])], argmax[len(spans[b]):]
-            agree = next((j for j, (p, d) in enumerate(zip(predicted, checked)) if p != d), len(checked))
-            mask[b, mask.shape[1] - width + n_pending + agree:] = 0  # rejected draft tokens and padding
+            n_pending, checked = len(row.pending), fed[len(row.pending) :]
+            predicted, argmax = argmax[: len(spans[b])], argmax[len(spans[b]) :]
+            agree = next(
+                (j for j, (p, d) in enumerate(zip(predicted, checked)) if p != d), len(checked)
+            )
+            mask[b, mask.shape[1] - width + n_pending + agree :] = (
+                0  # rejected draft tokens and padding
+            )
             row.out += checked[:agree] + [predicted[agree]]
             following = agree < len(row.draft) and row.draft[agree] == predicted[agree]
-            row.draft = row.draft[agree + 1:] if following else []
+            row.draft = row.draft[agree + 1 :] if following else []
             row.position += n_pending + agree
             row.pending = [predicted[agree]]
             if eos_id in row.out:

@@ -1,4 +1,5 @@
-"""Running one in-context-learning configuration end to end (demos -> prompts -> scores -> metrics)."""
+"""Running one in-context-learning configuration end to end (demos -> prompts -> scores -> "
+"metrics)."""
 
 from __future__ import annotations
 
@@ -22,25 +23,53 @@ def predict(scores: list[list[float]], labels: Sequence[str]) -> list[str]:
     return [labels[max(range(len(row)), key=row.__getitem__)] for row in scores]
 
 
-def evaluate_prompt(model, tokenizer, fmt: PromptFormat, demos: list[dict], rows: list[dict],
-                    labels: tuple[str, ...], batch_size: int = 16, progress: bool = True) -> dict:
-    """Accuracy of one prompt (format + demonstrations, in order) on ``rows``, raw and calibrated."""
+def evaluate_prompt(
+    model,
+    tokenizer,
+    fmt: PromptFormat,
+    demos: list[dict],
+    rows: list[dict],
+    labels: tuple[str, ...],
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
+    """Accuracy of one prompt (format + demonstrations, in order) on ``rows``, raw and "
+    "calibrated."""
     prompts = [build_prompt(fmt, demos, row["text"], labels, tokenizer) for row in rows]
     null_prompt = build_prompt(fmt, demos, NULL_INPUT, labels, tokenizer)
-    all_scores = score_candidates(model, tokenizer, [*prompts, null_prompt], batch_size=batch_size,
-                                  progress=progress)
+    all_scores = score_candidates(
+        model, tokenizer, [*prompts, null_prompt], batch_size=batch_size, progress=progress
+    )
     scores, null_scores = all_scores[:-1], all_scores[-1]
     gold = [row["label"] for row in rows]
     metrics = classification_metrics(predict(scores, labels), gold, labels)
-    calibrated = classification_metrics(predict(calibrate_scores(scores, null_scores), labels), gold, labels)
-    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
-            "calibrated_accuracy": calibrated["accuracy"], "calibrated_macro_f1": calibrated["macro_f1"],
-            "confusion": metrics["confusion"], "n": len(rows), "scores": scores, "null_scores": null_scores}
+    calibrated = classification_metrics(
+        predict(calibrate_scores(scores, null_scores), labels), gold, labels
+    )
+    return {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "calibrated_accuracy": calibrated["accuracy"],
+        "calibrated_macro_f1": calibrated["macro_f1"],
+        "confusion": metrics["confusion"],
+        "n": len(rows),
+        "scores": scores,
+        "null_scores": null_scores,
+    }
 
 
-def run_icl(model, tokenizer, fmt: PromptFormat, train: list[dict], test: list[dict],
-            labels: tuple[str, ...], k: int, seed: int, order_seed: int | None = None,
-            batch_size: int = 16) -> dict:
+def run_icl(
+    model,
+    tokenizer,
+    fmt: PromptFormat,
+    train: list[dict],
+    test: list[dict],
+    labels: tuple[str, ...],
+    k: int,
+    seed: int,
+    order_seed: int | None = None,
+    batch_size: int = 16,
+) -> dict:
     """Evaluate one prompt configuration on ``test``: raw and calibrated accuracy, plus the scores.
 
     ``seed`` chooses the demonstrations; ``order_seed`` (if given) reshuffles the same ones.
@@ -50,5 +79,11 @@ def run_icl(model, tokenizer, fmt: PromptFormat, train: list[dict], test: list[d
     if order_seed is not None:
         random.Random(order_seed).shuffle(demos)
     result = evaluate_prompt(model, tokenizer, fmt, demos, test, labels, batch_size)
-    return {"k": k, "seed": seed, "order_seed": order_seed, "demo_ids": [d["id"] for d in demos],
-            "seconds": round(time.perf_counter() - start, 2), **result}
+    return {
+        "k": k,
+        "seed": seed,
+        "order_seed": order_seed,
+        "demo_ids": [d["id"] for d in demos],
+        "seconds": round(time.perf_counter() - start, 2),
+        **result,
+    }

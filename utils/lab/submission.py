@@ -50,8 +50,10 @@ def collect_files(artifacts: dict[str, Path]) -> dict[str, Path]:
             raise FileNotFoundError(f"artifact {name!r}: {path} does not exist")
     for arcname in files:
         if not arcname.endswith(ALLOWED_SUFFIXES):
-            raise ValueError(f"artifact {arcname!r}: only {', '.join(ALLOWED_SUFFIXES)} files can be submitted "
-                             "(save tensors with safetensors, never pickle)")
+            raise ValueError(
+                f"artifact {arcname!r}: only {', '.join(ALLOWED_SUFFIXES)} files can be submitted "
+                "(save tensors with safetensors, never pickle)"
+            )
     return files
 
 
@@ -62,27 +64,51 @@ def training_summary(loss: list[float] | None) -> dict:
     return {"steps": len(loss), "first_loss": loss[0], "last_loss": loss[-1], "min_loss": min(loss)}
 
 
-def build_manifest(lab: str, student: str, files: dict[str, Path], info: dict, base_model_id: str,
-                   training_config: dict | None = None, loss: list[float] | None = None) -> dict:
+def build_manifest(
+    lab: str,
+    student: str,
+    files: dict[str, Path],
+    info: dict,
+    base_model_id: str,
+    training_config: dict | None = None,
+    loss: list[float] | None = None,
+) -> dict:
     """The manifest for ``files``; ``info`` is the lab's ``run_info`` record."""
     if not STUDENT_ID.match(student):
-        raise ValueError(f"student id {student!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        raise ValueError(
+            f"student id {student!r}: use letters, digits, '.', '_' or '-' (at most 64)"
+        )
     return {
-        "schema_version": SCHEMA_VERSION, "lab": lab, "student": student,
+        "schema_version": SCHEMA_VERSION,
+        "lab": lab,
+        "student": student,
         "base_model": {"id": base_model_id, "fingerprint": info.get("model_fingerprint")},
         "kit": {"version": kit_version(), "commit": info.get("git_commit")},
-        "seed": info.get("seed"), "packages": info.get("packages", {}),
-        "device": info.get("device"), "dtype": info.get("dtype"),
+        "seed": info.get("seed"),
+        "packages": info.get("packages", {}),
+        "device": info.get("device"),
+        "dtype": info.get("dtype"),
         "training_config": training_config or info.get("config", {}),
         "training_log": training_summary(loss),
-        "files": {name: {"sha256": sha256_bytes(path.read_bytes()), "bytes": path.stat().st_size}
-                  for name, path in files.items()},
+        "files": {
+            name: {"sha256": sha256_bytes(path.read_bytes()), "bytes": path.stat().st_size}
+            for name, path in files.items()
+        },
     }
 
 
-def make_submission(lab: str, student: str, artifacts: dict[str, Path], info: dict, base_model_id: str,
-                    out_dir: Path, training_config: dict | None = None, loss: list[float] | None = None) -> Path:
-    """Write ``submission_<lab>_<student>.zip`` in ``out_dir``, print where it is and how big, return it."""
+def make_submission(
+    lab: str,
+    student: str,
+    artifacts: dict[str, Path],
+    info: dict,
+    base_model_id: str,
+    out_dir: Path,
+    training_config: dict | None = None,
+    loss: list[float] | None = None,
+) -> Path:
+    """Write ``submission_<lab>_<student>.zip`` in ``out_dir``, print where it is and how big,
+    return it."""
     files = collect_files(artifacts)
     manifest = build_manifest(lab, student, files, info, base_model_id, training_config, loss)
     out_dir = Path(out_dir)
@@ -94,6 +120,8 @@ def make_submission(lab: str, student: str, artifacts: dict[str, Path], info: di
         for name, file in files.items():
             archive.write(file, name)
     tmp.replace(path)
-    print(f"[submission] {path} ({path.stat().st_size / 1e6:.1f} MB, {len(files)} files): "
-          "upload this file (in Colab: Files panel -> right-click -> Download)")
+    print(
+        f"[submission] {path} ({path.stat().st_size / 1e6:.1f} MB, {len(files)} files): "
+        "upload this file (in Colab: Files panel -> right-click -> Download)"
+    )
     return path

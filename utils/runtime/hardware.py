@@ -54,8 +54,15 @@ def detect_hardware() -> Hardware:
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         cc = (props.major, props.minor)
-        return Hardware("cuda", props.name, cc, choose_dtype("cuda", cc), ram_gb,
-                        props.total_memory / 1e9, threads)
+        return Hardware(
+            "cuda",
+            props.name,
+            cc,
+            choose_dtype("cuda", cc),
+            ram_gb,
+            props.total_memory / 1e9,
+            threads,
+        )
     return Hardware("cpu", None, None, torch.float32, ram_gb, None, threads)
 
 
@@ -71,12 +78,14 @@ def check_fits(profile: Profile, hw: Hardware) -> None:
     if available is not None and available < profile.min_memory_gb:
         raise RuntimeError(
             f"Profile '{profile.name}' needs about {profile.min_memory_gb:.0f} GB of {kind}; this "
-            f"machine has {available:.1f} GB. Pick a smaller profile (t4 < a100) or a bigger machine."
+            f"machine has {available:.1f} GB. Pick a smaller profile (t4 < a100) or a bigger "
+            "machine."
         )
 
 
 def preflight(profile: str | Profile | None = None) -> Hardware:
-    """Print device, GPU, compute capability, dtype, memory and threads; fail early if it won't fit."""
+    """Print device, GPU, compute capability, dtype, memory and threads; fail early if it won't "
+    "fit."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     hw = detect_hardware()
     print(f"[preflight] profile={prof.name}: {prof.description}")

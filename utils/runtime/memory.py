@@ -1,5 +1,6 @@
 """Measuring memory: peak GPU memory or process RSS over a run, freeing what deleted models left,
-and the bytes a loaded model's weights occupy (estimates before a run: ``utils.train.memory_estimate``)."""
+and the bytes a loaded model's weights occupy (estimates before a run:
+``utils.train.memory_estimate``)."""
 
 from __future__ import annotations
 
@@ -85,16 +86,23 @@ def weight_bytes(model) -> int:
             total += state.absmax.numel() * state.absmax.element_size()
             nested = getattr(state, "state2", None)
             if nested is not None:
-                total += nested.absmax.numel() * nested.absmax.element_size() + nested.code.numel() * 4
+                total += (
+                    nested.absmax.numel() * nested.absmax.element_size() + nested.code.numel() * 4
+                )
     return total
 
 
 def memory_now() -> str:
     """One line: GPU memory reserved (peak) on a GPU, process RSS and system RAM on a CPU."""
     if torch.cuda.is_available():
-        return (f"GPU {torch.cuda.get_device_name(0)}: reserved {torch.cuda.memory_reserved() / GB:.2f} GB "
-                f"(peak {torch.cuda.max_memory_reserved() / GB:.2f} GB) of "
-                f"{torch.cuda.get_device_properties(0).total_memory / GB:.1f} GB")
+        return (
+            f"GPU {torch.cuda.get_device_name(0)}: reserved "
+            f"{torch.cuda.memory_reserved() / GB:.2f} GB "
+            f"(peak {torch.cuda.max_memory_reserved() / GB:.2f} GB) of "
+            f"{torch.cuda.get_device_properties(0).total_memory / GB:.1f} GB"
+        )
     ram = psutil.virtual_memory()
-    return (f"CPU: this process uses {psutil.Process().memory_info().rss / GB:.2f} GB RSS; "
-            f"RAM {ram.used / GB:.1f} of {ram.total / GB:.1f} GB in use")
+    return (
+        f"CPU: this process uses {psutil.Process().memory_info().rss / GB:.2f} GB RSS; "
+        f"RAM {ram.used / GB:.1f} of {ram.total / GB:.1f} GB in use"
+    )

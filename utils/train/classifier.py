@@ -20,7 +20,9 @@ from utils.data.batching import batches, pad_batch
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last non-pad token of each row; right or left padding alike."""
     if attention_mask.dim() != 2:
-        raise ValueError(f"attention_mask must be (batch, seq), got shape {tuple(attention_mask.shape)}")
+        raise ValueError(
+            f"attention_mask must be (batch, seq), got shape {tuple(attention_mask.shape)}"
+        )
     if (attention_mask.sum(dim=1) == 0).any():
         raise ValueError("a row of the batch has no tokens at all")
     seq_len = attention_mask.shape[1]
@@ -37,16 +39,28 @@ def replace_head(model, num_classes: int, seed: int = 0) -> nn.Linear:
 
 
 def _layer_context(base, hidden: torch.Tensor, attention_mask: torch.Tensor):
-    # Positions count real tokens only, so a left-padded row sees the positions an unpadded one does.
+    # Positions count real tokens only, so a left-padded row sees the positions an unpadded one
+    # does.
     position_ids = (attention_mask.long().cumsum(dim=1) - 1).clamp(min=0)
-    mask = create_causal_mask(config=base.config, inputs_embeds=hidden, attention_mask=attention_mask,
-                              past_key_values=None, position_ids=position_ids)
-    return {"attention_mask": mask, "position_ids": position_ids,
-            "position_embeddings": base.rotary_emb(hidden, position_ids=position_ids)}
+    mask = create_causal_mask(
+        config=base.config,
+        inputs_embeds=hidden,
+        attention_mask=attention_mask,
+        past_key_values=None,
+        position_ids=position_ids,
+    )
+    return {
+        "attention_mask": mask,
+        "position_ids": position_ids,
+        "position_embeddings": base.rotary_emb(hidden, position_ids=position_ids),
+    }
 
 
-def run_blocks(model, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Run transformer blocks ``start..stop-1`` on hidden states (as the model's own forward does)."""
+def run_blocks(
+    model, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int
+) -> torch.Tensor:
+    """Run transformer blocks ``start..stop-1`` on hidden states (as the model's own forward "
+    "does)."""
     base = model.get_decoder()
     context = _layer_context(base, hidden, attention_mask)
     for layer in base.layers[start:stop]:
@@ -54,7 +68,9 @@ def run_blocks(model, hidden: torch.Tensor, attention_mask: torch.Tensor, start:
     return hidden
 
 
-def logits_from_hidden(model, hidden: torch.Tensor, attention_mask: torch.Tensor, start_block: int) -> torch.Tensor:
+def logits_from_hidden(
+    model, hidden: torch.Tensor, attention_mask: torch.Tensor, start_block: int
+) -> torch.Tensor:
     """Class logits from the hidden states entering block ``start_block``: the remaining blocks, the
     final norm, then the head at the last non-pad token only."""
     base = model.get_decoder()
@@ -70,8 +86,14 @@ def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
 
 
 @torch.inference_mode()
-def cache_hidden_states(model, token_ids: Sequence[list[int]], depths: Sequence[int], pad_id: int,
-                        batch_size: int = 32, progress: bool = True) -> dict[int, list[torch.Tensor]]:
+def cache_hidden_states(
+    model,
+    token_ids: Sequence[list[int]],
+    depths: Sequence[int],
+    pad_id: int,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> dict[int, list[torch.Tensor]]:
     """Hidden states entering block ``d`` for each depth ``d``, per example (unpadded), in one pass.
 
     Valid only while blocks ``0..d-1`` (and the embeddings) stay frozen: then they compute exactly
@@ -80,8 +102,10 @@ def cache_hidden_states(model, token_ids: Sequence[list[int]], depths: Sequence[
     base = model.get_decoder()
     cache: dict[int, list[torch.Tensor]] = {d: [None] * len(token_ids) for d in depths}
     order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
-    for start in tqdm(range(0, len(order), batch_size), desc="caching frozen layers", disable=not progress):
-        idx = order[start: start + batch_size]
+    for start in tqdm(
+        range(0, len(order), batch_size), desc="caching frozen layers", disable=not progress
+    ):
+        idx = order[start : start + batch_size]
         ids, mask = pad_batch([token_ids[i] for i in idx], pad_id)
         hidden, done = base.embed_tokens(ids), 0
         for depth in sorted(depths):
@@ -93,10 +117,15 @@ def cache_hidden_states(model, token_ids: Sequence[list[int]], depths: Sequence[
 
 
 CLASSIFIER_WEIGHTS, CLASSIFIER_CONFIG = "classifier.safetensors", "classifier_config.json"
-LORA_SUFFIXES = (".lora.A", ".lora.B")  # Lab 03A's from-scratch LoRA: <linear>.lora.A (r x in), .lora.B (out x r)
+LORA_SUFFIXES = (
+    ".lora.A",
+    ".lora.B",
+)  # Lab 03A's from-scratch LoRA: <linear>.lora.A (r x in), .lora.B (out x r)
 
 
-def save_classifier(folder, tensors: dict[str, torch.Tensor], labels: Sequence[str], lora: dict | None = None):
+def save_classifier(
+    folder, tensors: dict[str, torch.Tensor], labels: Sequence[str], lora: dict | None = None
+):
     """Save what was trained — the head plus unfrozen base tensors, or LoRA A/B matrices — as
     ``classifier.safetensors`` + ``classifier_config.json`` (labels; ``lora``: rank and alpha)."""
     import json
@@ -106,7 +135,9 @@ def save_classifier(folder, tensors: dict[str, torch.Tensor], labels: Sequence[s
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({n: t.detach().contiguous().cpu() for n, t in tensors.items()}, folder / CLASSIFIER_WEIGHTS)
+    save_file(
+        {n: t.detach().contiguous().cpu() for n, t in tensors.items()}, folder / CLASSIFIER_WEIGHTS
+    )
     config = {"labels": list(labels), "lora": lora, "tensors": sorted(tensors)}
     (folder / CLASSIFIER_CONFIG).write_text(json.dumps(config, indent=2))
     return folder
@@ -115,7 +146,8 @@ def save_classifier(folder, tensors: dict[str, torch.Tensor], labels: Sequence[s
 @torch.no_grad()
 def apply_classifier(model, tensors: dict[str, torch.Tensor], config: dict) -> None:
     """Turn a base causal LM into a saved classifier, in place: a new head with one output per
-    label, trained base tensors copied in, LoRA pairs merged into their weights (W += alpha/r · B A)."""
+    label, trained base tensors copied in, LoRA pairs merged into their weights (W += alpha/r · B
+    A)."""
     params = dict(model.named_parameters())
     replace_head(model, len(config["labels"]))
     head = model.lm_head
@@ -125,8 +157,10 @@ def apply_classifier(model, tensors: dict[str, torch.Tensor], config: dict) -> N
             getattr(head, name.split(".", 1)[1]).copy_(tensor)
         elif name.endswith(LORA_SUFFIXES[0]):
             linear = model.get_submodule(name[: -len(LORA_SUFFIXES[0])])
-            b = tensors[name[: -1] + "B"]
-            linear.weight += (lora["alpha"] / lora["rank"]) * (b.float() @ tensor.float()).to(linear.weight.dtype)
+            b = tensors[name[:-1] + "B"]
+            linear.weight += (lora["alpha"] / lora["rank"]) * (b.float() @ tensor.float()).to(
+                linear.weight.dtype
+            )
         elif not name.endswith(LORA_SUFFIXES[1]):
             params[name].copy_(tensor)
 
@@ -153,21 +187,33 @@ class ClassifierSettings:
             raise ValueError(f"ClassifierSettings.batch_size must be >= 1, got {self.batch_size}")
 
 
-def train_classifier(model, logits_fn: LogitsFn, items: Sequence, labels: Sequence[int], settings: ClassifierSettings,
-                     pad_value=0, progress: bool = True) -> dict:
-    """AdamW over the model's trainable parameters, cross-entropy on class logits; returns the history."""
+def train_classifier(
+    model,
+    logits_fn: LogitsFn,
+    items: Sequence,
+    labels: Sequence[int],
+    settings: ClassifierSettings,
+    pad_value=0,
+    progress: bool = True,
+) -> dict:
+    """AdamW over the model's trainable parameters, cross-entropy on class logits; returns the
+    history."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("nothing to train: every parameter is frozen")
     torch.manual_seed(settings.seed)
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
     model.train()
     history, start = {"step": [], "loss": [], "epoch_seconds": []}, time.perf_counter()
     steps_per_epoch = -(-len(items) // settings.batch_size)
     bar = tqdm(total=settings.epochs * steps_per_epoch, desc="training", disable=not progress)
     for epoch in range(settings.epochs):
         epoch_start = time.perf_counter()
-        for padded, mask, gold, _ in batches(items, labels, settings.batch_size, pad_value, settings.seed + epoch):
+        for padded, mask, gold, _ in batches(
+            items, labels, settings.batch_size, pad_value, settings.seed + epoch
+        ):
             loss = torch.nn.functional.cross_entropy(logits_fn(padded, mask).float(), gold)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -33,7 +33,9 @@ class CPTSettings:
         if self.method not in ("lora", "full"):
             raise ValueError(f"CPTSettings.method must be 'lora' or 'full', got {self.method!r}")
         if not 0 <= self.replay_fraction < 1:
-            raise ValueError(f"CPTSettings.replay_fraction must be in [0, 1), got {self.replay_fraction}")
+            raise ValueError(
+                f"CPTSettings.replay_fraction must be in [0, 1), got {self.replay_fraction}"
+            )
         if self.max_steps < 1 or self.batch_size < 1:
             raise ValueError("CPTSettings.max_steps and batch_size must be at least 1")
 
@@ -41,15 +43,24 @@ class CPTSettings:
         return asdict(self)
 
 
-def mix_replay(domain: Sequence[list[int]], general: Sequence[list[int]], n_blocks: int, replay_fraction: float,
-               seed: int = 0) -> list[list[int]]:
+def mix_replay(
+    domain: Sequence[list[int]],
+    general: Sequence[list[int]],
+    n_blocks: int,
+    replay_fraction: float,
+    seed: int = 0,
+) -> list[list[int]]:
     """``n_blocks`` training blocks: domain blocks in a seeded random order, with general blocks
     spread evenly among them so that ``replay_fraction`` of the stream is general text. The same
-    token budget with or without replay; without replay, a shorter run sees a prefix of a longer one."""
+    token budget with or without replay; without replay, a shorter run sees a prefix of a longer
+    one."""
     n_general = round(replay_fraction * n_blocks)
     n_domain = n_blocks - n_general
     if n_domain > len(domain) or n_general > len(general):
-        raise ValueError(f"need {n_domain} domain and {n_general} general blocks; have {len(domain)} and {len(general)}")
+        raise ValueError(
+            f"need {n_domain} domain and {n_general} general blocks; have {len(domain)} and "
+            f"{len(general)}"
+        )
     rng = random.Random(seed)
     domain_order, general_order = list(range(len(domain))), list(range(len(general)))
     rng.shuffle(domain_order)
@@ -66,14 +77,16 @@ def mix_replay(domain: Sequence[list[int]], general: Sequence[list[int]], n_bloc
 
 
 def block_dataset(blocks: Sequence[list[int]]):
-    """A ``datasets.Dataset`` of pre-tokenized, equal-length blocks (labels = inputs, set by the collator)."""
+    """A ``datasets.Dataset`` of pre-tokenized, equal-length blocks (labels = inputs, set by the
+    collator)."""
     from datasets import Dataset
 
     lengths = {len(b) for b in blocks}
     if len(lengths) != 1:
         raise ValueError(f"blocks must all have the same length, got lengths {sorted(lengths)[:5]}")
-    return Dataset.from_dict({"input_ids": [list(b) for b in blocks],
-                              "attention_mask": [[1] * len(b) for b in blocks]})
+    return Dataset.from_dict(
+        {"input_ids": [list(b) for b in blocks], "attention_mask": [[1] * len(b) for b in blocks]}
+    )
 
 
 def prepare_model(model, settings: CPTSettings):
@@ -83,15 +96,27 @@ def prepare_model(model, settings: CPTSettings):
         for param in model.parameters():
             param.requires_grad = True
         return model
-    return add_peft_lora(model, settings.r, settings.alpha, ALL_LINEAR, modules_to_save=EMBEDDINGS,
-                         seed=settings.seed)
+    return add_peft_lora(
+        model,
+        settings.r,
+        settings.alpha,
+        ALL_LINEAR,
+        modules_to_save=EMBEDDINGS,
+        seed=settings.seed,
+    )
 
 
 class PerplexityTracker:
     """A ``TrainerCallback`` measuring domain and general perplexity every ``every`` steps (and at
     step 0), so forgetting shows as a curve over training, not only as a before/after pair."""
 
-    def __init__(self, model, eval_sets: dict[str, Sequence[list[int]]], every: int, initial: dict | None = None):
+    def __init__(
+        self,
+        model,
+        eval_sets: dict[str, Sequence[list[int]]],
+        every: int,
+        initial: dict | None = None,
+    ):
         """``initial``: step-0 perplexities already measured on the same sets (the base model's),
         reused instead of measured again."""
         from transformers import TrainerCallback
@@ -113,26 +138,48 @@ class PerplexityTracker:
     def measure(self, step: int) -> None:
         if self.history and self.history[-1]["step"] == step:
             return
-        self.history.append({"step": step, **{name: block_perplexity(self.model, blocks)
-                                               for name, blocks in self.eval_sets.items()}})
+        self.history.append(
+            {
+                "step": step,
+                **{
+                    name: block_perplexity(self.model, blocks)
+                    for name, blocks in self.eval_sets.items()
+                },
+            }
+        )
 
 
 def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], settings: CPTSettings):
     """Unsloth's ``UnslothTrainer`` (a TRL ``SFTTrainer`` whose optimizer gives the embeddings their
-    own learning rate) on pre-packed blocks; fp32 on a CPU, fp16/bf16 on a GPU by the weights' dtype."""
+    own learning rate) on pre-packed blocks; fp32 on a CPU, fp16/bf16 on a GPU by the weights'
+    dtype."""
     from unsloth import UnslothTrainer, UnslothTrainingArguments
 
     from utils.train.sft import trainer_defaults
 
     args = UnslothTrainingArguments(
-        **trainer_defaults(model), per_device_train_batch_size=settings.batch_size, max_steps=settings.max_steps,
+        **trainer_defaults(model),
+        per_device_train_batch_size=settings.batch_size,
+        max_steps=settings.max_steps,
         learning_rate=settings.learning_rate,
-        embedding_learning_rate=settings.embedding_learning_rate if settings.method == "lora" else None,
-        lr_scheduler_type=settings.scheduler, warmup_steps=settings.warmup_steps, seed=settings.seed,
-        data_seed=settings.seed, dataset_text_field="text", packing=False, max_length=len(train_blocks[0]),
-        gradient_checkpointing=False)
-    trainer = UnslothTrainer(model=model, args=args, train_dataset=block_dataset(train_blocks),
-                             processing_class=tokenizer)
+        embedding_learning_rate=settings.embedding_learning_rate
+        if settings.method == "lora"
+        else None,
+        lr_scheduler_type=settings.scheduler,
+        warmup_steps=settings.warmup_steps,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        dataset_text_field="text",
+        packing=False,
+        max_length=len(train_blocks[0]),
+        gradient_checkpointing=False,
+    )
+    trainer = UnslothTrainer(
+        model=model,
+        args=args,
+        train_dataset=block_dataset(train_blocks),
+        processing_class=tokenizer,
+    )
     keep_adapters_fp32(trainer.model)
     return trainer
 
@@ -145,5 +192,9 @@ def run_cpt(trainer, tracker: PerplexityTracker | None = None) -> dict:
     trainer.train()
     seconds = time.perf_counter() - start
     losses = [(log["step"], log["loss"]) for log in trainer.state.log_history if "loss" in log]
-    return {"steps": [s for s, _ in losses], "loss": [v for _, v in losses], "seconds": seconds,
-            "perplexity": tracker.history if tracker else []}
+    return {
+        "steps": [s for s, _ in losses],
+        "loss": [v for _, v in losses],
+        "seconds": seconds,
+        "perplexity": tracker.history if tracker else [],
+    }

@@ -48,7 +48,9 @@ class LinearWithLoRA(nn.Module):
 
     def merged(self) -> nn.Linear:
         """A plain ``nn.Linear`` with ``W + (alpha/r) B A`` folded in (the adapter is gone)."""
-        merged = nn.Linear(self.linear.in_features, self.linear.out_features, bias=self.linear.bias is not None)
+        merged = nn.Linear(
+            self.linear.in_features, self.linear.out_features, bias=self.linear.bias is not None
+        )
         with torch.no_grad():
             merged.weight.copy_(self.linear.weight + self.lora.delta_weight())
             if self.linear.bias is not None:
@@ -62,20 +64,26 @@ def replace_modules(model: nn.Module, match, build) -> list[str]:
     for name, module in list(model.named_modules()):
         if name and match(name, module):
             parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, build(module))
+            setattr(
+                model.get_submodule(parent_name) if parent_name else model, child, build(module)
+            )
             replaced.append(name)
     return replaced
 
 
-def apply_lora(model: nn.Module, target_modules: Iterable[str], rank: int, alpha: float) -> list[str]:
+def apply_lora(
+    model: nn.Module, target_modules: Iterable[str], rank: int, alpha: float
+) -> list[str]:
     """Wrap every ``nn.Linear`` whose name ends in one of ``target_modules`` (e.g. ``q_proj``).
 
     Returns the wrapped names; raises if none matched (a typo would otherwise train nothing).
     """
     targets = tuple(target_modules)
     replaced = replace_modules(
-        model, lambda name, m: isinstance(m, nn.Linear) and name.split(".")[-1] in targets,
-        lambda m: LinearWithLoRA(m, rank, alpha))
+        model,
+        lambda name, m: isinstance(m, nn.Linear) and name.split(".")[-1] in targets,
+        lambda m: LinearWithLoRA(m, rank, alpha),
+    )
     if not replaced:
         raise ValueError(f"no nn.Linear named {targets} in the model: nothing to adapt")
     return replaced

@@ -18,9 +18,20 @@ CUDA_OVERHEAD_GB = 0.75  # CUDA context + cuBLAS workspaces + allocator slack on
 
 # bytes per stored weight; nf4 = 4 bits + the block's absmax (fp32 per 64 weights, or with double
 # quantization an 8-bit absmax per 64 plus an fp32 scale per 256 blocks — QLoRA paper, section 3)
-WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "int8": 1.0 + 4 / 4096,
-                "nf4": (4 + 32 / 64) / 8, "nf4-dq": (4 + 8 / 64 + 32 / (64 * 256)) / 8}
-OPTIMIZER_STATES = {"adamw": 2, "adamw-8bit": 2, "sgd-momentum": 1, "sgd": 0}  # states per trainable parameter
+WEIGHT_BYTES = {
+    "fp32": 4.0,
+    "fp16": 2.0,
+    "bf16": 2.0,
+    "int8": 1.0 + 4 / 4096,
+    "nf4": (4 + 32 / 64) / 8,
+    "nf4-dq": (4 + 8 / 64 + 32 / (64 * 256)) / 8,
+}
+OPTIMIZER_STATES = {
+    "adamw": 2,
+    "adamw-8bit": 2,
+    "sgd-momentum": 1,
+    "sgd": 0,
+}  # states per trainable parameter
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,15 @@ class ModelShape:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) features of each linear layer of one block."""
         h, i, kv = self.hidden, self.intermediate, self.kv_dim
-        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+        return {
+            "q_proj": (h, h),
+            "k_proj": (h, kv),
+            "v_proj": (h, kv),
+            "o_proj": (h, h),
+            "gate_proj": (h, i),
+            "up_proj": (h, i),
+            "down_proj": (i, h),
+        }
 
     def block_linear_params(self) -> int:
         return sum(a * b for a, b in self.linear_shapes().values())
@@ -55,7 +73,11 @@ class ModelShape:
 
     def params(self) -> int:
         """Total parameters (norms included)."""
-        return self.layers * (self.block_linear_params() + 2 * self.hidden) + self.embedding_params() + self.hidden
+        return (
+            self.layers * (self.block_linear_params() + 2 * self.hidden)
+            + self.embedding_params()
+            + self.hidden
+        )
 
     def lora_params(self, r: int, targets=ALL_LINEAR, lm_head: bool = False) -> int:
         """LoRA A and B parameters for rank ``r`` on ``targets`` in every block (and the head)."""
@@ -90,29 +112,49 @@ class MemoryEstimate:
 
     @property
     def total(self) -> float:
-        return (self.weights + self.trainable_weights + self.gradients + self.optimizer + self.activations
-                + self.overhead)
+        return (
+            self.weights
+            + self.trainable_weights
+            + self.gradients
+            + self.optimizer
+            + self.activations
+            + self.overhead
+        )
 
     def as_dict(self) -> dict:
         return {**asdict(self), "total": self.total}
 
 
-def estimate_memory(shape: ModelShape, *, method: str = "lora", weights: str = "bf16", lora_r: int = 16,
-                    lora_targets=ALL_LINEAR, lora_lm_head: bool = False, trainable_bytes: float = 4.0,
-                    optimizer: str = "adamw", batch_size: int = 1, seq_len: int = 512,
-                    gradient_checkpointing: bool = False, activation_bytes: float = 2.0,
-                    overhead_gb: float = CUDA_OVERHEAD_GB) -> MemoryEstimate:
+def estimate_memory(
+    shape: ModelShape,
+    *,
+    method: str = "lora",
+    weights: str = "bf16",
+    lora_r: int = 16,
+    lora_targets=ALL_LINEAR,
+    lora_lm_head: bool = False,
+    trainable_bytes: float = 4.0,
+    optimizer: str = "adamw",
+    batch_size: int = 1,
+    seq_len: int = 512,
+    gradient_checkpointing: bool = False,
+    activation_bytes: float = 2.0,
+    overhead_gb: float = CUDA_OVERHEAD_GB,
+) -> MemoryEstimate:
     """Estimate peak GPU memory of ``method`` = "inference", "full" or "lora" (QLoRA = lora + nf4).
 
     - weights: block linears in ``weights`` precision (nf4/int8 quantize linears only; embeddings,
       head and norms stay 16-bit), or everything in ``weights`` for full fine-tuning.
     - trainable: LoRA A/B (or, for full fine-tuning with 16-bit weights, an fp32 master copy when
-      ``trainable_bytes`` is 4) — gradients and optimizer states (2 for AdamW, 1 byte each when 8-bit) in ``trainable_bytes``.
+      ``trainable_bytes`` is 4) — gradients and optimizer states (2 for AdamW, 1 byte each when
+      8-bit) in ``trainable_bytes``.
     - activations (training): what backward needs per token and block, ``activation_bytes`` each:
       6·hidden (norm inputs, q/k/v, attention output) + 4·intermediate (gate, up, act, product),
-      flash/SDPA attention so nothing quadratic in the sequence; with checkpointing only each block's
+      flash/SDPA attention so nothing quadratic in the sequence; with checkpointing only each
+      block's
       input plus one block's activations. Logits: fp32 values and gradient over the vocabulary.
-    - inference: the KV cache of one ``seq_len`` sequence per batch row, and one block's activations.
+    - inference: the KV cache of one ``seq_len`` sequence per batch row, and one block's
+      activations.
     """
     if method not in ("inference", "full", "lora"):
         raise ValueError(f"method must be 'inference', 'full' or 'lora', got {method!r}")
@@ -121,20 +163,36 @@ def estimate_memory(shape: ModelShape, *, method: str = "lora", weights: str = "
     if optimizer not in OPTIMIZER_STATES:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZER_STATES)}, got {optimizer!r}")
     if method == "full" and weights.startswith(("nf4", "int8")):
-        raise ValueError("full fine-tuning cannot train quantized weights; use lora (QLoRA) instead")
+        raise ValueError(
+            "full fine-tuning cannot train quantized weights; use lora (QLoRA) instead"
+        )
     linear = shape.layers * shape.block_linear_params()
     rest = shape.params() - linear
-    rest_bytes = WEIGHT_BYTES[weights] if weights in ("fp32", "fp16", "bf16") else 2.0  # embeddings stay 16-bit
+    rest_bytes = (
+        WEIGHT_BYTES[weights] if weights in ("fp32", "fp16", "bf16") else 2.0
+    )  # embeddings stay 16-bit
     weight_gb = (linear * WEIGHT_BYTES[weights] + rest * rest_bytes) / GB
     tokens = batch_size * seq_len
     if method == "inference":
         kv_cache = shape.layers * tokens * 2 * shape.kv_dim * activation_bytes
         one_block = tokens * (6 * shape.hidden + 4 * shape.intermediate) * activation_bytes
         logits = batch_size * shape.vocab * 4  # only the last position's logits during generation
-        return MemoryEstimate(weight_gb, 0.0, 0.0, 0.0, (kv_cache + one_block + logits) / GB, overhead_gb, 0)
-    trainable = shape.params() if method == "full" else shape.lora_params(lora_r, lora_targets, lora_lm_head)
-    master = trainable * trainable_bytes if (method == "lora" or WEIGHT_BYTES[weights] < trainable_bytes) else 0.0
-    optimizer_bytes = OPTIMIZER_STATES[optimizer] * (1.0 if optimizer.endswith("8bit") else trainable_bytes)
+        return MemoryEstimate(
+            weight_gb, 0.0, 0.0, 0.0, (kv_cache + one_block + logits) / GB, overhead_gb, 0
+        )
+    trainable = (
+        shape.params()
+        if method == "full"
+        else shape.lora_params(lora_r, lora_targets, lora_lm_head)
+    )
+    master = (
+        trainable * trainable_bytes
+        if (method == "lora" or WEIGHT_BYTES[weights] < trainable_bytes)
+        else 0.0
+    )
+    optimizer_bytes = OPTIMIZER_STATES[optimizer] * (
+        1.0 if optimizer.endswith("8bit") else trainable_bytes
+    )
     per_token_block = (6 * shape.hidden + 4 * shape.intermediate) * activation_bytes
     if method == "lora":  # each adapter also saves its r-dimensional A·x
         per_token_block += len(lora_targets) * lora_r * activation_bytes
@@ -143,8 +201,15 @@ def estimate_memory(shape: ModelShape, *, method: str = "lora", weights: str = "
     else:
         saved = tokens * shape.layers * per_token_block
     logits = tokens * shape.vocab * (activation_bytes + 4 + 4)
-    return MemoryEstimate(weight_gb, master / GB, trainable * trainable_bytes / GB,
-                          trainable * optimizer_bytes / GB, (saved + logits) / GB, overhead_gb, trainable)
+    return MemoryEstimate(
+        weight_gb,
+        master / GB,
+        trainable * trainable_bytes / GB,
+        trainable * optimizer_bytes / GB,
+        (saved + logits) / GB,
+        overhead_gb,
+        trainable,
+    )
 
 
 def params_that_fit(gpu_gb: float, shape: ModelShape, **settings) -> float:

@@ -20,8 +20,13 @@ def count_trainable(model) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
-def freeze_all_but(model, last_blocks: int, train_norm: bool = True, train_head: bool = True,
-                   train_embeddings: bool = False) -> int:
+def freeze_all_but(
+    model,
+    last_blocks: int,
+    train_norm: bool = True,
+    train_head: bool = True,
+    train_embeddings: bool = False,
+) -> int:
     """Freeze every parameter, then unfreeze the last ``last_blocks`` blocks, final norm and head.
 
     Returns the number of trainable parameters.
@@ -29,7 +34,7 @@ def freeze_all_but(model, last_blocks: int, train_norm: bool = True, train_head:
     base = model.get_decoder()
     for param in model.parameters():
         param.requires_grad = False
-    modules = list(base.layers[len(base.layers) - last_blocks:]) if last_blocks > 0 else []
+    modules = list(base.layers[len(base.layers) - last_blocks :]) if last_blocks > 0 else []
     modules += [base.norm] if train_norm else []
     modules += [model.lm_head] if train_head else []
     modules += [base.embed_tokens] if train_embeddings else []
@@ -39,9 +44,16 @@ def freeze_all_but(model, last_blocks: int, train_norm: bool = True, train_head:
     return count_trainable(model)[0]
 
 
-def add_peft_lora(model, r: int, alpha: float, target_modules: Sequence[str] = ALL_LINEAR, *,
-                  modules_to_save: Sequence[str] = (), seed: int = 0,
-                  gradient_checkpointing: bool = False):
+def add_peft_lora(
+    model,
+    r: int,
+    alpha: float,
+    target_modules: Sequence[str] = ALL_LINEAR,
+    *,
+    modules_to_save: Sequence[str] = (),
+    seed: int = 0,
+    gradient_checkpointing: bool = False,
+):
     """Wrap ``model`` with fresh LoRA adapters (dropout 0, no bias) and return the PEFT model.
 
     ``modules_to_save`` (e.g. ``EMBEDDINGS``) are trained as full copies. A model that
@@ -52,15 +64,27 @@ def add_peft_lora(model, r: int, alpha: float, target_modules: Sequence[str] = A
         from unsloth import FastLanguageModel
 
         return FastLanguageModel.get_peft_model(
-            model, r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none",
-            target_modules=list(target_modules), modules_to_save=list(modules_to_save) or None,
-            random_state=seed, use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
+            model,
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=0.0,
+            bias="none",
+            target_modules=list(target_modules),
+            modules_to_save=list(modules_to_save) or None,
+            random_state=seed,
+            use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
         )
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none",
-                        target_modules=list(target_modules),
-                        modules_to_save=list(modules_to_save) or None, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=list(target_modules),
+        modules_to_save=list(modules_to_save) or None,
+        task_type="CAUSAL_LM",
+    )
     torch.manual_seed(seed)
     return get_peft_model(model, config)
 

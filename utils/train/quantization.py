@@ -7,16 +7,32 @@ import torch
 
 # The 16 NF4 levels: quantiles of N(0, 1) scaled to [-1, 1], with an exact zero (QLoRA, Dettmers et
 # al. 2023, appendix E; the same table bitsandbytes uses).
-NF4_LEVELS = torch.tensor([
-    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
-    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
-    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
-    0.7229568362236023, 1.0])
+NF4_LEVELS = torch.tensor(
+    [
+        -1.0,
+        -0.6961928009986877,
+        -0.5250730514526367,
+        -0.39491748809814453,
+        -0.28444138169288635,
+        -0.18477343022823334,
+        -0.09105003625154495,
+        0.0,
+        0.07958029955625534,
+        0.16093020141124725,
+        0.24611230194568634,
+        0.33791524171829224,
+        0.44070982933044434,
+        0.5626170039176941,
+        0.7229568362236023,
+        1.0,
+    ]
+)
 
 
 def nf4_quantize(weight: torch.Tensor, blocksize: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Blockwise NF4: split the flattened weight into blocks of ``blocksize``, scale each block by
-    its absolute maximum, store the index (0–15) of the nearest NF4 level. Returns (codes, absmax)."""
+    its absolute maximum, store the index (0–15) of the nearest NF4 level. Returns (codes,
+    absmax)."""
     flat = weight.detach().float().flatten()
     if flat.numel() % blocksize:
         raise ValueError(f"{flat.numel()} weights do not split into blocks of {blocksize}")
@@ -32,10 +48,14 @@ def nf4_dequantize(codes: torch.Tensor, absmax: torch.Tensor, shape: torch.Size)
     return (NF4_LEVELS.to(codes.device)[codes.long()] * absmax[:, None]).reshape(shape)
 
 
-def nf4_bytes_per_parameter(blocksize: int = 64, double_quant: bool = False, second_blocksize: int = 256) -> float:
+def nf4_bytes_per_parameter(
+    blocksize: int = 64, double_quant: bool = False, second_blocksize: int = 256
+) -> float:
     """Storage per weight: 4 bits + the block's fp32 absmax, or with double quantization an 8-bit
     absmax plus one fp32 scale per ``second_blocksize`` blocks."""
-    scale_bits = 8 / blocksize + 32 / (blocksize * second_blocksize) if double_quant else 32 / blocksize
+    scale_bits = (
+        8 / blocksize + 32 / (blocksize * second_blocksize) if double_quant else 32 / blocksize
+    )
     return (4 + scale_bits) / 8
 
 
@@ -43,7 +63,9 @@ def bitsandbytes_nf4_roundtrip(weight: torch.Tensor, blocksize: int = 64) -> tor
     """Quantize and dequantize with bitsandbytes (the library QLoRA uses), for comparison."""
     import bitsandbytes.functional as bnbf
 
-    packed, state = bnbf.quantize_4bit(weight.detach().float().contiguous(), blocksize=blocksize, quant_type="nf4")
+    packed, state = bnbf.quantize_4bit(
+        weight.detach().float().contiguous(), blocksize=blocksize, quant_type="nf4"
+    )
     return bnbf.dequantize_4bit(packed, state)
 
 
@@ -57,7 +79,9 @@ def int8_absmax_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (qx @ qw.T).float() * sx * sw.T
 
 
-def int8_outlier_matmul(x: torch.Tensor, weight: torch.Tensor, threshold: float = 6.0) -> tuple[torch.Tensor, int]:
+def int8_outlier_matmul(
+    x: torch.Tensor, weight: torch.Tensor, threshold: float = 6.0
+) -> tuple[torch.Tensor, int]:
     """LLM.int8(): feature columns of ``x`` with any |value| >= ``threshold`` are multiplied in full
     precision, the rest in int8; the two parts are summed. Returns (result, outlier columns)."""
     outliers = (x.abs() >= threshold).any(dim=0)
@@ -71,7 +95,8 @@ def int8_outlier_matmul(x: torch.Tensor, weight: torch.Tensor, threshold: float 
 @torch.no_grad()
 def nf4_roundtrip_linears(model, blocksize: int = 64) -> int:
     """Replace, in place, the weight of every linear layer inside the decoder blocks (the layers
-    ``load_in_4bit`` quantizes; embeddings and the LM head stay) by its NF4 quantize-dequantize round
+    ``load_in_4bit`` quantizes; embeddings and the LM head stay) by its NF4 quantize-dequantize
+    round
     trip: the weights a QLoRA adapter was trained against, in full precision. Returns the number of
     layers changed."""
     changed = 0
@@ -81,7 +106,9 @@ def nf4_roundtrip_linears(model, blocksize: int = 64) -> int:
             if module.weight.is_cuda:  # bitsandbytes' kernels: same numbers, GPU speed and memory
                 rounded = bitsandbytes_nf4_roundtrip(module.weight, blocksize)
             else:
-                rounded = nf4_dequantize(*nf4_quantize(module.weight, blocksize), module.weight.shape)
+                rounded = nf4_dequantize(
+                    *nf4_quantize(module.weight, blocksize), module.weight.shape
+                )
             module.weight.copy_(rounded.to(module.weight.dtype))
             changed += 1
     return changed

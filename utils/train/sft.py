@@ -41,7 +41,9 @@ class SFTSettings:
 
     def __post_init__(self) -> None:
         if self.r < 1 or self.alpha <= 0:
-            raise ValueError(f"SFTSettings: r must be >= 1 and alpha > 0, got r={self.r}, alpha={self.alpha}")
+            raise ValueError(
+                f"SFTSettings: r must be >= 1 and alpha > 0, got r={self.r}, alpha={self.alpha}"
+            )
         if not self.target_modules:
             raise ValueError("SFTSettings.target_modules must name at least one module")
 
@@ -51,14 +53,21 @@ class SFTSettings:
 
     def lora_arguments(self) -> dict:
         """The adapter part, as keywords of ``utils.train.params.add_peft_lora``."""
-        return {"r": self.r, "alpha": self.alpha, "target_modules": self.target_modules,
-                "seed": self.seed, "gradient_checkpointing": self.gradient_checkpointing}
+        return {
+            "r": self.r,
+            "alpha": self.alpha,
+            "target_modules": self.target_modules,
+            "seed": self.seed,
+            "gradient_checkpointing": self.gradient_checkpointing,
+        }
 
 
 def extraction_messages(row: dict, fields: Sequence[str], with_answer: bool = True) -> list[dict]:
     """Chat messages for one extraction row: instruction + sentence, and the JSON answer."""
-    messages = [{"role": "system", "content": EXTRACTION_INSTRUCTION},
-                {"role": "user", "content": row["text"]}]
+    messages = [
+        {"role": "system", "content": EXTRACTION_INSTRUCTION},
+        {"role": "user", "content": row["text"]},
+    ]
     if with_answer:
         messages.append({"role": "assistant", "content": target_json(row["target"], fields)})
     return messages
@@ -71,8 +80,10 @@ def extraction_prompts(tokenizer, rows: Sequence[dict], fields: Sequence[str]) -
 
 def spam_messages(row: dict, with_answer: bool = True) -> list[dict]:
     """Chat messages for one SMS row: instruction + message, and the one-word label."""
-    messages = [{"role": "system", "content": SPAM_INSTRUCTION},
-                {"role": "user", "content": row["text"]}]
+    messages = [
+        {"role": "system", "content": SPAM_INSTRUCTION},
+        {"role": "user", "content": row["text"]},
+    ]
     if with_answer:
         messages.append({"role": "assistant", "content": row["label"]})
     return messages
@@ -89,7 +100,10 @@ def chat_text(tokenizer, messages: list[dict]) -> str:
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         text = text.rstrip("\n")
         if not text.endswith(tokenizer.eos_token):
-            raise ValueError(f"chat template does not end the answer with eos {tokenizer.eos_token!r}: {text[-40:]!r}")
+            raise ValueError(
+                f"chat template does not end the answer with eos {tokenizer.eos_token!r}: "
+                f"{text[-40:]!r}"
+            )
         return text
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -106,7 +120,11 @@ def response_template_ids(tokenizer) -> list[int]:
     probe = [{"role": "user", "content": "x"}]
     with_header = tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
     without = tokenizer.apply_chat_template(probe, tokenize=False)
-    header = with_header[len(without):] if with_header.startswith(without) else "<|im_start|>assistant\n"
+    header = (
+        with_header[len(without) :]
+        if with_header.startswith(without)
+        else "<|im_start|>assistant\n"
+    )
     return tokenizer(header, add_special_tokens=False)["input_ids"]
 
 
@@ -114,7 +132,7 @@ def find_subsequence(sequence: Sequence[int], pattern: Sequence[int], start: int
     """Index of the first occurrence of ``pattern`` in ``sequence`` at or after ``start``, or -1."""
     n = len(pattern)
     for i in range(start, len(sequence) - n + 1):
-        if list(sequence[i: i + n]) == list(pattern):
+        if list(sequence[i : i + n]) == list(pattern):
             return i
     return -1
 
@@ -138,16 +156,21 @@ def check_labels(labels_per_row: Sequence[Sequence[int]], what: str = "training 
         raise ValueError(
             f"{what}: {len(empty)} of {len(labels_per_row)} rows have every label masked (-100), "
             f"first at row {empty[0]}: the response template was not found (wrong chat template?) "
-            "or the answer was cut off by max_length. Such rows teach nothing.")
+            "or the answer was cut off by max_length. Such rows teach nothing."
+        )
     kept = sum(sum(t != IGNORE_INDEX for t in labels) for labels in labels_per_row)
     total = sum(len(labels) for labels in labels_per_row)
     return {"rows": len(labels_per_row), "label_tokens": kept, "masked_tokens": total - kept}
 
 
-def show_masked(tokenizer, input_ids: Sequence[int], labels: Sequence[int], hidden: str = "░") -> str:
+def show_masked(
+    tokenizer, input_ids: Sequence[int], labels: Sequence[int], hidden: str = "░"
+) -> str:
     """The labels decoded, one ``hidden`` block per masked (-100) token: what the loss sees."""
-    parts = [tokenizer.decode([label]) if label != IGNORE_INDEX else hidden
-             for _, label in zip(input_ids, labels, strict=True)]
+    parts = [
+        tokenizer.decode([label]) if label != IGNORE_INDEX else hidden
+        for _, label in zip(input_ids, labels, strict=True)
+    ]
     return "".join(parts)
 
 
@@ -162,9 +185,17 @@ def training_precision(model) -> dict:
 def trainer_defaults(model) -> dict:
     """Trainer arguments every kit run shares: no checkpoints, reporting or weight decay, AdamW,
     a log line per step, a progress bar, precision from the weights."""
-    return {"output_dir": str(scratch_dir()), "weight_decay": 0.0, "optim": "adamw_torch", "logging_steps": 1,
-            "save_strategy": "no", "report_to": "none", "dataloader_num_workers": 0, "disable_tqdm": False,
-            **training_precision(model)}
+    return {
+        "output_dir": str(scratch_dir()),
+        "weight_decay": 0.0,
+        "optim": "adamw_torch",
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": False,
+        **training_precision(model),
+    }
 
 
 def sft_config(model, settings: SFTSettings):
@@ -172,11 +203,19 @@ def sft_config(model, settings: SFTSettings):
     from trl import SFTConfig
 
     return SFTConfig(
-        **trainer_defaults(model), dataset_text_field="text", max_length=settings.max_length,
-        per_device_train_batch_size=settings.batch_size, per_device_eval_batch_size=settings.batch_size,
-        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate, lr_scheduler_type="linear", warmup_steps=settings.warmup_steps,
-        seed=settings.seed, data_seed=settings.seed, packing=False,
+        **trainer_defaults(model),
+        dataset_text_field="text",
+        max_length=settings.max_length,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=settings.warmup_steps,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        packing=False,
         gradient_checkpointing=settings.gradient_checkpointing,
     )
 
@@ -185,8 +224,13 @@ def build_trainer(model, tokenizer, train_dataset, settings: SFTSettings, eval_d
     """An ``SFTTrainer`` with the loss on the assistant answers only, labels checked."""
     from trl import SFTTrainer
 
-    trainer = SFTTrainer(model=model, args=sft_config(model, settings), train_dataset=train_dataset,
-                         eval_dataset=eval_dataset, processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model,
+        args=sft_config(model, settings),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+    )
     trainer = mask_prompts(trainer, tokenizer)
     keep_adapters_fp32(trainer.model)
     return trainer
@@ -205,7 +249,8 @@ def mask_prompts(trainer, tokenizer):
     else:
         ids = response_template_ids(tokenizer)
         trainer.train_dataset = trainer.train_dataset.map(
-            lambda row: {"labels": response_only_labels(row["input_ids"], ids)})
+            lambda row: {"labels": response_only_labels(row["input_ids"], ids)}
+        )
     check_labels(trainer.train_dataset["labels"])
     return trainer
 
@@ -225,7 +270,10 @@ def train(trainer) -> dict:
     output = trainer.train()
     seconds = time.perf_counter() - start
     losses = [(log["step"], log["loss"]) for log in trainer.state.log_history if "loss" in log]
-    return {"steps": [s for s, _ in losses], "loss": [v for _, v in losses], "seconds": seconds,
-            "train_loss": output.training_loss, "global_steps": trainer.state.global_step}
-
-
+    return {
+        "steps": [s for s, _ in losses],
+        "loss": [v for _, v in losses],
+        "seconds": seconds,
+        "train_loss": output.training_loss,
+        "global_steps": trainer.state.global_step,
+    }

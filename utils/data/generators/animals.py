@@ -1,4 +1,4 @@
-"""The animal-diet dataset (the seed's ICL example): animal -> carnivore / herbivore / omnivore.
+"""The animal-diet dataset (the course's in-context learning example): animal -> diet.
 
 Written by the project from general zoology. Insect-, fish- and blood-eaters count as carnivores;
 animals whose diet is disputed or varies strongly by population are left out on purpose.
@@ -6,12 +6,15 @@ animals whose diet is disputed or varies strongly by population are left out on 
 
 CARNIVORES = """
 lion, tiger, leopard, cheetah, jaguar, snow leopard, cougar, lynx, bobcat, ocelot, serval, caracal,
-clouded leopard, gray wolf, African wild dog, polar bear, spotted hyena, weasel, stoat, ferret, mink,
+clouded leopard, gray wolf, African wild dog, polar bear, spotted hyena, weasel, stoat, ferret,
+mink,
 wolverine, river otter, sea otter, harbor seal, leopard seal, walrus, sea lion, killer whale,
-bottlenose dolphin, sperm whale, narwhal, beluga whale, great white shark, tiger shark, hammerhead shark,
+bottlenose dolphin, sperm whale, narwhal, beluga whale, great white shark, tiger shark, hammerhead
+shark,
 barracuda, northern pike, moray eel, anglerfish, swordfish, bluefin tuna, bald eagle, golden eagle,
 peregrine falcon, red-tailed hawk, osprey, barn owl, snowy owl, kingfisher, brown pelican,
-emperor penguin, albatross, great blue heron, white stork, turkey vulture, secretary bird, cormorant,
+emperor penguin, albatross, great blue heron, white stork, turkey vulture, secretary bird,
+cormorant,
 Atlantic puffin, Nile crocodile, American alligator, gharial, Komodo dragon, king cobra,
 reticulated python, rattlesnake, boa constrictor, green anaconda, chameleon, leopard gecko,
 common frog, cane toad, fire salamander, axolotl, praying mantis, tarantula, scorpion, dragonfly,
@@ -22,7 +25,8 @@ European mole, common shrew, Tasmanian devil, fossa, harpy eagle, mako shark, el
 HERBIVORES = """
 African elephant, giraffe, zebra, horse, donkey, cow, sheep, goat, white-tailed deer, moose, elk,
 reindeer, American bison, water buffalo, yak, dromedary camel, llama, alpaca, hippopotamus,
-white rhinoceros, Malayan tapir, okapi, impala, Thomson's gazelle, wildebeest, red kangaroo, wallaby,
+white rhinoceros, Malayan tapir, okapi, impala, Thomson's gazelle, wildebeest, red kangaroo,
+wallaby,
 koala, wombat, giant panda, red panda, three-toed sloth, manatee, dugong, rabbit, brown hare,
 guinea pig, chinchilla, capybara, beaver, porcupine, groundhog, mountain gorilla, green iguana,
 Galapagos tortoise, green sea turtle, scarlet macaw, budgerigar, Canada goose, mute swan,
@@ -52,6 +56,10 @@ def parse_names(block: str) -> list[str]:
 def animal_rows() -> list[dict]:
     """All animals as ``{"text": name, "label": diet}`` rows (ids are given by the splitter)."""
     rows = []
-    for label, block in (("carnivore", CARNIVORES), ("herbivore", HERBIVORES), ("omnivore", OMNIVORES)):
+    for label, block in (
+        ("carnivore", CARNIVORES),
+        ("herbivore", HERBIVORES),
+        ("omnivore", OMNIVORES),
+    ):
         rows += [{"text": name, "label": label} for name in parse_names(block)]
     return rows

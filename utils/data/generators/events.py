@@ -14,56 +14,143 @@ import random
 FIELDS = ("who", "what", "when", "where")
 
 WHO = [
-    "the city council", "Mayor Ana Ortiz", "a team of volunteers", "Dr. Lena Park", "the fire brigade",
-    "Northwind Airlines", "the national weather service", "two local students", "Professor Raj Mehta",
-    "the hospital board", "a group of farmers", "the football club", "Senator Maria Lopez",
-    "the transport authority", "Green Valley School", "the police", "a coalition of charities",
-    "the harbour authority", "chef Tom Baker", "the museum trustees", "Coastline Energy",
-    "the regional court", "engineer Sofia Rossi", "the health ministry", "a local bakery",
-    "the university", "researchers at Delft University", "the park rangers", "Orbit Telecom",
-    "the library staff", "the teachers' union", "the coast guard", "the zoo", "Judge Helen Wu",
-    "the tenants' association", "Bluebird Bank", "the mountain rescue team", "a startup called Lumen",
-    "the orchestra", "the water company",
+    "the city council",
+    "Mayor Ana Ortiz",
+    "a team of volunteers",
+    "Dr. Lena Park",
+    "the fire brigade",
+    "Northwind Airlines",
+    "the national weather service",
+    "two local students",
+    "Professor Raj Mehta",
+    "the hospital board",
+    "a group of farmers",
+    "the football club",
+    "Senator Maria Lopez",
+    "the transport authority",
+    "Green Valley School",
+    "the police",
+    "a coalition of charities",
+    "the harbour authority",
+    "chef Tom Baker",
+    "the museum trustees",
+    "Coastline Energy",
+    "the regional court",
+    "engineer Sofia Rossi",
+    "the health ministry",
+    "a local bakery",
+    "the university",
+    "researchers at Delft University",
+    "the park rangers",
+    "Orbit Telecom",
+    "the library staff",
+    "the teachers' union",
+    "the coast guard",
+    "the zoo",
+    "Judge Helen Wu",
+    "the tenants' association",
+    "Bluebird Bank",
+    "the mountain rescue team",
+    "a startup called Lumen",
+    "the orchestra",
+    "the water company",
 ]
 
 WHAT = [
-    "opened a new library", "announced a hiring freeze", "rescued two hikers", "approved the budget",
-    "closed the main bridge", "launched a recycling scheme", "recalled a batch of baby food",
-    "signed a trade agreement", "won the regional cup", "cancelled all evening flights",
-    "planted two thousand trees", "raised the bus fares", "unveiled a solar farm",
-    "banned cars from the old town", "found a rare orchid", "postponed the election debate",
-    "donated ten laptops", "issued a storm warning", "arrested three suspects",
-    "repaired the flood barrier", "hosted a charity concert", "cut the ribbon on a new clinic",
-    "published a report on air quality", "lowered interest rates", "evacuated the east wing",
-    "sold the old stadium", "restored a medieval painting", "tested a driverless bus",
-    "reopened the swimming pool", "settled the pay dispute", "discovered a leaking pipe",
-    "broke the attendance record", "handed out free flu shots", "shut down the night market",
-    "rebuilt the playground", "opened an inquiry into the fire", "hired forty nurses",
-    "fined the factory", "introduced a four-day week", "released a new album",
+    "opened a new library",
+    "announced a hiring freeze",
+    "rescued two hikers",
+    "approved the budget",
+    "closed the main bridge",
+    "launched a recycling scheme",
+    "recalled a batch of baby food",
+    "signed a trade agreement",
+    "won the regional cup",
+    "cancelled all evening flights",
+    "planted two thousand trees",
+    "raised the bus fares",
+    "unveiled a solar farm",
+    "banned cars from the old town",
+    "found a rare orchid",
+    "postponed the election debate",
+    "donated ten laptops",
+    "issued a storm warning",
+    "arrested three suspects",
+    "repaired the flood barrier",
+    "hosted a charity concert",
+    "cut the ribbon on a new clinic",
+    "published a report on air quality",
+    "lowered interest rates",
+    "evacuated the east wing",
+    "sold the old stadium",
+    "restored a medieval painting",
+    "tested a driverless bus",
+    "reopened the swimming pool",
+    "settled the pay dispute",
+    "discovered a leaking pipe",
+    "broke the attendance record",
+    "handed out free flu shots",
+    "shut down the night market",
+    "rebuilt the playground",
+    "opened an inquiry into the fire",
+    "hired forty nurses",
+    "fined the factory",
+    "introduced a four-day week",
+    "released a new album",
 ]
 
 WHEN = [
-    ("on Monday", "Monday"), ("on Tuesday", "Tuesday"), ("on Wednesday", "Wednesday"),
-    ("on Thursday", "Thursday"), ("on Friday", "Friday"), ("on Saturday", "Saturday"),
-    ("on Sunday", "Sunday"), ("last week", "last week"), ("yesterday", "yesterday"),
-    ("this morning", "this morning"), ("on 3 March", "3 March"), ("on 14 July", "14 July"),
-    ("on 28 October", "28 October"), ("in May 2024", "May 2024"), ("in 2019", "2019"),
-    ("at noon on Friday", "noon on Friday"), ("late on Sunday night", "Sunday night"),
-    ("earlier this month", "earlier this month"), ("on New Year's Eve", "New Year's Eve"),
-    ("in the spring of 2023", "the spring of 2023"), ("on 1 December", "1 December"),
-    ("two days ago", "two days ago"), ("last night", "last night"), ("in January", "January"),
+    ("on Monday", "Monday"),
+    ("on Tuesday", "Tuesday"),
+    ("on Wednesday", "Wednesday"),
+    ("on Thursday", "Thursday"),
+    ("on Friday", "Friday"),
+    ("on Saturday", "Saturday"),
+    ("on Sunday", "Sunday"),
+    ("last week", "last week"),
+    ("yesterday", "yesterday"),
+    ("this morning", "this morning"),
+    ("on 3 March", "3 March"),
+    ("on 14 July", "14 July"),
+    ("on 28 October", "28 October"),
+    ("in May 2024", "May 2024"),
+    ("in 2019", "2019"),
+    ("at noon on Friday", "noon on Friday"),
+    ("late on Sunday night", "Sunday night"),
+    ("earlier this month", "earlier this month"),
+    ("on New Year's Eve", "New Year's Eve"),
+    ("in the spring of 2023", "the spring of 2023"),
+    ("on 1 December", "1 December"),
+    ("two days ago", "two days ago"),
+    ("last night", "last night"),
+    ("in January", "January"),
 ]
 
 WHERE = [
-    ("in Leeds", "Leeds"), ("in Porto", "Porto"), ("in Nairobi", "Nairobi"), ("in Osaka", "Osaka"),
-    ("in Valparaiso", "Valparaiso"), ("in Krakow", "Krakow"), ("in Halifax", "Halifax"),
-    ("at the central station", "the central station"), ("near the harbour", "the harbour"),
-    ("at the town hall", "the town hall"), ("in the old quarter", "the old quarter"),
-    ("at Riverside Park", "Riverside Park"), ("in northern Ghana", "northern Ghana"),
-    ("at the airport", "the airport"), ("in Brisbane", "Brisbane"), ("in Tartu", "Tartu"),
-    ("outside the city hospital", "the city hospital"), ("in the Alps", "the Alps"),
-    ("at Pier 9", "Pier 9"), ("in Montreal", "Montreal"), ("in Cusco", "Cusco"),
-    ("on the east coast", "the east coast"), ("in Dundee", "Dundee"), ("at the county fair", "the county fair"),
+    ("in Leeds", "Leeds"),
+    ("in Porto", "Porto"),
+    ("in Nairobi", "Nairobi"),
+    ("in Osaka", "Osaka"),
+    ("in Valparaiso", "Valparaiso"),
+    ("in Krakow", "Krakow"),
+    ("in Halifax", "Halifax"),
+    ("at the central station", "the central station"),
+    ("near the harbour", "the harbour"),
+    ("at the town hall", "the town hall"),
+    ("in the old quarter", "the old quarter"),
+    ("at Riverside Park", "Riverside Park"),
+    ("in northern Ghana", "northern Ghana"),
+    ("at the airport", "the airport"),
+    ("in Brisbane", "Brisbane"),
+    ("in Tartu", "Tartu"),
+    ("outside the city hospital", "the city hospital"),
+    ("in the Alps", "the Alps"),
+    ("at Pier 9", "Pier 9"),
+    ("in Montreal", "Montreal"),
+    ("in Cusco", "Cusco"),
+    ("on the east coast", "the east coast"),
+    ("in Dundee", "Dundee"),
+    ("at the county fair", "the county fair"),
 ]
 
 # {who}/{what}/{when}/{where} are the sentence forms; a shape without a slot leaves that field null.
@@ -116,8 +203,19 @@ def render(shape: str, who: str, what: str, when: tuple[str, str], where: tuple[
     values = {}
     for name in FIELDS:
         present = "{" + name + "}" in shape or "{" + _capitalise(name) + "}" in shape
-        values[name] = (who if name == "who" else what if name == "what" else
-                        when[1] if name == "when" else where[1]) if present else None
+        values[name] = (
+            (
+                who
+                if name == "who"
+                else what
+                if name == "what"
+                else when[1]
+                if name == "when"
+                else where[1]
+            )
+            if present
+            else None
+        )
     fills = {**forms, **{_capitalise(k): _capitalise(v) for k, v in forms.items()}}
     return {"text": shape.format(**fills), "target": values}
 
@@ -129,10 +227,14 @@ def generate_events(n_per_shape: int = 27, seed: int = 21) -> list[dict]:
     for shape_id, shape in enumerate(SHAPES):
         made = 0
         while made < n_per_shape:
-            row = render(shape, rng.choice(WHO), rng.choice(WHAT), rng.choice(WHEN), rng.choice(WHERE))
+            row = render(
+                shape, rng.choice(WHO), rng.choice(WHAT), rng.choice(WHEN), rng.choice(WHERE)
+            )
             if row["text"] in seen:
                 continue
             seen.add(row["text"])
-            rows.append({"text": row["text"], "target": row["target"], "group": f"shape-{shape_id:02d}"})
+            rows.append(
+                {"text": row["text"], "target": row["target"], "group": f"shape-{shape_id:02d}"}
+            )
             made += 1
     return rows

@@ -1,7 +1,8 @@
 """A seeded generator of SMS-like messages, spam and ham.
 
 Real SMS corpora cannot ship with the kit, so the offline SMS dataset is written by this generator:
-many message shapes per class (77 ham, 52 spam), filled from word lists, then passed through texting habits
+many message shapes per class (77 ham, 52 spam), filled from word lists, then passed through
+texting habits
 (abbreviations, dropped capitals, typos, emoticons). Hard cases are there on purpose: ham that talks
 about money, prizes or codes; spam that sounds like a friend. The same seed gives the same messages.
 """
@@ -11,35 +12,160 @@ from __future__ import annotations
 import random
 import re
 
-NAMES = ["Jess", "Tom", "Mum", "Dad", "Sam", "Priya", "Ali", "Kate", "Dan", "Mo", "Lucy", "Ben",
-         "Chloe", "Raj", "Gemma", "Josh", "Nat", "Aunty Sue", "Grandma", "Steve", "Ellie", "Kwame"]
-PLACES = ["the station", "tesco", "the pub", "uni", "the gym", "work", "the library", "costa",
-          "the bus stop", "nandos", "the car park", "ur mums", "the cinema", "the office", "church",
-          "the park", "mcdonalds", "the hospital", "the shop", "town"]
-TIMES = ["7", "half 6", "8ish", "10 mins", "2nite", "tmrw morning", "after work", "lunch",
-         "5.30", "about 9", "sat", "sunday", "later", "in an hour", "noon", "quarter past 4"]
-FOODS = ["pizza", "curry", "chips", "a kebab", "sushi", "pasta", "a roast", "tacos", "noodles",
-         "fish n chips", "burgers"]
-THINGS = ["charger", "keys", "umbrella", "jacket", "wallet", "headphones", "notes", "laptop",
-          "bank card", "glasses", "lunchbox", "book"]
-ACTIVITIES = ["footy", "the match", "revision", "the gig", "bingo", "karaoke", "the quiz",
-              "band practice", "yoga", "the party", "choir", "netball"]
-FEELINGS = ["knackered", "so bored", "well tired", "starving", "buzzing", "gutted", "stressed",
-            "fine thx", "a bit ill", "soaked"]
-PRIZES = ["£1000 cash", "£2,000 prize", "a brand new iPhone", "£500 Tesco voucher", "a luxury cruise",
-          "£250 Amazon gift card", "$1,000 Walmart gift card", "a Nokia camera phone",
-          "£5000 cash or a holiday", "2 FREE flights", "a Sony 4K TV", "£350 award"]
+NAMES = [
+    "Jess",
+    "Tom",
+    "Mum",
+    "Dad",
+    "Sam",
+    "Priya",
+    "Ali",
+    "Kate",
+    "Dan",
+    "Mo",
+    "Lucy",
+    "Ben",
+    "Chloe",
+    "Raj",
+    "Gemma",
+    "Josh",
+    "Nat",
+    "Aunty Sue",
+    "Grandma",
+    "Steve",
+    "Ellie",
+    "Kwame",
+]
+PLACES = [
+    "the station",
+    "tesco",
+    "the pub",
+    "uni",
+    "the gym",
+    "work",
+    "the library",
+    "costa",
+    "the bus stop",
+    "nandos",
+    "the car park",
+    "ur mums",
+    "the cinema",
+    "the office",
+    "church",
+    "the park",
+    "mcdonalds",
+    "the hospital",
+    "the shop",
+    "town",
+]
+TIMES = [
+    "7",
+    "half 6",
+    "8ish",
+    "10 mins",
+    "2nite",
+    "tmrw morning",
+    "after work",
+    "lunch",
+    "5.30",
+    "about 9",
+    "sat",
+    "sunday",
+    "later",
+    "in an hour",
+    "noon",
+    "quarter past 4",
+]
+FOODS = [
+    "pizza",
+    "curry",
+    "chips",
+    "a kebab",
+    "sushi",
+    "pasta",
+    "a roast",
+    "tacos",
+    "noodles",
+    "fish n chips",
+    "burgers",
+]
+THINGS = [
+    "charger",
+    "keys",
+    "umbrella",
+    "jacket",
+    "wallet",
+    "headphones",
+    "notes",
+    "laptop",
+    "bank card",
+    "glasses",
+    "lunchbox",
+    "book",
+]
+ACTIVITIES = [
+    "footy",
+    "the match",
+    "revision",
+    "the gig",
+    "bingo",
+    "karaoke",
+    "the quiz",
+    "band practice",
+    "yoga",
+    "the party",
+    "choir",
+    "netball",
+]
+FEELINGS = [
+    "knackered",
+    "so bored",
+    "well tired",
+    "starving",
+    "buzzing",
+    "gutted",
+    "stressed",
+    "fine thx",
+    "a bit ill",
+    "soaked",
+]
+PRIZES = [
+    "£1000 cash",
+    "£2,000 prize",
+    "a brand new iPhone",
+    "£500 Tesco voucher",
+    "a luxury cruise",
+    "£250 Amazon gift card",
+    "$1,000 Walmart gift card",
+    "a Nokia camera phone",
+    "£5000 cash or a holiday",
+    "2 FREE flights",
+    "a Sony 4K TV",
+    "£350 award",
+]
 BRANDS = ["Orange", "Vodafone", "O2", "EE", "Three", "T-Mobile"]
 BANKS = ["HSBC", "Barclays", "Lloyds", "NatWest", "Santander", "Chase", "Monzo"]
 COURIERS = ["Royal Mail", "DPD", "Evri", "UPS", "USPS", "DHL", "Hermes"]
-DOMAINS = ["bit.ly/3xQ9pL", "tinyurl.com/claimnow7", "win-uk-prize.com", "royalmail-redelivery.info",
-           "secure-acc-verify.net", "txt-dates.co.uk", "ringtones4u.mobi", "free-spins247.com",
-           "parcel-fee.help", "refund-hmrc-gov.uk.co", "cryptoboost.io/join", "goo.gl/Xk2mTq"]
+DOMAINS = [
+    "bit.ly/3xQ9pL",
+    "tinyurl.com/claimnow7",
+    "win-uk-prize.com",
+    "royalmail-redelivery.info",
+    "secure-acc-verify.net",
+    "txt-dates.co.uk",
+    "ringtones4u.mobi",
+    "free-spins247.com",
+    "parcel-fee.help",
+    "refund-hmrc-gov.uk.co",
+    "cryptoboost.io/join",
+    "goo.gl/Xk2mTq",
+]
 
 
 def _premium_number(rng: random.Random) -> str:
     return rng.choice(["0906", "0907", "0871", "0905", "0800", "0909"]) + "".join(
-        rng.choice("0123456789") for _ in range(7))
+        rng.choice("0123456789") for _ in range(7)
+    )
 
 
 def _short_code(rng: random.Random) -> str:
@@ -48,13 +174,27 @@ def _short_code(rng: random.Random) -> str:
 
 def _price(rng: random.Random, spammy: bool) -> str:
     if spammy:
-        return rng.choice(["£1.50/msg", "150p/msg", "£3/wk", "25p", "£4.50/wk", "$2.99/mo",
-                           "150ppm", "£1/min", "10p/min", "50p"])
+        return rng.choice(
+            [
+                "£1.50/msg",
+                "150p/msg",
+                "£3/wk",
+                "25p",
+                "£4.50/wk",
+                "$2.99/mo",
+                "150ppm",
+                "£1/min",
+                "10p/min",
+                "50p",
+            ]
+        )
     return rng.choice(["£20", "£5", "a tenner", "£12.50", "$40", "£60", "30 quid", "£8", "£150"])
 
 
 def _code(rng: random.Random) -> str:
-    return "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(2)) + str(rng.randint(100, 999))
+    return "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(2)) + str(
+        rng.randint(100, 999)
+    )
 
 
 HAM_TEMPLATES = [
@@ -104,7 +244,8 @@ HAM_TEMPLATES = [
     "Is {name} coming to {activity}? Need numbers by {day}",
     "Reminder: parents evening {day} at {clock}. Love Mum",
     "Cheers for lending me {price}, I'll sort u out payday",
-    "Your {bank} card ending {digits4} was used for {price} at {shop}. If this was you, no action is needed.",
+    "Your {bank} card ending {digits4} was used for {price} at {shop}. If this was you, no action "
+    "is needed.",
     "Hi it's {name}, new number! Save this one",
     "we won the quiz!! £50 bar tab, get down to {place}",
     "Gonna be at {place} til {time} if u wanna come",
@@ -138,30 +279,44 @@ HAM_TEMPLATES = [
 ]
 
 SPAM_TEMPLATES = [
-    "WINNER!! As a valued network customer you have been selected to receive a {prize}! To claim call {premium}. Claim code {code}. Valid 12 hours only.",
+    "WINNER!! As a valued network customer you have been selected to receive a {prize}! To claim "
+    "call {premium}. Claim code {code}. Valid 12 hours only.",
     "Congratulations! You've won {prize}. Text CLAIM to {short} now. T&Cs apply. {spam_price}",
-    "URGENT! Your mobile number has been awarded {prize} in our weekly draw. Call {premium} from a landline. Box {digits} LS15HB",
+    "URGENT! Your mobile number has been awarded {prize} in our weekly draw. Call {premium} from a "
+    "landline. Box {digits} LS15HB",
     "FREE entry into our {prize} draw! Just text WIN to {short} to enter. 18+ only. {spam_price}",
-    "Hey its {name}, remember me? been trying 2 reach u! Im lonely, call me on {premium} xx {spam_price}",
-    "Hi hun! {name} here, saw ur profile & want 2 chat. Reply DATE to {short} 4 my pics ;-) {spam_price}",
-    "Your {brand} account is due an upgrade! Get the latest phone FREE with camera. Call {premium} or reply YES to {short}",
+    "Hey its {name}, remember me? been trying 2 reach u! Im lonely, call me on {premium} xx "
+    "{spam_price}",
+    "Hi hun! {name} here, saw ur profile & want 2 chat. Reply DATE to {short} 4 my pics ;-) "
+    "{spam_price}",
+    "Your {brand} account is due an upgrade! Get the latest phone FREE with camera. Call {premium} "
+    "or reply YES to {short}",
     "Get the latest ringtones & games FREE! Txt TONE to {short}. {spam_price}. Txt STOP to end",
     "You have 1 new voicemail. Please call {premium} to listen. {spam_price}",
-    "{bank}: we have detected unusual activity on your account. Verify your details at {domain} to avoid suspension.",
-    "Your {courier} parcel could not be delivered due to unpaid shipping fee of {fee}. Pay now: {domain}",
+    "{bank}: we have detected unusual activity on your account. Verify your details at {domain} to "
+    "avoid suspension.",
+    "Your {courier} parcel could not be delivered due to unpaid shipping fee of {fee}. Pay now: "
+    "{domain}",
     "HMRC: You are eligible for a tax refund of {refund}. Claim here {domain} within 24hrs",
-    "Need cash fast? Loans from £100 to £5000, bad credit OK! Reply LOAN to {short} or visit {domain}",
-    "Had an accident that wasn't your fault? You could be entitled to £3,750 compensation. Reply YES now",
+    "Need cash fast? Loans from £100 to £5000, bad credit OK! Reply LOAN to {short} or visit "
+    "{domain}",
+    "Had an accident that wasn't your fault? You could be entitled to £3,750 compensation. Reply "
+    "YES now",
     "Double your money in 7 days! Join our crypto club: {domain}. Limited spaces",
-    "Hey! It's {name} from the survey, you've been chosen for a {prize}. Just answer 3 questions: {domain}",
+    "Hey! It's {name} from the survey, you've been chosen for a {prize}. Just answer 3 questions: "
+    "{domain}",
     "Dear customer, you are owed {refund} in PPI. Reply CLAIM or STOP to opt out",
     "Txt MUSIC to {short} and get 10 FREE top chart tracks 2 ur phone every week! {spam_price} 16+",
-    "u r a winner! ur number came up in the {brand} prize draw. call {premium} b4 midnite 2 claim {prize}",
-    "Hi mum, this is my new number, I dropped my phone in the loo. Can u send me {fee} for a new one? Will pay u back",
+    "u r a winner! ur number came up in the {brand} prize draw. call {premium} b4 midnite 2 claim "
+    "{prize}",
+    "Hi mum, this is my new number, I dropped my phone in the loo. Can u send me {fee} for a new "
+    "one? Will pay u back",
     "SIX chances to win CASH! From 100 to 20,000 pounds. Txt CSH11 to {short}. Cost {spam_price}",
-    "Private! Your 2024 account statement shows {points} un-redeemed bonus points. Call {premium} ID {code}",
+    "Private! Your 2024 account statement shows {points} un-redeemed bonus points. Call {premium} "
+    "ID {code}",
     "Sunshine Quiz! Win a {prize}! Reply ANSWER to {short}. {spam_price} 18+",
-    "We tried to contact you re your reply to our offer of a video handset? {spam_price} Call {premium}",
+    "We tried to contact you re your reply to our offer of a video handset? {spam_price} Call "
+    "{premium}",
     "Last chance! Ur {prize} is waiting. Confirm ur address at {domain} now or lose it",
     "Hey babe, missing u... it's {name} ;) wanna meet up 2nite? Txt me at {short} {spam_price}",
     "FreeMsg: Your {brand} bill is lower than you think! Claim {refund} cashback, reply YES",
@@ -169,11 +324,14 @@ SPAM_TEMPLATES = [
     "Someone has a crush on u! Find out who, txt LUV to {short} {spam_price}",
     "Ur awarded a City Break and could WIN a {prize}! To claim call {premium} Code {code}",
     "Cash in your old phone 4 up to £300! Free envelope, txt SELL to {short}",
-    "Thanks for your subscription to Ringtone Club! Ur mobile will be charged {spam_price}. Txt STOP to {short} to unsubscribe",
-    "Hi {name2}, I'm a recruiter. Work from home, earn £300/day, no experience. WhatsApp me: {domain}",
+    "Thanks for your subscription to Ringtone Club! Ur mobile will be charged {spam_price}. Txt "
+    "STOP to {short} to unsubscribe",
+    "Hi {name2}, I'm a recruiter. Work from home, earn £300/day, no experience. WhatsApp me: "
+    "{domain}",
     "Your Amazon order #{digits} for {prize} has shipped. Not you? Call {premium} to cancel",
     "Good news! You've been pre-approved for a credit card with £2,500 limit. Apply at {domain}",
-    "Hi this is {name} from {brand} customer care, ur account is eligible 4 a loyalty reward of {prize}. Call {premium} now",
+    "Hi this is {name} from {brand} customer care, ur account is eligible 4 a loyalty reward of "
+    "{prize}. Call {premium} now",
     "Exclusive offer: 3 months of unlimited data for only £1! Reply YES to {short}. T&C apply",
     "Your Apple ID has been locked. Verify now at {domain} or it will be deleted",
     "I have a business proposal for u worth $4.5 million. Reply with ur full name and bank details",
@@ -187,14 +345,27 @@ SPAM_TEMPLATES = [
     "Hey! Long time no see ;) I've got a surprise for u, check it out {domain}",
     "Your parcel is on hold, please confirm your details: {domain}",
     "Win tickets to the cup final! Txt FOOTY to {short}. {spam_price}",
-    "We have been trying to reach you about your recent claim. Reply CALL to speak to an advisor or STOP to opt out",
+    "We have been trying to reach you about your recent claim. Reply CALL to speak to an advisor "
+    "or STOP to opt out",
     "Want ur debt written off? New government scheme, up to 80% cleared. Reply INFO",
 ]
 
-ABBREVIATIONS = [(r"\byou\b", "u"), (r"\bare\b", "r"), (r"\bto\b", "2"), (r"\bfor\b", "4"),
-                 (r"\btonight\b", "2nite"), (r"\bplease\b", "pls"), (r"\bthanks\b", "thx"),
-                 (r"\btomorrow\b", "tmrw"), (r"\bbecause\b", "cos"), (r"\bokay\b", "ok"),
-                 (r"\byour\b", "ur"), (r"\bsee\b", "c"), (r"\bbefore\b", "b4"), (r"\bgreat\b", "gr8")]
+ABBREVIATIONS = [
+    (r"\byou\b", "u"),
+    (r"\bare\b", "r"),
+    (r"\bto\b", "2"),
+    (r"\bfor\b", "4"),
+    (r"\btonight\b", "2nite"),
+    (r"\bplease\b", "pls"),
+    (r"\bthanks\b", "thx"),
+    (r"\btomorrow\b", "tmrw"),
+    (r"\bbecause\b", "cos"),
+    (r"\bokay\b", "ok"),
+    (r"\byour\b", "ur"),
+    (r"\bsee\b", "c"),
+    (r"\bbefore\b", "b4"),
+    (r"\bgreat\b", "gr8"),
+]
 EMOTICONS = [":)", ":-)", ";)", ":(", "xx", "x", ":D", "lol", "haha", ":P"]
 SHOPS = ["TESCO STORES", "AMAZON UK", "SHELL", "PRET", "ASDA", "TFL TRAVEL", "SPOTIFY", "BOOTS"]
 DAYS = ["mon", "Tuesday", "weds", "Thursday", "fri", "Saturday", "Sunday", "tmrw", "next week"]
@@ -202,14 +373,28 @@ DAYS = ["mon", "Tuesday", "weds", "Thursday", "fri", "Saturday", "Sunday", "tmrw
 
 def _fill(template: str, rng: random.Random) -> str:
     values = {
-        "name": rng.choice(NAMES), "name2": rng.choice(NAMES), "place": rng.choice(PLACES),
-        "time": rng.choice(TIMES), "food": rng.choice(FOODS), "thing": rng.choice(THINGS),
-        "activity": rng.choice(ACTIVITIES), "feeling": rng.choice(FEELINGS),
-        "price": _price(rng, False), "spam_price": _price(rng, True), "prize": rng.choice(PRIZES),
-        "premium": _premium_number(rng), "short": _short_code(rng), "code": _code(rng),
-        "brand": rng.choice(BRANDS), "bank": rng.choice(BANKS), "courier": rng.choice(COURIERS),
-        "domain": rng.choice(DOMAINS), "digits": str(rng.randint(1000, 99999)),
-        "digits4": str(rng.randint(1000, 9999)), "shop": rng.choice(SHOPS), "day": rng.choice(DAYS),
+        "name": rng.choice(NAMES),
+        "name2": rng.choice(NAMES),
+        "place": rng.choice(PLACES),
+        "time": rng.choice(TIMES),
+        "food": rng.choice(FOODS),
+        "thing": rng.choice(THINGS),
+        "activity": rng.choice(ACTIVITIES),
+        "feeling": rng.choice(FEELINGS),
+        "price": _price(rng, False),
+        "spam_price": _price(rng, True),
+        "prize": rng.choice(PRIZES),
+        "premium": _premium_number(rng),
+        "short": _short_code(rng),
+        "code": _code(rng),
+        "brand": rng.choice(BRANDS),
+        "bank": rng.choice(BANKS),
+        "courier": rng.choice(COURIERS),
+        "domain": rng.choice(DOMAINS),
+        "digits": str(rng.randint(1000, 99999)),
+        "digits4": str(rng.randint(1000, 9999)),
+        "shop": rng.choice(SHOPS),
+        "day": rng.choice(DAYS),
         "clock": f"{rng.randint(8, 17)}:{rng.choice(['00', '15', '30', '45'])}",
         "fee": rng.choice(["£1.99", "£2.99", "$1.45", "£0.99", "£3.20", "£150", "£200"]),
         "refund": rng.choice(["£264.80", "£421.50", "£1,245", "£98.20", "£3,100"]),
@@ -225,7 +410,11 @@ def _typo(text: str, rng: random.Random) -> str:
     word = words[i]
     if len(word) > 3 and word.isalpha():
         j = rng.randrange(len(word) - 1)
-        word = word[:j] + word[j + 1] + word[j] + word[j + 2:] if rng.random() < 0.5 else word[:j] + word[j + 1:]
+        word = (
+            word[:j] + word[j + 1] + word[j] + word[j + 2 :]
+            if rng.random() < 0.5
+            else word[:j] + word[j + 1 :]
+        )
         words[i] = word
     return " ".join(words)
 

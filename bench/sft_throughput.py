@@ -51,8 +51,8 @@ BATCH, MAX_LENGTH, RANK, ALPHA, LR, SEED, N_EVAL = 4, 256, 16, 32, 1e-3, 0, 32
 
 
 def matmul_rates(shapes, repeats: int = 20) -> dict:
-    """GFLOP/s of ``(m, k) @ (k, n)`` fp32 products on this machine's threads, best of "
-    "``repeats``."""
+    """GFLOP/s of ``(m, k) @ (k, n)`` fp32 products on this machine's threads, best of
+    ``repeats``."""
     import torch
 
     rates = {}

@@ -233,8 +233,8 @@ def artifact_scorers(rubric: Rubric):
 def base_score(
     model, tokenizer, rubric: Rubric, rows: list[dict], heldout_hash: str, fingerprint: str
 ) -> dict:
-    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and "
-    "cached."""
+    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and
+    cached."""
     path = cache_dir() / "grading" / f"before-{rubric.lab}-{fingerprint}-{heldout_hash}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -246,8 +246,8 @@ def base_score(
 def submission_score(
     model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
 ) -> tuple[dict, dict]:
-    """Put the submitted artifact on ``model``, score it, restore the base; return (score, "
-    "details)."""
+    """Put the submitted artifact on ``model``, score it, restore the base; return (score,
+    details)."""
     return artifact_scorers(rubric)[1](model, tokenizer, files, rubric, rows)
 
 

@@ -89,8 +89,8 @@ class Rubric:
 
     @classmethod
     def from_dict(cls, data: dict) -> Rubric:
-        """A rubric from its JSON form; unknown or missing keys raise ``RubricError`` naming "
-        "them."""
+        """A rubric from its JSON form; unknown or missing keys raise ``RubricError`` naming
+        them."""
         known = {f.name for f in fields(cls)}
         required = {"lab", "dataset", "artifact", "metric", "valid_points", "after", "gain"}
         unknown, missing = sorted(set(data) - known), sorted(required - set(data))

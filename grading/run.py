@@ -52,8 +52,8 @@ def result_path(out: Path, sha: str) -> Path:
 def grade_one(
     worker: Worker, path: Path, out: Path, timeout: float, force: bool
 ) -> tuple[dict, bool]:
-    """(result, graded_now): the stored result when this content was graded before, else a new "
-    "one."""
+    """(result, graded_now): the stored result when this content was graded before, else a new
+    one."""
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     stored = result_path(out, sha)

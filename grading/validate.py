@@ -292,8 +292,8 @@ def check_finite_float(key: str, tensor) -> None:
 def check_adapter_tensors(
     tensors: dict, base_linear_shapes: dict[str, tuple[int, int]], rank: int
 ) -> None:
-    """Every tensor is a LoRA A/B of an existing linear layer, with matching shapes, finite "
-    "floats."""
+    """Every tensor is a LoRA A/B of an existing linear layer, with matching shapes, finite
+    floats."""
     if not tensors:
         raise SubmissionError("adapter_model.safetensors holds no LoRA tensors")
     parts: dict[str, set] = {}

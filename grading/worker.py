@@ -28,8 +28,8 @@ class WorkerTimedOut(WorkerFailed):
 
 
 def load_base(base: str):
-    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"`` "
-    "(tests)."""
+    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"``
+    (tests)."""
     from utils.runtime.models import build_tiny_model, load_embedded_tokenizer, load_model
 
     if base == "tiny":

@@ -400,8 +400,8 @@ print(format_table(calibration_rows, ["dataset", "k", "raw", "calibrated"]))
 
 # %%
 def best_configuration(name: str) -> dict:
-    """The most accurate prompt tried on ``name``: its setting, accuracy, format and "
-    "demonstrations."""
+    """The most accurate prompt tried on ``name``: its setting, accuracy, format and
+    demonstrations."""
     candidates = []
     for k in KS:
         for calibrated in (False, True):

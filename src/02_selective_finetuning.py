@@ -284,8 +284,8 @@ print(
 
 # %%
 def logits_at(depth):
-    """Class logits from hidden states cached at ``depth`` (blocks ``depth..`` run with "
-    "gradients)."""
+    """Class logits from hidden states cached at ``depth`` (blocks ``depth..`` run with
+    gradients)."""
     return lambda hidden, mask: logits_from_hidden(model, hidden, mask, depth)
 
 

@@ -349,8 +349,8 @@ train_data = sft.chat_dataset(
 
 
 def comparison_row(method: str, model, peak: dict, history: dict, after: dict) -> dict:
-    """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained "
-    "run."""
+    """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained
+    run."""
     return {
         "method": method,
         "weights GB": weight_bytes(model) / GB,

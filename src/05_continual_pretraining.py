@@ -274,8 +274,8 @@ for name, settings in RUNS.items():
 
 
 def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
-    """Load the base, prepare it for the recipe, train with perplexity tracking; return the "
-    "record."""
+    """Load the base, prepare it for the recipe, train with perplexity tracking; return the
+    record."""
     base, _ = load_model(PROFILE)
     model = cpt.prepare_model(base, settings)
     train_blocks = cpt.mix_replay(

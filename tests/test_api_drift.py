@@ -68,8 +68,8 @@ def imported_names() -> dict[str, str]:
 
 
 def keyword_calls():
-    """(file, what, object-or-None, keywords) for calls to imported library names and known "
-    "methods."""
+    """(file, what, object-or-None, keywords) for calls to imported library names and known
+    methods."""
     names = imported_names()
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text())):

@@ -257,8 +257,8 @@ def test_a_trained_block_classifier_is_loaded_scored_and_removed(
 
 
 def lora_classifier(tokenizer, rank=4, alpha=8, seed=0):
-    """Lab 03A's artifact for the tiny base: from-scratch LoRA on q/v (B non-zero) plus a new "
-    "head."""
+    """Lab 03A's artifact for the tiny base: from-scratch LoRA on q/v (B non-zero) plus a new
+    head."""
     from utils.train import lora
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)

@@ -1,5 +1,5 @@
-"""The solutions notebooks, executed end to end in SMOKE mode (the real embedded model, few "
-"items)."""
+"""The solutions notebooks, executed end to end in SMOKE mode (the real embedded model, few
+items)."""
 
 import json
 

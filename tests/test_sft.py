@@ -65,8 +65,8 @@ def test_chat_dataset_has_one_text_per_row(tokenizer):
 
 
 def train_losses(tokenizer, checkpointing: bool) -> tuple[list[float], dict]:
-    """Three kit training steps of a fresh tiny model: per-step losses and the final LoRA "
-    "weights."""
+    """Three kit training steps of a fresh tiny model: per-step losses and the final LoRA
+    weights."""
     import torch
 
     from utils.runtime.models import build_tiny_model

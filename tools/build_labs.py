@@ -33,8 +33,8 @@ END = re.compile(r"^\s*# END SOLUTION\s*$")
 
 
 def strip_solutions(source: str, keep: bool) -> str:
-    """Remove the markers (``keep``) or the marked code, leaving a placeholder at its "
-    "indentation."""
+    """Remove the markers (``keep``) or the marked code, leaving a placeholder at its
+    indentation."""
     out, inside = [], False
     for line in source.splitlines():
         begin = BEGIN.match(line)

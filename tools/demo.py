@@ -54,8 +54,8 @@ def train_reference(steps: int, folder: Path) -> dict:
 
 
 def bad_submissions(good: Path, inbox: Path) -> None:
-    """Three broken copies of the good zip: a pickle file, a tampered adapter, another base "
-    "model."""
+    """Three broken copies of the good zip: a pickle file, a tampered adapter, another base
+    model."""
     with zipfile.ZipFile(good) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     manifest = json.loads(files["manifest.json"])

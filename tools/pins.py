@@ -45,8 +45,8 @@ def pinned(names, files=REQUIREMENT_FILES) -> list[str]:
 
 
 def environment_yml() -> str:
-    """environment.yml for conda users: Python plus the pip pins (no-deps packages installed "
-    "after)."""
+    """environment.yml for conda users: Python plus the pip pins (no-deps packages installed
+    after)."""
     lines = [
         "# Generated from requirements/ by tools/build_labs.py: do not edit by hand.",
         "# conda env create -f environment.yml && conda activate llm-finetuning-kit",

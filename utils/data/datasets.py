@@ -190,8 +190,8 @@ def validate_row(row: object, spec: DatasetSpec, where: str) -> dict:
 
 
 def _validate_target(target: object, fields: tuple[str, ...], where: str) -> None:
-    """An extraction target is an object with exactly ``fields``, each a non-empty string or "
-    "null."""
+    """An extraction target is an object with exactly ``fields``, each a non-empty string or
+    null."""
     if not isinstance(target, dict):
         raise DataError(
             f"{where}: field 'target' must be a JSON object, got {type(target).__name__}"

@@ -38,8 +38,8 @@ class _Row:
 
 
 def shared_prefix(rows: Sequence[Sequence[int]]) -> list[int]:
-    """The longest common token prefix of ``rows``, leaving every row at least one token of its "
-    "own."""
+    """The longest common token prefix of ``rows``, leaving every row at least one token of its
+    own."""
     if not rows:
         return []
     common = os.path.commonprefix([list(r) for r in rows])

@@ -1,5 +1,5 @@
-"""Running one in-context-learning configuration end to end (demos -> prompts -> scores -> "
-"metrics)."""
+"""Running one in-context-learning configuration end to end (demos -> prompts -> scores ->
+metrics)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def evaluate_prompt(
     batch_size: int = 16,
     progress: bool = True,
 ) -> dict:
-    """Accuracy of one prompt (format + demonstrations, in order) on ``rows``, raw and "
-    "calibrated."""
+    """Accuracy of one prompt (format + demonstrations, in order) on ``rows``, raw and
+    calibrated."""
     prompts = [build_prompt(fmt, demos, row["text"], labels, tokenizer) for row in rows]
     null_prompt = build_prompt(fmt, demos, NULL_INPUT, labels, tokenizer)
     all_scores = score_candidates(

@@ -53,8 +53,8 @@ def _row_logprobs(
     cache,
     pad_id: int,
 ) -> list[float]:
-    """Sum of log p(token | row[:pos+1]) over each row's (position, token) targets, in one "
-    "forward."""
+    """Sum of log p(token | row[:pos+1]) over each row's (position, token) targets, in one
+    forward."""
     decoder, head = _decoder_and_head(model)
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -501,8 +501,8 @@ def perplexity(
     batch_size: int = 8,
     progress: bool = True,
 ) -> dict:
-    """Perplexity over all tokens of ``texts`` (each truncated to ``max_length``), summed "
-    "exactly."""
+    """Perplexity over all tokens of ``texts`` (each truncated to ``max_length``), summed
+    exactly."""
     model.eval()
     total_nll, total_tokens = 0.0, 0
     for start in tqdm(

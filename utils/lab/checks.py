@@ -30,8 +30,8 @@ def check_close(
 
 
 def check_equal(task: str, got, expected, what: str = "value") -> bool:
-    """Pass when ``got == expected``; on failure show both, and the first differing line for "
-    "text."""
+    """Pass when ``got == expected``; on failure show both, and the first differing line for
+    text."""
     if got == expected:
         return report(task, True, f"{what} is correct", "")
     detail = f"got {got!r}, expected {expected!r}"

@@ -1,5 +1,5 @@
-"""Plots the labs share: metric vs a swept value, bars, heat-maps. Each saves a PNG and returns "
-"it."""
+"""Plots the labs share: metric vs a swept value, bars, heat-maps. Each saves a PNG and returns
+it."""
 
 from __future__ import annotations
 
@@ -101,8 +101,8 @@ def plot_heatmap(
     ylabel: str,
     fmt: str = "{:.2f}",
 ) -> Path:
-    """A grid of ``values[row][col]`` with each cell's value written in it (NaN cells left "
-    "blank)."""
+    """A grid of ``values[row][col]`` with each cell's value written in it (NaN cells left
+    blank)."""
     fig, ax = plt.subplots(figsize=(1.4 * len(cols) + 2.2, 0.8 * len(rows) + 1.6))
     image = ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     for i, row in enumerate(values):

@@ -84,8 +84,8 @@ def check_fits(profile: Profile, hw: Hardware) -> None:
 
 
 def preflight(profile: str | Profile | None = None) -> Hardware:
-    """Print device, GPU, compute capability, dtype, memory and threads; fail early if it won't "
-    "fit."""
+    """Print device, GPU, compute capability, dtype, memory and threads; fail early if it won't
+    fit."""
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     hw = detect_hardware()
     print(f"[preflight] profile={prof.name}: {prof.description}")

@@ -113,8 +113,8 @@ def set_special_tokens(tokenizer, model=None) -> None:
 
 
 def convert_gguf_to_folder(gguf: Path, out_dir: Path) -> None:
-    """Dequantize the GGUF to fp32 and save it as a normal safetensors folder (written "
-    "atomically)."""
+    """Dequantize the GGUF to fp32 and save it as a normal safetensors folder (written
+    atomically)."""
     require_package("gguf", "gguf==0.19.0")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -168,8 +168,8 @@ def unsloth_available() -> bool:
 
 
 def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype, load_in_4bit: bool):
-    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend; 4-bit NF4 on "
-    "request)."""
+    """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend; 4-bit NF4 on
+    request)."""
     from unsloth import FastLanguageModel
 
     return FastLanguageModel.from_pretrained(

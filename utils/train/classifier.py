@@ -59,8 +59,8 @@ def _layer_context(base, hidden: torch.Tensor, attention_mask: torch.Tensor):
 def run_blocks(
     model, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int
 ) -> torch.Tensor:
-    """Run transformer blocks ``start..stop-1`` on hidden states (as the model's own forward "
-    "does)."""
+    """Run transformer blocks ``start..stop-1`` on hidden states (as the model's own forward
+    does)."""
     base = model.get_decoder()
     context = _layer_context(base, hidden, attention_mask)
     for layer in base.layers[start:stop]:

@@ -10,6 +10,7 @@ Artifact kinds (``rubric.artifact``):
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import tempfile
@@ -96,14 +97,57 @@ def param_shapes(model) -> dict[str, tuple[int, ...]]:
     return {name: tuple(p.shape) for name, p in model.named_parameters(remove_duplicate=False)}
 
 
+def config_state(model) -> dict:
+    """Deep copies of what a submission could change besides modules and weights: the model's
+    config and generation config, and its plain attributes (PEFT sets some on the base)."""
+    plain = {
+        k: v
+        for k, v in vars(model).items()
+        if not k.startswith(("_modules", "_parameters", "_buffers"))
+    }
+    return copy.deepcopy(
+        {
+            "config": vars(model.config),
+            "generation_config": vars(getattr(model, "generation_config", None) or object()),
+            "attributes": {k: v for k, v in plain.items() if not isinstance(v, torch.nn.Module)},
+        }
+    )
+
+
+def restore_config_state(model, state: dict) -> None:
+    """Put back what ``config_state`` saved, in place (modules keep their reference to the
+    config)."""
+    vars(model.config).clear()
+    vars(model.config).update(copy.deepcopy(state["config"]))
+    if getattr(model, "generation_config", None) is not None:
+        vars(model.generation_config).clear()
+        vars(model.generation_config).update(copy.deepcopy(state["generation_config"]))
+    for key in [
+        k for k in vars(model) if not k.startswith(("_modules", "_parameters", "_buffers"))
+    ]:
+        if key not in state["attributes"] and not isinstance(vars(model)[key], torch.nn.Module):
+            delattr(model, key)
+    for key, value in state["attributes"].items():
+        vars(model)[key] = copy.deepcopy(value)
+
+
+def base_state_fingerprint(model) -> str:
+    """The weights' fingerprint and a hash of the config: what must be the same before and after
+    every submission (a submission that changed either would change every later student's score)."""
+    from utils.runtime.models import model_fingerprint
+
+    config = json.dumps(model.config.to_dict(), sort_keys=True, default=str)
+    return model_fingerprint(model) + "-" + hashlib.sha256(config.encode()).hexdigest()[:16]
+
+
 @contextmanager
 def base_restored(model):
     """Let a submission change ``model`` freely inside; on exit every module the base had is back in
-    its place (replaced heads, unloaded PEFT layers), every parameter bit for bit, and the tie
-    flag."""
+    its place (replaced heads, unloaded PEFT layers), every parameter bit for bit, and the config,
+    generation config and attributes as they were."""
     modules = dict(model.named_modules())
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
-    tied = model.config.tie_word_embeddings
+    state = config_state(model)
     try:
         yield model
     finally:
@@ -115,7 +159,7 @@ def base_restored(model):
         with torch.no_grad():
             for name, value in params.items():
                 current[name].copy_(value)
-        model.config.tie_word_embeddings = tied
+        restore_config_state(model, state)
 
 
 # --- the labs' metrics ---------------------------------------------------------------------------
@@ -222,6 +266,15 @@ def prompt_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dic
     return prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric.dataset], [], False)
 
 
+def chance_level(rubric: Rubric, rows: list[dict]) -> float | None:
+    """For an accuracy metric, what answering the most common held-out label every time scores;
+    None for other metrics."""
+    labels = [r["label"] for r in rows if "label" in r]
+    if rubric.metric != "accuracy" or not labels:
+        return None
+    return max(labels.count(label) for label in set(labels)) / len(labels)
+
+
 def artifact_scorers(rubric: Rubric):
     """(before, after) scoring functions for the rubric's artifact kind."""
     kind = rubric.artifact
@@ -233,8 +286,8 @@ def artifact_scorers(rubric: Rubric):
 def base_score(
     model, tokenizer, rubric: Rubric, rows: list[dict], heldout_hash: str, fingerprint: str
 ) -> dict:
-    """The base model's score, computed once per (lab, base fingerprint, held-out hash) and
-    cached."""
+    """The base model's score, computed once per (lab, base weights-and-config fingerprint,
+    held-out hash) and cached."""
     path = cache_dir() / "grading" / f"before-{rubric.lab}-{fingerprint}-{heldout_hash}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -321,6 +374,25 @@ def classifier_submission_score(
     }
 
 
+MAX_PROMPT_TOKENS = 2048  # a prompt's shared part + the longest query and label word
+
+
+def check_prompt_cost(tokenizer, fmt, demos: list[dict], rows: list[dict], labels) -> None:
+    """Bound the work before running it: a prompt spec within every size limit can still render
+    a prompt too long to score on a class's worth of held-out items."""
+    from utils.data.prompting import build_prompt
+
+    longest = max(rows, key=lambda r: len(r["text"]))
+    prompt = build_prompt(fmt, demos, longest["text"], labels, tokenizer)
+    text = prompt.prefix + prompt.suffix + max(prompt.candidates, key=len)
+    tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if tokens > MAX_PROMPT_TOKENS:
+        raise SubmissionError(
+            f"prompt_spec.json: the prompt is {tokens} tokens long with the longest held-out "
+            f"message (at most {MAX_PROMPT_TOKENS}): use fewer or shorter demonstrations"
+        )
+
+
 def prompt_submission_score(
     model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
 ) -> tuple[dict, dict]:
@@ -334,15 +406,9 @@ def prompt_submission_score(
         fmt = PromptFormat(**spec["format"])
     except (TypeError, ValueError) as exc:
         raise SubmissionError(f"prompt_spec.json: invalid format ({exc})") from None
-    result = prompt_score(
-        model,
-        tokenizer,
-        rows,
-        rubric,
-        fmt,
-        [train[i] for i in spec["demo_ids"]],
-        spec["calibrated"],
-    )
+    demos = [train[i] for i in spec["demo_ids"]]
+    check_prompt_cost(tokenizer, fmt, demos, rows, labels)
+    result = prompt_score(model, tokenizer, rows, rubric, fmt, demos, spec["calibrated"])
     return result, {
         "shots": len(spec["demo_ids"]),
         "calibrated": spec["calibrated"],

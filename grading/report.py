@@ -5,6 +5,7 @@ held-out examples or labels."""
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 GRADEBOOK_COLUMNS = [
@@ -18,7 +19,26 @@ GRADEBOOK_COLUMNS = [
     "gain",
     "reason",
     "submission",
+    "flags",
 ]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet may run as a formula
+
+
+def csv_safe(value):
+    """A cell a spreadsheet shows as text: strings that could start a formula get a leading "'"."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def md_escape(text: str) -> str:
+    """Student-controlled text made inert in markdown: one line, markdown characters escaped, so
+    it cannot fake a score line, a link or an image."""
+    text = " ".join(str(text).split())
+    return re.sub(r"([\\`*_\[\]()!|<>~])", r"\\\1", text)
+
+
+def safe_stem(text: str, limit: int = 40) -> str:
+    """A short file-name-safe form of a student id (ids from file names can be anything)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:limit].strip("-.") or "unknown"
 
 
 def metric_values(result: dict) -> tuple[float | None, float | None]:
@@ -45,6 +65,7 @@ def gradebook_rows(results: list[dict]) -> list[dict]:
                 "gain": "" if before is None else round(r.get("gain", after - before), 4),
                 "reason": r.get("reason", ""),
                 "submission": r["submission"],
+                "flags": "; ".join(r.get("flags") or []),
             }
         )
     return sorted(rows, key=lambda row: (row["student"], row["submission"]))
@@ -56,7 +77,9 @@ def write_gradebook(results: list[dict], path: Path) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=GRADEBOOK_COLUMNS)
         writer.writeheader()
-        writer.writerows(gradebook_rows(results))
+        writer.writerows(
+            {key: csv_safe(value) for key, value in row.items()} for row in gradebook_rows(results)
+        )
     return path
 
 
@@ -77,15 +100,16 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
     """The student's feedback: score, the reason if invalid, the parts, before/after (aggregates
     only)."""
     lines = [
-        f"# Feedback: {result.get('lab') or 'submission'} — "
-        f"{result.get('student') or result['submission']}",
+        f"# Feedback: {md_escape(result.get('lab') or 'submission')} — "
+        f"{md_escape(result.get('student') or result['submission'])}",
         "",
         f"**Score: {result['score']:g} / {result.get('max_score', '?')}**",
         "",
     ]
     if result["status"] != "graded":
         lines += [
-            f"Your submission could not be graded: **{result.get('reason', 'unknown error')}**",
+            "Your submission could not be graded: "
+            f"**{md_escape(result.get('reason') or 'unknown error')}**",
             "",
             "Fix this and submit again; re-export the zip with the lab's last cell.",
         ]
@@ -104,7 +128,15 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
         "",
         f"- base model (before): {before:.3f}",
         f"- your submission (after): {after:.3f}",
-        f"- improvement: {result.get('gain', after - before):+.3f}",
+        *(
+            [f"- chance (the most common label every time): {result['chance']:.3f}"]
+            if result.get("chance") is not None and result["chance"] > before
+            else []
+        ),
+        f"- improvement: {result.get('gain', after - before):+.3f}"
+        + (
+            " (counted from chance, above the base)" if (result.get("chance") or 0) > before else ""
+        ),
         "",
     ]
     others = [
@@ -138,7 +170,7 @@ def write_feedback(result: dict, folder: Path) -> Path:
     from utils.lab.plots import plot_bars
 
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{result.get('student') or 'unknown'}_{result['sha256'][:8]}"
+    stem = f"{safe_stem(result.get('student') or 'unknown')}_{result['sha256'][:8]}"
     chart = None
     if result["status"] == "graded":
         before, after = metric_values(result)

@@ -153,9 +153,14 @@ def load_rubric(lab: str, path: Path | None = None) -> Rubric:
         raise RubricError(f"{path.name}: {exc}") from None
 
 
-def score(rubric: Rubric, before: float, after: float) -> dict:
-    """Points per rubric part for a valid submission, and the total (rounded to 0.01)."""
-    gain = rubric.improvement(before, after)
+def score(rubric: Rubric, before: float, after: float, chance: float | None = None) -> dict:
+    """Points per rubric part for a valid submission, and the total (rounded to 0.01).
+
+    ``chance`` (for accuracy: the share of the most common held-out label, what a constant
+    answer scores) is where the gain is counted from when the base model scores below it, so a
+    constant answer earns no gain."""
+    start = max(before, chance) if chance is not None and rubric.higher_is_better else before
+    gain = rubric.improvement(start, after)
     parts = {
         "valid submission": float(rubric.valid_points),
         "after": round(rubric.after.points * rubric.after.credit(after), 2),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import stat
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,42 +33,126 @@ GRADESCOPE_IN, GRADESCOPE_OUT = (
 )
 
 
+MAX_SUBMISSION_BYTES = 512 * 1024 * 1024
+FINAL = ("graded", "invalid")  # verdicts that are kept; errors and timeouts are retried
+
+
 def find_zips(inputs: list[Path]) -> list[Path]:
-    """Every ``.zip`` named or inside a named folder, sorted, each once."""
+    """Every entry named ``*.zip`` given or inside a given folder, sorted, each once. Entries
+    that are not regular files (folders, pipes, links so named) are kept: each is reported as
+    invalid, never read."""
     found = []
     for item in inputs:
-        if item.is_dir():
+        if item.is_dir() and not item.name.endswith(".zip"):
             found += sorted(item.rglob("*.zip"))
-        elif item.is_file():
+        elif item.exists() or item.is_symlink():
             found.append(item)
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
     return sorted(set(found))
 
 
-def result_path(out: Path, sha: str) -> Path:
-    return out / "results" / f"{sha[:16]}.json"
+class UnreadableEntry(ValueError):
+    """An inbox entry that is not a submission file (the reason is the student's)."""
+
+
+def read_entry(path: Path) -> bytes:
+    """The bytes of a regular file of a sane size; anything else raises ``UnreadableEntry``
+    without opening it (a pipe would block, a folder would crash the batch)."""
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        raise UnreadableEntry(f"the file cannot be read ({exc.strerror})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UnreadableEntry("a link, not a file: upload the zip itself")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableEntry("not a file (a folder or a device named like a zip)")
+    if info.st_size > MAX_SUBMISSION_BYTES:
+        raise UnreadableEntry(
+            f"the file is {info.st_size / 1e6:.0f} MB (at most {MAX_SUBMISSION_BYTES / 1e6:.0f} MB)"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UnreadableEntry(f"the file cannot be read ({exc.strerror})") from None
+
+
+def result_path(out: Path, sha: str, name: str) -> Path:
+    """One result per (file name, content): a copy of another student's zip under another name
+    is a row of its own."""
+    name_hash = hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:8]
+    return out / "results" / f"{sha[:16]}-{name_hash}.json"
 
 
 def grade_one(
-    worker: Worker, path: Path, out: Path, timeout: float, force: bool
+    worker: Worker, path: Path, out: Path, timeout: float, force: bool, setting: str = ""
 ) -> tuple[dict, bool]:
-    """(result, graded_now): the stored result when this content was graded before, else a new
-    one."""
-    data = path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    stored = result_path(out, sha)
-    if stored.is_file() and not force:
-        return json.loads(stored.read_text()), False
+    """(result, graded_now): the stored verdict when this file and content were graded before
+    with the same ``setting`` (base, lab, held-out file, rubric), else a new one."""
+    name = path.name.encode("utf-8", "replace").decode()
     try:
-        result = worker.grade(data, timeout)
-    except WorkerFailed as exc:
-        result = {"status": exc.status, "score": 0.0, "reason": str(exc)}
+        data = read_entry(path)
+    except UnreadableEntry as exc:
+        data, reason = b"", str(exc)
+    else:
+        reason = None
+    sha = hashlib.sha256(data).hexdigest()
+    key = hashlib.sha256(f"{sha}\0{name}\0{setting}".encode()).hexdigest()[:16]
+    stored = result_path(out, sha, name)
+    if stored.is_file() and not force:
+        previous = json.loads(stored.read_text())
+        if previous.get("status") in FINAL and previous.get("cache_key") == key:
+            return previous, False
+    if reason is not None:
+        result = {"status": "invalid", "score": 0.0, "reason": reason}
+    else:
+        try:
+            result = worker.grade(data, timeout)
+        except WorkerFailed as exc:
+            result = {"status": exc.status, "score": 0.0, "reason": str(exc)}
     if not result.get("student"):  # the zip was unreadable: name the student from the file name
-        result["lab"], result["student"] = names_from_filename(path.name, result.get("lab"))
-    result.update(submission=path.name, sha256=sha, run_info=grading_info(worker))
+        result["lab"], result["student"] = names_from_filename(name, result.get("lab"))
+    result.update(submission=name, sha256=sha, cache_key=key, run_info=grading_info(worker))
     write_json_atomic(stored, result)
     return result, True
+
+
+def grading_setting(base: str, lab: str | None, heldout: Path | None, rubric: Path | None) -> str:
+    """Everything besides the file that a verdict depends on, as one string for the cache key."""
+
+    def digest(path: Path | None) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path else "-"
+
+    return json.dumps([base, lab, digest(heldout), digest(rubric)])
+
+
+def identity_flags(results: list[dict]) -> None:
+    """Flags for the instructor, not penalties: a file name that names another student than the
+    manifest, and the same zip or the same artifact handed in under several names."""
+    by_zip: dict[str, list[str]] = {}
+    by_artifact: dict[str, list[str]] = {}
+    for r in results:
+        by_zip.setdefault(r["sha256"], []).append(r["submission"])
+        if r.get("artifact_sha256"):
+            by_artifact.setdefault(r["artifact_sha256"], []).append(r["submission"])
+    for r in results:
+        flags = []
+        _, named = names_from_filename(r["submission"], r.get("lab"))
+        named = named.removesuffix(" (from file name)")
+        if r.get("artifact_sha256") and r.get("student") and named != r["student"]:
+            flags.append(f"file name names {named[:40]!r}, the manifest {r['student']!r}")
+        same_zip = [s for s in by_zip[r["sha256"]] if s != r["submission"]]
+        same_artifact = [
+            s for s in by_artifact.get(r.get("artifact_sha256"), []) if s != r["submission"]
+        ]
+        if same_zip and r["sha256"] != EMPTY_SHA:
+            flags.append(f"the same zip as {', '.join(sorted(same_zip)[:3])}")
+        elif same_artifact:
+            flags.append(f"the same artifact as {', '.join(sorted(same_artifact)[:3])}")
+        r["flags"] = flags
+
+
+EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 
 
 def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
@@ -112,13 +197,14 @@ def grade_batch(
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
+    setting = grading_setting(base, lab, heldout, rubric)
     pool = [Worker(base, lab, heldout, rubric) for _ in range(max(1, workers))]
     results: list[dict | None] = [None] * len(zips)
     bar = tqdm(total=len(zips), desc="grading", unit="zip", disable=not progress)
 
     def run_lane(lane: int) -> None:
         for index in range(lane, len(zips), len(pool)):
-            results[index], _ = grade_one(pool[lane], zips[index], out, timeout, force)
+            results[index], _ = grade_one(pool[lane], zips[index], out, timeout, force, setting)
             bar.update(1)
 
     try:
@@ -128,6 +214,7 @@ def grade_batch(
         for worker in pool:
             worker.stop()
         bar.close()
+    identity_flags(results)
     write_gradebook(results, out / "gradebook.csv")
     for result in results:
         write_feedback(result, out / "feedback")

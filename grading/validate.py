@@ -13,7 +13,7 @@ import stat
 import zipfile
 from dataclasses import dataclass
 
-from grading.rubric import Checks
+from grading.rubric import Checks, rubric_labs
 from utils.lab.submission import SCHEMA_VERSION, STUDENT_ID, sha256_bytes
 from utils.train.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
 
@@ -92,12 +92,26 @@ def read_zip(data: bytes) -> dict[str, bytes]:
 def check_member(info: zipfile.ZipInfo) -> None:
     """One zip entry: a safe relative UTF-8 name, not a link, a sane size ratio, an allowed type."""
     name = info.filename
+    if info.flag_bits & 0x1:
+        raise SubmissionError(
+            f"{name!r} is encrypted (password-protected): export the zip again without a password"
+        )
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise SubmissionError(
+            f"{name!r} uses compression method {info.compress_type}; this grader reads stored or "
+            "deflated files: export the zip again with the lab's last cell"
+        )
     if not info.flag_bits & 0x800 and not name.isascii():
         raise SubmissionError(
             f"{name!r}: file names must be UTF-8 (re-create the zip with the kit)"
         )
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise SubmissionError(f"{name!r}: absolute paths are not allowed in the zip")
+    if "\\" in name:
+        raise SubmissionError(
+            f"{name!r}: backslashes in file names are not allowed (a zip made by hand on "
+            "Windows?): export the zip with the lab's last cell"
+        )
     if ".." in name.split("/"):
         raise SubmissionError(f"{name!r}: '..' in a path (path traversal) is not allowed")
     if stat.S_ISLNK(info.external_attr >> 16):
@@ -124,6 +138,8 @@ def parse_json(files: dict[str, bytes], name: str) -> dict:
         value = json.loads(files[name].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SubmissionError(f"{name} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SubmissionError(f"{name} is nested too deeply to be a kit file") from None
     if not isinstance(value, dict):
         raise SubmissionError(f"{name} must hold a JSON object")
     return value
@@ -149,6 +165,10 @@ def check_manifest(
         )
     if not STUDENT_ID.match(manifest["student"]):
         raise SubmissionError(f"manifest.json: invalid student id {manifest['student']!r}")
+    if manifest["lab"] not in rubric_labs():
+        raise SubmissionError(
+            f"manifest.json: unknown lab (the labs graded here: {', '.join(rubric_labs())})"
+        )
     if lab is not None and manifest["lab"] != lab:
         raise SubmissionError(f"submitted for lab {manifest['lab']!r}, but this is lab {lab!r}")
     base = manifest["base_model"]
@@ -201,6 +221,107 @@ def load_safetensors(data: bytes, name: str) -> dict:
 ADAPTER_KEY = re.compile(
     r"^base_model\.model\.(?P<module>.+)\.(?P<part>lora_A|lora_B)(?:\.[^.]+)?\.weight$"
 )
+MAGNITUDE_KEY = re.compile(
+    r"^base_model\.model\.(?P<module>.+)\.lora_magnitude_vector(?:\.[^.]+)?$"
+)
+
+
+def _is(*allowed):
+    return lambda value: any(value == a and type(value) is type(a) for a in allowed)
+
+
+def _string_or_none(value) -> bool:
+    return value is None or isinstance(value, str)
+
+
+# Every field a PEFT LoRA adapter_config.json may hold here, with the values this grader can score
+# fairly; any other field, or another value, is refused with its name (an allow-list, so a field
+# that changes the base model, such as layer_replication, cannot slip through). r, lora_alpha,
+# target_modules, modules_to_save, rank_pattern and alpha_pattern are checked on their own.
+LORA_FIELDS = {
+    "peft_type": _is("LORA"),
+    "task_type": _is("CAUSAL_LM", None),
+    "lora_dropout": lambda v: (
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+    ),
+    "bias": _is("none"),
+    "fan_in_fan_out": _is(False),
+    "inference_mode": _is(True, False),
+    "init_lora_weights": _is(True, False, "gaussian"),  # no init that rewrites the base weights
+    "use_rslora": _is(True, False),
+    "use_dora": _is(True, False),
+    "layers_to_transform": _is(None),
+    "layers_pattern": _is(None),
+    "layer_replication": _is(None),
+    "exclude_modules": _is(None),
+    "lora_bias": _is(False),
+    "megatron_config": _is(None),
+    "megatron_core": _is("megatron.core", None),
+    "loftq_config": _is({}, None),
+    "eva_config": _is(None),
+    "corda_config": _is(None),
+    "arrow_config": _is(None),
+    "kasa_config": _is(None),
+    "lora_ga_config": _is(None),
+    "monteclora_config": _is(None),
+    "velora_config": _is(None),
+    "use_qalora": _is(False),
+    "qalora_group_size": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "alora_invocation_tokens": _is(None),
+    "trainable_token_indices": _is(None),
+    "target_parameters": _is(None),
+    "ensure_weight_tying": _is(True, False),
+    "use_bdlora": _is(None),
+    "auto_mapping": lambda v: (
+        v is None
+        or (  # informational: AutoPeftModel's base class
+            isinstance(v, dict)
+            and set(v) <= {"base_model_class", "parent_library"}
+            and all(isinstance(x, str) for x in v.values())
+        )
+    ),
+    "base_model_name_or_path": _string_or_none,
+    "revision": _string_or_none,
+    "peft_version": _string_or_none,
+}
+CHECKED_APART = {
+    "r",
+    "lora_alpha",
+    "target_modules",
+    "modules_to_save",
+    "rank_pattern",
+    "alpha_pattern",
+}
+
+
+def check_lora_fields(config: dict) -> None:
+    """Only PEFT LoRA fields this grader knows, each with a value it can score fairly."""
+    unknown = sorted(set(config) - set(LORA_FIELDS) - CHECKED_APART)
+    if unknown:
+        raise SubmissionError(
+            f"adapter_config.json: unknown field(s) {unknown[:5]}: this grader accepts plain LoRA "
+            "adapters saved by PEFT (save_pretrained); remove the field or train with the lab's "
+            "code"
+        )
+    for key, allowed in LORA_FIELDS.items():
+        if key in config and not allowed(config[key]):
+            raise SubmissionError(
+                f"adapter_config.json: {key}={str(config[key])[:60]!r} is not allowed in this lab "
+                "(it would change the base model or how the adapter is applied)"
+            )
+
+
+def check_patterns(config: dict, checks: Checks) -> None:
+    """Per-layer ranks and alphas (``rank_pattern``/``alpha_pattern``) obey the lab's bounds too."""
+    for key, rank_key in (("rank_pattern", True), ("alpha_pattern", False)):
+        pattern = config.get(key) or {}
+        if not isinstance(pattern, dict) or not all(isinstance(k, str) for k in pattern):
+            raise SubmissionError(f"adapter_config.json: {key} must map layer names to numbers")
+        for name, value in pattern.items():
+            rank, alpha = (value, 1) if rank_key else (checks.rank[0], value)
+            check_rank_alpha(
+                rank, alpha, checks, f"adapter_config.json {key}[{name[:40]!r}]", "r", "lora_alpha"
+            )
 
 
 def check_adapter(
@@ -220,12 +341,14 @@ def check_adapter(
     config = parse_json(files, prefix + "adapter_config.json")
     if config.get("peft_type") != "LORA":
         raise SubmissionError(
-            f"adapter_config.json: peft_type {config.get('peft_type')!r}, expected 'LORA'"
+            f"adapter_config.json: peft_type {str(config.get('peft_type'))[:40]!r}, expected 'LORA'"
         )
+    check_lora_fields(config)
     rank = config.get("r")
     check_rank_alpha(
         rank, config.get("lora_alpha"), checks, "adapter_config.json", "r", "lora_alpha"
     )
+    check_patterns(config, checks)
     saved_modules = config.get("modules_to_save") or []
     if saved_modules and not checks.allow_modules_to_save:
         raise SubmissionError(
@@ -234,8 +357,10 @@ def check_adapter(
     if not isinstance(saved_modules, list) or not all(isinstance(m, str) for m in saved_modules):
         raise SubmissionError("adapter_config.json: modules_to_save must be a list of module names")
     targets = config.get("target_modules")
-    targets = [targets] if isinstance(targets, str) else targets
+    targets = [targets] if isinstance(targets, str) and targets != "all-linear" else targets
     leaf_names = {name.rsplit(".", 1)[-1] for name in base_linear_shapes}
+    if targets == "all-linear":  # what PEFT writes for target_modules="all-linear"
+        targets = sorted(leaf_names - {"lm_head"})
     if not targets or not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise SubmissionError("adapter_config.json: target_modules must be a list of module names")
     unknown = sorted(t for t in targets if t not in leaf_names and t not in base_linear_shapes)
@@ -251,7 +376,7 @@ def check_adapter(
         raise SubmissionError(f"{weights_name} is larger than {checks.max_adapter_mb} MB")
     tensors = load_safetensors(files[weights_name], weights_name)
     lora = {k: t for k, t in tensors.items() if not is_saved_module(k, saved_modules)}
-    check_adapter_tensors(lora, base_linear_shapes, rank)
+    check_adapter_tensors(lora, base_linear_shapes, rank, dora=config.get("use_dora") is True)
     check_saved_modules(
         {k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {}
     )
@@ -290,14 +415,18 @@ def check_finite_float(key: str, tensor) -> None:
 
 
 def check_adapter_tensors(
-    tensors: dict, base_linear_shapes: dict[str, tuple[int, int]], rank: int
+    tensors: dict, base_linear_shapes: dict[str, tuple[int, int]], rank: int, dora: bool = False
 ) -> None:
-    """Every tensor is a LoRA A/B of an existing linear layer, with matching shapes, finite
-    floats."""
+    """Every tensor is a LoRA A/B of an existing linear layer (and, for DoRA, its magnitude
+    vector), with matching shapes, finite floats."""
     if not tensors:
         raise SubmissionError("adapter_model.safetensors holds no LoRA tensors")
     parts: dict[str, set] = {}
     for key, tensor in tensors.items():
+        magnitude = MAGNITUDE_KEY.match(key) if dora else None
+        if magnitude:
+            check_magnitude(key, tensor, magnitude["module"], base_linear_shapes)
+            continue
         match = ADAPTER_KEY.match(key)
         if not match:
             raise SubmissionError(f"adapter tensor {key!r} is not a LoRA A/B weight")
@@ -320,7 +449,22 @@ def check_adapter_tensors(
         raise SubmissionError(f"adapter layers without both lora_A and lora_B: {incomplete[:3]}")
 
 
+def check_magnitude(key: str, tensor, module: str, base_linear_shapes: dict) -> None:
+    """A DoRA magnitude vector: one value per output feature of an existing linear layer."""
+    if module not in base_linear_shapes:
+        raise SubmissionError(
+            f"adapter tensor {key!r}: the base model has no linear layer {module!r}"
+        )
+    if tuple(tensor.shape) != (base_linear_shapes[module][0],):
+        raise SubmissionError(
+            f"adapter tensor {key!r} has shape {tuple(tensor.shape)}, expected "
+            f"{(base_linear_shapes[module][0],)} (DoRA magnitude)"
+        )
+    check_finite_float(key, tensor)
+
+
 FORMAT_TEXT_FIELDS = ("instruction", "input_prefix", "output_prefix", "separator")
+MAX_LABEL_WORD_CHARS = 40
 
 
 def check_prompt_spec(
@@ -362,6 +506,11 @@ def check_prompt_spec(
     ):
         raise SubmissionError(
             "prompt_spec.json: format.label_words must map labels to non-empty words"
+        )
+    if any(len(w) > MAX_LABEL_WORD_CHARS for w in words.values()):
+        raise SubmissionError(
+            f"prompt_spec.json: a label word is longer than {MAX_LABEL_WORD_CHARS} characters; "
+            "use a word or two per label"
         )
     if set(words) - set(labels) or len(set(words.values())) != len(words):
         raise SubmissionError(

@@ -4,7 +4,10 @@ restarted, and the batch goes on."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import shutil
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -49,29 +52,32 @@ def grade_bytes(
     data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None
 ) -> dict:
     """Validate and score one submission's bytes with the loaded base in ``state``."""
-    from grading.artifacts import base_score, load_heldout, submission_score
+    from grading.artifacts import base_score, chance_level, load_heldout, submission_score
 
     started = time.perf_counter()
     result: dict = {"lab": lab, "student": None, "status": "invalid", "score": 0.0}
     try:
         submission = load_submission(data, lab, state["base_id"], state["fingerprint"])
         manifest = submission.manifest
-        result.update(lab=manifest["lab"], student=manifest["student"])
+        result.update(
+            lab=manifest["lab"],
+            student=manifest["student"],
+            artifact_sha256=artifact_digest(submission.files),
+        )
         try:
             rubric = load_rubric(manifest["lab"], rubric_path)
-        except (
-            KeyError
-        ) as exc:  # a lab without a rubric: the submission's problem, not the grader's
+        except KeyError as exc:  # a lab without a rubric: the submission's problem
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = rubric.max_score
         rows, heldout_hash = load_heldout(rubric, heldout)
         before = base_score(
-            state["model"], state["tokenizer"], rubric, rows, heldout_hash, state["fingerprint"]
+            state["model"], state["tokenizer"], rubric, rows, heldout_hash, base_state(state)
         )
         after, details = submission_score(
             state["model"], state["tokenizer"], submission.files, rubric, rows
         )
-        points = score(rubric, before[rubric.metric], after[rubric.metric])
+        chance = chance_level(rubric, rows)
+        points = score(rubric, before[rubric.metric], after[rubric.metric], chance)
         result.update(
             status="graded",
             reason="",
@@ -81,13 +87,40 @@ def grade_bytes(
             after=after,
             submission_details=details,
             heldout={"items": len(rows), "sha256": heldout_hash},
+            chance=chance,
             **points,
         )
     except SubmissionError as exc:
-        result["reason"] = str(exc)
+        result["reason"] = capped(str(exc))
         result["student"] = result["student"] or peek_student(data)
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result
+
+
+MAX_REASON_CHARS = 400
+
+
+def capped(reason: str) -> str:
+    """A reason short enough for a gradebook cell (a student's file can make it any length)."""
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
+
+
+def artifact_digest(files: dict[str, bytes]) -> str:
+    """A hash of the artifact files (the manifest left out): equal for two students who hand in
+    the same tensors or prompt, whatever their manifests say."""
+    digest = hashlib.sha256()
+    for name in sorted(n for n in files if n != "manifest.json"):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return digest.hexdigest()[:16]
+
+
+def base_state(state: dict) -> str:
+    """The base's weights-and-config fingerprint, computed once per grading state."""
+    from grading.artifacts import base_state_fingerprint
+
+    if "state_fingerprint" not in state:
+        state["state_fingerprint"] = base_state_fingerprint(state["model"])
+    return state["state_fingerprint"]
 
 
 def peek_student(data: bytes) -> str | None:
@@ -106,10 +139,17 @@ def peek_student(data: bytes) -> str | None:
     return student if isinstance(student, str) and STUDENT_ID.match(student) else None
 
 
-def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
-    """Child process: load the base, then answer (sha256, bytes) requests until told to stop."""
+def worker_main(conn, base: str, lab, heldout, rubric_path, temp_root: str | None = None) -> None:
+    """Child process: load the base, then answer (sha256, bytes) requests until told to stop.
+    Temporary files go under ``temp_root``, which the parent removes even if this process is
+    killed."""
+    import tempfile
+
     import torch
 
+    tempfile.tempdir = temp_root
+
+    from grading.artifacts import base_state_fingerprint
     from utils.runtime.models import model_fingerprint
 
     torch.manual_seed(0)
@@ -131,14 +171,17 @@ def worker_main(conn, base: str, lab, heldout, rubric_path) -> None:
             result = {
                 "status": "error",
                 "score": 0.0,
-                "reason": f"the grader failed on this submission ({type(exc).__name__}: {exc})",
+                "reason": capped(
+                    f"the grader failed on this submission ({type(exc).__name__}: {exc})"
+                ),
                 "traceback": traceback.format_exc(limit=5),
             }
-        if (
-            model_fingerprint(state["model"]) != state["fingerprint"]
-        ):  # never let one submission leak into the next
+        if base_state_fingerprint(state["model"]) != base_state(state):
+            # never let one submission leak into the next: weights or config changed, reload
             model, tokenizer, base_id = load_base(base)
             state.update(model=model, tokenizer=tokenizer)
+            state.pop("state_fingerprint")
+            result["base_reloaded"] = True
         conn.send(result)
 
 
@@ -157,12 +200,16 @@ class Worker:
         self.startup_timeout = startup_timeout
         self.process = None
         self.conn = None
+        self.temp_root: str | None = None
         self.info: dict = {}
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=worker_main, args=(child, *self.args), daemon=True)
+        self.temp_root = tempfile.mkdtemp(prefix="ftkit-grader-")
+        self.process = context.Process(
+            target=worker_main, args=(child, *self.args, self.temp_root), daemon=True
+        )
         self.process.start()
         if not self.conn.poll(self.startup_timeout):
             self.stop()
@@ -195,3 +242,6 @@ class Worker:
                 self.process.kill()
                 self.process.join(5)
         self.process = None
+        if self.temp_root is not None:  # what a killed worker left behind: student files
+            shutil.rmtree(self.temp_root, ignore_errors=True)
+            self.temp_root = None

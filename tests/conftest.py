@@ -1,8 +1,13 @@
-"""Shared fixtures: the embedded tokenizer (from the model cache) and a tiny random Llama."""
+"""Shared fixtures: the embedded tokenizer (from the model cache), a tiny random Llama, and the
+grader's tiny base with a held-out file and a valid submission zip."""
+
+import json
 
 import pytest
+from grading_helpers import BASE_ID, LAB, adapter_folder
 
-from utils.runtime.models import build_tiny_model, load_embedded_tokenizer
+from utils.lab.submission import make_submission
+from utils.runtime.models import build_tiny_model, load_embedded_tokenizer, model_fingerprint
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +18,42 @@ def tokenizer():
 @pytest.fixture(scope="session")
 def tiny_model(tokenizer):
     return build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def base(tokenizer):
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": BASE_ID,
+        "fingerprint": model_fingerprint(model),
+    }
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    from utils.data.datasets import load_split
+
+    path = tmp_path_factory.mktemp("heldout") / "heldout.jsonl"
+    rows = load_split("news_events", "heldout", allow_heldout=True)[:6]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def good_zip(tokenizer, base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sub")
+    adapter = adapter_folder(tokenizer, folder / "adapter")
+    info = {
+        "model_fingerprint": base["fingerprint"],
+        "seed": 0,
+        "device": "cpu",
+        "dtype": "float32",
+        "config": {"r": 4},
+        "packages": {},
+        "git_commit": None,
+    }
+    return make_submission(
+        LAB, "alice", {"adapter": adapter}, info, BASE_ID, folder, loss=[2.0, 1.0]
+    )

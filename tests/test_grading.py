@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from grading_helpers import BASE_ID, KEY, LAB, adapter_folder, pack, unpack
 from safetensors.torch import save
 
 from grading.artifacts import linear_shapes
@@ -15,93 +16,8 @@ from grading.report import gradescope_results
 from grading.rubric import Band, Rubric, RubricError, load_rubric, rubric_labs, score
 from grading.run import grade_batch, main
 from grading.worker import grade_bytes
-from utils.lab.submission import make_submission, sha256_bytes
+from utils.lab.submission import make_submission
 from utils.runtime.models import build_tiny_model, model_fingerprint
-
-LAB = "03b_lora_peft"
-BASE_ID = "tiny-random-llama"
-KEY = "base_model.model.model.layers.0.self_attn.q_proj.lora_{}.weight"
-
-
-@pytest.fixture(scope="module")
-def base(tokenizer):
-    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    return {
-        "model": model,
-        "tokenizer": tokenizer,
-        "base_id": BASE_ID,
-        "fingerprint": model_fingerprint(model),
-    }
-
-
-@pytest.fixture(scope="module")
-def heldout(tmp_path_factory):
-    from utils.data.datasets import load_split
-
-    path = tmp_path_factory.mktemp("heldout") / "heldout.jsonl"
-    rows = load_split("news_events", "heldout", allow_heldout=True)[:6]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def adapter_folder(tokenizer, folder, r=4, trained=False, seed=0):
-    """A real PEFT adapter for the tiny base, saved with save_pretrained (zero-init B unless
-    trained)."""
-    from peft import LoraConfig, get_peft_model
-
-    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    torch.manual_seed(seed)
-    peft_model = get_peft_model(
-        model, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"])
-    )
-    if trained:
-        with torch.no_grad():
-            for name, param in peft_model.named_parameters():
-                if "lora_B" in name:
-                    param.normal_(0, 0.5)
-    peft_model.save_pretrained(str(folder))
-    return folder
-
-
-@pytest.fixture(scope="module")
-def good_zip(tokenizer, base, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sub")
-    adapter = adapter_folder(tokenizer, folder / "adapter")
-    info = {
-        "model_fingerprint": base["fingerprint"],
-        "seed": 0,
-        "device": "cpu",
-        "dtype": "float32",
-        "config": {"r": 4},
-        "packages": {},
-        "git_commit": None,
-    }
-    return make_submission(
-        LAB, "alice", {"adapter": adapter}, info, BASE_ID, folder, loss=[2.0, 1.0]
-    )
-
-
-def unpack(path):
-    with zipfile.ZipFile(path) as archive:
-        files = {name: archive.read(name) for name in archive.namelist()}
-    return json.loads(files.pop("manifest.json")), files
-
-
-def pack(manifest, files, rehash=True, manifest_bytes=None):
-    """Zip ``files`` with ``manifest`` (hashes recomputed so only the intended defect remains)."""
-    if rehash:
-        manifest = {
-            **manifest,
-            "files": {n: {"sha256": sha256_bytes(d), "bytes": len(d)} for n, d in files.items()},
-        }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(
-            "manifest.json", manifest_bytes if manifest_bytes is not None else json.dumps(manifest)
-        )
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def with_manifest(**changes):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 ALLOWED_SUFFIXES = (".json", ".safetensors", ".md", ".txt")
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+STUDENT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: no trailing newline
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -347,6 +348,65 @@ def adapter_score(
     }
 
 
+def first_trained_block(model, tensors: dict) -> int:
+    """The first block a classifier's tensors change (0 when they touch the embeddings or every
+    block, as LoRA does; the number of blocks for a head-only classifier): the blocks before it
+    compute the same for every student."""
+    blocks = len(model.get_decoder().layers)
+    found = [blocks]
+    for name in tensors:
+        match = re.match(r"^model\.layers\.(\d+)\.", name)
+        if match:
+            found.append(int(match.group(1)))
+        elif not name.startswith(("lm_head.", "model.norm.")):
+            return 0
+    return min(found)
+
+
+_PREFIX_CACHE: dict[tuple, list] = {}
+
+
+def frozen_prefix(model, tokenizer, rows: list[dict], depth: int) -> list:
+    """The held-out messages' hidden states entering block ``depth``, computed once per (base
+    weights and config, held-out texts, depth) for the whole class — valid because no
+    submission that starts at ``depth`` changes the blocks before it."""
+    from utils.data.batching import tokenize_texts
+    from utils.train.classifier import cache_hidden_states
+
+    texts = [r["text"] for r in rows]
+    key = (
+        base_state_fingerprint(model),
+        hashlib.sha256("\0".join(texts).encode()).hexdigest(),
+        depth,
+    )
+    if key not in _PREFIX_CACHE:
+        while len(_PREFIX_CACHE) >= 4:  # a few depths of one held-out set: bounded memory
+            _PREFIX_CACHE.pop(next(iter(_PREFIX_CACHE)))
+        ids = tokenize_texts(tokenizer, texts)
+        _PREFIX_CACHE[key] = cache_hidden_states(
+            model, ids, [depth], tokenizer.pad_token_id, progress=False
+        )[depth]
+    return _PREFIX_CACHE[key]
+
+
+def cached_classifier_score(
+    model, cache: list, rows: list[dict], rubric: Rubric, depth: int
+) -> dict:
+    """``classifier_score`` from the cached hidden states: only blocks ``depth..`` and the head
+    run."""
+    from utils.eval.metrics import classifier_accuracy
+    from utils.train.classifier import logits_from_hidden
+
+    labels = get_spec(rubric.dataset).labels
+    result = classifier_accuracy(
+        lambda hidden, mask: logits_from_hidden(model, hidden, mask, depth),
+        cache,
+        [labels.index(r["label"]) for r in rows],
+        pad_value=0.0,
+    )
+    return {"accuracy": result["accuracy"], "loss": result["loss"], "n": result["n"]}
+
+
 def classifier_submission_score(
     model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
 ) -> tuple[dict, dict]:
@@ -363,9 +423,14 @@ def classifier_submission_score(
         labels,
         rubric.checks,
     )
+    depth = first_trained_block(model, tensors)
     with base_restored(model):
+        cache = frozen_prefix(model, tokenizer, rows, depth) if depth else None
         apply_classifier(model, tensors, config)
-        result = classifier_score(model, tokenizer, rows, rubric)
+        if cache is None:
+            result = classifier_score(model, tokenizer, rows, rubric)
+        else:
+            result = cached_classifier_score(model, cache, rows, rubric, depth)
     lora = config.get("lora") or None
     return result, {
         "trained_parameters": sum(t.numel() for t in tensors.values()),

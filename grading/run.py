@@ -24,7 +24,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grading.report import gradescope_results, write_feedback, write_gradebook  # noqa: E402
-from grading.worker import Worker, WorkerFailed  # noqa: E402
+from grading.worker import Worker, WorkerFailed, base_requirement  # noqa: E402
 from utils.runtime.storage import write_json_atomic  # noqa: E402
 
 GRADESCOPE_IN, GRADESCOPE_OUT = (
@@ -50,6 +50,38 @@ def find_zips(inputs: list[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{item}: no such file or folder")
     return sorted(set(found))
+
+
+def shard_of(path: Path, shards: int) -> int:
+    """Which of ``shards`` slices a file belongs to (1-based), by a hash of its name: the same on
+    every machine, and adding files to the inbox moves no other file to another slice."""
+    digest = hashlib.sha256(path.name.encode("utf-8", "replace")).digest()
+    return int.from_bytes(digest[:8], "big") % shards + 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/3"`` -> (2, 3); raises ``argparse.ArgumentTypeError`` with the expected form."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        index, count = 0, 0
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected i/n with 1 <= i <= n")
+    return index, count
+
+
+def merge_results(folders: list[Path], out: Path) -> list[dict]:
+    """One gradebook and feedback set from the ``results/`` of several shards' output folders."""
+    results = []
+    for folder in folders:
+        stored = sorted((folder / "results").glob("*.json"))
+        if not stored:
+            raise FileNotFoundError(f"{folder}: no results/*.json (is it a grading --out folder?)")
+        results += [json.loads(p.read_text()) for p in stored]
+    for result in results:
+        write_json_atomic(result_path(out, result["sha256"], result["submission"]), result)
+    finish_batch(results, out)
+    return results
 
 
 class UnreadableEntry(ValueError):
@@ -115,6 +147,27 @@ def grade_one(
     result.update(submission=name, sha256=sha, cache_key=key, run_info=grading_info(worker))
     write_json_atomic(stored, result)
     return result, True
+
+
+def unscorable(path: Path, reason: str, out: Path, setting: str) -> dict:
+    """The result for a submission that this machine cannot grade (status ``error``: retried)."""
+    try:
+        data = read_entry(path)
+    except UnreadableEntry:
+        data = b""
+    sha = hashlib.sha256(data).hexdigest()
+    lab, student = names_from_filename(path.name, None)
+    result = {
+        "status": "error",
+        "score": 0.0,
+        "reason": reason,
+        "lab": lab,
+        "student": student,
+        "submission": path.name,
+        "sha256": sha,
+    }
+    write_json_atomic(result_path(out, sha, path.name), result)
+    return result
 
 
 def grading_setting(base: str, lab: str | None, heldout: Path | None, rubric: Path | None) -> str:
@@ -185,6 +238,7 @@ def grade_batch(
     out: Path,
     *,
     base: str = "embedded",
+    base_id: str | None = None,
     lab: str | None = None,
     heldout: Path | None = None,
     rubric: Path | None = None,
@@ -197,8 +251,13 @@ def grade_batch(
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    setting = grading_setting(base, lab, heldout, rubric)
-    pool = [Worker(base, lab, heldout, rubric) for _ in range(max(1, workers))]
+    setting = grading_setting(f"{base}|{base_id or ''}", lab, heldout, rubric)
+    requirement = base_requirement(base)
+    if requirement:  # every submission gets the reason; none is cached, so a GPU machine regrades
+        results = [unscorable(path, requirement, out, setting) for path in zips]
+        finish_batch(results, out)
+        return results
+    pool = [Worker(base, lab, heldout, rubric, base_id=base_id) for _ in range(max(1, workers))]
     results: list[dict | None] = [None] * len(zips)
     bar = tqdm(total=len(zips), desc="grading", unit="zip", disable=not progress)
 
@@ -214,11 +273,16 @@ def grade_batch(
         for worker in pool:
             worker.stop()
         bar.close()
+    finish_batch(results, out)
+    return results
+
+
+def finish_batch(results: list[dict], out: Path) -> None:
+    """Flags across the class, then the gradebook and each student's feedback."""
     identity_flags(results)
     write_gradebook(results, out / "gradebook.csv")
     for result in results:
         write_feedback(result, out / "feedback")
-    return results
 
 
 def print_table(results: list[dict]) -> None:
@@ -257,7 +321,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--force", action="store_true", help="re-grade submissions graded before")
     parser.add_argument(
-        "--base", default="embedded", choices=["embedded", "tiny"], help=argparse.SUPPRESS
+        "--shard",
+        type=parse_shard,
+        help="grade only slice i of n (e.g. 2/3), to share a large class between machines",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="FOLDER",
+        help="build one gradebook in --out from the output folders of several --shard runs",
+    )
+    parser.add_argument(
+        "--base",
+        default="embedded",
+        help="the base model: embedded (default), a profile (cpu, t4, a100) for submissions made "
+        "on a GPU profile, a local model folder or a hub id",
+    )
+    parser.add_argument(
+        "--base-id", help="the model id the manifests name, when --base is a local folder"
     )
     parser.add_argument(
         "--gradescope", action="store_true", help="read /autograder/submission, write results.json"
@@ -267,11 +349,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        results = merge_results(args.merge, args.out)
+        print_table(results)
+        print(f"\n{len(results)} submission(s) merged; gradebook: {args.out / 'gradebook.csv'}")
+        return 0
     inputs = [GRADESCOPE_IN] if args.gradescope else args.inputs
     if not inputs:
         print("nothing to grade: pass submission zips or a folder (see --help)", file=sys.stderr)
         return 2
     zips = find_zips(inputs)
+    if args.shard:
+        zips = [z for z in zips if shard_of(z, args.shard[1]) == args.shard[0]]
     if not zips:
         print(f"no .zip files found in {', '.join(map(str, inputs))}", file=sys.stderr)
         return 2
@@ -279,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         zips,
         args.out,
         base=args.base,
+        base_id=args.base_id,
         lab=args.lab,
         heldout=args.heldout,
         rubric=args.rubric,

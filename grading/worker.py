@@ -5,6 +5,7 @@ restarted, and the batch goes on."""
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import shutil
 import tempfile
@@ -30,22 +31,88 @@ class WorkerTimedOut(WorkerFailed):
     status = "timeout"
 
 
+SPECIAL_BASES = ("embedded", "tiny")  # the kit's model, and the tests' tiny random one
+
+
+def base_model_id(base: str) -> str:
+    """The model id that submissions for ``base`` name in their manifest: the embedded model's,
+    a profile's (``cpu``, ``t4``, ``a100``), or the hub id / folder as given."""
+    from utils.runtime.profiles import PROFILES
+
+    if base == "tiny":
+        return "tiny-random-llama"
+    if base == "embedded":
+        return BASES["embedded"]
+    return PROFILES[base].model_id if base in PROFILES else base
+
+
+def base_shape(base: str):
+    """(shape, 4-bit) of a base that is not the embedded one: from the kit's table for a profile,
+    from ``config.json`` for a local folder; None when neither is known (a hub id not cached)."""
+    from utils.runtime.profiles import PROFILES
+    from utils.train.memory_estimate import SHAPES, shape_from_config
+
+    if base in PROFILES:
+        model_id = PROFILES[base].model_id.lower()
+        shape = next((s for k, s in SHAPES.items() if k in model_id), None)
+        return shape, PROFILES[base].load_in_4bit
+    config = Path(base) / "config.json"
+    if config.is_file():
+        return shape_from_config(json.loads(config.read_text()), Path(base).name), False
+    return None, False
+
+
+def base_requirement(base: str) -> str | None:
+    """Why this machine cannot grade on ``base``, as a sentence ("needs a GPU with about N GB
+    (estimated)"), or None when it can. The embedded model and small local models run on a CPU."""
+    import psutil
+    import torch
+
+    from utils.train.memory_estimate import estimate_memory
+
+    if base in SPECIAL_BASES or base == "cpu":
+        return None
+    shape, four_bit = base_shape(base)
+    if shape is None:
+        return None  # unknown size: loading it will say whether it fits
+    weights = "nf4-dq" if four_bit else "bf16"
+    need = estimate_memory(shape, method="inference", weights=weights, batch_size=16, seq_len=512)
+    if torch.cuda.is_available():
+        have = torch.cuda.get_device_properties(0).total_memory / 1e9
+        if have >= need.total:
+            return None
+    elif not four_bit and 4 * shape.params() / 1e9 < 0.5 * psutil.virtual_memory().available / 1e9:
+        return None  # small enough for fp32 on this CPU
+    return (
+        f"this lab's base model ({base_model_id(base)}) needs a GPU with about "
+        f"{need.total:.0f} GB (estimated); grade these submissions on such a machine"
+    )
+
+
 def load_base(base: str):
-    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model) or ``"tiny"``
-    (tests)."""
-    from utils.runtime.models import build_tiny_model, load_embedded_tokenizer, load_model
+    """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model), ``"tiny"`` (tests),
+    a profile name, a local model folder or a hub id."""
+    from utils.runtime.models import (
+        build_tiny_model,
+        load_embedded_tokenizer,
+        load_model,
+        load_with_transformers,
+    )
+    from utils.runtime.profiles import PROFILES
 
     if base == "tiny":
         tokenizer = load_embedded_tokenizer()
-        return (
-            build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0),
-            tokenizer,
-            "tiny-random-llama",
-        )
-    if base != "embedded":
-        raise ValueError(f"unknown base {base!r}: 'embedded' or 'tiny'")
-    model, tokenizer = load_model("cpu", backend="transformers")
-    return model, tokenizer, BASES[base]
+        model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+        return model, tokenizer, base_model_id(base)
+    if base == "embedded":
+        model, tokenizer = load_model("cpu", backend="transformers")
+    elif base in PROFILES:
+        model, tokenizer = load_model(base)
+    else:
+        import torch
+
+        model, tokenizer = load_with_transformers(base, torch.float32)
+    return model.eval(), tokenizer, base_model_id(base)
 
 
 def grade_bytes(
@@ -139,8 +206,12 @@ def peek_student(data: bytes) -> str | None:
     return student if isinstance(student, str) and STUDENT_ID.match(student) else None
 
 
-def worker_main(conn, base: str, lab, heldout, rubric_path, temp_root: str | None = None) -> None:
+def worker_main(
+    conn, base: str, lab, heldout, rubric_path, base_id=None, temp_root: str | None = None
+) -> None:
     """Child process: load the base, then answer (sha256, bytes) requests until told to stop.
+    ``base_id`` (default: the base's own id) is the id the manifests must name; the weights'
+    fingerprint is checked for the kit's own bases only (a GPU's loading differs by machine).
     Temporary files go under ``temp_root``, which the parent removes even if this process is
     killed."""
     import tempfile
@@ -153,12 +224,13 @@ def worker_main(conn, base: str, lab, heldout, rubric_path, temp_root: str | Non
     from utils.runtime.models import model_fingerprint
 
     torch.manual_seed(0)
-    model, tokenizer, base_id = load_base(base)
+    model, tokenizer, loaded_id = load_base(base)
+    base_id = base_id or loaded_id
     state = {
         "model": model,
         "tokenizer": tokenizer,
         "base_id": base_id,
-        "fingerprint": model_fingerprint(model),
+        "fingerprint": model_fingerprint(model) if base in SPECIAL_BASES else None,
     }
     conn.send({"ready": True, "fingerprint": state["fingerprint"], "base_id": base_id})
     while True:
@@ -178,7 +250,7 @@ def worker_main(conn, base: str, lab, heldout, rubric_path, temp_root: str | Non
             }
         if base_state_fingerprint(state["model"]) != base_state(state):
             # never let one submission leak into the next: weights or config changed, reload
-            model, tokenizer, base_id = load_base(base)
+            model, tokenizer, _ = load_base(base)
             state.update(model=model, tokenizer=tokenizer)
             state.pop("state_fingerprint")
             result["base_reloaded"] = True
@@ -195,8 +267,9 @@ class Worker:
         heldout: Path | None = None,
         rubric: Path | None = None,
         startup_timeout: float = 600,
+        base_id: str | None = None,
     ):
-        self.args = (base, lab, heldout, rubric)
+        self.args = (base, lab, heldout, rubric, base_id)
         self.startup_timeout = startup_timeout
         self.process = None
         self.conn = None

@@ -475,3 +475,76 @@ def test_a_qlora_adapter_is_merged_into_the_nf4_rounded_base_and_the_base_restor
     with pytest.raises(ValueError, match="merge_into"):
         with merged_adapter(model, str(adapter), "int3"):
             pass
+
+
+def test_shards_cover_the_class_once_and_merge_into_one_gradebook(good_zip, heldout, tmp_path):
+    import csv
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for student in ("alice", "bob", "carol", "dave", "erin"):
+        (inbox / f"submission_{LAB}_{student}.zip").write_bytes(good_zip.read_bytes())
+    common = ["--base", "tiny", "--heldout", str(heldout), "--timeout", "300"]
+    for index in (1, 2):
+        assert (
+            main(
+                [
+                    str(inbox),
+                    "--out",
+                    str(tmp_path / f"shard{index}"),
+                    "--shard",
+                    f"{index}/2",
+                    *common,
+                ]
+            )
+            == 0
+        )
+    shard_rows = [
+        list(csv.DictReader(open(tmp_path / f"shard{i}" / "gradebook.csv"))) for i in (1, 2)
+    ]
+    assert sorted(len(rows) for rows in shard_rows) != [0, 5]  # both shards got work
+    assert sum(len(rows) for rows in shard_rows) == 5
+    merged = tmp_path / "merged"
+    assert (
+        main(["--merge", str(tmp_path / "shard1"), str(tmp_path / "shard2"), "--out", str(merged)])
+        == 0
+    )
+    rows = list(csv.DictReader(open(merged / "gradebook.csv")))
+    assert sorted(r["submission"] for r in rows) == sorted(p.name for p in inbox.iterdir())
+    assert all(r["status"] == "graded" and "the same zip as" in r["flags"] for r in rows)
+    with pytest.raises(SystemExit):
+        main([str(inbox), "--shard", "3/2"])
+
+
+def test_a_base_too_large_for_this_machine_gives_every_submission_a_clear_reason(
+    good_zip, heldout, tmp_path
+):
+    results = grade_batch(
+        [good_zip], tmp_path / "out", base="a100", heldout=heldout, progress=False
+    )
+    assert [r["status"] for r in results] == ["error"]  # not cached: a GPU machine regrades it
+    assert "needs a GPU with about" in results[0]["reason"]
+    assert "(estimated)" in results[0]["reason"]
+    assert (tmp_path / "out" / "gradebook.csv").is_file()
+
+
+def test_a_local_model_folder_is_a_base_and_manifests_are_checked_against_its_id(
+    tokenizer, good_zip, heldout, tmp_path
+):
+    folder = tmp_path / "my-base"
+    build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    out = tmp_path / "out"
+    graded = grade_batch(
+        [good_zip], out, base=str(folder), base_id=BASE_ID, heldout=heldout, progress=False
+    )
+    assert graded[0]["status"] == "graded", graded[0].get("reason")
+    other = grade_batch(
+        [good_zip],
+        out,
+        base=str(folder),
+        base_id="org/other-model",
+        heldout=heldout,
+        progress=False,
+    )
+    assert other[0]["status"] == "invalid" and "org/other-model" in other[0]["reason"]

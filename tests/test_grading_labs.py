@@ -256,6 +256,34 @@ def test_a_trained_block_classifier_is_loaded_scored_and_removed(
         )
 
 
+def test_a_class_of_block_classifiers_is_scored_on_one_frozen_prefix_as_by_the_full_forward(
+    tokenizer, base, sms_heldout, tmp_path
+):
+    """Every Lab 02 submission changes only the last block(s): the held-out hidden states entering
+    the first changed block are computed once for the class, with the same scores as running
+    every block for every student."""
+    from grading import artifacts
+    from grading.artifacts import base_restored, classifier_score, load_heldout
+    from grading.rubric import load_rubric
+
+    rubric = load_rubric(LAB02)
+    rows, _ = load_heldout(rubric, sms_heldout)
+    artifacts._PREFIX_CACHE.clear()
+    for seed in range(3):
+        _, tensors = last_block_classifier(tokenizer, seed=seed)
+        folder = tmp_path / f"s{seed}"
+        result = grade_bytes(
+            classifier_zip(base, folder, tensors).read_bytes(), base, LAB02, sms_heldout, None
+        )
+        with base_restored(base["model"]):
+            apply_classifier(base["model"], tensors, {"labels": list(LABELS)})
+            full = classifier_score(base["model"], tokenizer, rows, rubric)
+        assert result["after"]["accuracy"] == full["accuracy"]
+        assert result["after"]["loss"] == pytest.approx(full["loss"], abs=1e-5)
+    assert len(artifacts._PREFIX_CACHE) == 1  # one prefix served the three students
+    assert_base_untouched(base)
+
+
 def lora_classifier(tokenizer, rank=4, alpha=8, seed=0):
     """Lab 03A's artifact for the tiny base: from-scratch LoRA on q/v (B non-zero) plus a new
     head."""

@@ -89,6 +89,22 @@ class ModelShape:
         return self.layers * per_block + (r * (self.hidden + self.vocab) if lm_head else 0)
 
 
+def shape_from_config(config: dict, name: str = "model") -> ModelShape:
+    """The shape of a Llama-style decoder from its ``config.json`` fields (for a model the kit has
+    no entry for in ``SHAPES``); a ``KeyError`` names a missing field."""
+    heads = config["num_attention_heads"]
+    return ModelShape(
+        name=name,
+        layers=config["num_hidden_layers"],
+        hidden=config["hidden_size"],
+        intermediate=config["intermediate_size"],
+        vocab=config["vocab_size"],
+        heads=heads,
+        kv_heads=config.get("num_key_value_heads") or heads,
+        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+    )
+
+
 SHAPES = {
     "smollm2-135m": ModelShape("SmolLM2-135M", 30, 576, 1536, 49152, 9, 3, tied_embeddings=True),
     "tinyllama-1.1b": ModelShape("TinyLlama-1.1B", 22, 2048, 5632, 32000, 32, 4),

@@ -79,9 +79,8 @@ LAB = "02_selective_finetuning"
 OUT = lab_output_dir(LAB)
 lab_start = time.perf_counter()
 model, tokenizer = load_model(PROFILE)
-BASE_FINGERPRINT = model_fingerprint(
-    model
-)  # identifies the base weights the trained parts belong to
+# identifies the base weights the trained parts belong to
+BASE_FINGERPRINT = model_fingerprint(model)
 NUM_BLOCKS = model.config.num_hidden_layers
 print(f"{model.config.name_or_path}: {NUM_BLOCKS} blocks, hidden size {model.config.hidden_size}")
 

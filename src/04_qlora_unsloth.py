@@ -375,7 +375,7 @@ model, tokenizer = FastLanguageModel.from_pretrained(
     load_in_4bit=True,
 )
 if PROFILE == "cpu":
-    set_special_tokens(tokenizer, model)  # the embedded GGUF's eos/pad fix (Lab 00)
+    set_special_tokens(tokenizer, model)  # the embedded GGUF's eos/pad fix
 print(
     type(model.model.layers[0].mlp.down_proj).__name__,
     "| weights in memory:",
@@ -417,9 +417,8 @@ trainer = SFTTrainer(
     train_dataset=train_data,
     processing_class=tokenizer,
 )
-trainer = train_on_responses_only(
-    trainer
-)  # reads the user/assistant headers from the chat template
+# reads the user/assistant headers from the chat template
+trainer = train_on_responses_only(trainer)
 sft.check_labels(trainer.train_dataset["labels"])
 keep_adapters_fp32(trainer.model)
 print("adapter dtypes:", sorted({str(p.dtype) for p in model.parameters() if p.requires_grad}))
@@ -521,7 +520,7 @@ show(
 #   is activations and logits over a 49k-token vocabulary, the Python/PyTorch runtime and the
 #   4-bit loader's transient copy — not weights.
 # - Each **step** costs a little more (2.56 vs 2.77 s): every 4-bit matmul first dequantizes its
-#   weight, a small cost next to the rest of the step here (~30 % on a GPU, the seeds report).
+#   weight, a small cost next to the rest of the step here (reported at about 30 % on GPUs).
 # - The **score** drops: 0.91 → 0.79 exact match, almost all of it on "who" (the sentences without
 #   an actor). The 4-bit base starts worse (validation answer loss 1.23 → 1.59): the embedded
 #   weights were *already* 4-bit (GGUF Q4_1) and NF4 quantizes them a second time, and small models
@@ -724,8 +723,10 @@ submission = make_submission(
 # - NF4 spends its 16 levels where normally distributed weights are; blockwise absmax scaling and
 #   double quantization bring a weight to ~0.52 byte. LLM.int8() handles the few huge activation
 #   features by leaving them in 16-bit.
-# - QLoRA trains 16/32-bit adapters on a frozen 4-bit base and scores like LoRA. Its win is memory
-#   **on big models on a GPU** (weights are most of the memory there); on a 135M model on a CPU,
-#   activations, logits and the runtime dominate and 4-bit buys almost nothing.
+# - QLoRA trains 16/32-bit adapters on a frozen 4-bit base. Here it scored below LoRA, because the
+#   embedded weights were already 4-bit and got quantized twice; starting from 16-bit weights of a
+#   large model the gap is reported to be small. Its win is memory **on big models on a GPU**
+#   (weights are most of the memory there); on a 135M model on a CPU, activations, logits and the
+#   runtime dominate and 4-bit buys almost nothing.
 # - Merge a QLoRA adapter into the dequantized NF4 weights it was trained against, in 16-bit —
 #   never back into 4-bit, and not into the original weights.

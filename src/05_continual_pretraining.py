@@ -379,8 +379,8 @@ else:
     report(
         "gain",
         main["domain change %"] <= -30,
-        f"domain perplexity {main['domain change %']:+.0f} % (target ≤ −30 %)",
-        f"domain perplexity only {main['domain change %']:+.0f} % (target ≤ −30 %)",
+        f"domain perplexity {main['domain change %']:+.0f} % (expected ≤ −30 %)",
+        f"domain perplexity only {main['domain change %']:+.0f} % (expected ≤ −30 %)",
     )
     report(
         "replay",
@@ -398,7 +398,7 @@ else:
 #   rate is small, while LoRA's low-rank updates tolerate a larger one.
 # - The main run then **slows down** (8.8 at 24 steps, 8.5 at 36, 8.3 at 48: −28 %) while the
 #   general perplexity rises by about a tenth (+10 % at 24 and 48 steps): each further token buys
-#   less gain. The −30 % target is not reached at this budget on 2 CPU cores.
+#   less gain. A −30 % drop is out of reach at this budget on 2 CPU cores.
 # - **Replay** of a quarter general text kept most of the domain gain (−21 %) and turned +10 %
 #   forgetting into −29 %. Read that last number with care: the replayed text (Python reference
 #   topics) comes from the same source as the general evaluation set, so replay also *trains* on

@@ -3,13 +3,13 @@ forward.
 
     .venv/bin/python bench/selective_cache.py
 
-The embedded model with a new 2-class head, everything frozen but the last block, the final norm
-and the head; the whole ``sms_spam`` train split, batch 16, AdamW, the same seed on both paths.
-Blocks 0-28 never change, so their output can be computed once
-(``utils.train.classifier.cache_hidden_states``)
-and each step runs only block 29 + norm + head. Prints the epoch time of each path, their ratio
-(target >= 5x), the one-off cache time and the ratio with it included over Lab 02's 3 epochs, and
-checks both paths compute the same logits. Writes outputs/bench/selective_cache.json.
+The embedded model with a new 2-class head, everything frozen but the last block, the final norm and
+the head; the whole ``sms_spam`` train split, batch 16, AdamW, the same seed on both paths. Blocks
+0-28 never change, so their output can be computed once
+(``utils.train.classifier.cache_hidden_states``) and each step runs only block 29 + norm + head.
+Prints the epoch time of each path, their ratio (target >= 5x), the one-off cache time and the ratio
+with it included over Lab 02's 3 epochs, and checks both paths compute the same logits. Writes
+outputs/bench/selective_cache.json.
 """
 
 from __future__ import annotations

@@ -27,12 +27,11 @@ gradients:
     4 * P_blocks  +  4 * P_head * labelled_fraction  +  6 * n_layers * d_model * mean_len
 
 P_blocks = the blocks' linear weights (forward 2P + input-gradient backward 2P); the LM head
-(P_head) is needed only where a token has a label (the answers: ~37 % of tokens here), so the
-head's FLOPs count only there; the attention term is QK^T and AV (4 d per key forward, twice that
-backward) over a causal mean of mean_len / 2 keys. LoRA's own FLOPs (< 4 % here) are left out,
-which understates MFU slightly. Counting the head at every position instead would raise both
-MFUs by ~17 %.
-Writes outputs/bench/sft_throughput.json.
+(P_head) is needed only where a token has a label (the answers: ~37 % of tokens here), so the head's
+FLOPs count only there; the attention term is QK^T and AV (4 d per key forward, twice that backward)
+over a causal mean of mean_len / 2 keys. LoRA's own FLOPs (< 4 % here) are left out, which
+understates MFU slightly. Counting the head at every position instead would raise both MFUs by ~17
+%. Writes outputs/bench/sft_throughput.json.
 """
 
 from __future__ import annotations

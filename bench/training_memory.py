@@ -4,13 +4,11 @@
 
 Lab 03B's extraction task on the embedded model, batch 4, max length 256, the kit's trainer
 (``utils.train.sft.build_trainer``), ``--steps`` optimizer steps. LoRA: r=16 on all linear layers
-over
-the fp32 base; QLoRA: the same adapters over the NF4 base (Unsloth ``load_in_4bit``); full: every
-weight trainable (AdamW keeps two fp32 moments per weight). Each method runs in its own process,
-so the peak resident set size (``ru_maxrss``) is that method's alone. Also prints the memory
-estimator's figure for the same setting (``utils.train.memory_estimate.estimate_memory``) next to
-the measurement.
-Writes outputs/bench/training_memory.json.
+over the fp32 base; QLoRA: the same adapters over the NF4 base (Unsloth ``load_in_4bit``); full:
+every weight trainable (AdamW keeps two fp32 moments per weight). Each method runs in its own
+process, so the peak resident set size (``ru_maxrss``) is that method's alone. Also prints the
+memory estimator's figure for the same setting (``utils.train.memory_estimate.estimate_memory``)
+next to the measurement. Writes outputs/bench/training_memory.json.
 """
 
 from __future__ import annotations

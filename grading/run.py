@@ -202,7 +202,37 @@ def identity_flags(results: list[dict]) -> None:
             flags.append(f"the same zip as {', '.join(sorted(same_zip)[:3])}")
         elif same_artifact:
             flags.append(f"the same artifact as {', '.join(sorted(same_artifact)[:3])}")
+        else:
+            flags += near_copies(r, results)
         r["flags"] = flags
+
+
+NEAR_COPY_COSINE = 0.99
+
+
+def near_copies(result: dict, results: list[dict]) -> list[str]:
+    """A flag naming the other submissions of the same lab whose weight sketch has a cosine
+    similarity above ``NEAR_COPY_COSINE`` with this one's (a copy with noise added)."""
+    import torch
+
+    mine = result.get("weight_sketch")
+    if not mine:
+        return []
+    close = []
+    for other in results:
+        theirs = other.get("weight_sketch")
+        if other is result or not theirs or other.get("lab") != result.get("lab"):
+            continue
+        if len(theirs) != len(mine) or other.get("artifact_sha256") == result.get(
+            "artifact_sha256"
+        ):
+            continue
+        cosine = float(
+            torch.nn.functional.cosine_similarity(torch.tensor(mine), torch.tensor(theirs), dim=0)
+        )
+        if cosine > NEAR_COPY_COSINE:
+            close.append(f"{other['submission']} (cosine {cosine:.3f})")
+    return [f"weights nearly identical to {', '.join(sorted(close)[:3])}"] if close else []
 
 
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()

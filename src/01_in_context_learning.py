@@ -69,7 +69,7 @@ from utils.eval.icl import calibrate_scores, predict, run_icl
 from utils.eval.metrics import score_candidates
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.plots import plot_grouped_bars, plot_sweep, show
-from utils.lab.results import format_table, run_info, save_results
+from utils.lab.results import finish_lab, format_table, save_results
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
@@ -468,7 +468,20 @@ path = plot_grouped_bars(
 show(path)
 
 # %%
-info = run_info(
+results = {
+    "baseline": baseline,
+    "sweep": [
+        {"dataset": n, **{k: v for k, v in r.items() if k not in ("scores", "null_scores")}}
+        for (n, _), r in sweep.items()
+    ],
+    "formats": format_rows,
+    "sensitivity": sensitivity_rows,
+    "animal_diet_k_seeds": {str(k): v for k, v in animal_seeds.items()},
+}
+info = finish_lab(
+    LAB,
+    results,
+    lab_start,
     config={
         "profile": PROFILE,
         "smoke": SMOKE,
@@ -483,24 +496,7 @@ info = run_info(
     model_fingerprint=model_fingerprint(model),
     dataset_fingerprints={n: dataset_fingerprint(test[n]) for n in DATASETS},
 )
-results = {
-    "lab": LAB,
-    "baseline": baseline,
-    "sweep": [
-        {"dataset": n, **{k: v for k, v in r.items() if k not in ("scores", "null_scores")}}
-        for (n, _), r in sweep.items()
-    ],
-    "formats": format_rows,
-    "sensitivity": sensitivity_rows,
-    "animal_diet_k_seeds": {str(k): v for k, v in animal_seeds.items()},
-    "wall_seconds": round(time.perf_counter() - lab_start, 1),
-}
-save_results(OUT / "results.json", results, info)
 save_results(OUT / "baseline.json", {"lab": LAB, "baseline": baseline}, info)  # read by Labs 02-03
-print(
-    f"saved {OUT / 'results.json'} and {OUT / 'baseline.json'} ({results['wall_seconds']:.0f} s in "
-    "all)"
-)
 
 # %% [markdown]
 # ## Submit your best SMS prompt

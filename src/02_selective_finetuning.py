@@ -58,7 +58,7 @@ from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.plots import plot_bars, plot_sweep, show
-from utils.lab.results import format_table, run_info, save_results
+from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
@@ -457,7 +457,22 @@ print(
 )
 
 # %%
-info = run_info(
+results = {
+    "before": {"accuracy": before["accuracy"]},
+    "after": {"accuracy": after["accuracy"]},
+    "validation_after": validation["accuracy"],
+    "trainable_params": ablation[0]["trainable params"],
+    "total_params": TOTAL,
+    "cache_seconds": cache_seconds,
+    "seconds_per_step": {"cached": step_cached, "full_forward": step_full},
+    "ablation": ablation,
+    "loss": history["loss"],
+    "prompting": prompting,
+}
+info = finish_lab(
+    LAB,
+    results,
+    lab_start,
     config={
         "profile": PROFILE,
         "smoke": SMOKE,
@@ -471,22 +486,6 @@ info = run_info(
     model_fingerprint=BASE_FINGERPRINT,
     dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
 )
-results = {
-    "lab": LAB,
-    "before": {"accuracy": before["accuracy"]},
-    "after": {"accuracy": after["accuracy"]},
-    "validation_after": validation["accuracy"],
-    "trainable_params": ablation[0]["trainable params"],
-    "total_params": TOTAL,
-    "cache_seconds": cache_seconds,
-    "seconds_per_step": {"cached": step_cached, "full_forward": step_full},
-    "ablation": ablation,
-    "loss": history["loss"],
-    "prompting": prompting,
-    "wall_seconds": round(time.perf_counter() - lab_start, 1),
-}
-save_results(OUT / "results.json", results, info)
-print(f"saved {OUT / 'results.json'} ({results['wall_seconds']:.0f} s in all)")
 
 # %% [markdown]
 # ## Submit

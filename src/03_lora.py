@@ -57,7 +57,7 @@ from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.plots import plot_sweep, show
-from utils.lab.results import format_table, run_info, save_results
+from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
@@ -364,7 +364,16 @@ print(
 
 # %%
 save_classifier(OUT / "classifier", adapter_state, LABELS, lora={"rank": RANK, "alpha": ALPHA})
-info = run_info(
+results = {
+    "before": {"accuracy": before["accuracy"]},
+    "after": {"accuracy": after["accuracy"]},
+    "lora_row": row,
+    "loss": history["loss"],
+}
+info = finish_lab(
+    LAB,
+    results,
+    lab_start,
     config={
         "profile": PROFILE,
         "smoke": SMOKE,
@@ -378,19 +387,6 @@ info = run_info(
     dtype=next(model.parameters()).dtype,
     model_fingerprint=BASE_FINGERPRINT,
     dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
-)
-results = {
-    "lab": LAB,
-    "before": {"accuracy": before["accuracy"]},
-    "after": {"accuracy": after["accuracy"]},
-    "lora_row": row,
-    "loss": history["loss"],
-    "wall_seconds": round(time.perf_counter() - lab_start, 1),
-}
-save_results(OUT / "results.json", results, info)
-print(
-    f"saved {OUT / 'results.json'} and the adapter ({len(adapter_state)} tensors) in "
-    f"{results['wall_seconds']:.0f} s"
 )
 
 # %% [markdown]

@@ -63,7 +63,7 @@ from utils.eval.metrics import (
 )
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_sweep, show
-from utils.lab.results import format_table, run_info, save_results
+from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
@@ -624,7 +624,22 @@ print(
 )
 
 # %%
-info = run_info(
+strip = ("outputs", "correct")
+results = {
+    "before": {k: v for k, v in before.items() if k not in strip},
+    "after": {k: v for k, v in after.items() if k not in strip},
+    "trainable_parameters": trainable,
+    "train_seconds": round(history["seconds"], 1),
+    "loss": history["loss"],
+    "label_counts": label_counts,
+    "sweep": sweep,
+    "switching": switch_table,
+    "spam_train_seconds": round(spam_history["seconds"], 1),
+}
+info = finish_lab(
+    LAB,
+    results,
+    lab_start,
     config={
         "profile": PROFILE,
         "smoke": SMOKE,
@@ -638,22 +653,6 @@ info = run_info(
     model_fingerprint=BASE_FINGERPRINT,
     dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
 )
-strip = ("outputs", "correct")
-results = {
-    "lab": LAB,
-    "before": {k: v for k, v in before.items() if k not in strip},
-    "after": {k: v for k, v in after.items() if k not in strip},
-    "trainable_parameters": trainable,
-    "train_seconds": round(history["seconds"], 1),
-    "loss": history["loss"],
-    "label_counts": label_counts,
-    "sweep": sweep,
-    "switching": switch_table,
-    "spam_train_seconds": round(spam_history["seconds"], 1),
-    "wall_seconds": round(time.perf_counter() - lab_start, 1),
-}
-save_results(OUT / "results.json", results, info)
-print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
 
 # %% [markdown]
 # ## Hand in

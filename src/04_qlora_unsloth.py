@@ -53,7 +53,7 @@ from utils.data.datasets import dataset_fingerprint, get_spec, load_split
 from utils.eval.metrics import evaluate_extraction, target_json, teacher_forced_match
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.plots import plot_grouped_bars, plot_histograms, plot_stacked_bars, show
-from utils.lab.results import format_table, run_info, save_results
+from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.memory import GB, PeakMemory, memory_now, release_memory, weight_bytes
 from utils.runtime.models import load_model, model_fingerprint, model_source, set_special_tokens
@@ -664,22 +664,8 @@ del served, merged, base
 release_memory()
 
 # %%
-info = run_info(
-    config={
-        "profile": PROFILE,
-        "smoke": SMOKE,
-        "settings": SETTINGS.to_dict(),
-        "gpu_run": {**GPU_RUN, "lora_targets": list(GPU_RUN["lora_targets"])},
-    },
-    seed=SEED,
-    device=hardware.device,
-    dtype=hardware.dtype,
-    model_fingerprint=BASE_FINGERPRINT,
-    dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
-)
 strip = ("outputs", "correct")
 results = {
-    "lab": LAB,
     "before": {k: v for k, v in before.items() if k not in strip},
     "qlora_after": {k: v for k, v in qlora_after.items() if k not in strip},
     "lora_after": {k: v for k, v in lora_after.items() if k not in strip},
@@ -696,10 +682,23 @@ results = {
     "gpu_estimates": estimates,
     "qlora_loss": qlora_history["loss"],
     "lora_loss": lora_history["loss"],
-    "wall_seconds": round(time.perf_counter() - lab_start, 1),
 }
-save_results(OUT / "results.json", results, info)
-print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
+info = finish_lab(
+    LAB,
+    results,
+    lab_start,
+    config={
+        "profile": PROFILE,
+        "smoke": SMOKE,
+        "settings": SETTINGS.to_dict(),
+        "gpu_run": {**GPU_RUN, "lora_targets": list(GPU_RUN["lora_targets"])},
+    },
+    seed=SEED,
+    device=hardware.device,
+    dtype=hardware.dtype,
+    model_fingerprint=BASE_FINGERPRINT,
+    dataset_fingerprints={n: dataset_fingerprint(r) for n, r in splits.items()},
+)
 
 # %% [markdown]
 # ## Hand in

@@ -66,7 +66,7 @@ from utils.data.corpus import (
 from utils.eval.metrics import block_perplexity, generate_batch
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.plots import plot_grouped_bars, plot_lines, show
-from utils.lab.results import format_table, run_info, save_results
+from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.memory import release_memory
 from utils.runtime.models import load_model, model_fingerprint
@@ -413,7 +413,18 @@ for i, prompt in enumerate(PROMPTS):
         print(f"   {r['recipe']}: {r['completions'][i]!r}")
 
 # %%
-info = run_info(
+results = {
+    "corpus": corpus_rows,
+    "before": before,
+    "before_completions": before_text,
+    "runs": records,
+    "same_budget": same_budget,
+    "main": main,
+}
+info = finish_lab(
+    LAB,
+    results,
+    lab_start,
     config={
         "profile": PROFILE,
         "smoke": SMOKE,
@@ -428,18 +439,6 @@ info = run_info(
     model_fingerprint=BASE_FINGERPRINT,
     dataset_fingerprints={f"{c}/{s}": str(len(b)) for (c, s), b in blocks.items()},
 )
-results = {
-    "lab": LAB,
-    "corpus": corpus_rows,
-    "before": before,
-    "before_completions": before_text,
-    "runs": records,
-    "same_budget": same_budget,
-    "main": main,
-    "wall_seconds": round(time.perf_counter() - lab_start, 1),
-}
-save_results(OUT / "results.json", results, info)
-print(f"saved {OUT / 'results.json'}; lab wall time {results['wall_seconds']:.0f} s")
 
 # %% [markdown]
 # ## Submit

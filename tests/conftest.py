@@ -4,10 +4,10 @@ grader's tiny base with a held-out file and a valid submission zip."""
 import json
 
 import pytest
-from grading_helpers import BASE_ID, LAB, adapter_folder
+from grading_helpers import BASE_ID, LAB, adapter_folder, tiny_grading_state
 
 from utils.lab.submission import make_submission
-from utils.runtime.models import build_tiny_model, load_embedded_tokenizer, model_fingerprint
+from utils.runtime.models import build_tiny_model, load_embedded_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -22,13 +22,7 @@ def tiny_model(tokenizer):
 
 @pytest.fixture(scope="module")
 def base(tokenizer):
-    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    return {
-        "model": model,
-        "tokenizer": tokenizer,
-        "base_id": BASE_ID,
-        "fingerprint": model_fingerprint(model),
-    }
+    return tiny_grading_state(tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -55,3 +55,16 @@ def pack(manifest, files, rehash=True, manifest_bytes=None):
         for name, data in files.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def tiny_grading_state(tokenizer) -> dict:
+    """What a grading worker holds, for the tiny random base: model, tokenizer, id, fingerprint."""
+    from utils.runtime.models import model_fingerprint
+
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": BASE_ID,
+        "fingerprint": model_fingerprint(model),
+    }

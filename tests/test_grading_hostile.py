@@ -10,6 +10,7 @@ import struct
 import zipfile
 
 import pytest
+import torch
 from grading_helpers import BASE_ID, LAB, pack, unpack
 from test_grading import with_config
 
@@ -279,3 +280,30 @@ def test_the_zip_rewriter_sets_what_it_claims(good_zip):
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         info = archive.infolist()[0]
     assert info.flag_bits & 0x1 and info.compress_type == 99
+
+
+def test_a_copied_adapter_with_noise_added_is_flagged_as_near_identical(
+    tokenizer, base, heldout, tmp_path
+):
+    from grading_helpers import adapter_folder
+    from safetensors.torch import load_file, save_file
+
+    info = {"model_fingerprint": base["fingerprint"], "seed": 0, "config": {}, "packages": {}}
+    folders = {
+        "alice": adapter_folder(tokenizer, tmp_path / "alice", trained=True, seed=0),
+        "carol": adapter_folder(tokenizer, tmp_path / "carol", trained=True, seed=1),
+    }
+    bob = adapter_folder(tokenizer, tmp_path / "bob", trained=True, seed=0)
+    weights = bob / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k: v + 1e-3 * torch.randn_like(v) for k, v in tensors.items()}, weights)
+    folders["bob"] = bob
+    zips = [
+        make_submission(LAB, student, {"adapter": folder}, info, BASE_ID, tmp_path / f"z-{student}")
+        for student, folder in folders.items()
+    ]
+    results = grade_batch(zips, tmp_path / "out", base="tiny", heldout=heldout, progress=False)
+    flags = {r["student"]: " ".join(r["flags"]) for r in results}
+    assert "nearly identical to submission_03b_lora_peft_bob.zip" in flags["alice"]
+    assert "nearly identical to submission_03b_lora_peft_alice.zip" in flags["bob"]
+    assert flags["carol"] == ""

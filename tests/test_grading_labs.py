@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from grading_helpers import tiny_grading_state
 from safetensors.torch import save
 
 from grading.rubric import load_rubric, score
@@ -21,13 +22,7 @@ BASE_ID = "tiny-random-llama"
 
 @pytest.fixture()
 def base(tokenizer):
-    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
-    return {
-        "model": model,
-        "tokenizer": tokenizer,
-        "base_id": BASE_ID,
-        "fingerprint": model_fingerprint(model),
-    }
+    return tiny_grading_state(tokenizer)
 
 
 @pytest.fixture(scope="module")

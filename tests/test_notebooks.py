@@ -39,16 +39,22 @@ def grade_submission(out, lab: str, state: dict) -> dict:
     return result
 
 
-@pytest.mark.notebook
-def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
+def run_solution(stem: str, out) -> str:
+    """Execute ``solutions/<stem>.ipynb`` in SMOKE mode with its outputs in ``out``; return the
+    text the cells printed."""
     notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "01_in_context_learning.ipynb",
-        tmp_path / "executed.ipynb",
+        REPO_ROOT / "solutions" / f"{stem}.ipynb",
+        None,
         smoke=True,
         timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
+        extra_env={"FTKIT_OUTPUTS": str(out)},
     )
-    text = cell_outputs_text(notebook)
+    return cell_outputs_text(notebook)
+
+
+@pytest.mark.notebook
+def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
+    text = run_solution("01_in_context_learning", tmp_path)
     assert text.count("[PASS]") == 4 and "[FAIL]" not in text
     out = tmp_path / "01_in_context_learning"
     results = json.loads((out / "results.json").read_text())
@@ -86,14 +92,7 @@ def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
 
 @pytest.mark.notebook
 def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "02_selective_finetuning.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_solution("02_selective_finetuning", tmp_path)
     assert text.count("[PASS]") == 7 and "[FAIL]" not in text
     out = tmp_path / "02_selective_finetuning"
     results = json.loads((out / "results.json").read_text())
@@ -114,14 +113,7 @@ def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
     tmp_path, embedded_base
 ):
-    notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "03_lora.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_solution("03_lora", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     results = json.loads((tmp_path / "03_lora" / "results.json").read_text())
     assert results["lora_row"]["trainable params"] == 461_954
@@ -135,14 +127,7 @@ def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
 
 @pytest.mark.notebook
 def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
-    notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "03b_lora_peft.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_solution("03b_lora_peft", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     assert "as intended, the kit refuses it" in text
     out = tmp_path / "03b_lora_peft"
@@ -159,14 +144,7 @@ def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
 
 @pytest.mark.notebook
 def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path):
-    notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "04_qlora_unsloth.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_solution("04_qlora_unsloth", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     assert "GGUF export skipped" in text
     out = tmp_path / "04_qlora_unsloth"
@@ -201,14 +179,7 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
 
 @pytest.mark.notebook
 def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "05_continual_pretraining.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_solution("05_continual_pretraining", tmp_path)
     assert text.count("[PASS]") == 5 and "[FAIL]" not in text
     out = tmp_path / "05_continual_pretraining"
     results = json.loads((out / "results.json").read_text())

@@ -122,8 +122,7 @@ def split_documents(
     allow_heldout: bool = False,
 ) -> dict[str, list[Document]]:
     """Whole documents to ``train``, ``test`` or ``heldout`` by a hash of their id: stable, no text
-    in
-    two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split): returned
+    in two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split): returned
     only
     with ``allow_heldout=True``."""
     if not (

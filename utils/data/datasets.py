@@ -2,8 +2,8 @@
 
 Every dataset ships offline as JSONL (``data/<name>/<split>.jsonl``), written by a seeded generator
 in ``utils/data/generators``; on Colab the same loader can read the hub version (``source="hub"``),
-mapped to
-the same fields. Splits ``train``/``validation``/``test`` are for labs; ``heldout`` is for grading.
+mapped to the same fields. Splits ``train``/``validation``/``test`` are for labs; ``heldout`` is for
+grading.
 """
 
 from __future__ import annotations

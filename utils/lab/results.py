@@ -105,3 +105,17 @@ def format_table(rows: list[dict], columns: list[str], floats: str = "{:.3f}") -
         "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in body
     ]
     return "\n".join(lines)
+
+
+def finish_lab(lab: str, results: dict, started: float, **record) -> dict:
+    """Save ``outputs/<lab>/results.json``: ``results`` with the lab's name, its wall time since
+    ``started`` and a ``run_info`` record made of ``record`` (config, seed, device, dtype, model
+    and dataset fingerprints; versions and commit are added). Returns the ``run_info``, which the
+    submission carries."""
+    from utils.runtime.storage import lab_output_dir
+
+    info = run_info(**record)
+    results = {"lab": lab, **results, "wall_seconds": round(time.perf_counter() - started, 1)}
+    path = save_results(lab_output_dir(lab) / "results.json", results, info)
+    print(f"saved {path} ({results['wall_seconds']:.0f} s in all)")
+    return info

@@ -5,7 +5,6 @@ training (the forgetting curve)."""
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -185,16 +184,10 @@ def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], setti
 
 
 def run_cpt(trainer, tracker: PerplexityTracker | None = None) -> dict:
-    """Train; return the loss history, the perplexity history and the wall time."""
+    """Train (``utils.train.sft.train``); return the loss history, the wall time and the
+    perplexity history that ``tracker`` recorded."""
+    from utils.train.sft import train
+
     if tracker is not None:
         trainer.add_callback(tracker.callback)
-    start = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - start
-    losses = [(log["step"], log["loss"]) for log in trainer.state.log_history if "loss" in log]
-    return {
-        "steps": [s for s, _ in losses],
-        "loss": [v for _, v in losses],
-        "seconds": seconds,
-        "perplexity": tracker.history if tracker else [],
-    }
+    return {**train(trainer), "perplexity": tracker.history if tracker else []}

@@ -1,10 +1,10 @@
 """A seeded generator of SMS-like messages, spam and ham.
 
 Real SMS corpora cannot ship with the kit, so the offline SMS dataset is written by this generator:
-many message shapes per class (77 ham, 52 spam), filled from word lists, then passed through
-texting habits
-(abbreviations, dropped capitals, typos, emoticons). Hard cases are there on purpose: ham that talks
-about money, prizes or codes; spam that sounds like a friend. The same seed gives the same messages.
+many message shapes per class (77 ham, 52 spam), filled from word lists, then passed through texting
+habits (abbreviations, dropped capitals, typos, emoticons). Hard cases are there on purpose: ham
+that talks about money, prizes or codes; spam that sounds like a friend. The same seed gives the
+same messages.
 """
 
 from __future__ import annotations

@@ -535,7 +535,7 @@ def test_lower_is_better_scoring_rewards_a_drop_in_perplexity():
 
 
 def test_every_lab_has_a_rubric_the_grader_accepts():
-    from grading.artifacts import ADAPTER_METRICS
+    from grading.artifacts import ADAPTER_METRICS, chance_level, load_heldout
     from utils.data.datasets import get_spec
 
     for lab in (
@@ -548,7 +548,11 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
     ):
         rubric = load_rubric(lab)
         reference = rubric.reference  # the reference solution's measured held-out before/after
-        assert score(rubric, reference["before"], reference["after"])["score"] == 100.0, lab
+        chance = reference.get("chance")  # accuracy labs: where the gain counts from
+        assert score(rubric, reference["before"], reference["after"], chance)["score"] == 100.0, lab
+        if chance is not None:
+            rows, _ = load_heldout(rubric, None)
+            assert round(chance_level(rubric, rows), 3) == chance, lab
         assert (
             score(rubric, reference["before"], reference["before"])["score"] == rubric.valid_points
         ), lab

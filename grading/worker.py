@@ -202,7 +202,8 @@ def weight_sketch(files: dict[str, bytes]) -> list[float] | None:
     if not tensors:
         return None
     flat = torch.cat(tensors)
-    positions = torch.linspace(0, flat.numel() - 1, min(SKETCH_SIZE, flat.numel())).long()
+    count = min(SKETCH_SIZE, flat.numel())
+    positions = torch.arange(count) * (flat.numel() - 1) // max(count - 1, 1)  # exact integers
     return [round(v, 6) for v in flat[positions].tolist()]
 
 

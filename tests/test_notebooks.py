@@ -62,7 +62,10 @@ def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
     assert results["run_info"]["model_fingerprint"] and results["run_info"]["dataset_fingerprints"]
     for name in ("sms_spam", "animal_diet"):
         base = results["baseline"][name]
-        assert base["n_test"] == 10 and 0 <= base["zero_shot"] <= base["best_prompting"] <= 1
+        assert base["n_test"] == 10  # the test split is scored once, for the two prompts
+        assert all(
+            0 <= base[k] <= 1 for k in ("zero_shot", "best_prompting", "validation_accuracy")
+        )
     assert {r["k"] for r in results["sweep"]} == {0, 1, 2, 4, 8}
     for png in ("accuracy_vs_k.png", "before_after.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -1,9 +1,9 @@
 """Set up the kit and run it: ``python3 tools/kit.py demo`` or ``python3 tools/kit.py test``.
 
 Needs only Python >= 3.10 with pip and venv. It makes ``.venv`` (once), installs the pinned CPU
-stack
-(again only when a requirements file changed), converts the embedded model once into ``.cache``,
-then runs the instructor demo or the test suite. Safe to run again: the second time is fast.
+stack (again only when a requirements file changed), converts the embedded model once into
+``.cache``, then runs the instructor demo or the test suite. Safe to run again: the second time is
+fast.
 """
 
 from __future__ import annotations

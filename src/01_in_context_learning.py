@@ -207,7 +207,7 @@ for name in DATASETS:
             f"({sweep[name, k]['seconds']:.0f} s)"
         )
 
-# The animal validation set is small (23 animals) and cheap to score: repeat the sweep with two more
+# The animal validation set is small (24 animals) and cheap to score: repeat the sweep with two more
 # seeds and plot mean ± standard deviation, to see how much of the curve is noise.
 import statistics
 

@@ -32,7 +32,8 @@
 # **What to expect on the embedded SmolLM2-135M**: a 135M-parameter model is a weak in-context
 # learner. Accuracies hover near chance (50 % for SMS, 33 % for diets), move a lot with the prompt,
 # and more shots do not reliably help. That is the finding: remember it when Lab 02 fine-tunes the
-# same model past 95 %. Larger models (the `t4`/`a100` profiles) gain much more from shots.
+# same model to over 90 % on SMS. Larger models (the `t4`/`a100` profiles) gain much more from
+# shots.
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -560,7 +561,8 @@ submission = make_submission(
 # %% [markdown]
 # ## Takeaways
 # - A causal LM classifies by comparing the likelihood of label words; no training is involved.
-# - On a 135M model, shots, format and even the order of the same examples swing accuracy by
-#   several points, and the model leans towards one label: calibration helps a little, not enough.
+# - On a 135M model, shots, format and even the order of the same examples swing accuracy by tens
+#   of points, and the model leans towards one label. Calibration corrects that lean for some
+#   settings (it made 8-shot SMS the best prompt) and not for others; no setting is reliably good.
 # - These numbers are the baseline: in Lab 02 you fine-tune the same model on the same `train`
 #   split and measure on the same `test` split.

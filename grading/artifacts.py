@@ -98,19 +98,25 @@ def param_shapes(model) -> dict[str, tuple[int, ...]]:
     return {name: tuple(p.shape) for name, p in model.named_parameters(remove_duplicate=False)}
 
 
-def config_state(model) -> dict:
-    """Deep copies of what a submission could change besides modules and weights: the model's
-    config and generation config, and its plain attributes (PEFT sets some on the base)."""
-    plain = {
+def plain_attributes(model) -> dict:
+    """The model's own attributes that are neither submodules nor parameter/buffer tables."""
+    return {
         k: v
         for k, v in vars(model).items()
         if not k.startswith(("_modules", "_parameters", "_buffers"))
+        and not isinstance(v, torch.nn.Module)
     }
+
+
+def config_state(model) -> dict:
+    """Deep copies of what a submission could change besides modules and weights: the model's
+    config and generation config, and its plain attributes (PEFT sets some on the base)."""
+    generation = getattr(model, "generation_config", None)
     return copy.deepcopy(
         {
             "config": vars(model.config),
-            "generation_config": vars(getattr(model, "generation_config", None) or object()),
-            "attributes": {k: v for k, v in plain.items() if not isinstance(v, torch.nn.Module)},
+            "generation_config": vars(generation) if generation is not None else {},
+            "attributes": plain_attributes(model),
         }
     )
 
@@ -123,11 +129,8 @@ def restore_config_state(model, state: dict) -> None:
     if getattr(model, "generation_config", None) is not None:
         vars(model.generation_config).clear()
         vars(model.generation_config).update(copy.deepcopy(state["generation_config"]))
-    for key in [
-        k for k in vars(model) if not k.startswith(("_modules", "_parameters", "_buffers"))
-    ]:
-        if key not in state["attributes"] and not isinstance(vars(model)[key], torch.nn.Module):
-            delattr(model, key)
+    for key in set(plain_attributes(model)) - set(state["attributes"]):
+        delattr(model, key)
     for key, value in state["attributes"].items():
         vars(model)[key] = copy.deepcopy(value)
 

@@ -117,10 +117,18 @@ def result_path(out: Path, sha: str, name: str) -> Path:
 
 
 def grade_one(
-    worker: Worker, path: Path, out: Path, timeout: float, force: bool, setting: str = ""
+    worker: Worker,
+    path: Path,
+    out: Path,
+    timeout: float,
+    force: bool,
+    setting: str = "",
+    cannot_grade: str | None = None,
 ) -> tuple[dict, bool]:
     """(result, graded_now): the stored verdict when this file and content were graded before
-    with the same ``setting`` (base, lab, held-out file, rubric), else a new one."""
+    with the same ``setting`` (base, lab, held-out file, rubric), else a new one.
+    ``cannot_grade``: why this machine cannot grade at all (status ``error``, so it is retried
+    on a machine that can)."""
     name = path.name.encode("utf-8", "replace").decode()
     try:
         data = read_entry(path)
@@ -135,7 +143,9 @@ def grade_one(
         previous = json.loads(stored.read_text())
         if previous.get("status") in FINAL and previous.get("cache_key") == key:
             return previous, False
-    if reason is not None:
+    if cannot_grade is not None:
+        result = {"status": "error", "score": 0.0, "reason": cannot_grade}
+    elif reason is not None:
         result = {"status": "invalid", "score": 0.0, "reason": reason}
     else:
         try:
@@ -147,27 +157,6 @@ def grade_one(
     result.update(submission=name, sha256=sha, cache_key=key, run_info=grading_info(worker))
     write_json_atomic(stored, result)
     return result, True
-
-
-def unscorable(path: Path, reason: str, out: Path, setting: str) -> dict:
-    """The result for a submission that this machine cannot grade (status ``error``: retried)."""
-    try:
-        data = read_entry(path)
-    except UnreadableEntry:
-        data = b""
-    sha = hashlib.sha256(data).hexdigest()
-    lab, student = names_from_filename(path.name, None)
-    result = {
-        "status": "error",
-        "score": 0.0,
-        "reason": reason,
-        "lab": lab,
-        "student": student,
-        "submission": path.name,
-        "sha256": sha,
-    }
-    write_json_atomic(result_path(out, sha, path.name), result)
-    return result
 
 
 def grading_setting(base: str, lab: str | None, heldout: Path | None, rubric: Path | None) -> str:
@@ -188,7 +177,8 @@ def identity_flags(results: list[dict]) -> None:
         by_zip.setdefault(r["sha256"], []).append(r["submission"])
         if r.get("artifact_sha256"):
             by_artifact.setdefault(r["artifact_sha256"], []).append(r["submission"])
-    for r in results:
+    nearly = near_copies(results)
+    for index, r in enumerate(results):
         flags = []
         _, named = names_from_filename(r["submission"], r.get("lab"))
         named = named.removesuffix(" (from file name)")
@@ -202,37 +192,36 @@ def identity_flags(results: list[dict]) -> None:
             flags.append(f"the same zip as {', '.join(sorted(same_zip)[:3])}")
         elif same_artifact:
             flags.append(f"the same artifact as {', '.join(sorted(same_artifact)[:3])}")
-        else:
-            flags += near_copies(r, results)
+        elif index in nearly:
+            flags.append(f"weights nearly identical to {', '.join(sorted(nearly[index])[:3])}")
         r["flags"] = flags
 
 
 NEAR_COPY_COSINE = 0.99
 
 
-def near_copies(result: dict, results: list[dict]) -> list[str]:
-    """A flag naming the other submissions of the same lab whose weight sketch has a cosine
-    similarity above ``NEAR_COPY_COSINE`` with this one's (a copy with noise added)."""
+def near_copies(results: list[dict]) -> dict[int, list[str]]:
+    """For each result (by index), the other submissions of its lab whose weight sketch has a
+    cosine similarity above ``NEAR_COPY_COSINE`` with its own (a copy with noise added), when
+    the artifacts are not identical. One similarity matrix per lab."""
     import torch
 
-    mine = result.get("weight_sketch")
-    if not mine:
-        return []
-    close = []
-    for other in results:
-        theirs = other.get("weight_sketch")
-        if other is result or not theirs or other.get("lab") != result.get("lab"):
-            continue
-        if len(theirs) != len(mine) or other.get("artifact_sha256") == result.get(
-            "artifact_sha256"
-        ):
-            continue
-        cosine = float(
-            torch.nn.functional.cosine_similarity(torch.tensor(mine), torch.tensor(theirs), dim=0)
-        )
-        if cosine > NEAR_COPY_COSINE:
-            close.append(f"{other['submission']} (cosine {cosine:.3f})")
-    return [f"weights nearly identical to {', '.join(sorted(close)[:3])}"] if close else []
+    close: dict[int, list[str]] = {}
+    by_lab: dict[tuple, list[int]] = {}
+    for i, r in enumerate(results):
+        if r.get("weight_sketch"):
+            by_lab.setdefault((r.get("lab"), len(r["weight_sketch"])), []).append(i)
+    for members in by_lab.values():
+        sketches = torch.tensor([results[i]["weight_sketch"] for i in members])
+        unit = torch.nn.functional.normalize(sketches, dim=1)
+        cosine = unit @ unit.T
+        for a, i in enumerate(members):
+            for b, j in enumerate(members):
+                same = results[i].get("artifact_sha256") == results[j].get("artifact_sha256")
+                if i != j and not same and cosine[a, b] > NEAR_COPY_COSINE:
+                    name = results[j]["submission"]
+                    close.setdefault(i, []).append(f"{name} (cosine {float(cosine[a, b]):.3f})")
+    return close
 
 
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
@@ -282,18 +271,16 @@ def grade_batch(
 
     out.mkdir(parents=True, exist_ok=True)
     setting = grading_setting(f"{base}|{base_id or ''}", lab, heldout, rubric)
-    requirement = base_requirement(base)
-    if requirement:  # every submission gets the reason; none is cached, so a GPU machine regrades
-        results = [unscorable(path, requirement, out, setting) for path in zips]
-        finish_batch(results, out)
-        return results
+    requirement = base_requirement(base)  # a base too large here: every submission says so
     pool = [Worker(base, lab, heldout, rubric, base_id=base_id) for _ in range(max(1, workers))]
     results: list[dict | None] = [None] * len(zips)
     bar = tqdm(total=len(zips), desc="grading", unit="zip", disable=not progress)
 
     def run_lane(lane: int) -> None:
         for index in range(lane, len(zips), len(pool)):
-            results[index], _ = grade_one(pool[lane], zips[index], out, timeout, force, setting)
+            results[index], _ = grade_one(
+                pool[lane], zips[index], out, timeout, force, setting, requirement
+            )
             bar.update(1)
 
     try:

@@ -129,7 +129,7 @@ def grade_bytes(
         result.update(
             lab=manifest["lab"],
             student=manifest["student"],
-            artifact_sha256=artifact_digest(submission.files),
+            artifact_sha256=artifact_digest(manifest["files"]),
             weight_sketch=weight_sketch(submission.files),
         )
         try:
@@ -173,12 +173,13 @@ def capped(reason: str) -> str:
     return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 1] + "…"
 
 
-def artifact_digest(files: dict[str, bytes]) -> str:
-    """A hash of the artifact files (the manifest left out): equal for two students who hand in
-    the same tensors or prompt, whatever their manifests say."""
+def artifact_digest(listed: dict[str, dict]) -> str:
+    """A hash of the artifact files (the manifest left out), from the sha256 of each file that
+    validation has checked against the manifest: equal for two students who hand in the same
+    tensors or prompt, whatever else their manifests say."""
     digest = hashlib.sha256()
-    for name in sorted(n for n in files if n != "manifest.json"):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    for name in sorted(listed):
+        digest.update(f"{name}\0{listed[name]['sha256']}\0".encode())
     return digest.hexdigest()[:16]
 
 

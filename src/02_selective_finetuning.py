@@ -57,7 +57,7 @@ from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
-from utils.lab.plots import plot_bars, plot_sweep, show
+from utils.lab.plots import plot_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
@@ -313,9 +313,8 @@ print(
     f"test accuracy: {before['accuracy']:.3f} before -> {after['accuracy']:.3f} after "
     f"({history['seconds']:.0f} s of training; validation {validation['accuracy']:.3f})"
 )
-path = plot_sweep(
-    history["step"],
-    {"training loss": (history["loss"], None)},
+path = plot_lines(
+    {"training loss": (history["step"], history["loss"])},
     OUT / "loss.png",
     title="Lab 02: training loss (last block + norm + head)",
     xlabel="step",

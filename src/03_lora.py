@@ -56,7 +56,7 @@ from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
-from utils.lab.plots import plot_sweep, show
+from utils.lab.plots import plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
@@ -271,9 +271,8 @@ print(
     f"({history['seconds']:.0f} s, {len(history['step'])} steps)"
 )
 show(
-    plot_sweep(
-        history["step"],
-        {"training loss": (history["loss"], None)},
+    plot_lines(
+        {"training loss": (history["step"], history["loss"])},
         OUT / "loss.png",
         title=f"Lab 03: LoRA r={RANK} on {'+'.join(TARGETS)} (+ head)",
         xlabel="step",

@@ -62,7 +62,7 @@ from utils.eval.metrics import (
     teacher_forced_match,
 )
 from utils.lab.checks import check_close, check_equal, report
-from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_sweep, show
+from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
@@ -230,9 +230,8 @@ print(
     f"-> {history['loss'][-1]:.4f}"
 )
 show(
-    plot_sweep(
-        history["steps"],
-        {"training loss (answer tokens)": (history["loss"], None)},
+    plot_lines(
+        {"training loss (answer tokens)": (history["steps"], history["loss"])},
         OUT / "loss.png",
         title="Lab 03B: LoRA SFT on extraction",
         xlabel="step",

@@ -119,8 +119,11 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(normalise_text(text).encode()).hexdigest()
 
 
-def split_rows(rows: list[dict], seed: int, prefix: str) -> dict[str, list[dict]]:
-    """Give rows stable ids and deal them into the four splits, stratified by label, seeded.
+def split_rows(
+    rows: list[dict], seed: int, prefix: str, fractions: dict[str, float] = SPLIT_FRACTIONS
+) -> dict[str, list[dict]]:
+    """Give rows stable ids and deal them into ``fractions``' splits (default: the four bundled
+    ones), stratified by label, seeded. A row's own ``id`` is kept.
 
     Rows with a ``group`` (e.g. the template a message was generated from) are dealt group by
     group, so no group spans two splits; other rows are dealt one by one.
@@ -132,26 +135,26 @@ def split_rows(rows: list[dict], seed: int, prefix: str) -> dict[str, list[dict]
         by_label.setdefault(row.get("label", ""), {}).setdefault(group, []).append(
             {"id": f"{prefix}-{index:05d}", **row}
         )
-    splits: dict[str, list[dict]] = {name: [] for name in ALL_SPLITS}
+    splits: dict[str, list[dict]] = {name: [] for name in fractions}
     for groups in by_label.values():
         names = sorted(groups)
         rng.shuffle(names)
         total, done = sum(len(g) for g in groups.values()), 0
-        targets = _cumulative_targets(total)
+        targets = _cumulative_targets(total, fractions)
         for name in names:
             split = next(s for s, limit in targets if done < limit)
             splits[split] += groups[name]
             done += len(groups[name])
-    for name in ALL_SPLITS:
+    for name in fractions:
         rng.shuffle(splits[name])
     return splits
 
 
-def _cumulative_targets(total: int) -> list[tuple[str, float]]:
+def _cumulative_targets(total: int, fractions: dict[str, float]) -> list[tuple[str, float]]:
     """(split, cumulative row count where it ends) in split order."""
     targets, cumulative = [], 0.0
-    for name in ALL_SPLITS:
-        cumulative += SPLIT_FRACTIONS[name] * total
+    for name, fraction in fractions.items():
+        cumulative += fraction * total
         targets.append((name, cumulative))
     targets[-1] = (targets[-1][0], float("inf"))
     return targets

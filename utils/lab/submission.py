@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 1
-ALLOWED_SUFFIXES = (".json", ".safetensors", ".md", ".txt")
+ALLOWED_SUFFIXES = (".json", ".jsonl", ".safetensors", ".md", ".txt", ".pdf")
 STUDENT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: no trailing newline
 
 

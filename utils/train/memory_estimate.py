@@ -109,6 +109,7 @@ SHAPES = {
     "smollm2-135m": ModelShape("SmolLM2-135M", 30, 576, 1536, 49152, 9, 3, tied_embeddings=True),
     "tinyllama-1.1b": ModelShape("TinyLlama-1.1B", 22, 2048, 5632, 32000, 32, 4),
     "llama-3.2-3b": ModelShape("Llama-3.2-3B", 28, 3072, 8192, 128256, 24, 8, tied_embeddings=True),
+    "qwen2.5-3b": ModelShape("Qwen2.5-3B", 36, 2048, 11008, 151936, 16, 2, tied_embeddings=True),
     "llama-2-7b": ModelShape("Llama-2-7B", 32, 4096, 11008, 32000, 32, 32),
     "llama-3.1-8b": ModelShape("Llama-3.1-8B", 32, 4096, 14336, 128256, 32, 8),
 }

@@ -277,3 +277,34 @@ def train(trainer) -> dict:
         "train_loss": output.training_loss,
         "global_steps": trainer.state.global_step,
     }
+
+
+def train_choosing_epoch(trainer, validation_score: Callable[[object], float]) -> dict:
+    """``train`` that scores the validation split after every epoch (``validation_score(model)``,
+    higher is better) and ends with the trainable weights of the best epoch (the first one on a
+    tie). Adds ``epoch_scores`` and ``best_epoch`` (1-based) to the history."""
+    from transformers import TrainerCallback
+
+    scores: list[float] = []
+    snapshots: list[dict] = []
+
+    class ScoreEachEpoch(TrainerCallback):
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            model.eval()
+            with torch.no_grad():
+                scores.append(float(validation_score(model)))
+            snapshots.append(
+                {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            )
+            model.train()
+
+    trainer.add_callback(ScoreEachEpoch())
+    history = train(trainer)
+    best = max(range(len(scores)), key=scores.__getitem__) if scores else None
+    if best is not None:
+        params = dict(trainer.model.named_parameters())
+        with torch.no_grad():
+            for name, value in snapshots[best].items():
+                params[name].copy_(value)
+    trainer.model.eval()
+    return {**history, "epoch_scores": scores, "best_epoch": None if best is None else best + 1}

@@ -205,3 +205,44 @@ def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
     assert graded["higher_is_better"] is False and graded["submission_details"]["r"] == 64
     assert sorted(graded["submission_details"]["modules_to_save"]) == ["embed_tokens", "lm_head"]
     assert graded["after"]["domain_blocks"] == 24 and graded["after"]["domain_perplexity"] > 1
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("example", ["cyrillic_langid", "e2e_nlg"])
+def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it(
+    tmp_path, embedded_base, example
+):
+    notebook = execute_notebook(
+        REPO_ROOT / "solutions" / "06_your_task.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path), "FTKIT_EXAMPLE": example},
+    )
+    text = cell_outputs_text(notebook)
+    assert text.count("[PASS]") == 4 and "[FAIL]" not in text
+    out = tmp_path / f"06_your_task-{example}"
+    results = json.loads((out / "results.json").read_text())
+    assert results["run_info"]["config"]["smoke"] is True and results["example"] == example
+    assert results["primary"] == {"cyrillic_langid": "accuracy", "e2e_nlg": "chrf"}[example]
+    assert results["interval"]["n"] == 8 and results["plan"]["steps"] == 2
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "## Before and after, test split" in (out / "report.md").read_text()
+    graded = grade_submission(out, "06_your_task", embedded_base)
+    reproduction = graded["submission_details"]["reproduction"]
+    assert reproduction["reproduced"], reproduction
+    assert graded["parts"]["reproduced result"] == 40 and graded["parts"]["report"] == 20
+
+
+@pytest.mark.notebook
+def test_lab06_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
+    notebook = execute_notebook(
+        REPO_ROOT / "labs" / "06_your_task.ipynb",
+        None,
+        smoke=True,
+        timeout=600,
+        extra_env={"FTKIT_OUTPUTS": str(tmp_path), "FTKIT_EXAMPLE": "e2e_nlg"},
+    )
+    text = cell_outputs_text(notebook)
+    assert text.count("[FAIL] Task 6.1") == 3 and "[FAIL] Task 6.2" in text
+    assert (tmp_path / "06_your_task-e2e_nlg" / "report.pdf").is_file()

@@ -120,7 +120,17 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
     lines += [
         f"| {name} | {points:g} / {result['part_max'][name]:g} |"
         for name, points in result["parts"].items()
+        if result["part_max"][name] > 0
     ]
+    reproduction = (result.get("submission_details") or {}).get("reproduction")
+    if reproduction:
+        claimed, measured = reproduction["claimed"], reproduction["measured"]
+        lines += [
+            "",
+            f"Your claimed before/after {claimed['before']:.3f} / {claimed['after']:.3f}; "
+            f"re-measured {measured['before']:.3f} / {measured['after']:.3f}: "
+            + ("**reproduced**." if reproduction["reproduced"] else "**not reproduced**."),
+        ]
     lines += [
         "",
         f"Metric: {result['metric']} ({better} is better) on {heldout_phrase(result)} "

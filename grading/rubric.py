@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
-ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter")
+ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter", "capstone")
 MERGE_TARGETS = ("original", "nf4")
 
 
@@ -76,6 +76,9 @@ class Rubric:
     max_blocks: int | None = None  # and how many blocks are scored
     calibration: str = ""  # how the thresholds were set
     reference: dict = field(default_factory=dict)  # the reference solution's measured before/after
+    reproduced_points: float = 0  # capstone: the claimed before/after re-measured within tolerance
+    report_points: float = 0  # capstone: a PDF report (and its Markdown twin) handed in
+    tolerance: float = 0.02  # capstone: largest |claimed - measured| (0-1 scale) still reproduced
 
     def __post_init__(self) -> None:
         if self.artifact not in ARTIFACTS:
@@ -84,8 +87,10 @@ class Rubric:
             raise RubricError(f"merge_into must be one of {MERGE_TARGETS}, got {self.merge_into!r}")
         if not isinstance(self.higher_is_better, bool):
             raise RubricError("higher_is_better must be true or false")
-        if self.valid_points < 0:
-            raise RubricError(f"valid_points must be >= 0, got {self.valid_points}")
+        if min(self.valid_points, self.reproduced_points, self.report_points) < 0:
+            raise RubricError("valid_points, reproduced_points and report_points must be >= 0")
+        if not 0 <= self.tolerance < 1:
+            raise RubricError(f"tolerance must be in [0, 1), got {self.tolerance}")
 
     @classmethod
     def from_dict(cls, data: dict) -> Rubric:
@@ -122,7 +127,13 @@ class Rubric:
     @property
     def max_score(self) -> float:
         """Points for a perfect submission."""
-        return float(self.valid_points + self.after.points + self.gain.points)
+        return float(
+            self.valid_points
+            + self.after.points
+            + self.gain.points
+            + self.reproduced_points
+            + self.report_points
+        )
 
     def improvement(self, before: float, after: float) -> float:
         """How much better ``after`` is than ``before`` (a drop, for a metric where lower is

@@ -21,7 +21,7 @@ MAX_FILES = 64
 MAX_TOTAL_BYTES = 400 * 1024 * 1024
 MAX_RATIO = 200  # uncompressed / compressed, per file
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npy", ".npz", ".joblib")
-ALLOWED_SUFFIXES = (".json", ".safetensors", ".md", ".txt")
+ALLOWED_SUFFIXES = (".json", ".jsonl", ".safetensors", ".md", ".txt", ".pdf")
 MANIFEST_FIELDS = {
     "schema_version": int,
     "lab": str,

@@ -137,6 +137,13 @@ def grade_bytes(
         except KeyError as exc:  # a lab without a rubric: the submission's problem
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = rubric.max_score
+        if rubric.artifact == "capstone":
+            from grading.capstone import grade_capstone
+
+            graded = grade_capstone(state, submission.files, rubric, heldout, base_state(state))
+            result.update(status="graded", reason=graded.pop("reason", ""), **graded)
+            result["seconds"] = round(time.perf_counter() - started, 2)
+            return result
         rows, heldout_hash = load_heldout(rubric, heldout)
         before = base_score(
             state["model"], state["tokenizer"], rubric, rows, heldout_hash, base_state(state)

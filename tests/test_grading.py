@@ -124,7 +124,7 @@ MALFORMED = {
     ),
     "pickle .pt": (with_file("adapter/weights.pt", b"\x80\x04K\x01."), "pickle-based files"),
     "pickle .pkl": (with_file("model.pkl", b"\x80\x04K\x01."), "pickle-based files"),
-    "python file": (with_file("train.py", b"import os"), "only .json, .safetensors"),
+    "python file": (with_file("train.py", b"import os"), "only .json, .jsonl, .safetensors"),
     "missing manifest": (raw_zip(lambda m, f: list(f.items())), "manifest.json is missing"),
     "manifest not JSON": (
         lambda m, f: pack(m, f, manifest_bytes="{not json"),

@@ -1,0 +1,275 @@
+"""Grading the capstone (Lab 06): re-run the student's before and after, and check the claim.
+
+A capstone submission carries its own task (``claimed.json``: kind, instruction, labels or
+fields, token budget, and the scores the student measured), its test split (``test.jsonl``,
+unless the instructor holds the test data), its adapter, predictions and report. The grader
+
+1. rebuilds the test examples from ``test.jsonl`` and checks they are the split the student's
+   numbers were measured on (fingerprint);
+2. scores the base model and the base with the adapter merged, with the lab's own
+   ``evaluate_task`` — the same prompts, token budget and metric;
+3. calls the result **reproduced** when both re-measured scores are within the rubric's
+   ``tolerance`` of the claimed ones (on a 0–1 scale: chrF is divided by 100); a mismatch is
+   reported with both numbers, never silently accepted;
+4. scores the gain on the instructor's held-out file when one is given (``--heldout``), else on
+   the submitted test split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+from pathlib import Path
+
+from grading.artifacts import check_adapter, linear_shapes, merged_adapter, param_shapes
+from grading.rubric import Rubric, score
+from grading.validate import SubmissionError, parse_json
+from utils.runtime.storage import cache_dir, write_json_atomic
+
+MAX_INSTRUCTION_CHARS = 4000
+MAX_LABELS, MAX_LABEL_CHARS = 100, 100
+MAX_TEST_EXAMPLES = 5000
+REPORT_MIN_BYTES = 1000
+
+
+def _number(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SubmissionError(f"claimed.json: {where} must be a finite number")
+    return float(value)
+
+
+def _strings(value, where: str, limit: int) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > limit:
+        raise SubmissionError(f"claimed.json: {where} must be a list of at most {limit} strings")
+    if not all(isinstance(v, str) and 0 < len(v) <= MAX_LABEL_CHARS for v in value):
+        raise SubmissionError(
+            f"claimed.json: every entry of {where} must be a string of 1-{MAX_LABEL_CHARS} chars"
+        )
+    return tuple(value)
+
+
+def read_claim(files: dict[str, bytes]):
+    """(task, claim) from ``claimed.json``, every field type- and range-checked."""
+    from utils.data.own_data import TASK_KINDS, TaskConfig
+    from utils.eval.task_eval import PRIMARY_METRIC
+
+    claim = parse_json(files, "claimed.json")
+    spec = claim.get("task")
+    if not isinstance(spec, dict) or spec.get("kind") not in TASK_KINDS:
+        raise SubmissionError(f"claimed.json: task.kind must be one of {TASK_KINDS}")
+    instruction = spec.get("instruction")
+    if not isinstance(instruction, str) or not 0 < len(instruction) <= MAX_INSTRUCTION_CHARS:
+        raise SubmissionError(
+            f"claimed.json: task.instruction must be a string of 1-{MAX_INSTRUCTION_CHARS} chars"
+        )
+    task = TaskConfig(
+        kind=spec["kind"],
+        instruction=instruction,
+        labels=_strings(spec.get("labels", []), "task.labels", MAX_LABELS),
+        fields=_strings(spec.get("fields", []), "task.fields", MAX_LABELS),
+    )
+    if task.kind == "classification" and len(task.labels) < 2:
+        raise SubmissionError("claimed.json: a classification task needs at least two labels")
+    if task.kind == "extraction" and not task.fields:
+        raise SubmissionError("claimed.json: an extraction task needs its fields")
+    budget = claim.get("max_new_tokens")
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 256:
+        raise SubmissionError("claimed.json: max_new_tokens must be an integer from 1 to 256")
+    primary = PRIMARY_METRIC[task.kind]
+    if claim.get("primary") != primary:
+        raise SubmissionError(
+            f"claimed.json: the primary metric of a {task.kind} task is {primary}"
+        )
+    for side in ("before", "after"):
+        if not isinstance(claim.get(side), dict):
+            raise SubmissionError(f"claimed.json: '{side}' must be an object of scores")
+        _number(claim[side].get(primary), f"{side}.{primary}")
+    if not isinstance(claim.get("test_fingerprint"), str):
+        raise SubmissionError("claimed.json: test_fingerprint must be a string")
+    return task, claim
+
+
+def examples_from_jsonl(data: bytes, task, where: str) -> list[dict]:
+    """Test examples from chat JSONL bytes (the lab's ``test.jsonl``); the first bad line is a
+    SubmissionError naming it."""
+    from utils.data.datasets import DataError
+    from utils.data.own_data import to_example
+
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise SubmissionError(f"{where} is not UTF-8 text") from None
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            examples.append(to_example(record, task, f"{where}:{number}"))
+        except (json.JSONDecodeError, RecursionError):
+            raise SubmissionError(f"{where}:{number}: invalid JSON") from None
+        except DataError as error:
+            raise SubmissionError(str(error)) from None
+        if len(examples) > MAX_TEST_EXAMPLES:
+            raise SubmissionError(f"{where}: more than {MAX_TEST_EXAMPLES} test examples")
+    if not examples:
+        raise SubmissionError(f"{where} holds no examples")
+    return examples
+
+
+def check_answers(task, examples: list[dict], where: str) -> None:
+    """Every classification answer must be one of the task's labels."""
+    if task.kind == "classification":
+        unknown = sorted({e["answer"] for e in examples} - set(task.labels))
+        if unknown:
+            raise SubmissionError(f"{where}: answers {unknown[:5]} are not among the task's labels")
+
+
+def test_examples(files: dict[str, bytes], task, claim: dict) -> list[dict] | None:
+    """The submitted test split, checked against the claim's fingerprint (None if not handed in)."""
+    from utils.data.own_data import examples_fingerprint
+
+    if "test.jsonl" not in files:
+        return None
+    examples = examples_from_jsonl(files["test.jsonl"], task, "test.jsonl")
+    check_answers(task, examples, "test.jsonl")
+    if examples_fingerprint(examples) != claim["test_fingerprint"]:
+        raise SubmissionError(
+            "test.jsonl is not the split the claimed scores were measured on (fingerprint differs)"
+        )
+    return examples
+
+
+def scale(task, value: float) -> float:
+    """A primary score on a 0-1 scale (chrF is 0-100)."""
+    return value / 100 if task.kind == "generation" else value
+
+
+def evaluation_key(task, examples: list[dict], budget: int) -> str:
+    """A hash of what an evaluation depends on besides the model: task, examples, token budget."""
+    from utils.data.own_data import examples_fingerprint
+
+    spec = json.dumps([task.kind, task.system_prompt(), task.labels, task.fields, budget])
+    return hashlib.sha256((spec + examples_fingerprint(examples)).encode()).hexdigest()[:16]
+
+
+def base_result(model, tokenizer, task, examples, budget: int, fingerprint: str) -> dict:
+    """The base model's evaluation, cached per (base state, task, examples, budget)."""
+    from utils.eval.task_eval import evaluate_task
+
+    path = (
+        cache_dir()
+        / "grading"
+        / (f"before-capstone-{fingerprint}-{evaluation_key(task, examples, budget)}.json")
+    )
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = evaluate_task(model, tokenizer, task, examples, budget, progress=False)
+    result = {k: v for k, v in result.items() if k in ("score", "primary", "outputs")}
+    write_json_atomic(path, result)
+    return result
+
+
+def adapter_results(model, tokenizer, files, rubric: Rubric, task, budget, example_sets) -> list:
+    """The submission's evaluation on each set of examples, with its adapter merged once."""
+    from utils.eval.task_eval import evaluate_task
+
+    check_adapter(files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model))
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            Path(folder, name).write_bytes(files["adapter/" + name])
+        with merged_adapter(model, folder, rubric.merge_into) as merged:
+            for examples in example_sets:
+                result = evaluate_task(merged, tokenizer, task, examples, budget, progress=False)
+                results.append({"score": result["score"], "primary": result["primary"]})
+    return results
+
+
+def report_present(files: dict[str, bytes]) -> bool:
+    """A PDF report (a real one: the PDF signature and some content) and its Markdown twin."""
+    pdf = files.get("report.pdf", b"")
+    return pdf.startswith(b"%PDF-") and len(pdf) >= REPORT_MIN_BYTES and "report.md" in files
+
+
+def majority_share(task, examples: list[dict]) -> float | None:
+    """For classification, what always answering the most common label scores."""
+    if task.kind != "classification":
+        return None
+    answers = [e["answer"] for e in examples]
+    return max(answers.count(a) for a in set(answers)) / len(answers)
+
+
+def mismatch(reproduction: dict | None) -> str:
+    """The gradebook's reason when the claimed scores were not reproduced ("" otherwise)."""
+    if reproduction is None:
+        return "no test.jsonl handed in: the claimed scores could not be re-measured"
+    if reproduction["reproduced"]:
+        return ""
+    claimed, measured = reproduction["claimed"], reproduction["measured"]
+    return (
+        f"not reproduced: claimed before/after {claimed['before']:.3f}/{claimed['after']:.3f}, "
+        f"measured {measured['before']:.3f}/{measured['after']:.3f} (tolerance "
+        f"{reproduction['tolerance']} on a 0-1 scale)"
+    )
+
+
+def grade_capstone(state: dict, files: dict, rubric: Rubric, heldout: Path | None, base_fp: str):
+    """The result fields of one capstone submission (raises SubmissionError when invalid)."""
+    task, claim = read_claim(files)
+    budget, primary = claim["max_new_tokens"], claim["primary"]
+    submitted = test_examples(files, task, claim)
+    instructor = None
+    if heldout is not None:
+        from utils.data.own_data import read_records, to_examples
+
+        instructor, problems = to_examples(read_records(Path(heldout)), task)
+        if problems or not instructor:
+            raise RuntimeError(f"the held-out file {heldout} has bad rows: {problems[:3]}")
+        check_answers(task, instructor, "the held-out file")
+    if submitted is None and instructor is None:
+        raise SubmissionError("test.jsonl is missing and no held-out file was given to the grader")
+    model, tokenizer = state["model"], state["tokenizer"]
+    sets = [s for s in (submitted, instructor) if s is not None]
+    befores = [base_result(model, tokenizer, task, s, budget, base_fp) for s in sets]
+    afters = adapter_results(model, tokenizer, files, rubric, task, budget, sets)
+    reproduction = None
+    if submitted is not None:
+        claimed = (claim["before"][primary], claim["after"][primary])
+        measured = (befores[0]["score"], afters[0]["score"])
+        worst = max(abs(scale(task, c - m)) for c, m in zip(claimed, measured, strict=True))
+        reproduction = {
+            "claimed": {"before": claimed[0], "after": claimed[1]},
+            "measured": {"before": measured[0], "after": measured[1]},
+            "largest_difference": round(worst, 4),
+            "tolerance": rubric.tolerance,
+            "reproduced": worst <= rubric.tolerance,
+        }
+    graded_on = sets[-1]
+    before, after = scale(task, befores[-1]["score"]), scale(task, afters[-1]["score"])
+    points = score(rubric, before, after, majority_share(task, graded_on))
+    extra = {
+        "reproduced result": rubric.reproduced_points
+        * bool(reproduction and reproduction["reproduced"]),
+        "report": rubric.report_points * report_present(files),
+    }
+    points["parts"] |= extra
+    points["part_max"] |= {
+        "reproduced result": rubric.reproduced_points,
+        "report": rubric.report_points,
+    }
+    points["score"] = round(sum(points["parts"].values()), 2)
+    metric = f"{primary}/100" if task.kind == "generation" else primary  # on a 0-1 scale
+    return {
+        "reason": mismatch(reproduction),
+        "metric": metric,
+        "higher_is_better": True,
+        "before": {metric: before},
+        "after": {metric: after},
+        "submission_details": {"task": task.kind, "reproduction": reproduction},
+        "heldout": {"items": len(graded_on), "source": "instructor" if instructor else "submitted"},
+        "chance": majority_share(task, graded_on),
+        **points,
+    }

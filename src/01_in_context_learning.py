@@ -66,9 +66,10 @@ from utils.data.prompting import (
     format_to_dict,
     render_raw,
 )
-from utils.eval.icl import calibrate_scores, evaluate_prompt, predict, run_icl
+from utils.eval.icl import evaluate_prompt, predict, run_icl
 from utils.eval.metrics import score_candidates
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.expected import expected
 from utils.lab.plots import plot_grouped_bars, plot_sweep, show
 from utils.lab.results import finish_lab, format_table, save_results
 from utils.lab.submission import make_submission
@@ -375,7 +376,7 @@ def calibrate(scores: list[list[float]], null_scores: list[float]) -> list[list[
 # %%
 _run = sweep["sms_spam", 8]
 _yours = calibrate(_run["scores"], _run["null_scores"])
-_reference = calibrate_scores(_run["scores"], _run["null_scores"])
+_reference = expected("Task 1.3", _run["scores"], _run["null_scores"])
 if report(
     "Task 1.3",
     _yours == _reference,

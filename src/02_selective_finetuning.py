@@ -57,6 +57,7 @@ from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.expected import expected
 from utils.lab.plots import plot_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -73,7 +74,7 @@ from utils.train.classifier import (
     save_classifier,
     train_classifier,
 )
-from utils.train.params import count_trainable, freeze_all_but
+from utils.train.params import count_trainable
 
 LAB = "02_selective_finetuning"
 OUT = lab_output_dir(LAB)
@@ -173,39 +174,50 @@ check_equal(
 # ## 3. Freeze all but the last block
 # ### Task 2.3 — the freeze loop
 # Set `requires_grad = False` on every parameter, then `True` on the parameters of the last
-# `last_blocks` transformer blocks (`model.model.layers[-last_blocks:]`), the final norm
-# (`model.model.norm`) and the head (`model.lm_head`).
+# `last_blocks` transformer blocks (`model.model.layers`), the final norm (`model.model.norm`,
+# if `train_norm`), the head (`model.lm_head`, always) and the input embeddings
+# (`model.model.embed_tokens`, if `train_embeddings`). Return the number of trainable
+# parameters. Mind the edge case `last_blocks = 0` (the head alone): what is `layers[-0:]`?
+# The ablation in section 6 uses your function for every row.
 
 
 # %%
-def freeze_for_selective_finetuning(model, last_blocks: int = 1) -> None:
-    """Train only the last blocks, the final norm and the head."""
+def freeze_for_finetuning(
+    model, last_blocks: int, train_norm: bool = True, train_embeddings: bool = False
+) -> int:
+    """Train only the last blocks, the final norm, the head (and the embeddings if asked)."""
     # BEGIN SOLUTION: ...
     for param in model.parameters():
         param.requires_grad = False
-    for module in [*model.model.layers[-last_blocks:], model.model.norm, model.lm_head]:
+    blocks = list(model.model.layers)[len(model.model.layers) - last_blocks :]
+    modules = [*blocks, model.lm_head]
+    modules += [model.model.norm] if train_norm else []
+    modules += [model.model.embed_tokens] if train_embeddings else []
+    for module in modules:
         for param in module.parameters():
             param.requires_grad = True
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
     # END SOLUTION
 
 
 # %%
-_expected = freeze_all_but(model, 1)  # the kit's reference, for the check
-_expected_names = {n for n, p in model.named_parameters() if p.requires_grad}
-for param in model.parameters():
-    param.requires_grad = True
-freeze_for_selective_finetuning(model, last_blocks=1)
-_names = {n for n, p in model.named_parameters() if p.requires_grad}
 TOTAL = sum(p.numel() for p in model.parameters())
-check_equal("Task 2.3", count_trainable(model)[0], _expected, what="trainable parameter count")
-report(
-    "Task 2.3",
-    _names == _expected_names,
-    "exactly the last block, the final norm and the head train",
-    f"wrong set: extra {sorted(_names - _expected_names)[:3]}, missing "
-    f"{sorted(_expected_names - _names)[:3]}",
-)
-freeze_all_but(model, 1)  # continue with the reference setting whatever happened above
+for _case in (
+    {"last_blocks": 1},
+    {"last_blocks": 0, "train_norm": False},
+    {"last_blocks": 2, "train_embeddings": True},
+):
+    _expected_names = expected("Task 2.3", model, **_case)
+    _count = freeze_for_finetuning(model, **_case)
+    _names = {n for n, p in model.named_parameters() if p.requires_grad}
+    report(
+        "Task 2.3",
+        _names == _expected_names and _count == count_trainable(model)[0],
+        f"{_case}: the right {len(_names)} tensors train, and the count is returned",
+        f"{_case}: extra {sorted(_names - _expected_names)[:3]}, missing "
+        f"{sorted(_expected_names - _names)[:3]}, returned {_count!r}",
+    )
+freeze_for_finetuning(model, 1)  # the lab's setting: the last block, the norm and the head
 print(
     f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} parameters "
     f"({100 * count_trainable(model)[0] / TOTAL:.2f} %)"
@@ -366,7 +378,7 @@ def fresh_model(last_blocks: int, train_norm: bool = True, train_embeddings: boo
     global model
     model, _ = load_model(PROFILE)
     replace_head(model, NUM_CLASSES, seed=SEED)
-    return freeze_all_but(
+    return freeze_for_finetuning(
         model, last_blocks, train_norm=train_norm, train_embeddings=train_embeddings
     )
 

@@ -56,13 +56,13 @@ from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.expected import expected
 from utils.lab.plots import plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
 from utils.runtime.storage import lab_output_dir
-from utils.train import lora as reference
 from utils.train.classifier import (
     ClassifierSettings,
     classifier_logits,
@@ -114,11 +114,11 @@ class LoRALayer(nn.Module):
 torch.manual_seed(0)
 _yours = LoRALayer(576, 192, rank=8, alpha=16)
 torch.manual_seed(0)
-_ref = reference.LoRALayer(576, 192, rank=8, alpha=16)
+_ref = expected("Task 3.1", 576, 192, rank=8, alpha=16)
 check_equal(
     "Task 3.1",
     sum(p.numel() for p in _yours.parameters()),
-    reference.lora_parameter_count(576, 192, 8),
+    sum(p.numel() for p in _ref.parameters()),
     what="parameter count r * (in + out)",
 )
 if report(
@@ -216,7 +216,7 @@ replaced = add_lora(model, TARGETS, RANK, ALPHA) or []
 for param in model.lm_head.parameters():
     param.requires_grad = True
 expected_lora = sum(
-    reference.lora_parameter_count(m.in_features, m.out_features, RANK)
+    RANK * (m.in_features + m.out_features)
     for n, m in model.named_modules()
     if isinstance(m, nn.Linear) and n.endswith(".linear")
 )
@@ -288,10 +288,12 @@ show(
 
 # %%
 def swap_adapters(model: nn.Module, build) -> list[str]:
-    """Replace every LinearWithLoRA by ``build(wrapper)`` (the kit's module-swapping helper)."""
-    return reference.replace_modules(
-        model, lambda _, module: isinstance(module, LinearWithLoRA), build
-    )
+    """Replace every LinearWithLoRA (the layers ``add_lora`` wrapped) by ``build(wrapper)``."""
+    for name in replaced:
+        path, leaf = name.rsplit(".", 1)
+        owner = model.get_submodule(path)
+        setattr(owner, leaf, build(getattr(owner, leaf)))
+    return replaced
 
 
 def merged_linear(wrapper: LinearWithLoRA) -> nn.Linear:

@@ -62,6 +62,7 @@ from utils.eval.metrics import (
     teacher_forced_match,
 )
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.expected import expected
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -162,13 +163,13 @@ _two_turns = tokenizer(train_text + "\n" + train_text, add_special_tokens=False)
 check_equal(
     "Task 3.4",
     response_only_labels(_ids, HEADER),
-    sft.response_only_labels(_ids, HEADER),
+    expected("Task 3.4", _ids, HEADER),
     what="labels of one example",
 )
 check_equal(
     "Task 3.4",
     response_only_labels(_two_turns, HEADER),
-    sft.response_only_labels(_two_turns, HEADER),
+    expected("Task 3.4", _two_turns, HEADER),
     what="labels of a two-conversation text (only the last answer counts)",
 )
 check_equal(
@@ -506,17 +507,12 @@ requests = [
 replies = [answer(request) for request in requests]
 for request, reply in zip(requests, replies, strict=True):
     print(f"[{request['task']:>7}] {request['text'][:70]}\n          -> {reply}")
-expected = []
-for request in requests:  # the reference: activate the adapter by hand, then generate
-    server.set_adapter(request["task"])
-    row = {"text": request["text"]}
-    messages = (
-        sft.extraction_messages(row, FIELDS, with_answer=False)
-        if request["task"] == "extract"
-        else sft.spam_messages(row, with_answer=False)
-    )
-    expected.append(generate(sft.chat_text(tokenizer, messages)))
-check_equal("Task 3.5", replies, expected, what="the replies of the three requests")
+check_equal(
+    "Task 3.5",
+    replies,
+    [expected("Task 3.5", server, tokenizer, request, FIELDS) for request in requests],
+    what="the replies of the three requests",
+)
 if not SMOKE:
     report(
         "Task 3.5",

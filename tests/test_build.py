@@ -1,6 +1,7 @@
 """One source per lab: generated notebooks are fresh, clean, and stripped of solutions in labs/."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -50,6 +51,54 @@ def test_lab_notebooks_hide_solutions_and_keep_placeholders():
     solution_line = "torch.log_softmax(model(ids).logits"
     assert solution_line not in lab01
     assert solution_line in (REPO_ROOT / "solutions" / "01_in_context_learning.ipynb").read_text()
+
+
+# The kit's implementations of the learners' tasks (what utils.lab.expected runs for the checks):
+# a learner notebook must not import them, nor call them through a module.
+ANSWER_NAMES = (
+    "calibrate_scores",
+    "freeze_all_but",
+    "LoRALayer",
+    "LinearWithLoRA",
+    "apply_lora",
+    "replace_modules",
+    "lora_parameter_count",
+    "response_only_labels",
+    "outlier_columns",
+)
+
+
+def solution_lines(source: str) -> list[str]:
+    """The code lines inside a lab source's solution blocks (30+ characters: long enough to be
+    an answer rather than an idiom like `param.requires_grad = False`)."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if build_labs.BEGIN.match(line) or build_labs.END.match(line):
+            inside = bool(build_labs.BEGIN.match(line))
+            continue
+        if inside and len(line.strip()) >= 30 and not line.strip().startswith("#"):
+            lines.append(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("source", sorted((REPO_ROOT / "src").glob("*.py")), ids=lambda p: p.stem)
+def test_learner_notebooks_neither_contain_nor_import_their_answers(source):
+    notebook = json.loads((REPO_ROOT / "labs" / f"{source.stem}.ipynb").read_text())
+    code = "\n".join(
+        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
+    )
+    shown = [line for line in solution_lines(source.read_text()) if line in code]
+    assert not shown, f"{source.stem}: solution lines on the learner's page: {shown}"
+    imported = [
+        name
+        for name in ANSWER_NAMES
+        if re.search(rf"import[^\n]*\b{name}\b|\.{name}\(", code)  # imported, or via a module
+        or (  # called bare without the learner defining it
+            re.search(rf"^{name}\(", code, re.M)
+            and not re.search(rf"^(def|class) {name}\b", code, re.M)
+        )
+    ]
+    assert not imported, f"{source.stem}: the learner notebook reaches the kit's answers {imported}"
 
 
 def test_strip_solutions():

@@ -96,7 +96,7 @@ def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
 @pytest.mark.notebook
 def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     text = run_solution("02_selective_finetuning", tmp_path)
-    assert text.count("[PASS]") == 7 and "[FAIL]" not in text
+    assert text.count("[PASS]") == 8 and "[FAIL]" not in text
     out = tmp_path / "02_selective_finetuning"
     results = json.loads((out / "results.json").read_text())
     assert results["trainable_params"] == 3_541_826

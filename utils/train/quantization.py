@@ -79,12 +79,18 @@ def int8_absmax_matmul(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (qx @ qw.T).float() * sx * sw.T
 
 
+def outlier_columns(x: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
+    """LLM.int8()'s outlier features: a mask over the columns of ``x``, True where any value in
+    the column has |value| >= ``threshold``."""
+    return (x.abs() >= threshold).any(dim=0)
+
+
 def int8_outlier_matmul(
     x: torch.Tensor, weight: torch.Tensor, threshold: float = 6.0
 ) -> tuple[torch.Tensor, int]:
     """LLM.int8(): feature columns of ``x`` with any |value| >= ``threshold`` are multiplied in full
     precision, the rest in int8; the two parts are summed. Returns (result, outlier columns)."""
-    outliers = (x.abs() >= threshold).any(dim=0)
+    outliers = outlier_columns(x, threshold)
     regular = ~outliers
     result = x[:, outliers] @ weight[:, outliers].T
     if regular.any():

@@ -560,6 +560,15 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# ### Explain what you measured
+# In two or three sentences: why does the **order** of the same demonstrations change the accuracy
+# (look at your order table and at which label the model leans towards), and why did calibration
+# help some prompts and hurt others?
+
+# %% [markdown]
+# *YOUR ANSWER HERE*
+
+# %% [markdown]
 # ## Takeaways
 # - A causal LM classifies by comparing the likelihood of label words; no training is involved.
 # - On a 135M model, shots, format and even the order of the same examples swing accuracy by tens
@@ -567,3 +576,7 @@ submission = make_submission(
 #   settings (it made 8-shot SMS the best prompt) and not for others; no setting is reliably good.
 # - These numbers are the baseline: in Lab 02 you fine-tune the same model on the same `train`
 #   split and measure on the same `test` split.
+#
+# **Go further**: 🐢 add k = 16 to the sweep and see whether more shots keep helping; 🐕 write a prompt format
+# of your own for `animal_diet` and compare it on validation; 🦁 calibrate with the average of
+# several content-free inputs (`"N/A"`, `""`, `"[MASK]"`) instead of one.

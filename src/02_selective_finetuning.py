@@ -518,9 +518,22 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# ### Explain what you measured
+# In two or three sentences: the *head only* row trains a linear classifier on frozen features.
+# What does its accuracy tell you about what the pre-trained model already knows about spam, and
+# what does training the last block add on top?
+
+# %% [markdown]
+# *YOUR ANSWER HERE*
+
+# %% [markdown]
 # ## Takeaways
 # - Training 2.6 % of the parameters (last block, norm, new head) turns a near-chance prompt into a
 #   strong classifier.
 # - Frozen layers are a fixed feature extractor: compute them once, train on the cache.
 # - More trainable layers cost more time; on this task they buy little accuracy. Lab 03 asks whether
 #   a low-rank update (LoRA) of *every* layer does better for the same budget.
+#
+# **Go further**: 🐢 train the head only for three times as many epochs: does it catch up? 🐕 unfreeze the final
+# norm alone on top of the head and compare; 🦁 replace the linear head with a two-layer MLP and
+# see whether a deeper head can stand in for the last block.

@@ -409,9 +409,20 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# ### Explain what you measured
+# In two or three sentences: your adapter starts as an exact no-op because `B` starts at zero.
+# What would go wrong if both `A` and `B` started random? And if both started at zero?
+
+# %% [markdown]
+# *YOUR ANSWER HERE*
+
+# %% [markdown]
 # ## Takeaways
 # - LoRA trains 0.34 % of the parameters yet touches every block; the update is a product of two
 #   thin matrices, scaled by α / r.
 # - It starts as an exact no-op, merges into the weights for free inference, and comes off cleanly.
 # - Unlike Lab 02, nothing below the adapters is frozen, so there is no cache: on a CPU, a LoRA
 #   epoch costs about as much as a full fine-tuning epoch minus the weight gradients.
+#
+# **Go further**: 🐢 compare rank 2 with rank 32; 🐕 add `gate_proj`, `up_proj`, `down_proj` to the targets; 🦁
+# add DoRA's per-column magnitude vector to your `LoRALayer` and check it still starts as a no-op.

@@ -668,6 +668,15 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# ### Explain what you measured
+# In two or three sentences: in the switching table each adapter is good at its own task only,
+# although both share every base weight. Why does the extraction adapter not answer SMS requests
+# with a label, and what would you train to get one adapter that does both?
+
+# %% [markdown]
+# *YOUR ANSWER HERE*
+
+# %% [markdown]
 # ## Takeaways
 # - PEFT + TRL do in a dozen lines what Part A did by hand; the chat template, the eos at the end
 #   of each answer, pad ≠ eos and the response-only mask are what make the result usable.
@@ -676,3 +685,7 @@ submission = make_submission(
 #   an actor ("Unnamed sources said the group ..."): only a few such shapes are in training.
 # - α/r is a learning-rate multiplier; rank is capacity. Adapters are small files: many tasks can
 #   share one base model and be switched per request, or merged when one is all you need.
+#
+# **Go further**: 🐢 train r = 4 for the full epoch and compare with r = 16; 🐕 train on half of the sentence
+# shapes and measure what that costs on unseen shapes; 🦁 add a third adapter for a task of your
+# own and route requests to all three.

@@ -719,6 +719,15 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# ### Explain what you measured
+# In two or three sentences: why does NF4's error per weight shrink with a smaller block, and
+# what does a smaller block cost in bytes per weight (one fp32 absmax per block, or 8 bits with
+# double quantization)? Which block size would you choose for a 7B model, and why?
+
+# %% [markdown]
+# *YOUR ANSWER HERE*
+
+# %% [markdown]
 # ## Takeaways
 # - NF4 spends its 16 levels where normally distributed weights are; blockwise absmax scaling and
 #   double quantization bring a weight to ~0.52 byte. LLM.int8() handles the few huge activation
@@ -730,3 +739,7 @@ submission = make_submission(
 #   runtime dominate and 4-bit buys almost nothing.
 # - Merge a QLoRA adapter into the dequantized NF4 weights it was trained against, in 16-bit —
 #   never back into 4-bit, and not into the original weights.
+#
+# **Go further**: 🐢 measure the NF4 round-trip error with block sizes 32 and 128; 🐕 change LLM.int8()'s outlier
+# threshold to 3 and to 10 and watch the error and the number of 16-bit columns; 🦁 keep the
+# QLoRA adapters in bf16 instead of fp32 and compare speed and exact match.

@@ -460,6 +460,15 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# ### Explain what you measured
+# In two or three sentences: why does the lab hold out whole documents rather than random
+# blocks of the packed token stream? What would a random-block split do to the measured domain
+# perplexity, and why?
+
+# %% [markdown]
+# *YOUR ANSWER HERE*
+
+# %% [markdown]
 # ## Takeaways
 # - CPT is next-token prediction on raw domain text; pack it into full blocks and hold out whole
 #   documents.
@@ -468,3 +477,7 @@ submission = make_submission(
 #   rises while domain perplexity falls, then the domain gain stalls and forgetting goes on.
 # - The learning rate decides both: LoRA with a 10× smaller step on the embeddings adapted most per
 #   token here; replay is the cheap cure for forgetting, for the kind of text it replays.
+#
+# **Go further**: 🐢 halve and double the learning rate of the main run; 🐕 raise replay to 50 % and compare
+# forgetting per domain token gained; 🦁 combine full fine-tuning with replay and compare it with
+# LoRA + embeddings at the same budget.

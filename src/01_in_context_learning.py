@@ -69,6 +69,7 @@ from utils.data.prompting import (
 from utils.eval.icl import evaluate_prompt, predict, run_icl
 from utils.eval.metrics import score_candidates
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
 from utils.lab.plots import plot_grouped_bars, plot_sweep, show
 from utils.lab.results import finish_lab, format_table, save_results
@@ -85,6 +86,18 @@ model, tokenizer = load_model(PROFILE)
 print(
     f"model: {model.config.name_or_path}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M "
     "parameters"
+)
+
+# %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(layers=model.config.num_hidden_layers, prompt=True),
+        OUT / "model.png",
+        "Lab 01: only the prompt changes; every weight stays frozen",
+    )
 )
 
 # %% [markdown]
@@ -577,6 +590,6 @@ submission = make_submission(
 # - These numbers are the baseline: in Lab 02 you fine-tune the same model on the same `train`
 #   split and measure on the same `test` split.
 #
-# **Go further**: 🐢 add k = 16 to the sweep and see whether more shots keep helping; 🐕 write a prompt format
-# of your own for `animal_diet` and compare it on validation; 🦁 calibrate with the average of
-# several content-free inputs (`"N/A"`, `""`, `"[MASK]"`) instead of one.
+# **Go further**: 🐢 add k = 16 to the sweep and see whether more shots keep helping; 🐕 write a
+# prompt format of your own for `animal_diet` and compare it on validation; 🦁 calibrate with the
+# average of several content-free inputs (`"N/A"`, `""`, `"[MASK]"`) instead of one.

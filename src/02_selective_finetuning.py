@@ -57,6 +57,7 @@ from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
 from utils.lab.plots import plot_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
@@ -84,6 +85,18 @@ model, tokenizer = load_model(PROFILE)
 BASE_FINGERPRINT = model_fingerprint(model)
 NUM_BLOCKS = model.config.num_hidden_layers
 print(f"{model.config.name_or_path}: {NUM_BLOCKS} blocks, hidden size {model.config.hidden_size}")
+
+# %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(layers=NUM_BLOCKS, trained_blocks=1, norm=True, head="new"),
+        OUT / "model.png",
+        "Lab 02: the last block, the final norm and a new head train",
+    )
+)
 
 # %% [markdown]
 # ## The data
@@ -534,6 +547,6 @@ submission = make_submission(
 # - More trainable layers cost more time; on this task they buy little accuracy. Lab 03 asks whether
 #   a low-rank update (LoRA) of *every* layer does better for the same budget.
 #
-# **Go further**: 🐢 train the head only for three times as many epochs: does it catch up? 🐕 unfreeze the final
-# norm alone on top of the head and compare; 🦁 replace the linear head with a two-layer MLP and
-# see whether a deeper head can stand in for the last block.
+# **Go further**: 🐢 train the head only for three times as many epochs: does it catch up? 🐕
+# unfreeze the final norm alone on top of the head and compare; 🦁 replace the linear head with a
+# two-layer MLP and see whether a deeper head can stand in for the last block.

@@ -56,6 +56,7 @@ from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
 from utils.lab.plots import plot_lines, show
 from utils.lab.results import finish_lab, format_table
@@ -233,6 +234,18 @@ TOTAL = sum(p.numel() for p in model.parameters())
 print(
     f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} "
     f"({100 * count_trainable(model)[0] / TOTAL:.2f} %)"
+)
+
+# %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(layers=model.config.num_hidden_layers, lora=TARGETS, head="new"),
+        OUT / "model.png",
+        "Lab 03: LoRA on q and v of every block, and a new head",
+    )
 )
 
 # %% [markdown]
@@ -424,5 +437,6 @@ submission = make_submission(
 # - Unlike Lab 02, nothing below the adapters is frozen, so there is no cache: on a CPU, a LoRA
 #   epoch costs about as much as a full fine-tuning epoch minus the weight gradients.
 #
-# **Go further**: 🐢 compare rank 2 with rank 32; 🐕 add `gate_proj`, `up_proj`, `down_proj` to the targets; 🦁
-# add DoRA's per-column magnitude vector to your `LoRALayer` and check it still starts as a no-op.
+# **Go further**: 🐢 compare rank 2 with rank 32; 🐕 add `gate_proj`, `up_proj`, `down_proj` to
+# the targets; 🦁 add DoRA's per-column magnitude vector to your `LoRALayer` and check it still
+# starts as a no-op.

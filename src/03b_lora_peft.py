@@ -62,6 +62,7 @@ from utils.eval.metrics import (
     teacher_forced_match,
 )
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
 from utils.lab.results import finish_lab, format_table
@@ -215,6 +216,18 @@ except ValueError as error:
     print(f"as intended, the kit refuses it:\n  {error}")
 label_counts = sft.check_labels(trainer.train_dataset["labels"])
 print(label_counts)
+
+# %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(layers=model.config.num_hidden_layers, lora=SETTINGS.target_modules),
+        OUT / "model.png",
+        "Lab 03B: LoRA on every linear layer; the base stays frozen",
+    )
+)
 
 # %% [markdown]
 # ## 4. Train the adapter
@@ -686,6 +699,6 @@ submission = make_submission(
 # - α/r is a learning-rate multiplier; rank is capacity. Adapters are small files: many tasks can
 #   share one base model and be switched per request, or merged when one is all you need.
 #
-# **Go further**: 🐢 train r = 4 for the full epoch and compare with r = 16; 🐕 train on half of the sentence
-# shapes and measure what that costs on unseen shapes; 🦁 add a third adapter for a task of your
-# own and route requests to all three.
+# **Go further**: 🐢 train r = 4 for the full epoch and compare with r = 16; 🐕 train on half of
+# the sentence shapes and measure what that costs on unseen shapes; 🦁 add a third adapter for a
+# task of your own and route requests to all three.

@@ -52,6 +52,7 @@ from peft import PeftModel
 from utils.data.datasets import dataset_fingerprint, get_spec, load_split
 from utils.eval.metrics import evaluate_extraction, target_json, teacher_forced_match
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
 from utils.lab.plots import plot_grouped_bars, plot_histograms, plot_stacked_bars, show
 from utils.lab.results import finish_lab, format_table
@@ -97,6 +98,7 @@ if SMOKE:
 print({name: len(rows) for name, rows in splits.items()})
 
 base, tokenizer = load_model(PROFILE, load_in_4bit=False)
+LAYERS = base.config.num_hidden_layers  # for the network diagram
 BASE_FINGERPRINT = model_fingerprint(base)
 
 
@@ -450,6 +452,18 @@ del model, trainer
 release_memory()
 
 # %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(layers=LAYERS, lora=SETTINGS.target_modules, four_bit=True),
+        OUT / "model.png",
+        "Lab 04: LoRA adapters on a frozen 4-bit base (QLoRA)",
+    )
+)
+
+# %% [markdown]
 # ## 5. LoRA vs QLoRA, same task, same budget
 # The same settings, data order and seed on the 16/32-bit base (the kit's `add_peft_lora` and
 # `sft.build_trainer` make the same calls as section 4). Memory is measured the same way for both:
@@ -740,6 +754,6 @@ submission = make_submission(
 # - Merge a QLoRA adapter into the dequantized NF4 weights it was trained against, in 16-bit —
 #   never back into 4-bit, and not into the original weights.
 #
-# **Go further**: 🐢 measure the NF4 round-trip error with block sizes 32 and 128; 🐕 change LLM.int8()'s outlier
-# threshold to 3 and to 10 and watch the error and the number of 16-bit columns; 🦁 keep the
-# QLoRA adapters in bf16 instead of fp32 and compare speed and exact match.
+# **Go further**: 🐢 measure the NF4 round-trip error with block sizes 32 and 128; 🐕 change
+# LLM.int8()'s outlier threshold to 3 and to 10 and watch the error and the number of 16-bit
+# columns; 🦁 keep the QLoRA adapters in bf16 instead of fp32 and compare speed and exact match.

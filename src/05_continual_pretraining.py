@@ -65,6 +65,7 @@ from utils.data.corpus import (
 )
 from utils.eval.metrics import block_perplexity, generate_batch
 from utils.lab.checks import check_close, check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.plots import plot_grouped_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -73,12 +74,13 @@ from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
 from utils.runtime.storage import lab_output_dir
 from utils.train import cpt, sft
-from utils.train.params import count_trainable
+from utils.train.params import ALL_LINEAR, count_trainable
 
 LAB = "05_continual_pretraining"
 OUT = lab_output_dir(LAB)
 lab_start = time.perf_counter()
 model, tokenizer = load_model(PROFILE)
+LAYERS = model.config.num_hidden_layers  # for the network diagram
 BASE_FINGERPRINT = model_fingerprint(model)
 
 # %% [markdown]
@@ -323,6 +325,23 @@ def at_step(record: dict, step: int) -> dict:
 records = [run_recipe(name, settings) for name, settings in tqdm(RUNS.items(), desc="recipes")]
 
 # %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(
+            layers=LAYERS,
+            lora=ALL_LINEAR,
+            embeddings=True,
+            head="trained",
+        ),
+        OUT / "model.png",
+        "Lab 05: LoRA on every linear layer, plus the embeddings and the head",
+    )
+)
+
+# %% [markdown]
 # ## 5. Gain and forgetting
 
 # %%
@@ -478,6 +497,6 @@ submission = make_submission(
 # - The learning rate decides both: LoRA with a 10× smaller step on the embeddings adapted most per
 #   token here; replay is the cheap cure for forgetting, for the kind of text it replays.
 #
-# **Go further**: 🐢 halve and double the learning rate of the main run; 🐕 raise replay to 50 % and compare
-# forgetting per domain token gained; 🦁 combine full fine-tuning with replay and compare it with
-# LoRA + embeddings at the same budget.
+# **Go further**: 🐢 halve and double the learning rate of the main run; 🐕 raise replay to 50 %
+# and compare forgetting per domain token gained; 🦁 combine full fine-tuning with replay and
+# compare it with LoRA + embeddings at the same budget.

@@ -85,6 +85,7 @@ from utils.data.own_data import (
 from utils.eval.compare import paired_bootstrap
 from utils.eval.task_eval import answer_budget, evaluate_task
 from utils.lab.checks import check_equal, report
+from utils.lab.diagrams import Changes, draw_model
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
 from utils.lab.report import capstone_report, write_markdown, write_pdf
 from utils.lab.results import finish_lab, format_table
@@ -174,6 +175,18 @@ trainable, total = count_trainable(model)
 print(f"trainable: {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f} %)")
 print(f"tokens per example: median {lengths[len(lengths) // 2]}, max {lengths[-1]}")
 print(json.dumps(plan, indent=1))
+
+# %% [markdown]
+# What this lab changes in the network, drawn from its settings:
+
+# %%
+show(
+    draw_model(
+        Changes(layers=model.config.num_hidden_layers, lora=SETTINGS.target_modules),
+        OUT / "model.png",
+        "Lab 06: LoRA on every linear layer of your base model",
+    )
+)
 
 # %% [markdown]
 # ## 4. Train, and let the validation split choose the epoch

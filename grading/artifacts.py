@@ -292,10 +292,19 @@ def base_score(
 ) -> dict:
     """The base model's score, computed once per (lab, base weights-and-config fingerprint,
     held-out hash) and cached."""
-    path = cache_dir() / "grading" / f"before-{rubric.lab}-{fingerprint}-{heldout_hash}.json"
+    return cached_result(
+        f"before-{rubric.lab}-{fingerprint}-{heldout_hash}",
+        lambda: artifact_scorers(rubric)[0](model, tokenizer, rubric, rows),
+    )
+
+
+def cached_result(name: str, compute) -> dict:
+    """``compute()``'s JSON result, kept in ``.cache/grading/<name>.json`` and read back from
+    there next time (a base model's score, computed once per base state and held-out data)."""
+    path = cache_dir() / "grading" / f"{name}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    result = artifact_scorers(rubric)[0](model, tokenizer, rubric, rows)
+    result = compute()
     write_json_atomic(path, result)
     return result
 
@@ -331,10 +340,10 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
         yield merged
 
 
-def adapter_score(
-    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
-) -> tuple[dict, dict]:
-    """Merge the submitted PEFT adapter into ``model``, score it, restore the base."""
+@contextmanager
+def submitted_adapter_merged(model, files: dict[str, bytes], rubric: Rubric):
+    """The submission's ``adapter/`` checked against the base (``check_adapter``) and merged into
+    it: yields ``(merged model, adapter config)``; the base is restored on exit."""
     config, _ = check_adapter(
         files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model)
     )
@@ -342,7 +351,15 @@ def adapter_score(
         for name in ("adapter_config.json", "adapter_model.safetensors"):
             Path(folder, name).write_bytes(files["adapter/" + name])
         with merged_adapter(model, folder, rubric.merge_into) as merged:
-            result = ADAPTER_METRICS[rubric.dataset](merged, tokenizer, rows, rubric)
+            yield merged, config
+
+
+def adapter_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
+    """Merge the submitted PEFT adapter into ``model``, score it, restore the base."""
+    with submitted_adapter_merged(model, files, rubric) as (merged, config):
+        result = ADAPTER_METRICS[rubric.dataset](merged, tokenizer, rows, rubric)
     return result, {
         "r": config["r"],
         "lora_alpha": config["lora_alpha"],

@@ -20,13 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tempfile
 from pathlib import Path
 
-from grading.artifacts import check_adapter, linear_shapes, merged_adapter, param_shapes
+from grading.artifacts import cached_result, submitted_adapter_merged
 from grading.rubric import Rubric, score
 from grading.validate import SubmissionError, parse_json
-from utils.runtime.storage import cache_dir, write_json_atomic
 
 MAX_INSTRUCTION_CHARS = 4000
 MAX_LABELS, MAX_LABEL_CHARS = 100, 100
@@ -94,26 +92,17 @@ def read_claim(files: dict[str, bytes]):
 def examples_from_jsonl(data: bytes, task, where: str) -> list[dict]:
     """Test examples from chat JSONL bytes (the lab's ``test.jsonl``); the first bad line is a
     SubmissionError naming it."""
-    from utils.data.datasets import DataError
-    from utils.data.own_data import to_example
+    from utils.data.own_data import jsonl_records, to_examples
 
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise SubmissionError(f"{where} is not UTF-8 text") from None
-    examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            examples.append(to_example(record, task, f"{where}:{number}"))
-        except (json.JSONDecodeError, RecursionError):
-            raise SubmissionError(f"{where}:{number}: invalid JSON") from None
-        except DataError as error:
-            raise SubmissionError(str(error)) from None
-        if len(examples) > MAX_TEST_EXAMPLES:
-            raise SubmissionError(f"{where}: more than {MAX_TEST_EXAMPLES} test examples")
+    if sum(1 for line in lines if line.strip()) > MAX_TEST_EXAMPLES:
+        raise SubmissionError(f"{where}: more than {MAX_TEST_EXAMPLES} test examples")
+    examples, problems = to_examples(jsonl_records(lines, where), task)
+    if problems:
+        raise SubmissionError(problems[0])
     if not examples:
         raise SubmissionError(f"{where} holds no examples")
     return examples
@@ -159,32 +148,23 @@ def base_result(model, tokenizer, task, examples, budget: int, fingerprint: str)
     """The base model's evaluation, cached per (base state, task, examples, budget)."""
     from utils.eval.task_eval import evaluate_task
 
-    path = (
-        cache_dir()
-        / "grading"
-        / (f"before-capstone-{fingerprint}-{evaluation_key(task, examples, budget)}.json")
-    )
-    if path.is_file():
-        return json.loads(path.read_text())
-    result = evaluate_task(model, tokenizer, task, examples, budget, progress=False)
-    result = {k: v for k, v in result.items() if k in ("score", "primary", "outputs")}
-    write_json_atomic(path, result)
-    return result
+    def evaluate() -> dict:
+        result = evaluate_task(model, tokenizer, task, examples, budget, progress=False)
+        return {k: v for k, v in result.items() if k in ("score", "primary", "outputs")}
+
+    key = evaluation_key(task, examples, budget)
+    return cached_result(f"before-capstone-{fingerprint}-{key}", evaluate)
 
 
 def adapter_results(model, tokenizer, files, rubric: Rubric, task, budget, example_sets) -> list:
     """The submission's evaluation on each set of examples, with its adapter merged once."""
     from utils.eval.task_eval import evaluate_task
 
-    check_adapter(files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model))
     results = []
-    with tempfile.TemporaryDirectory() as folder:
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            Path(folder, name).write_bytes(files["adapter/" + name])
-        with merged_adapter(model, folder, rubric.merge_into) as merged:
-            for examples in example_sets:
-                result = evaluate_task(merged, tokenizer, task, examples, budget, progress=False)
-                results.append({"score": result["score"], "primary": result["primary"]})
+    with submitted_adapter_merged(model, files, rubric) as (merged, _):
+        for examples in example_sets:
+            result = evaluate_task(merged, tokenizer, task, examples, budget, progress=False)
+            results.append({"score": result["score"], "primary": result["primary"]})
     return results
 
 
@@ -249,7 +229,8 @@ def grade_capstone(state: dict, files: dict, rubric: Rubric, heldout: Path | Non
         }
     graded_on = sets[-1]
     before, after = scale(task, befores[-1]["score"]), scale(task, afters[-1]["score"])
-    points = score(rubric, before, after, majority_share(task, graded_on))
+    chance = majority_share(task, graded_on)
+    points = score(rubric, before, after, chance)
     extra = {
         "reproduced result": rubric.reproduced_points
         * bool(reproduction and reproduction["reproduced"]),
@@ -270,6 +251,6 @@ def grade_capstone(state: dict, files: dict, rubric: Rubric, heldout: Path | Non
         "after": {metric: after},
         "submission_details": {"task": task.kind, "reproduction": reproduction},
         "heldout": {"items": len(graded_on), "source": "instructor" if instructor else "submitted"},
-        "chance": majority_share(task, graded_on),
+        "chance": chance,
         **points,
     }

@@ -115,12 +115,33 @@ def load_base(base: str):
     return model.eval(), tokenizer, base_model_id(base)
 
 
+def grade_artifact(state: dict, files: dict, rubric, heldout: Path | None) -> dict:
+    """The result fields of one lab submission: its artifact and the base model scored on the
+    held-out split, and the rubric's points."""
+    from grading.artifacts import base_score, chance_level, load_heldout, submission_score
+
+    rows, heldout_hash = load_heldout(rubric, heldout)
+    before = base_score(
+        state["model"], state["tokenizer"], rubric, rows, heldout_hash, base_state(state)
+    )
+    after, details = submission_score(state["model"], state["tokenizer"], files, rubric, rows)
+    chance = chance_level(rubric, rows)
+    return {
+        "metric": rubric.metric,
+        "higher_is_better": rubric.higher_is_better,
+        "before": before,
+        "after": after,
+        "submission_details": details,
+        "heldout": {"items": len(rows), "sha256": heldout_hash},
+        "chance": chance,
+        **score(rubric, before[rubric.metric], after[rubric.metric], chance),
+    }
+
+
 def grade_bytes(
     data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None
 ) -> dict:
     """Validate and score one submission's bytes with the loaded base in ``state``."""
-    from grading.artifacts import base_score, chance_level, load_heldout, submission_score
-
     started = time.perf_counter()
     result: dict = {"lab": lab, "student": None, "status": "invalid", "score": 0.0}
     try:
@@ -137,34 +158,13 @@ def grade_bytes(
         except KeyError as exc:  # a lab without a rubric: the submission's problem
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = rubric.max_score
-        if rubric.artifact == "capstone":
+        if rubric.artifact == "capstone":  # its task and test split come with the submission
             from grading.capstone import grade_capstone
 
             graded = grade_capstone(state, submission.files, rubric, heldout, base_state(state))
-            result.update(status="graded", reason=graded.pop("reason", ""), **graded)
-            result["seconds"] = round(time.perf_counter() - started, 2)
-            return result
-        rows, heldout_hash = load_heldout(rubric, heldout)
-        before = base_score(
-            state["model"], state["tokenizer"], rubric, rows, heldout_hash, base_state(state)
-        )
-        after, details = submission_score(
-            state["model"], state["tokenizer"], submission.files, rubric, rows
-        )
-        chance = chance_level(rubric, rows)
-        points = score(rubric, before[rubric.metric], after[rubric.metric], chance)
-        result.update(
-            status="graded",
-            reason="",
-            metric=rubric.metric,
-            higher_is_better=rubric.higher_is_better,
-            before=before,
-            after=after,
-            submission_details=details,
-            heldout={"items": len(rows), "sha256": heldout_hash},
-            chance=chance,
-            **points,
-        )
+        else:
+            graded = grade_artifact(state, submission.files, rubric, heldout)
+        result.update(status="graded", reason=graded.pop("reason", ""), **graded)
     except SubmissionError as exc:
         result["reason"] = capped(str(exc))
         result["student"] = result["student"] or peek_student(data)

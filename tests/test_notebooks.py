@@ -39,22 +39,22 @@ def grade_submission(out, lab: str, state: dict) -> dict:
     return result
 
 
-def run_solution(stem: str, out) -> str:
-    """Execute ``solutions/<stem>.ipynb`` in SMOKE mode with its outputs in ``out``; return the
-    text the cells printed."""
+def run_notebook(stem: str, out, folder: str = "solutions", **env: str) -> str:
+    """Execute ``<folder>/<stem>.ipynb`` in SMOKE mode with its outputs in ``out`` (and ``env``
+    for the kernel); return the text the cells printed."""
     notebook = execute_notebook(
-        REPO_ROOT / "solutions" / f"{stem}.ipynb",
+        REPO_ROOT / folder / f"{stem}.ipynb",
         None,
         smoke=True,
         timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(out)},
+        extra_env={"FTKIT_OUTPUTS": str(out), **env},
     )
     return cell_outputs_text(notebook)
 
 
 @pytest.mark.notebook
 def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    text = run_solution("01_in_context_learning", tmp_path)
+    text = run_notebook("01_in_context_learning", tmp_path)
     assert text.count("[PASS]") == 4 and "[FAIL]" not in text
     out = tmp_path / "01_in_context_learning"
     results = json.loads((out / "results.json").read_text())
@@ -81,21 +81,14 @@ def test_lab01_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 
 @pytest.mark.notebook
 def test_lab01_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
-    notebook = execute_notebook(
-        REPO_ROOT / "labs" / "01_in_context_learning.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path)},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_notebook("01_in_context_learning", tmp_path, folder="labs")
     assert "[FAIL] Task 1.1" in text and "[FAIL] Task 1.2" in text and "[FAIL] Task 1.3" in text
     assert (tmp_path / "01_in_context_learning" / "baseline.json").exists()
 
 
 @pytest.mark.notebook
 def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    text = run_solution("02_selective_finetuning", tmp_path)
+    text = run_notebook("02_selective_finetuning", tmp_path)
     assert text.count("[PASS]") == 8 and "[FAIL]" not in text
     out = tmp_path / "02_selective_finetuning"
     results = json.loads((out / "results.json").read_text())
@@ -116,7 +109,7 @@ def test_lab02_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
     tmp_path, embedded_base
 ):
-    text = run_solution("03_lora", tmp_path)
+    text = run_notebook("03_lora", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     results = json.loads((tmp_path / "03_lora" / "results.json").read_text())
     assert results["lora_row"]["trainable params"] == 461_954
@@ -130,7 +123,7 @@ def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
 
 @pytest.mark.notebook
 def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
-    text = run_solution("03b_lora_peft", tmp_path)
+    text = run_notebook("03b_lora_peft", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     assert "as intended, the kit refuses it" in text
     out = tmp_path / "03b_lora_peft"
@@ -147,7 +140,7 @@ def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
 
 @pytest.mark.notebook
 def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path):
-    text = run_solution("04_qlora_unsloth", tmp_path)
+    text = run_notebook("04_qlora_unsloth", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     assert "GGUF export skipped" in text
     out = tmp_path / "04_qlora_unsloth"
@@ -182,7 +175,7 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
 
 @pytest.mark.notebook
 def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
-    text = run_solution("05_continual_pretraining", tmp_path)
+    text = run_notebook("05_continual_pretraining", tmp_path)
     assert text.count("[PASS]") == 5 and "[FAIL]" not in text
     out = tmp_path / "05_continual_pretraining"
     results = json.loads((out / "results.json").read_text())
@@ -212,14 +205,7 @@ def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it(
     tmp_path, embedded_base, example
 ):
-    notebook = execute_notebook(
-        REPO_ROOT / "solutions" / "06_your_task.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path), "FTKIT_EXAMPLE": example},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_notebook("06_your_task", tmp_path, FTKIT_EXAMPLE=example)
     assert text.count("[PASS]") == 4 and "[FAIL]" not in text
     out = tmp_path / f"06_your_task-{example}"
     results = json.loads((out / "results.json").read_text())
@@ -236,13 +222,6 @@ def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it
 
 @pytest.mark.notebook
 def test_lab06_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
-    notebook = execute_notebook(
-        REPO_ROOT / "labs" / "06_your_task.ipynb",
-        None,
-        smoke=True,
-        timeout=600,
-        extra_env={"FTKIT_OUTPUTS": str(tmp_path), "FTKIT_EXAMPLE": "e2e_nlg"},
-    )
-    text = cell_outputs_text(notebook)
+    text = run_notebook("06_your_task", tmp_path, folder="labs", FTKIT_EXAMPLE="e2e_nlg")
     assert text.count("[FAIL] Task 6.1") == 3 and "[FAIL] Task 6.2" in text
     assert (tmp_path / "06_your_task-e2e_nlg" / "report.pdf").is_file()

@@ -22,6 +22,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validatio
 SPLIT_NAMES |= {"dev": "validation", "val": "validation", "test": "test"}
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 CAPSTONE_FRACTIONS = {"train": 0.7, "validation": 0.1, "test": 0.2}
+VALIDATION_FROM_TRAIN = {"train": 0.875, "validation": 0.125}  # when only test came with the data
 MAX_BAD_FRACTION = 0.1  # more bad rows than this: the column mapping is probably wrong
 ROLES = ("system", "user", "assistant")
 
@@ -103,14 +105,22 @@ def read_records(path: Path) -> list[tuple[str, object]]:
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, object]]:
-    records: list[tuple[str, object]] = []
     with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    records.append((f"{path}:{number}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    records.append((f"{path}:{number}", DataError(f"invalid JSON ({exc.msg})")))
+        return jsonl_records(fh, str(path))
+
+
+def jsonl_records(lines: Iterable[str], where: str) -> list[tuple[str, object]]:
+    """``(where:line, record)`` for every non-blank JSONL line; a line that does not parse
+    becomes a ``DataError`` in place of its record."""
+    records: list[tuple[str, object]] = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                records.append((f"{where}:{number}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                records.append((f"{where}:{number}", DataError(f"invalid JSON ({exc.msg})")))
+            except RecursionError:
+                records.append((f"{where}:{number}", DataError("invalid JSON (nested too deeply)")))
     return records
 
 
@@ -265,13 +275,13 @@ def to_examples(records: list[tuple[str, object]], task: TaskConfig) -> tuple[li
 def drop_duplicates(examples: list[dict]) -> tuple[list[dict], int, int]:
     """Keep the first of each input text (normalised); drop every copy of an input that appears
     with two different answers. Returns (kept, duplicates dropped, conflicting dropped)."""
+    keys = [text_hash(example["text"]) for example in examples]
     answers: dict[str, set[str]] = {}
-    for example in examples:
-        answers.setdefault(text_hash(example["text"]), set()).add(example["answer"])
+    for key, example in zip(keys, examples, strict=True):
+        answers.setdefault(key, set()).add(example["answer"])
     seen: set[str] = set()
     kept, conflicting = [], 0
-    for example in examples:
-        key = text_hash(example["text"])
+    for key, example in zip(keys, examples, strict=True):
         if len(answers[key]) > 1:
             conflicting += 1
         elif key not in seen:
@@ -294,15 +304,13 @@ def remove_leaks(splits: dict[str, list[dict]]) -> int:
     return removed
 
 
-def split_examples(examples: list[dict], task: TaskConfig, seed: int, have: tuple = ()) -> dict:
-    """Split into the capstone's fractions (stratified by label for classification), or, when a
-    test split exists already (``have``), carve only the missing validation split from train."""
+def split_examples(
+    examples: list[dict], task: TaskConfig, seed: int, fractions: dict = CAPSTONE_FRACTIONS
+) -> dict:
+    """Split into ``fractions`` (default the capstone's 70/10/20), seeded, stratified by label for
+    classification."""
     stratify = task.kind == "classification"
     rows = [{**e, "label": e["answer"] if stratify else ""} for e in examples]
-    if "test" in have:
-        fractions = {"train": 0.875, "validation": 0.125}
-    else:
-        fractions = CAPSTONE_FRACTIONS
     parts = split_rows(rows, seed, "ex", fractions)
     return {
         name: [{k: v for k, v in r.items() if k != "label"} for r in part]
@@ -373,7 +381,8 @@ def _assemble_splits(examples: dict[str, list[dict]], task: TaskConfig, seed: in
         raise DataError("a split source needs a train file")
     splits = dict(examples)
     if "validation" not in splits:
-        splits |= split_examples(splits["train"], task, seed, have=tuple(splits))
+        fractions = VALIDATION_FROM_TRAIN if "test" in splits else CAPSTONE_FRACTIONS
+        splits |= split_examples(splits["train"], task, seed, fractions)
     if "test" not in splits:
         raise DataError("a split source needs a test file (or give one file to split)")
     return splits

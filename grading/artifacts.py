@@ -21,7 +21,13 @@ from pathlib import Path
 import torch
 
 from grading.rubric import Rubric
-from grading.validate import SubmissionError, check_adapter, check_classifier, check_prompt_spec
+from grading.validate import (
+    SubmissionError,
+    check_adapter,
+    check_classifier,
+    check_prompt_spec,
+    with_saved_rows_added,
+)
 from utils.data.datasets import get_spec, load_split, read_jsonl
 from utils.runtime.storage import cache_dir, write_json_atomic
 
@@ -344,6 +350,7 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
 def submitted_adapter_merged(model, files: dict[str, bytes], rubric: Rubric):
     """The submission's ``adapter/`` checked against the base (``check_adapter``) and merged into
     it: yields ``(merged model, adapter config)``; the base is restored on exit."""
+    files = with_saved_rows_added(files, dict(model.named_parameters(remove_duplicate=False)))
     config, _ = check_adapter(
         files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model)
     )

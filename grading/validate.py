@@ -14,7 +14,13 @@ import zipfile
 from dataclasses import dataclass
 
 from grading.rubric import Checks, rubric_labs
-from utils.lab.submission import SCHEMA_VERSION, STUDENT_ID, sha256_bytes
+from utils.lab.submission import (
+    SAVED_ROWS_FILE,
+    SCHEMA_VERSION,
+    STUDENT_ID,
+    add_changed_rows,
+    sha256_bytes,
+)
 from utils.train.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
 
 MAX_FILES = 64
@@ -381,6 +387,66 @@ def check_adapter(
         {k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {}
     )
     return config, tensors
+
+
+def with_saved_rows_added(files: dict[str, bytes], base_params: dict, prefix: str = "adapter/"):
+    """``files`` with the adapter's ``SAVED_ROWS_FILE`` (fully trained copies stored as changed
+    rows, see ``utils.lab.submission.save_adapter_for_submission``) added back to the base's own
+    parameters, as full tensors in ``adapter_model.safetensors``; unchanged without that file.
+    ``base_params``: parameter name -> tensor, tied parameters under each of their names."""
+    from safetensors.torch import save
+
+    rows_name, weights_name = prefix + SAVED_ROWS_FILE, prefix + "adapter_model.safetensors"
+    if rows_name not in files:
+        return files
+    if weights_name not in files:
+        raise SubmissionError(f"{weights_name} is missing from the zip")
+    parts = load_safetensors(files[rows_name], rows_name)
+    tensors = load_safetensors(files[weights_name], weights_name)
+    keys = saved_rows_keys(parts, tensors)
+    for key in keys:
+        tensors[key] = rows_added(key, parts[key + ".rows"], parts[key + ".delta"], base_params)
+    return {**files, weights_name: save(tensors)}
+
+
+def saved_rows_keys(parts: dict, tensors: dict) -> list[str]:
+    """The matrices in a saved-rows file, each with exactly ``.rows`` and ``.delta`` entries and
+    no full copy in ``tensors``."""
+    keys = sorted({k.rsplit(".", 1)[0] for k in parts})
+    for key in keys:
+        if {key + ".rows", key + ".delta"} - set(parts) or key in tensors:
+            raise SubmissionError(
+                f"{SAVED_ROWS_FILE}: {key!r} needs exactly '.rows' and '.delta' entries and no "
+                "full copy in adapter_model.safetensors"
+            )
+    if len(parts) != 2 * len(keys):
+        raise SubmissionError(
+            f"{SAVED_ROWS_FILE}: holds entries other than exactly '.rows' and '.delta' per matrix"
+        )
+    return keys
+
+
+def rows_added(key: str, rows, delta, base_params: dict):
+    """The base parameter behind ``key`` with ``delta`` added to ``rows``, after checking both."""
+    import torch
+
+    name = key.removeprefix("base_model.model.")
+    base = base_params.get(name)
+    if base is None or base.dim() != 2:
+        raise SubmissionError(f"{SAVED_ROWS_FILE}: the base model has no matrix {name!r}")
+    if rows.dtype not in (torch.int64, torch.int32) or rows.dim() != 1:
+        raise SubmissionError(f"{SAVED_ROWS_FILE}: {key}.rows must be a list of row numbers")
+    if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= base.shape[0]):
+        raise SubmissionError(f"{SAVED_ROWS_FILE}: {key}.rows outside 0..{base.shape[0] - 1}")
+    if len(torch.unique(rows)) != len(rows):
+        raise SubmissionError(f"{SAVED_ROWS_FILE}: {key}.rows repeats a row")
+    if tuple(delta.shape) != (len(rows), base.shape[1]):
+        raise SubmissionError(
+            f"{SAVED_ROWS_FILE}: {key}.delta has shape {tuple(delta.shape)}, expected "
+            f"{(len(rows), base.shape[1])}"
+        )
+    check_finite_float(key + ".delta", delta)
+    return add_changed_rows(base, rows.to(torch.int64), delta)
 
 
 def is_saved_module(key: str, saved_modules: list[str]) -> bool:

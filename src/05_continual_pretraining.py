@@ -68,7 +68,7 @@ from utils.lab.checks import check_close, check_equal, report
 from utils.lab.diagrams import Changes, draw_model
 from utils.lab.plots import plot_grouped_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
-from utils.lab.submission import make_submission
+from utils.lab.submission import make_submission, save_adapter_for_submission
 from utils.runtime.memory import release_memory
 from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.profiles import get_profile
@@ -299,10 +299,9 @@ def run_recipe(name: str, settings: cpt.CPTSettings) -> dict:
         "loss": history["loss"],
         "completions": completions(model),
     }
-    if name == "LoRA + embeddings":
-        model.save_pretrained(
-            str(OUT / "adapter_cpt_lora")
-        )  # LoRA + the trained embedding/head copies
+    if name == "LoRA + embeddings":  # LoRA + the trained embedding/head copies
+        model.save_pretrained(str(OUT / "adapter_cpt_lora"))  # to load with PEFT
+        save_adapter_for_submission(model, OUT / "adapter_submission")  # to upload
     del model, trainer, base
     release_memory()
     return record
@@ -462,15 +461,19 @@ info = finish_lab(
 # %% [markdown]
 # ## Submit
 # The zip holds the main run's adapter: the LoRA matrices and the trained copies of `embed_tokens`
-# and `lm_head` (PEFT's `modules_to_save`, hence ~300 MB in fp32). The grader merges it into its own
-# base and measures domain perplexity (lower is better) on held-out chapters you never see — and,
-# for your information, the general perplexity, i.e. what you forgot.
+# and `lm_head` (PEFT's `modules_to_save`). Saved as PEFT saves them, the two copies alone are
+# 2 × 49,152 × 576 fp32 numbers (226 MB), too big for most upload forms; the submission keeps
+# only the rows training changed, as fp16 *differences* from the base, and the LoRA matrices in
+# fp16 — `adapter_cpt_lora/` keeps the full adapter for you to load with PEFT. The grader adds
+# the rows back to its own base, merges the adapter and measures domain perplexity (lower is
+# better) on held-out chapters you never see — and, for your information, the general
+# perplexity, i.e. what you forgot.
 
 # %%
 submission = make_submission(
     LAB,
     STUDENT_ID,
-    {"adapter": OUT / "adapter_cpt_lora"},
+    {"adapter": OUT / "adapter_submission"},
     info,
     base_model_id=get_profile(PROFILE).model_id,
     out_dir=OUT,

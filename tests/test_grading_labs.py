@@ -12,7 +12,14 @@ from safetensors.torch import save
 
 from grading.rubric import load_rubric, score
 from grading.worker import grade_bytes
-from utils.lab.submission import make_submission, sha256_bytes
+from utils.lab.submission import (
+    SAVED_ROWS_FILE,
+    add_changed_rows,
+    changed_rows,
+    make_submission,
+    save_adapter_for_submission,
+    sha256_bytes,
+)
 from utils.runtime.models import build_tiny_model, model_fingerprint
 from utils.train.classifier import apply_classifier, replace_head, save_classifier
 from utils.train.params import freeze_all_but
@@ -447,7 +454,7 @@ def test_the_trained_parameter_budget_is_a_lab_check(tokenizer, base, sms_heldou
 LAB05 = "05_continual_pretraining"
 
 
-def cpt_adapter(tokenizer, folder, trained=True, seed=0):
+def cpt_adapter(tokenizer, folder, trained=True, seed=0, for_upload=False):
     from peft import LoraConfig, get_peft_model
 
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
@@ -466,8 +473,10 @@ def cpt_adapter(tokenizer, folder, trained=True, seed=0):
             for name, param in peft_model.named_parameters():
                 if "lora_B" in name:
                     param.normal_(0, 0.1)
-                if "modules_to_save" in name:
-                    param.add_(0.02 * torch.randn_like(param))
+                if "modules_to_save" in name:  # training changes some rows only
+                    param[::3].add_(0.02 * torch.randn_like(param[::3]))
+    if for_upload:
+        return save_adapter_for_submission(peft_model, folder)
     peft_model.save_pretrained(str(folder))
     return folder
 
@@ -478,8 +487,14 @@ def cpt_zips(tokenizer, tmp_path_factory):
     model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     state = {"fingerprint": model_fingerprint(model)}
     zips = {}
-    for name, trained in (("trained", True), ("untrained", False)):
-        adapter = cpt_adapter(tokenizer, folder / name / "adapter", trained=trained)
+    for name, trained, for_upload in (
+        ("trained", True, False),
+        ("untrained", False, False),
+        ("compact", True, True),
+    ):
+        adapter = cpt_adapter(
+            tokenizer, folder / name / "adapter", trained=trained, for_upload=for_upload
+        )
         zips[name] = make_submission(
             LAB05, name, {"adapter": adapter}, info_for(state), BASE_ID, folder / name
         )
@@ -496,6 +511,61 @@ def test_a_cpt_adapter_with_embedding_copies_is_scored_by_held_out_perplexity(ba
     assert_base_untouched(
         base
     )  # the trained copies replaced embed_tokens/lm_head only while scoring
+
+
+def test_an_adapter_saved_for_upload_is_smaller_and_grades_the_same(base, cpt_zips):
+    full = grade_bytes(cpt_zips["trained"].read_bytes(), base, LAB05, None, None)
+    compact = grade_bytes(cpt_zips["compact"].read_bytes(), base, LAB05, None, None)
+    assert compact["status"] == "graded", compact.get("reason")
+    assert compact["after"]["domain_perplexity"] == pytest.approx(
+        full["after"]["domain_perplexity"], rel=1e-4
+    )
+    assert compact["score"] == pytest.approx(full["score"], abs=0.01)
+    assert cpt_zips["compact"].stat().st_size < 0.6 * cpt_zips["trained"].stat().st_size
+    assert_base_untouched(base)
+
+
+def test_changed_rows_round_trip_to_fp16_precision_of_the_difference():
+    original = torch.randn(50, 8)
+    trained = original.clone()
+    trained[[3, 17]] += 1e-3 * torch.randn(2, 8)
+    rows, deltas = changed_rows(original, trained)
+    assert rows.tolist() == [3, 17] and deltas.dtype == torch.float16
+    assert torch.allclose(add_changed_rows(original, rows, deltas), trained, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (
+            lambda t: t.update({"base_model.model.lm_head.weight.rows": torch.tensor([0, 0])}),
+            "repeats a row",
+        ),
+        (
+            lambda t: t.update({"base_model.model.lm_head.weight.rows": torch.tensor([10**6])}),
+            "outside 0..49151",
+        ),
+        (lambda t: t.pop("base_model.model.lm_head.weight.delta"), "exactly '.rows' and '.delta'"),
+        (
+            lambda t: t.update(
+                {
+                    "base_model.model.nothing.weight.rows": torch.tensor([0]),
+                    "base_model.model.nothing.weight.delta": torch.zeros(1, 64),
+                }
+            ),
+            "no matrix 'nothing.weight'",
+        ),
+        (
+            lambda t: t.update({"base_model.model.lm_head.weight.delta": torch.zeros(2, 64)}),
+            ".delta has shape (2, 64)",
+        ),
+    ],
+)
+def test_bad_saved_rows_score_zero_with_their_reason(change, reason, base, cpt_zips):
+    bad = rezip(cpt_zips["compact"], edit_tensors("adapter/" + SAVED_ROWS_FILE, change))
+    result = grade_bytes(bad, base, LAB05, None, None)
+    assert result["status"] == "invalid" and reason in result["reason"], result["reason"]
+    assert_base_untouched(base)
 
 
 def test_an_untrained_cpt_adapter_lands_in_the_no_gain_band(base, cpt_zips):

@@ -2,6 +2,7 @@
 items)."""
 
 import json
+import zipfile
 
 import pytest
 
@@ -192,6 +193,8 @@ def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
     assert all(h["domain"] > 1 and h["general"] > 1 for r in results["runs"] for h in r["history"])
     config = json.loads((out / "adapter_cpt_lora" / "adapter_config.json").read_text())
     assert config["r"] == 64 and (out / "adapter_cpt_lora" / "adapter_model.safetensors").is_file()
+    with zipfile.ZipFile(next(out.glob("submission_*.zip"))) as archive:  # the upload-size form
+        assert "adapter/saved_rows.safetensors" in archive.namelist()
     for png in ("perplexity_domain.png", "perplexity_general.png", "gain_and_forgetting.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     graded = grade_submission(out, "05_continual_pretraining", embedded_base)

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+SAVED_ROWS_FILE = "saved_rows.safetensors"  # modules_to_save copies as changed rows vs the base
 ALLOWED_SUFFIXES = (".json", ".jsonl", ".safetensors", ".md", ".txt", ".pdf")
 STUDENT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: no trailing newline
 
@@ -125,3 +126,51 @@ def make_submission(
         "upload this file (in Colab: Files panel -> right-click -> Download)"
     )
     return path
+
+
+def changed_rows(original, trained) -> tuple:
+    """The rows of ``trained`` that differ from ``original`` and their differences in fp16:
+    ``(row indices, deltas)``. Adding the deltas back to ``original`` gives ``trained`` to fp16
+    precision of the *difference* (far finer than rounding the whole matrix to fp16)."""
+    import torch
+
+    delta = trained.detach().float() - original.detach().float()
+    rows = torch.nonzero(delta.abs().amax(dim=tuple(range(1, delta.dim()))) > 0).flatten()
+    return rows.to(torch.int64), delta[rows].to(torch.float16).contiguous()
+
+
+def add_changed_rows(original, rows, deltas):
+    """``original`` with ``deltas`` added to ``rows`` (the inverse of ``changed_rows``)."""
+    full = original.detach().clone()
+    full[rows] += deltas.to(full.dtype)
+    return full
+
+
+def save_adapter_for_submission(peft_model, out_dir: Path) -> Path:
+    """Save a PEFT adapter small enough to upload: LoRA matrices in fp16, and every fully trained
+    copy (``modules_to_save``, e.g. the embeddings and head of continued pre-training) only as
+    the rows training changed, stored as fp16 differences from the base in ``SAVED_ROWS_FILE``.
+    The grader adds them back to its own copy of the base. Returns ``out_dir``."""
+    import torch
+    from peft.utils import ModulesToSaveWrapper
+    from safetensors.torch import load_file, save_file
+
+    out_dir = Path(out_dir)
+    peft_model.save_pretrained(str(out_dir))
+    weights = out_dir / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    saved_rows = {}
+    for name, module in peft_model.named_modules():
+        if not isinstance(module, ModulesToSaveWrapper):
+            continue
+        trained = module.modules_to_save[module.active_adapters[0]]
+        for param_name, original in module.original_module.named_parameters():
+            key = f"{name}.{param_name}"
+            rows, deltas = changed_rows(original, trained.get_parameter(param_name))
+            saved_rows[key + ".rows"], saved_rows[key + ".delta"] = rows, deltas
+            tensors.pop(key, None)
+    half = {k: t.to(torch.float16) if t.is_floating_point() else t for k, t in tensors.items()}
+    save_file(half, str(weights))
+    if saved_rows:
+        save_file(saved_rows, str(out_dir / SAVED_ROWS_FILE))
+    return out_dir

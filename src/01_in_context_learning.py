@@ -71,6 +71,7 @@ from utils.eval.metrics import score_candidates
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
+from utils.lab.explorers import prompt_builder
 from utils.lab.plots import plot_grouped_bars, plot_sweep, show
 from utils.lab.results import finish_lab, format_table, save_results
 from utils.lab.submission import make_submission
@@ -366,6 +367,25 @@ for name in DATASETS:
             }
         )
 print(format_table(sensitivity_rows, ["dataset", "varying", "runs", "mean", "std", "min", "max"]))
+
+# %% [markdown]
+# ### Explore: build a prompt yourself
+# The prompt builder scores one validation message with the demonstrations you pick, in the order
+# you write them (positions in the list it prints, e.g. `0,1,2,3` or `3,2,1,0`; empty is
+# zero-shot). The table is a few orders computed for you; in JupyterLab or Colab the controls
+# below it recompute the label log-probabilities and show the full prompt as you type. Try the
+# same four demonstrations in both orders on several messages: which label does the *last*
+# demonstration pull towards?
+
+# %%
+prompt_builder(
+    model,
+    tokenizer,
+    FORMATS["sms_spam"],
+    choose_demos(train["sms_spam"], 8, SEED, labels["sms_spam"]),
+    labels["sms_spam"],
+    valid["sms_spam"][:20],
+)
 
 # %% [markdown]
 # ## 5. Label bias and contextual calibration

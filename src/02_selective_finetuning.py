@@ -52,8 +52,9 @@ import json
 import time
 
 import torch
+from tqdm.auto import tqdm
 
-from utils.data.batching import load_classification_data, pad_batch
+from utils.data.batching import batches, load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
 from utils.lab.checks import check_close, check_equal, report
@@ -303,7 +304,10 @@ print(
 # %% [markdown]
 # ## 5. Before and after
 # "Before" is the fresh head on the test split; "after" is the same function after training. Both
-# use `classifier_accuracy` on every test message.
+# use `classifier_accuracy` on every test message. The training loop is written out below: a
+# forward pass to class logits, the cross-entropy loss, the backward pass, an AdamW step — for
+# each batch, for each epoch. (The sweeps further down call `train_classifier`, the same loop
+# with a few lines of bookkeeping around it.)
 
 
 # %%
@@ -321,14 +325,32 @@ CONFIG = ClassifierSettings(
     epochs=2 if SMOKE else 3, learning_rate=5e-4, batch_size=16, weight_decay=0.01, seed=SEED
 )
 before = evaluate_at(NUM_BLOCKS - 1)
-history = train_classifier(
-    model,
-    logits_at(NUM_BLOCKS - 1),
-    cache["train"][NUM_BLOCKS - 1],
-    y["train"],
-    CONFIG,
-    pad_value=0.0,
+
+forward = logits_at(NUM_BLOCKS - 1)  # the last block, the final norm and the head
+torch.manual_seed(CONFIG.seed)
+optimizer = torch.optim.AdamW(  # only the parameters Task 2.3 left trainable
+    [p for p in model.parameters() if p.requires_grad],
+    lr=CONFIG.learning_rate,
+    weight_decay=CONFIG.weight_decay,
 )
+model.train()
+history, start = {"step": [], "loss": []}, time.perf_counter()
+bar = tqdm(total=CONFIG.epochs * -(-len(y["train"]) // CONFIG.batch_size), desc="training")
+for epoch in range(CONFIG.epochs):
+    for hidden, mask, gold, _ in batches(  # a new shuffle each epoch, padded batches
+        cache["train"][NUM_BLOCKS - 1], y["train"], CONFIG.batch_size, 0.0, CONFIG.seed + epoch
+    ):
+        loss = torch.nn.functional.cross_entropy(forward(hidden, mask).float(), gold)
+        optimizer.zero_grad(set_to_none=True)  # drop the previous batch's gradients
+        loss.backward()  # gradients of every trainable weight
+        optimizer.step()  # AdamW moves them
+        history["step"].append(len(history["step"]) + 1)
+        history["loss"].append(loss.item())
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+bar.close()
+model.eval()  # (no dropout in this model, but the habit matters)
+history["seconds"] = time.perf_counter() - start
 after = evaluate_at(NUM_BLOCKS - 1)
 trained_state = {
     n: p.detach().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad

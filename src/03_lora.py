@@ -23,7 +23,7 @@
 # Lab 02's ablation. Part B (`03b_lora_peft`) does the same with PEFT and TRL, for instruction
 # tuning.
 #
-# **Time**: about 4 minutes on 2 CPU cores (`SMOKE = True`: under a minute).
+# **Time**: about 2 minutes on 2 CPU cores (`SMOKE = True`: under a minute).
 # **Expected**: r = 8 on `q_proj` and `v_proj` of all 30 blocks: 460,800 adapter parameters
 # (+ 1,154 for the head), 0.34 % of the model; test accuracy about 0.9 after one epoch.
 

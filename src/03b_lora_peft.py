@@ -21,11 +21,12 @@
 # say. The base model cannot do this zero-shot; a few minutes of LoRA teaches it.
 #
 # You will: format examples with the chat template, build the **response-only loss mask** (task 3.4)
-# and look at what the loss sees, train, measure before/after on the test split (sentence shapes
-# never seen in training), sweep the rank `r` and `alpha`, compare target modules, and serve **two
-# adapters on one base model**, switching per request (task 3.5), then merge one and save it.
+# and look at what the loss sees, count the adapter's parameters by hand (task 3.5), train,
+# measure before/after on the test split (sentence shapes never seen in training), sweep the rank
+# `r` and `alpha`, compare target modules, and serve **two adapters on one base model**,
+# switching per request (task 3.6), then merge one and save it.
 #
-# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
+# **Time**: about 9 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
 # **Expected** (embedded model, full run): exact match 0.00 → about 0.9 on the 162 test sentences;
 # JSON validity 0 → 1; an adapter that does its own task only.
 
@@ -64,6 +65,7 @@ from utils.eval.metrics import (
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
+from utils.lab.explorers import lora_calculator
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -177,11 +179,20 @@ check_equal(
     "Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what="labels without a header"
 );
 # %% [markdown]
-# TRL builds the dataset; Unsloth's `train_on_responses_only` applies the same mask to it. The kit
-# then checks that **no row lost every label** (a wrong template or a too-short `max_length` would
-# silently train on nothing) — and fails loudly if one did:
+# ### The adapter and the trainer, as you would write them
+# Three library calls do the work. PEFT's `LoraConfig` says where the adapters go and how big they
+# are; `get_peft_model` freezes the base and adds them. TRL's `SFTConfig` holds the training
+# arguments (it is a `transformers.TrainingArguments` plus the SFT ones) and `SFTTrainer` tokenizes
+# the chat texts and runs the loop. Then Unsloth's `train_on_responses_only` applies the mask of
+# Task 3.4 to every row (`sft.mask_prompts` calls it, or the kit's own mask where Unsloth is
+# missing) and the kit checks that **no row lost every label** — a wrong template or a too-short
+# `max_length` would silently train on nothing — failing loudly if one did.
+# `SETTINGS` records the same values with the results (and the sweep in section 6 reuses it).
 
 # %%
+from peft import LoraConfig, get_peft_model
+from trl import SFTConfig, SFTTrainer
+
 SETTINGS = sft.SFTSettings(
     r=16,
     alpha=32,
@@ -192,13 +203,48 @@ SETTINGS = sft.SFTSettings(
     max_steps=4 if SMOKE else -1,
     seed=SEED,
 )
-model = add_peft_lora(model, **SETTINGS.lora_arguments())
-trainer = sft.build_trainer(
-    model,
-    tokenizer,
-    sft.chat_dataset(splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS)),
-    SETTINGS,
+lora_config = LoraConfig(
+    r=SETTINGS.r,  # rank: A is r × in_features, B is out_features × r
+    lora_alpha=SETTINGS.alpha,  # the update B·A is scaled by alpha / r (here 2)
+    lora_dropout=0.0,  # dropout on the adapter's input; 0 for a short run on clean data
+    bias="none",  # biases stay frozen (SmolLM2's linear layers have none anyway)
+    target_modules=list(SETTINGS.target_modules),  # q, k, v, o, gate, up, down of every block
+    task_type="CAUSAL_LM",  # a decoder trained on next-token prediction
 )
+torch.manual_seed(SEED)  # A starts random (Kaiming), B at zero: the model starts unchanged
+model = get_peft_model(model, lora_config)
+training_args = SFTConfig(
+    **sft.trainer_defaults(model),  # scratch output folder, no checkpoints or reports, AdamW,
+    #                                 weight decay 0, a log line per step, fp16/bf16 from the GPU
+    dataset_text_field="text",  # the column with each chat-formatted example
+    max_length=SETTINGS.max_length,  # longer rows are cut (the label check catches a cut answer)
+    per_device_train_batch_size=SETTINGS.batch_size,  # examples per step
+    per_device_eval_batch_size=SETTINGS.batch_size,
+    num_train_epochs=SETTINGS.epochs,  # one pass over the training split
+    max_steps=SETTINGS.max_steps,  # > 0 stops earlier (the SMOKE run)
+    learning_rate=SETTINGS.learning_rate,  # LoRA takes ~10× the rate of full fine-tuning
+    lr_scheduler_type="linear",  # decays to 0 at the last step...
+    warmup_steps=SETTINGS.warmup_steps,  # ...after a short warm-up from 0
+    seed=SEED,  # model-side randomness
+    data_seed=SEED,  # batch order
+    packing=False,  # one example per row, padded: each answer keeps its own prompt
+    gradient_checkpointing=SETTINGS.gradient_checkpointing,  # off: faster, memory allows it here
+)
+check_equal(  # the sweep in section 6, Labs 04 and 06 build theirs with sft.sft_config
+    "set-up",
+    training_args.to_dict(),
+    sft.sft_config(model, SETTINGS).to_dict(),
+    what="these training arguments vs the kit's sft.sft_config for the same SETTINGS",
+)
+trainer = SFTTrainer(
+    model=model,
+    args=training_args,
+    train_dataset=sft.chat_dataset(
+        splits["train"], tokenizer, lambda r: sft.extraction_messages(r, FIELDS)
+    ),  # rows with a "text" column: the chat template applied to each conversation
+    processing_class=tokenizer,  # TRL tokenizes with it
+)
+trainer = sft.mask_prompts(trainer, tokenizer)  # loss on the assistant's answers only
 example = trainer.train_dataset[0]
 print(
     "what the loss sees (░ = masked):\n"
@@ -228,6 +274,51 @@ show(
         "Lab 03B: LoRA on every linear layer; the base stays frozen",
     )
 )
+
+# %% [markdown]
+# ### Task 3.5 — count the adapter by hand
+# PEFT printed how many parameters it added; predict it yourself. For a linear layer with
+# `in_features` inputs and `out_features` outputs, LoRA adds A (r × in) and B (out × r). Write
+# `lora_parameters(config, r, targets)`: the total over every block of the model for the module
+# names in `targets`, using only the config's `hidden_size`, `intermediate_size`,
+# `num_attention_heads`, `num_key_value_heads` and `num_hidden_layers`. Careful with `k_proj` and
+# `v_proj`: with grouped-query attention (fewer key/value heads than query heads) they output
+# `num_key_value_heads × head_dim` features, not `hidden_size`.
+
+
+# %%
+def lora_parameters(config, r: int, targets) -> int:
+    # BEGIN SOLUTION
+    hidden, inter = config.hidden_size, config.intermediate_size
+    kv = hidden // config.num_attention_heads * config.num_key_value_heads
+    shapes = {
+        "q_proj": (hidden, hidden),
+        "k_proj": (hidden, kv),
+        "v_proj": (hidden, kv),
+        "o_proj": (hidden, hidden),
+        "gate_proj": (hidden, inter),
+        "up_proj": (hidden, inter),
+        "down_proj": (inter, hidden),
+    }
+    per_block = sum(r * (shapes[t][0] + shapes[t][1]) for t in targets)
+    return config.num_hidden_layers * per_block
+    # END SOLUTION
+
+
+# %%
+check_equal(
+    "Task 3.5",
+    lora_parameters(model.config, SETTINGS.r, SETTINGS.target_modules),
+    count_trainable(model)[0],
+    what="your count vs PEFT's trainable parameters for this adapter",
+)
+for _r, _targets in ((4, ("q_proj", "v_proj")), (8, ("k_proj", "down_proj"))):
+    check_equal(
+        "Task 3.5",
+        lora_parameters(model.config, _r, _targets),
+        expected("Task 3.5", model.config, _r, _targets),
+        what=f"r = {_r} on {'+'.join(_targets)}",
+    )
 
 # %% [markdown]
 # ## 4. Train the adapter
@@ -314,6 +405,17 @@ model.save_pretrained(str(OUT / "adapter_extract"))
 # would produce the
 # whole answer token for token (it equals greedy exact match on tokens, at a fraction of the cost
 # of generating). The model is re-loaded for every cell (1–2 s from the cache).
+
+# %% [markdown]
+# ### Explore: what a LoRA set-up costs
+# Before training a grid, price it. The LoRA calculator counts the adapter's parameters for a
+# rank and a set of target modules, its size on disk, the α/r scale and the GPU memory a
+# training run would need (estimated, batch 1 × 512 tokens) — for this model and for the larger
+# ones of the GPU profiles. Predict first: how many times more parameters does r = 16 on all
+# linear layers have than r = 8 on q and v? Then check in the table.
+
+# %%
+lora_calculator()
 
 # %%
 SWEEP_STEPS = 1 if SMOKE else 10
@@ -480,7 +582,7 @@ spam_model.save_pretrained(str(OUT / "adapter_spam"))
 del spam_model, spam_trainer, base, model, trainer
 
 # %% [markdown]
-# ### Task 3.5 — route each request to its adapter
+# ### Task 3.6 — route each request to its adapter
 # `server` is one `PeftModel` holding the adapters `"extract"` and `"spam"`. Write `answer` so that
 # it activates the adapter named by the request's task (`server.set_adapter(name)`) and returns the
 # greedy completion (use `generate`, given).
@@ -521,14 +623,14 @@ replies = [answer(request) for request in requests]
 for request, reply in zip(requests, replies, strict=True):
     print(f"[{request['task']:>7}] {request['text'][:70]}\n          -> {reply}")
 check_equal(
-    "Task 3.5",
+    "Task 3.6",
     replies,
-    [expected("Task 3.5", server, tokenizer, request, FIELDS) for request in requests],
+    [expected("Task 3.6", server, tokenizer, request, FIELDS) for request in requests],
     what="the replies of the three requests",
 )
 if not SMOKE:
     report(
-        "Task 3.5",
+        "Task 3.6",
         parse_json_object(replies[0]) is not None and replies[1].split()[:1] in (["spam"], ["ham"]),
         "the extraction request got JSON, the SMS request a label",
         "the replies do not match their tasks' formats",

@@ -24,7 +24,7 @@
 # (4.3), then train LoRA and QLoRA with the same budget and measure memory, time and score side by
 # side — and estimate what the same runs need on a Colab T4 or A100.
 #
-# **Time**: about 11 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
+# **Time**: about 8 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
 # little: read section 5 for why, and section 6 for what it saves on a GPU.
 
 # %% tags=["colab-install"]
@@ -54,6 +54,7 @@ from utils.eval.metrics import evaluate_extraction, target_json, teacher_forced_
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.diagrams import Changes, draw_model
 from utils.lab.expected import expected
+from utils.lab.explorers import quantization_explorer
 from utils.lab.plots import plot_grouped_bars, plot_histograms, plot_stacked_bars, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -69,7 +70,6 @@ from utils.train.quantization import (
     bitsandbytes_nf4_roundtrip,
     int8_absmax_matmul,
     int8_outlier_matmul,
-    nf4_bytes_per_parameter,
     nf4_dequantize,
     nf4_quantize,
     nf4_roundtrip_linears,
@@ -211,6 +211,17 @@ show(
 )
 
 # %% [markdown]
+# ### Explore: codes and block sizes
+# The quantization explorer round-trips the same matrix through NF4, evenly spaced 4-bit (int4)
+# and 8-bit (int8) codes, with one absmax per block of the size you choose. The table holds a few
+# settings; in JupyterLab or Colab the controls below it redraw the error histogram. Before you
+# move the slider, predict: does a larger block raise or lower the error, and why (think of
+# what one large weight does to its block's scale)?
+
+# %%
+quantization_explorer(weight, f"layer {LAYER} mlp.down_proj")
+
+# %% [markdown]
 # ### Task 4.2 — bytes per parameter
 # With blocks of 64, each weight costs 4 bits plus its share of the block's fp32 absmax. **Double
 # quantization** stores the absmaxes themselves in 8 bits, with one fp32 scale per 256 blocks.
@@ -222,12 +233,12 @@ nf4_bytes = (4 + 32 / 64) / 8
 nf4_double_quant_bytes = (4 + 8 / 64 + 32 / (64 * 256)) / 8
 # END SOLUTION
 check_close(
-    "Task 4.2", nf4_bytes, nf4_bytes_per_parameter(), tol=1e-9, what="NF4 bytes per parameter"
+    "Task 4.2", nf4_bytes, expected("Task 4.2"), tol=1e-9, what="NF4 bytes per parameter"
 )
 check_close(
     "Task 4.2",
     nf4_double_quant_bytes,
-    nf4_bytes_per_parameter(double_quant=True),
+    expected("Task 4.2", double_quant=True),
     tol=1e-9,
     what="NF4 + double quantization bytes per parameter",
 )
@@ -240,8 +251,8 @@ print(
                 ("fp32", 4.0),
                 ("fp16 / bf16", 2.0),
                 ("int8", 1.0),
-                ("NF4", nf4_bytes_per_parameter()),
-                ("NF4 + double quant", nf4_bytes_per_parameter(double_quant=True)),
+                ("NF4", nf4_bytes),
+                ("NF4 + double quant", nf4_double_quant_bytes),
             ]
         ],
         ["format", "bytes/param", "7B model (GB)"],

@@ -8,7 +8,7 @@ import torch
 
 from utils.eval.metrics import block_perplexity
 from utils.runtime.models import build_tiny_model
-from utils.train import cpt
+from utils.train import cpt, sft
 
 
 def test_replay_keeps_the_token_budget_and_mixes_the_share_asked():
@@ -57,6 +57,29 @@ def test_lora_recipe_trains_adapters_and_embedding_copies_only(tokenizer):
     assert all(p.requires_grad for p in full.parameters())
 
 
+def cpt_trainer(model, tokenizer, blocks, settings):
+    """Unsloth's trainer as Lab 05 builds it, on pre-packed blocks."""
+    from unsloth import UnslothTrainer, UnslothTrainingArguments
+
+    arguments = sft.trainer_defaults(model) | {
+        "disable_tqdm": True,
+        "per_device_train_batch_size": settings.batch_size,
+        "max_steps": settings.max_steps,
+        "learning_rate": settings.learning_rate,
+        "embedding_learning_rate": settings.embedding_learning_rate,
+        "lr_scheduler_type": settings.scheduler,
+        "warmup_steps": settings.warmup_steps,
+        "dataset_text_field": "text",
+        "max_length": len(blocks[0]),
+    }
+    return UnslothTrainer(
+        model=model,
+        args=UnslothTrainingArguments(**arguments),
+        train_dataset=cpt.block_dataset(blocks),
+        processing_class=tokenizer,
+    )
+
+
 def test_training_lowers_the_loss_tracks_perplexity_and_uses_the_embedding_learning_rate(tokenizer):
     import unsloth  # noqa: F401  (its CPU backend patches TRL)
 
@@ -74,8 +97,7 @@ def test_training_lowers_the_loss_tracks_perplexity_and_uses_the_embedding_learn
         warmup_steps=0,
     )
     blocks = [[5, 6, 7, 8, 9, 10, 11, 12] * 2 for _ in range(12)]
-    trainer = cpt.build_cpt_trainer(model, tokenizer, blocks, settings)
-    trainer.args.disable_tqdm = True
+    trainer = cpt_trainer(model, tokenizer, blocks, settings)
     tracker = cpt.PerplexityTracker(model, {"domain": blocks[:2]}, every=3)
     history = cpt.run_cpt(trainer, tracker)
     assert [h["step"] for h in history["perplexity"]] == [0, 3, 6]

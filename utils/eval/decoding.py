@@ -164,3 +164,31 @@ def _decode_rows(
             mask = mask[keep]
         live = [live[b] for b in keep]
     return rows
+
+
+def sample_completions(
+    model,
+    tokenizer,
+    prompt: str,
+    n: int,
+    max_new_tokens: int = 48,
+    temperature: float = 0.9,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> list[str]:
+    """``n`` sampled completions of one ``prompt`` (nucleus sampling, one batch), reproducible for
+    a given ``seed`` on the same machine and library versions."""
+    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        output = model.generate(
+            **encoded,
+            do_sample=True,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=n,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    start = encoded["input_ids"].shape[1]
+    return [tokenizer.decode(row[start:], skip_special_tokens=True) for row in output]

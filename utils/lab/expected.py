@@ -8,6 +8,33 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+def _role_order() -> Callable:
+    from utils.data.chat_format import role_order_problems
+
+    return role_order_problems
+
+
+def _template_overhead() -> Callable:
+    from utils.data.chat_format import chat_token_ids
+
+    def overhead(tokenizer, messages: list[dict]) -> int:
+        ids = tokenizer([m["content"] for m in messages], add_special_tokens=False)["input_ids"]
+        return len(chat_token_ids(tokenizer, messages)) - sum(len(i) for i in ids)
+
+    return overhead
+
+
+def _hosted_cost() -> Callable:
+    from utils.data.token_stats import billed_tokens, default_epochs
+
+    def cost(tokens_per_epoch: int, n_examples: int, usd_per_1k: float) -> tuple:
+        epochs = default_epochs(n_examples)
+        billed = billed_tokens(tokens_per_epoch, epochs)
+        return epochs, billed, billed / 1000 * usd_per_1k
+
+    return cost
+
+
 def _calibrate() -> Callable:
     from utils.eval.icl import calibrate_scores
 
@@ -28,6 +55,15 @@ def _lora_layer() -> Callable:
     from utils.train.lora import LoRALayer
 
     return LoRALayer
+
+
+def _lora_count() -> Callable:
+    from utils.train.memory_estimate import shape_from_config
+
+    def count(config, r: int, targets) -> int:
+        return shape_from_config(config.to_dict()).lora_params(r, tuple(targets))
+
+    return count
 
 
 def _response_mask() -> Callable:
@@ -54,19 +90,39 @@ def _routed_answer() -> Callable:
     return answer
 
 
+def _forgetting_onset() -> Callable:
+    def onset(history: list[dict], key: str, threshold: float) -> int | None:
+        limit = history[0][key] * (1 + threshold / 100)
+        return next((p["step"] for p in history[1:] if p[key] > limit), None)
+
+    return onset
+
+
 def _outlier_columns() -> Callable:
     from utils.train.quantization import outlier_columns
 
     return outlier_columns
 
 
+def _nf4_bytes() -> Callable:
+    from utils.train.quantization import nf4_bytes_per_parameter
+
+    return nf4_bytes_per_parameter
+
+
 REFERENCES: dict[str, Callable[[], Callable]] = {
+    "Task 0.1": _role_order,  # the role-order problems of a list of roles
+    "Task 0.2": _template_overhead,  # chat-template tokens minus the contents' tokens
+    "Task 0.3": _hosted_cost,  # (epochs, billed tokens, USD) of a hosted run
     "Task 1.3": _calibrate,  # calibrated scores
     "Task 2.3": _freeze,  # the names left trainable (the model is left frozen that way)
     "Task 3.1": _lora_layer,  # a reference LoRA layer (seed the RNG first to compare A)
     "Task 3.4": _response_mask,  # response-only labels
-    "Task 3.5": _routed_answer,  # one request's reply from its task's adapter
+    "Task 3.5": _lora_count,  # LoRA parameters of a config, rank and target modules
+    "Task 3.6": _routed_answer,  # one request's reply from its task's adapter
+    "Task 4.2": _nf4_bytes,  # bytes per parameter (double_quant=True for double quantization)
     "Task 4.3": _outlier_columns,  # the outlier-column mask
+    "Task 5.3": _forgetting_onset,  # first tracked step over the threshold, or None
 }
 
 

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+UPLOAD_LIMIT_MB = 100  # a common upload-form limit; every lab's zip stays below it
 SAVED_ROWS_FILE = "saved_rows.safetensors"  # modules_to_save copies as changed rows vs the base
 ALLOWED_SUFFIXES = (".json", ".jsonl", ".safetensors", ".md", ".txt", ".pdf")
 STUDENT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")  # \Z: no trailing newline
@@ -121,6 +122,8 @@ def make_submission(
         for name, file in files.items():
             archive.write(file, name)
     tmp.replace(path)
+    if path.stat().st_size > UPLOAD_LIMIT_MB * 1e6:
+        print(f"[submission] warning: over {UPLOAD_LIMIT_MB} MB, more than many upload forms take")
     print(
         f"[submission] {path} ({path.stat().st_size / 1e6:.1f} MB, {len(files)} files): "
         "upload this file (in Colab: Files panel -> right-click -> Download)"

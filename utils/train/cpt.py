@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from utils.eval.metrics import block_perplexity
-from utils.train.params import ALL_LINEAR, EMBEDDINGS, add_peft_lora, keep_adapters_fp32
+from utils.train.params import ALL_LINEAR, EMBEDDINGS, add_peft_lora
 
 
 @dataclass
@@ -146,41 +146,6 @@ class PerplexityTracker:
                 },
             }
         )
-
-
-def build_cpt_trainer(model, tokenizer, train_blocks: Sequence[list[int]], settings: CPTSettings):
-    """Unsloth's ``UnslothTrainer`` (a TRL ``SFTTrainer`` whose optimizer gives the embeddings their
-    own learning rate) on pre-packed blocks; fp32 on a CPU, fp16/bf16 on a GPU by the weights'
-    dtype."""
-    from unsloth import UnslothTrainer, UnslothTrainingArguments
-
-    from utils.train.sft import trainer_defaults
-
-    args = UnslothTrainingArguments(
-        **trainer_defaults(model),
-        per_device_train_batch_size=settings.batch_size,
-        max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate,
-        embedding_learning_rate=settings.embedding_learning_rate
-        if settings.method == "lora"
-        else None,
-        lr_scheduler_type=settings.scheduler,
-        warmup_steps=settings.warmup_steps,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        dataset_text_field="text",
-        packing=False,
-        max_length=len(train_blocks[0]),
-        gradient_checkpointing=False,
-    )
-    trainer = UnslothTrainer(
-        model=model,
-        args=args,
-        train_dataset=block_dataset(train_blocks),
-        processing_class=tokenizer,
-    )
-    keep_adapters_fp32(trainer.model)
-    return trainer
 
 
 def run_cpt(trainer, tracker: PerplexityTracker | None = None) -> dict:

@@ -1,0 +1,167 @@
+"""Every figure a lab's introduction promises (time, trainable parameters, before → after) agrees
+with what the lab's last full run recorded (``docs/results/``, written by the labs themselves):
+re-run a lab, collect its results, and a stale promise fails here."""
+
+import json
+import re
+
+import pytest
+
+from utils.runtime.storage import REPO_ROOT
+
+
+def text_of(lab: str) -> str:
+    """The lab source's markdown as one line of prose (comment markers and line breaks removed)."""
+    source = (REPO_ROOT / "src" / f"{lab}.py").read_text()
+    return re.sub(r"\s*\n#\s?", " ", source)
+
+
+def result(name: str) -> dict:
+    return json.loads((REPO_ROOT / "docs" / "results" / f"{name}.json").read_text())
+
+
+def minutes(name: str) -> float:
+    return result(name)["wall_seconds"] / 60
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+# (lab source, pattern with one group per figure, the recorded figures, tolerance: (kind, amount))
+FIGURES = [
+    (
+        "00_data",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("00_data")],
+        ("relative", 0.2),
+    ),
+    (
+        "01_in_context_learning",
+        r"\*\*Time\*\*: ≤ (\d+) minutes",
+        lambda: [minutes("01_in_context_learning")],
+        ("at most", 0),
+    ),
+    (
+        "02_selective_finetuning",
+        r"\*\*Time\*\*: ≤ (\d+) minutes",
+        lambda: [minutes("02_selective_finetuning")],
+        ("at most", 0),
+    ),
+    (
+        "02_selective_finetuning",
+        r"~([\d.]+) M trainable parameters out of ~([\d.]+) M \(([\d.]+) %\)",
+        lambda: [
+            result("02_selective_finetuning")["trainable_params"] / 1e6,
+            result("02_selective_finetuning")["total_params"] / 1e6,
+            100
+            * result("02_selective_finetuning")["trainable_params"]
+            / result("02_selective_finetuning")["total_params"],
+        ],
+        ("relative", 0.05),
+    ),
+    (
+        "02_selective_finetuning",
+        r"to about (\d+) % after training",
+        lambda: [100 * result("02_selective_finetuning")["after"]["accuracy"]],
+        ("absolute", 4),
+    ),
+    (
+        "03_lora",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("03_lora")],
+        ("relative", 0.2),
+    ),
+    (
+        "03_lora",
+        r"([\d,]+) adapter parameters \(\+ ([\d,]+) for the head\)",
+        lambda: [460_800, result("03_lora")["lora_row"]["trainable params"] - 460_800],
+        ("relative", 0),
+    ),
+    (
+        "03_lora",
+        r"test accuracy about ([\d.]+) after one epoch",
+        lambda: [result("03_lora")["after"]["accuracy"]],
+        ("absolute", 0.04),
+    ),
+    (
+        "03b_lora_peft",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("03b_lora_peft")],
+        ("relative", 0.2),
+    ),
+    (
+        "03b_lora_peft",
+        r"exact match ([\d.]+) → about ([\d.]+) on the (\d+) test sentences",
+        lambda: [
+            result("03b_lora_peft")["before"]["exact_match"],
+            result("03b_lora_peft")["after"]["exact_match"],
+            result("03b_lora_peft")["after"]["n"],
+        ],
+        ("absolute", 0.04),
+    ),
+    (
+        "04_qlora_unsloth",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("04_qlora_unsloth")],
+        ("relative", 0.2),
+    ),
+    (
+        "05_continual_pretraining",
+        r"\*\*Time\*\*: about (\d+)–(\d+) minutes",
+        lambda: [minutes("05_continual_pretraining")] * 2,
+        ("range", 0.1),
+    ),
+    (
+        "06_your_task",
+        r"about (\d+) minutes for `e2e_nlg`, (\d+) for `cyrillic_langid`",
+        lambda: [minutes("06_your_task-e2e_nlg"), minutes("06_your_task-cyrillic_langid")],
+        ("relative", 0.2),
+    ),
+    (
+        "06_your_task",
+        r"`cyrillic_langid` accuracy ([\d.]+) → about ([\d.]+);",
+        lambda: [
+            result("06_your_task-cyrillic_langid")["before"]["accuracy"],
+            result("06_your_task-cyrillic_langid")["after"]["accuracy"],
+        ],
+        ("absolute", 0.05),
+    ),
+    (
+        "06_your_task",
+        r"`e2e_nlg` chrF about ([\d.]+) → about ([\d.]+)\.",
+        lambda: [
+            result("06_your_task-e2e_nlg")["before"]["chrf"],
+            result("06_your_task-e2e_nlg")["after"]["chrf"],
+        ],
+        ("absolute", 2),
+    ),
+]
+
+
+def agrees(stated: list[float], measured: list[float], tolerance: tuple[str, float]) -> bool:
+    kind, amount = tolerance
+    if kind == "at most":
+        return all(m <= s + amount for s, m in zip(stated, measured, strict=True))
+    if kind == "range":  # "a–b": the measurement within the stated range, give or take amount
+        low, high = stated
+        return all(low * (1 - amount) <= m <= high * (1 + amount) for m in measured)
+    if kind == "relative":
+        return all(abs(m - s) <= amount * s + 1e-9 for s, m in zip(stated, measured, strict=True))
+    return all(abs(m - s) <= amount for s, m in zip(stated, measured, strict=True))
+
+
+@pytest.mark.parametrize(
+    "lab, pattern, recorded, tolerance", FIGURES, ids=[f"{f[0]}:{f[1][:30]}" for f in FIGURES]
+)
+def test_a_figure_stated_in_a_lab_agrees_with_its_recorded_full_run(
+    lab, pattern, recorded, tolerance
+):
+    match = re.search(pattern, text_of(lab))
+    assert match, f"{lab}: the statement {pattern!r} is gone; update this test with the text"
+    stated = [number(g) for g in match.groups()]
+    measured = recorded()
+    assert agrees(stated, measured, tolerance), (
+        f"{lab} states {match.group(0)!r} but its last full run recorded "
+        f"{[round(m, 3) for m in measured]} ({tolerance[0]} {tolerance[1]})"
+    )

@@ -1,0 +1,158 @@
+"""The chat-format JSONL that fine-tuning services and TRL take — one
+``{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}`` per line — with
+conversions to and from Alpaca-style rows and the kit's rows, and a validator that reports every
+bad line with its line number and every reason, instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from utils.data.own_data import ROLES, jsonl_records
+
+MESSAGE_KEYS = {"role", "content", "name", "weight"}  # what hosted services accept per message
+LINE_KEYS = {"messages"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a line is bad: ``line`` (1-based) and a sentence."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def alpaca_to_messages(row: dict, system: str | None = None) -> dict:
+    """``{"instruction", "input", "output"}`` -> a chat line: the instruction and input (if any)
+    as the user turn, the output as the assistant's."""
+    user = row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]
+    return {"messages": messages}
+
+
+def messages_to_alpaca(line: dict) -> dict:
+    """A single-turn chat line -> ``{"instruction", "input", "output"}`` (the system prompt, if
+    any, is dropped: Alpaca rows have no place for it)."""
+    turns = [m for m in line["messages"] if m["role"] != "system"]
+    if [m["role"] for m in turns] != ["user", "assistant"]:
+        raise ValueError("only a single user turn followed by the answer converts to Alpaca")
+    return {"instruction": turns[0]["content"], "input": "", "output": turns[1]["content"]}
+
+
+def row_to_messages(row: dict, instruction: str, system: str | None = None) -> dict:
+    """A kit row (``text`` + ``label``/``target``/``reference``) -> a chat line with
+    ``instruction`` and the text as the user turn, the answer as the assistant's."""
+    answer = next(row[k] for k in ("label", "target", "reference") if k in row)
+    answer = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+    return alpaca_to_messages(
+        {"instruction": instruction, "input": row["text"], "output": answer}, system
+    )
+
+
+def write_jsonl(path: Path, lines: Iterable[dict]) -> Path:
+    """One JSON object per line, UTF-8, non-ASCII kept as is."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSONL file; a line that does not parse is a ``ValueError`` naming it."""
+    lines = []
+    for where, record in jsonl_records(Path(path).read_text(encoding="utf-8").splitlines(), "x"):
+        if isinstance(record, Exception):
+            raise ValueError(f"{path}:{where.rsplit(':', 1)[1]}: {record}")
+        lines.append(record)
+    return lines
+
+
+def message_problems(messages: object) -> list[str]:
+    """What is wrong with one line's ``messages`` value: its shape, each message's keys, role and
+    content, the order of roles (an optional system message first, then user and assistant
+    alternating, starting with user) and whether the assistant answers at all."""
+    if not isinstance(messages, list) or not messages:
+        return ["'messages' must be a non-empty list"]
+    problems: list[str] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            problems.append(f"message {i} is not an object")
+            continue
+        unknown = sorted(set(message) - MESSAGE_KEYS)
+        if unknown:
+            problems.append(f"message {i} has unknown keys {unknown}")
+        if message.get("role") not in ROLES:
+            problems.append(f"message {i} has role {message.get('role')!r}, not one of {ROLES}")
+        content = message.get("content")
+        if not isinstance(content, str):
+            problems.append(f"message {i} content is {type(content).__name__}, not a string")
+        elif not content.strip():
+            problems.append(f"message {i} ({message.get('role')}) has empty content")
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    if all(role in ROLES for role in roles):  # order is judged only when every role is known
+        problems += role_order_problems(roles)
+    return problems
+
+
+def role_order_problems(roles: Sequence[str]) -> list[str]:
+    """Problems with the order of ``roles``: system only first, then user/assistant taking turns
+    from a user, and at least one assistant message."""
+    problems = []
+    if "system" in roles[1:]:
+        problems.append("a system message appears after the first message")
+    turns = [r for r in roles if r != "system"]
+    expected = ["user", "assistant"] * len(turns)
+    if turns != expected[: len(turns)]:
+        problems.append("roles must alternate user, assistant, ... starting with user")
+    if "assistant" not in turns:
+        problems.append("no assistant message: nothing to learn from")
+    return problems
+
+
+def validate_chat_lines(
+    lines: Iterable[str], tokenizer=None, max_tokens: int | None = None
+) -> list[Problem]:
+    """Every problem of every line of a chat JSONL (blank lines are skipped): invalid JSON, a
+    line that is not an object, unknown keys, the ``messages`` problems above and — with a
+    tokenizer and ``max_tokens`` — a conversation longer than ``max_tokens`` under the chat
+    template."""
+    problems: list[Problem] = []
+    for where, record in jsonl_records(lines, "line"):
+        number = int(where.rsplit(":", 1)[1])
+        if isinstance(record, Exception):
+            problems.append(Problem(number, str(record)))
+            continue
+        if not isinstance(record, dict):
+            problems.append(
+                Problem(number, f"a line must be an object, got {type(record).__name__}")
+            )
+            continue
+        unknown = sorted(set(record) - LINE_KEYS)
+        reasons = [f"unknown keys {unknown}"] if unknown else []
+        reasons += message_problems(record.get("messages"))
+        if not reasons and tokenizer is not None and max_tokens is not None:
+            length = len(chat_token_ids(tokenizer, record["messages"]))
+            if length > max_tokens:
+                reasons.append(f"{length} tokens, more than the limit of {max_tokens}")
+        problems += [Problem(number, reason) for reason in reasons]
+    return problems
+
+
+def validate_chat_file(path: Path, tokenizer=None, max_tokens: int | None = None) -> list[Problem]:
+    """``validate_chat_lines`` on a file."""
+    with open(path, encoding="utf-8") as fh:
+        return validate_chat_lines(fh, tokenizer, max_tokens)
+
+
+def chat_token_ids(tokenizer, messages: list[dict]) -> list[int]:
+    """The token ids of a conversation under the tokenizer's chat template."""
+    return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))

@@ -65,6 +65,9 @@ ANSWER_NAMES = (
     "lora_parameter_count",
     "response_only_labels",
     "outlier_columns",
+    "nf4_bytes_per_parameter",
+    "role_order_problems",
+    "lora_params",
 )
 
 

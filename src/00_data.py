@@ -136,7 +136,7 @@ check_equal("JSONL", len(read_jsonl(chat_path)), len(train_rows), what="lines wr
 
 # %%
 def role_problems(roles: list[str]) -> list[str]:
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION: ...
     problems = []
     if "system" in roles[1:]:
         problems.append("a system message appears after the first message")
@@ -188,7 +188,7 @@ check_equal("validator", found, known, what="every problem of every line vs the 
 
 # %%
 def template_overhead(tokenizer, messages: list[dict]) -> int:
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION: ...
     contents = sum(
         len(tokenizer(m["content"], add_special_tokens=False)["input_ids"]) for m in messages
     )
@@ -278,7 +278,7 @@ print(
 def hosted_training_cost(
     tokens_per_epoch: int, n_examples: int, usd_per_1k_tokens: float
 ) -> tuple[int, int, float]:
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION: ...
     epochs = default_epochs(n_examples)
     billed = billed_tokens(tokens_per_epoch, epochs)
     return epochs, billed, billed / 1000 * usd_per_1k_tokens

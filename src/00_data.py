@@ -79,6 +79,7 @@ from utils.lab.results import finish_lab, format_table
 from utils.runtime.models import load_model
 from utils.runtime.profiles import get_profile
 from utils.runtime.storage import REPO_ROOT, lab_output_dir
+from utils.train import sft
 from utils.train.classifier import classifier_logits, replace_head
 from utils.train.learning_curve import learning_curve, lora_classifier
 from utils.train.memory_estimate import SHAPES
@@ -88,7 +89,6 @@ OUT = lab_output_dir(LAB)
 lab_start = time.perf_counter()
 torch.manual_seed(SEED)
 model, tokenizer = load_model(PROFILE)
-SMS_INSTRUCTION = "Is this SMS spam or ham? Answer in one word."
 
 # %% [markdown]
 # ## 1. Formats
@@ -100,7 +100,7 @@ SMS_INSTRUCTION = "Is this SMS spam or ham? Answer in one word."
 
 # %%
 row = load_split("sms_spam", "train")[0]
-chat = row_to_messages(row, SMS_INSTRUCTION, system="You label text messages.")
+chat = row_to_messages(row, sft.SPAM_INSTRUCTION, system="You label text messages.")
 alpaca = messages_to_alpaca(chat)
 print("kit row:  ", json.dumps({"text": row["text"], "label": row["label"]}))
 print("alpaca:   ", json.dumps(alpaca))
@@ -113,7 +113,7 @@ check_equal(
 )
 train_rows = load_split("sms_spam", "train")
 chat_path = write_jsonl(
-    OUT / "sms_train_chat.jsonl", [row_to_messages(r, SMS_INSTRUCTION) for r in train_rows]
+    OUT / "sms_train_chat.jsonl", [row_to_messages(r, sft.SPAM_INSTRUCTION) for r in train_rows]
 )
 check_equal("JSONL", len(read_jsonl(chat_path)), len(train_rows), what="lines written and read")
 
@@ -213,10 +213,8 @@ print(f"the chat template adds {template_overhead(tokenizer, sms_lines[0]['messa
 # tokens:
 
 # %%
-FIELDS = get_spec("news_events").fields
 news_lines = [
-    row_to_messages(r, "Extract who, what, when, where as JSON; null if not stated.")
-    for r in load_split("news_events", "train")
+    row_to_messages(r, sft.EXTRACTION_INSTRUCTION) for r in load_split("news_events", "train")
 ]
 lengths = {
     "sms_spam": example_lengths(tokenizer, sms_lines),

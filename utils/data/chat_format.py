@@ -69,9 +69,9 @@ def write_jsonl(path: Path, lines: Iterable[dict]) -> Path:
 def read_jsonl(path: Path) -> list[dict]:
     """The objects of a JSONL file; a line that does not parse is a ``ValueError`` naming it."""
     lines = []
-    for where, record in jsonl_records(Path(path).read_text(encoding="utf-8").splitlines(), "x"):
+    for where, record in jsonl_records(Path(path).read_text(encoding="utf-8").splitlines(), path):
         if isinstance(record, Exception):
-            raise ValueError(f"{path}:{where.rsplit(':', 1)[1]}: {record}")
+            raise ValueError(f"{where}: {record}")
         lines.append(record)
     return lines
 

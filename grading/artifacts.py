@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from grading.peft_types import MERGEABLE, adapter_details, config_to_load
 from grading.rubric import Rubric
 from grading.validate import (
     SubmissionError,
@@ -249,7 +250,19 @@ def prompt_score(
     }
 
 
-ADAPTER_METRICS = {"news_events": extraction_score, CORPUS: perplexity_score}
+def label_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
+    """Lab 07: which label word is likelier after the message, through the model's own forward
+    pass (soft prompts included), as in the lab."""
+    from utils.train.peft_family import evaluate_labels
+
+    return evaluate_labels(model, tokenizer, rows, get_spec(rubric.dataset).labels)
+
+
+ADAPTER_METRICS = {
+    "news_events": extraction_score,
+    CORPUS: perplexity_score,
+    "sms_spam": label_score,
+}
 
 
 # --- before (the base model, cached) and after (the submission) ----------------------------------
@@ -324,10 +337,11 @@ def submission_score(
 
 
 @contextmanager
-def merged_adapter(model, folder: str, merge_into: str = "original"):
+def merged_adapter(model, folder: str, merge_into: str = "original", merge: bool = True):
     """The base with a PEFT adapter merged into its weights (faster to evaluate than separate LoRA
-    layers); on exit the base is restored bit for bit. ``merge_into="nf4"`` first rounds the blocks'
-    linear weights through NF4 — the weights a QLoRA adapter trained on."""
+    layers), or only attached where it cannot merge (``merge=False``: soft prompts); on exit the
+    base is restored bit for bit. ``merge_into="nf4"`` first rounds the blocks' linear weights
+    through NF4 — the weights a QLoRA adapter trained on."""
     from peft import PeftModel
 
     from utils.train.quantization import nf4_roundtrip_linears
@@ -338,41 +352,41 @@ def merged_adapter(model, folder: str, merge_into: str = "original"):
         if merge_into == "nf4":
             nf4_roundtrip_linears(model)
         try:
-            merged = PeftModel.from_pretrained(model, folder, is_trainable=False).merge_and_unload()
+            attached = PeftModel.from_pretrained(model, folder, is_trainable=False)
+            scored = attached.merge_and_unload() if merge else attached
         except (ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise SubmissionError(
                 f"the adapter does not load onto the base model ({exc})"
             ) from None
-        yield merged
+        yield scored
 
 
 @contextmanager
 def submitted_adapter_merged(model, files: dict[str, bytes], rubric: Rubric):
     """The submission's ``adapter/`` checked against the base (``check_adapter``) and merged into
-    it: yields ``(merged model, adapter config)``; the base is restored on exit."""
+    it (attached, for a type that cannot merge): yields ``(model to score, adapter config)``; the
+    base is restored on exit."""
     files = with_saved_rows_added(files, dict(model.named_parameters(remove_duplicate=False)))
     config, _ = check_adapter(
         files, linear_shapes(model), rubric.checks, base_param_shapes=param_shapes(model)
     )
     with tempfile.TemporaryDirectory() as folder:
-        for name in ("adapter_config.json", "adapter_model.safetensors"):
-            Path(folder, name).write_bytes(files["adapter/" + name])
-        with merged_adapter(model, folder, rubric.merge_into) as merged:
+        Path(folder, "adapter_config.json").write_text(json.dumps(config_to_load(config)))
+        weights = "adapter_model.safetensors"
+        Path(folder, weights).write_bytes(files["adapter/" + weights])
+        merge = config["peft_type"] in MERGEABLE
+        with merged_adapter(model, folder, rubric.merge_into, merge) as merged:
             yield merged, config
 
 
 def adapter_score(
     model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
 ) -> tuple[dict, dict]:
-    """Merge the submitted PEFT adapter into ``model``, score it, restore the base."""
+    """Put the submitted PEFT adapter on ``model`` (merged where it can be), score it, restore
+    the base."""
     with submitted_adapter_merged(model, files, rubric) as (merged, config):
         result = ADAPTER_METRICS[rubric.dataset](merged, tokenizer, rows, rubric)
-    return result, {
-        "r": config["r"],
-        "lora_alpha": config["lora_alpha"],
-        "target_modules": config["target_modules"],
-        "modules_to_save": config.get("modules_to_save") or [],
-    }
+    return result, adapter_details(config)
 
 
 def first_trained_block(model, tensors: dict) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
 ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter", "capstone")
 MERGE_TARGETS = ("original", "nf4")
+PEFT_TYPES = ("LORA", "IA3", "PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")  # scored types
 
 
 class RubricError(ValueError):
@@ -46,6 +47,8 @@ class Checks:
     trainable_params: tuple[int, int] = (1, 10**12)  # a classifier's trained parameters
     max_shots: int = 16  # demonstrations in a prompt spec
     max_chars: int = 2000  # length of a prompt spec's instruction and label words
+    peft_types: tuple[str, ...] = ("LORA",)  # the PEFT adapter types a lab accepts
+    max_virtual_tokens: int = 128  # soft prompts and prefixes: learned positions
 
     def __post_init__(self) -> None:
         for name in ("rank", "trainable_params"):
@@ -54,6 +57,11 @@ class Checks:
                 raise RubricError(f"checks.{name} must be [low, high] with 0 < low <= high")
         if self.max_adapter_mb <= 0 or self.max_shots < 0 or self.max_chars < 1:
             raise RubricError("checks.max_adapter_mb, max_shots and max_chars must be positive")
+        unknown = sorted(set(self.peft_types) - set(PEFT_TYPES))
+        if unknown or not self.peft_types:
+            raise RubricError(f"checks.peft_types: {unknown or 'none'}; known: {list(PEFT_TYPES)}")
+        if self.max_virtual_tokens < 1:
+            raise RubricError("checks.max_virtual_tokens must be positive")
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ class Rubric:
         unknown_checks = sorted(set(checks) - {f.name for f in fields(Checks)})
         if unknown_checks:
             raise RubricError(f"unknown checks {unknown_checks}")
-        for name in ("rank", "trainable_params"):
+        for name in ("rank", "trainable_params", "peft_types"):
             if name in checks:
                 checks[name] = tuple(checks[name])
         try:

@@ -337,7 +337,8 @@ def check_adapter(
     prefix: str = "adapter/",
     base_param_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> tuple[dict, dict]:
-    """A PEFT LoRA adapter that fits the base: config, targets, names, shapes, ranks, finite values.
+    """A PEFT adapter that fits the base: config, targets, names, shapes, ranks, finite values.
+    LoRA is checked here; the other types a rubric may accept in ``grading.peft_types``.
 
     ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers;
     ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save``
@@ -345,10 +346,16 @@ def check_adapter(
     (allowed only where ``checks.allow_modules_to_save``). Returns ``(adapter_config, tensors)``.
     """
     config = parse_json(files, prefix + "adapter_config.json")
-    if config.get("peft_type") != "LORA":
+    peft_type = config.get("peft_type")
+    if peft_type not in checks.peft_types:
         raise SubmissionError(
-            f"adapter_config.json: peft_type {str(config.get('peft_type'))[:40]!r}, expected 'LORA'"
+            f"adapter_config.json: peft_type {str(peft_type)[:40]!r}, expected "
+            + " or ".join(repr(t) for t in checks.peft_types)
         )
+    if peft_type != "LORA":  # IA3 and prompt learning (grading.peft_types imports this module)
+        from grading.peft_types import check_other_adapter
+
+        return config, check_other_adapter(files, config, base_linear_shapes, checks, prefix)
     check_lora_fields(config)
     rank = config.get("r")
     check_rank_alpha(

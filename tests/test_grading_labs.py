@@ -615,6 +615,7 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
         "03b_lora_peft",
         "04_qlora_unsloth",
         "05_continual_pretraining",
+        "07_peft_family",
     ):
         rubric = load_rubric(lab)
         reference = rubric.reference  # the reference solution's measured held-out before/after

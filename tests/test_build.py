@@ -68,6 +68,9 @@ ANSWER_NAMES = (
     "nf4_bytes_per_parameter",
     "role_order_problems",
     "lora_params",
+    "method_params",
+    "BottleneckAdapter",
+    "add_bottleneck_adapters",
 )
 
 

@@ -140,6 +140,34 @@ def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
 
 
 @pytest.mark.notebook
+def test_lab07_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
+    text = run_notebook("07_peft_family", tmp_path)
+    assert text.count("[PASS]") == 16 and "[FAIL]" not in text
+    out = tmp_path / "07_peft_family"
+    results = json.loads((out / "results.json").read_text())
+    methods = {row["method"]: row for row in results["methods"]}
+    assert list(methods) == list(family_methods())
+    assert methods["LoRA"]["trainable"] == 2_442_240  # r = 8 on all 7 linear layers of 30 blocks
+    assert methods["prefix tuning"]["merged extra latency %"] is None
+    assert methods["IA3"]["merged extra latency %"] is not None
+    assert [(r["placement"], r["rule"]) for r in results["placement"]] == [
+        ("q only", "equal rank"),
+        ("q only", "equal budget"),
+        ("all linear", "equal rank"),
+        ("all linear", "equal budget"),
+    ]
+    assert (out / "peft_family.png").read_bytes()[:4] == b"\x89PNG"
+    graded = grade_submission(out, "07_peft_family", embedded_base)
+    assert graded["submission_details"]["peft_type"] == "IA3"
+
+
+def family_methods():
+    from utils.train.peft_family import METHODS
+
+    return METHODS
+
+
+@pytest.mark.notebook
 def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path):
     text = run_notebook("04_qlora_unsloth", tmp_path)
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text

@@ -113,6 +113,18 @@ FIGURES = [
         ("range", 0.1),
     ),
     (
+        "07_peft_family",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("07_peft_family")],
+        ("relative", 0.2),
+    ),
+    (
+        "07_peft_family",
+        r"test accuracy ([\d.]+) before",
+        lambda: [result("07_peft_family")["before"]["accuracy"]],
+        ("absolute", 0.01),
+    ),
+    (
         "06_your_task",
         r"about (\d+) minutes for `e2e_nlg`, (\d+) for `cyrillic_langid`",
         lambda: [minutes("06_your_task-e2e_nlg"), minutes("06_your_task-cyrillic_langid")],

@@ -104,6 +104,12 @@ def _outlier_columns() -> Callable:
     return outlier_columns
 
 
+def _bottleneck_adapter() -> Callable:
+    from utils.train.peft_family import BottleneckAdapter
+
+    return BottleneckAdapter
+
+
 def _nf4_bytes() -> Callable:
     from utils.train.quantization import nf4_bytes_per_parameter
 
@@ -123,6 +129,7 @@ REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 4.2": _nf4_bytes,  # bytes per parameter (double_quant=True for double quantization)
     "Task 4.3": _outlier_columns,  # the outlier-column mask
     "Task 5.3": _forgetting_onset,  # first tracked step over the threshold, or None
+    "Task 7.2": _bottleneck_adapter,  # a reference bottleneck adapter (hidden, bottleneck)
 }
 
 

@@ -224,3 +224,35 @@ def show(path: Path) -> None:
         display(Image(filename=str(path)))
     else:
         print(f"[plot] saved {path}")
+
+
+def plot_tradeoff(
+    points: dict[str, tuple[float, float, float]],
+    path: Path,
+    *,
+    title: str,
+    baseline: tuple[str, float] | None = None,
+) -> Path:
+    """Methods side by side: left, test score against trainable parameters (log scale); right,
+    each method's extra inference time over the base in % (``points[name] = (parameters, score,
+    extra %)``). An optional dashed ``(label, score)`` line marks the model before training."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
+    names = list(points)
+    for i, name in enumerate(names):
+        params, score, _ = points[name]
+        left.scatter(params, score, color=f"C{i % 10}", marker="os^Dv"[i // 10 % 5], s=50)
+        left.annotate(name, (params, score), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    if baseline:
+        left.axhline(baseline[1], linestyle="--", color="grey", linewidth=1)
+        left.annotate(baseline[0], (min(p[0] for p in points.values()), baseline[1]), fontsize=7)
+    left.set(xscale="log", xlabel="trainable parameters", ylabel="test accuracy", title=title)
+    left.grid(alpha=0.3)
+    extra = [points[n][2] for n in names]
+    bars = right.barh(
+        range(len(names))[::-1], extra, color=[f"C{i % 10}" for i in range(len(names))]
+    )
+    right.bar_label(bars, fmt="%+.0f%%", padding=3, fontsize=7)
+    right.set_yticks(range(len(names))[::-1], names, fontsize=8)
+    right.axvline(0, color="black", linewidth=0.8)
+    right.set(xlabel="extra forward time vs the base (%), as served", title="inference cost")
+    return save_figure(fig, path)

@@ -12,8 +12,8 @@ from grading.validate import (
     SubmissionError,
     _is,
     _string_or_none,
+    adapter_tensors,
     check_finite_float,
-    load_safetensors,
 )
 
 PROMPT_LEARNING = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
@@ -173,12 +173,7 @@ def check_other_adapter(
     """An IA3 or prompt-learning adapter that fits the base; returns its tensors."""
     peft_type = config["peft_type"]
     check_fields(config, peft_type)
-    weights_name = prefix + "adapter_model.safetensors"
-    if weights_name not in files:
-        raise SubmissionError(f"{weights_name} is missing from the zip")
-    if len(files[weights_name]) > checks.max_adapter_mb * 1e6:
-        raise SubmissionError(f"{weights_name} is larger than {checks.max_adapter_mb} MB")
-    tensors = load_safetensors(files[weights_name], weights_name)
+    tensors = adapter_tensors(files, checks, prefix)
     if peft_type == "IA3":
         check_ia3_tensors(tensors, config, base_linear_shapes)
     else:

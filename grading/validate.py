@@ -382,18 +382,23 @@ def check_adapter(
             f"adapter_config.json: target modules {unknown} do not exist in the base model "
             f"(it has {sorted(leaf_names)})"
         )
-    weights_name = prefix + "adapter_model.safetensors"
-    if weights_name not in files:
-        raise SubmissionError(f"{weights_name} is missing from the zip")
-    if len(files[weights_name]) > checks.max_adapter_mb * 1e6:
-        raise SubmissionError(f"{weights_name} is larger than {checks.max_adapter_mb} MB")
-    tensors = load_safetensors(files[weights_name], weights_name)
+    tensors = adapter_tensors(files, checks, prefix)
     lora = {k: t for k, t in tensors.items() if not is_saved_module(k, saved_modules)}
     check_adapter_tensors(lora, base_linear_shapes, rank, dora=config.get("use_dora") is True)
     check_saved_modules(
         {k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {}
     )
     return config, tensors
+
+
+def adapter_tensors(files: dict[str, bytes], checks: Checks, prefix: str = "adapter/") -> dict:
+    """The tensors of ``adapter_model.safetensors``: present, within the rubric's size, readable."""
+    weights_name = prefix + "adapter_model.safetensors"
+    if weights_name not in files:
+        raise SubmissionError(f"{weights_name} is missing from the zip")
+    if len(files[weights_name]) > checks.max_adapter_mb * 1e6:
+        raise SubmissionError(f"{weights_name} is larger than {checks.max_adapter_mb} MB")
+    return load_safetensors(files[weights_name], weights_name)
 
 
 def with_saved_rows_added(files: dict[str, bytes], base_params: dict, prefix: str = "adapter/"):

@@ -157,6 +157,7 @@ def estimate_memory(
     gradient_checkpointing: bool = False,
     activation_bytes: float = 2.0,
     overhead_gb: float = CUDA_OVERHEAD_GB,
+    logits_tokens: int | None = None,
 ) -> MemoryEstimate:
     """Estimate peak GPU memory of ``method`` = "inference", "full" or "lora" (QLoRA = lora + nf4).
 
@@ -172,6 +173,8 @@ def estimate_memory(
       input plus one block's activations. Logits: fp32 values and gradient over the vocabulary.
     - inference: the KV cache of one ``seq_len`` sequence per batch row, and one block's
       activations.
+    - ``logits_tokens``: the positions the LM head runs on in training (default: every token; a
+      loss on one label token per example needs only ``batch_size``).
     """
     if method not in ("inference", "full", "lora"):
         raise ValueError(f"method must be 'inference', 'full' or 'lora', got {method!r}")
@@ -217,7 +220,11 @@ def estimate_memory(
         saved = tokens * (shape.layers * shape.hidden * activation_bytes + per_token_block)
     else:
         saved = tokens * shape.layers * per_token_block
-    logits = tokens * shape.vocab * (activation_bytes + 4 + 4)
+    logits = (
+        (tokens if logits_tokens is None else logits_tokens)
+        * shape.vocab
+        * (activation_bytes + 4 + 4)
+    )
     return MemoryEstimate(
         weight_gb,
         master / GB,
@@ -236,3 +243,35 @@ def params_that_fit(gpu_gb: float, shape: ModelShape, **settings) -> float:
     estimate = estimate_memory(shape, **settings)
     per_param = (estimate.total - estimate.overhead - estimate.activations) / shape.params()
     return (gpu_gb - estimate.overhead - estimate.activations) / per_param
+
+
+ZERO_STAGES = (0, 1, 2, 3)  # 0: plain data parallelism (DDP), every rank holds everything
+
+
+def zero_model_states_gb(
+    params: float,
+    gpus: int,
+    stage: int,
+    *,
+    offload_optimizer: bool = False,
+    offload_params: bool = False,
+    largest_layer: float = 0.0,
+    optimizer_bytes: float = 12.0,
+) -> float:
+    """Per-GPU memory of the model states of mixed-precision Adam training under ZeRO (Rajbhandari
+    et al., 2020): 2 bytes of 16-bit weights, 2 of 16-bit gradients and ``optimizer_bytes`` (12:
+    fp32 master weights, momentum, variance) per parameter. Stage 1 splits the optimizer states
+    over ``gpus``, stage 2 the gradients too, stage 3 the weights too (and gathers one layer of
+    ``largest_layer`` parameters at a time, 4 bytes each as DeepSpeed counts it). Offloading the
+    optimizer moves its states and the gradients to CPU memory (ZeRO-Offload); offloading the
+    parameters (stage 3 only) leaves just the gathered layer on the GPU. Activations are not
+    included."""
+    if stage not in ZERO_STAGES or gpus < 1:
+        raise ValueError(f"stage must be one of {ZERO_STAGES} and gpus >= 1, got {stage}, {gpus}")
+    if offload_params and stage != 3:
+        raise ValueError("parameter offload needs ZeRO stage 3")
+    weights = 2 * params / (gpus if stage == 3 else 1)
+    gradients = 0.0 if offload_optimizer else 2 * params / (gpus if stage >= 2 else 1)
+    optimizer = 0.0 if offload_optimizer else optimizer_bytes * params / (gpus if stage else 1)
+    gathered = 4 * largest_layer if stage == 3 else 0.0
+    return (gathered + (0.0 if offload_params else weights + gradients + optimizer)) / GB

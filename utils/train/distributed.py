@@ -1,0 +1,103 @@
+"""Data-parallel training on PyTorch's own engine (``torch.distributed`` + DDP), launched by
+``torchrun``: the same LoRA run on one process and on N ranks, so their losses and adapter weights
+can be compared. ``tools/distributed/ddp_train.py`` is the launch script (gloo on CPUs, NCCL on
+GPUs, the same file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from utils.train import peft_family as family
+from utils.train.memory_levers import make_optimizer
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of ranks (1, 1 without ``torchrun``)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def shard(batch: list, rank: int, world: int) -> list:
+    """Rank ``rank``'s equal share of a global batch (its size must divide by ``world``)."""
+    if len(batch) % world:
+        raise ValueError(f"a global batch of {len(batch)} does not split into {world} equal shards")
+    return batch[rank::world]
+
+
+def train_data_parallel(
+    model, batches: list[list], lr: float, pad_id: int, optimizer: str = "sgd-momentum"
+) -> dict:
+    """Train on ``batches`` (global batches) with every rank taking its shard; DDP averages the
+    gradients, which equals the gradient of the global batch's mean loss (equal shards, one label
+    token per example). Returns the global losses and seconds per step (rank 0's view).
+
+    SGD keeps the comparison exact: Adam divides each gradient by its own running size, so for
+    near-zero gradients float-rounding differences of 1e-9 become updates that differ by ~lr."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    rank, world = rank_and_world()
+    wrapped = DistributedDataParallel(model) if world > 1 else model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(optimizer, params, lr=lr)
+    losses, start = [], time.perf_counter()
+    model.train()
+    for batch in batches:
+        loss = family.label_loss(wrapped, shard(batch, rank, world), pad_id)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        total = loss.detach().clone()
+        if world > 1:
+            dist.all_reduce(total)
+        losses.append(float(total) / world)
+    model.eval()
+    return {"loss": losses, "seconds_per_step": (time.perf_counter() - start) / len(batches)}
+
+
+def adapter_state(model) -> dict[str, torch.Tensor]:
+    """The trained LoRA tensors, on the CPU."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def run(
+    out: Path,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int = 0,
+    profile: str = "cpu",
+    optimizer: str = "sgd-momentum",
+) -> dict:
+    """One LoRA run on the embedded model's SMS task (single process, or one rank of a torchrun
+    job): writes ``out/result-<world>.json`` and ``out/adapter-<world>.safetensors`` on rank 0."""
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from utils.data.datasets import load_split
+    from utils.runtime.models import embedded_model_dir, load_model
+
+    rank, world = rank_and_world()
+    if world > 1:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    base, tokenizer = load_model(profile, backend="transformers" if profile == "cpu" else "auto")
+    if torch.cuda.is_available():  # one GPU per rank (untested here: no GPU)
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        base = base.to(f"cuda:{torch.cuda.current_device()}")
+    model = family.set_up_method(base, "LoRA", str(embedded_model_dir()), seed=seed)
+    examples = family.encode_rows(tokenizer, load_split("sms_spam", "train"), ("ham", "spam"))
+    batches = family.training_batches(examples, batch, steps, seed)
+    result = {"world": world, "threads": torch.get_num_threads(), "steps": steps, "batch": batch}
+    result["optimizer"] = optimizer
+    result.update(train_data_parallel(model, batches, lr, tokenizer.pad_token_id, optimizer))
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        save_file(adapter_state(model), str(out / f"adapter-{world}.safetensors"))
+        (out / f"result-{world}.json").write_text(json.dumps(result, indent=2))
+    if world > 1:
+        dist.destroy_process_group()
+    return result

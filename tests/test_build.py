@@ -69,6 +69,7 @@ ANSWER_NAMES = (
     "role_order_problems",
     "lora_params",
     "method_params",
+    "expected_state_bytes",
     "BottleneckAdapter",
     "add_bottleneck_adapters",
 )

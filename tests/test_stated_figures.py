@@ -125,6 +125,12 @@ FIGURES = [
         ("absolute", 0.01),
     ),
     (
+        "08_memory_and_scale",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("08_memory_and_scale")],
+        ("relative", 0.25),
+    ),
+    (
         "06_your_task",
         r"about (\d+) minutes for `e2e_nlg`, (\d+) for `cyrillic_langid`",
         lambda: [minutes("06_your_task-e2e_nlg"), minutes("06_your_task-cyrillic_langid")],

@@ -20,14 +20,14 @@
 # - **Part A, one device**: gradient accumulation (and why each micro-step's loss is divided by
 #   their number), gradient checkpointing, optimizers (AdamW, 8-bit AdamW, Adafactor, SGD: state
 #   bytes by hand, task 8.1, then measured), precision (bf16 on this CPU; an fp16 underflow and the
-#   loss scale that fixes it), padding vs packing — one table and one chart, next to the kit's
-#   memory estimate.
+#   loss scale that fixes it), padding vs packing, left vs right padding for batched generation —
+#   one table and one chart, next to the kit's memory estimate.
 # - **Part B, past one device**: data parallelism for real — the same run on one process and on
 #   two ranks (`torchrun`, gloo) must give the same loss and adapter — then ZeRO's stages as
 #   per-GPU memory for 7B and 70B models, the FSDP and DeepSpeed configs you would take to a GPU
 #   cluster, and the arithmetic of tensor and pipeline parallelism.
 #
-# **Time**: about 2 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
+# **Time**: about 3 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -229,6 +229,48 @@ padding = {
 }
 for name, share in padding.items():
     print(f"{name:24}: {share:.0%} of the computed tokens are padding")
+
+# %% [markdown]
+# ### Left or right padding when generating in batches
+# Training pads on the right. When generating, every row continues from the **last** position of
+# the batch: with right padding a short prompt's continuation would start after its pad tokens.
+# Batched generation pads on the left; compare each way with generating every prompt alone.
+
+# %%
+_rows = sorted(load_split("sms_spam", "test")[:8], key=lambda r: len(r["text"]))
+_prompts = [family.prompt_text(r, LABELS) for r in (_rows[0], _rows[-1])]  # shortest, longest
+
+
+def generate(prompts: list[str], side: str) -> list[str]:
+    """Greedy continuations of ``prompts`` generated as one batch padded on ``side``."""
+    tokenizer.padding_side = side
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(
+            **batch, max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id
+        )
+    width = batch["input_ids"].shape[1]
+    return [tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]
+
+
+_side = tokenizer.padding_side
+alone = [generate([p], "left")[0] for p in _prompts]
+batched = {side: generate(_prompts, side) for side in ("left", "right")}
+tokenizer.padding_side = _side
+padding_generation = {
+    side: sum(a == b for a, b in zip(alone, outs, strict=True)) for side, outs in batched.items()
+}
+for side, outs in batched.items():
+    print(
+        f"{side:5} padding: {padding_generation[side]} of {len(alone)} continuations as when "
+        f"generated alone; {outs}"
+    )
+report(
+    "padding side",
+    padding_generation["left"] == len(alone),
+    "left padding reproduces every prompt's own continuation",
+    "left padding changed a continuation",
+)
 
 # %% [markdown]
 # ### The table, and the estimate
@@ -451,6 +493,7 @@ results = {
         "fp16_zero_share": {"no scale": underflow[1.0], "2^16": underflow[2.0**16]},
     },
     "padding": padding,
+    "padding_generation": {"prompts": len(alone), **padding_generation},
     "ddp": {
         "one_process": ddp[1],
         "two_ranks": ddp[2],

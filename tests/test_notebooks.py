@@ -164,7 +164,7 @@ def test_lab07_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 @pytest.mark.notebook
 def test_lab08_solution_runs_in_smoke_mode_with_two_ranks(tmp_path):
     text = run_notebook("08_memory_and_scale", tmp_path)
-    assert text.count("[PASS]") == 8 and "[FAIL]" not in text
+    assert text.count("[PASS]") == 9 and "[FAIL]" not in text
     out = tmp_path / "08_memory_and_scale"
     results = json.loads((out / "results.json").read_text())
     assert results["ddp"]["two_ranks"]["world"] == 2 and results["ddp"]["weight_difference"] < 1e-4

@@ -67,6 +67,7 @@ import time
 import torch
 from torch import nn
 
+from utils.data.batching import pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec, load_split
 from utils.lab.checks import check_close, check_equal, report
 from utils.lab.expected import expected
@@ -260,7 +261,7 @@ check_equal(
     model.config.num_hidden_layers * sum(p.numel() for p in _reference.parameters()),
     what="trainable parameters of the model with adapters (one per block, nothing else trains)",
 )
-_probe = family.pad_right(
+_probe = pad_batch(
     [family.encode_rows(tokenizer, splits["test"][:2], LABELS)[0][0]], tokenizer.pad_token_id
 )
 with torch.no_grad():
@@ -328,7 +329,7 @@ del ia3_model
 CHOOSE_ON = splits["validation"][:64]  # the messages settings are chosen on (time: 39 runs)
 train_examples = family.encode_rows(tokenizer, splits["train"], LABELS)
 batches = family.training_batches(train_examples, BATCH, STEPS, SEED)
-latency_ids, latency_mask = family.pad_right(
+latency_ids, latency_mask = pad_batch(
     [p for p, _ in family.encode_rows(tokenizer, splits["test"][:4], LABELS)],
     tokenizer.pad_token_id,
 )
@@ -643,11 +644,15 @@ close = [
     if r["method"] != "full fine-tuning" and r["test accuracy"] >= full - 0.02
 ]
 soft = [r for r in rows if r["family"] == "soft prompt"]
-print(f"- Full fine-tuning reaches {full:.3f}; at most 0.02 below it, or above it: "
-      f"{', '.join(close) or 'none'}.")
+print(
+    f"- Full fine-tuning reaches {full:.3f}; at most 0.02 below it, or above it: "
+    f"{', '.join(close) or 'none'}."
+)
 noise = (full * (1 - full) / len(splits["test"])) ** 0.5
-print(f"- One seed, {len(splits['test'])} test messages: a standard error of about {noise:.3f}, so "
-      "gaps of a few hundredths between methods are within noise.")
+print(
+    f"- One seed, {len(splits['test'])} test messages: a standard error of about {noise:.3f}, so "
+    "gaps of a few hundredths between methods are within noise."
+)
 soft_scores = ", ".join(f"{r['method']} {r['test accuracy']:.3f}" for r in soft)
 print(f"- Soft prompts on this 135M model: {soft_scores}.")
 print("- Extra inference time as served: " + ", ".join(f"{n} {served[n][2]:+.0f}%" for n in served))

@@ -34,6 +34,19 @@ def adapter_folder(tokenizer, folder, r=4, trained=False, seed=0):
     return folder
 
 
+def info_for(state, seed=0):
+    """A submission's run_info for the base ``state`` (``{"fingerprint": ...}``) on a CPU."""
+    return {
+        "model_fingerprint": state["fingerprint"],
+        "seed": seed,
+        "device": "cpu",
+        "dtype": "float32",
+        "packages": {},
+        "config": {},
+        "git_commit": None,
+    }
+
+
 def unpack(path):
     with zipfile.ZipFile(path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}

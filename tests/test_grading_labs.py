@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from grading_helpers import tiny_grading_state
+from grading_helpers import info_for, tiny_grading_state
 from safetensors.torch import save
 
 from grading.rubric import load_rubric, score
@@ -43,18 +43,6 @@ def sms_heldout(tmp_path_factory):
     path = tmp_path_factory.mktemp("heldout") / "sms.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-def info_for(state, seed=0):
-    return {
-        "model_fingerprint": state["fingerprint"],
-        "seed": seed,
-        "device": "cpu",
-        "dtype": "float32",
-        "packages": {},
-        "config": {},
-        "git_commit": None,
-    }
 
 
 def assert_base_untouched(state):

@@ -7,9 +7,10 @@ import json
 
 import pytest
 import torch
-from grading_helpers import tiny_grading_state
+from grading_helpers import info_for, tiny_grading_state
 
 from grading.worker import grade_bytes
+from utils.data.batching import pad_batch
 from utils.lab.submission import make_submission
 from utils.runtime.models import build_tiny_model, embedded_model_dir, model_fingerprint
 from utils.train import peft_family as family
@@ -57,7 +58,7 @@ def test_full_fine_tuning_trains_everything_and_bitfit_the_norms_of_a_model_with
 @pytest.mark.parametrize("name", ["LoRA", "rsLoRA", "DoRA", "IA3"])
 def test_a_mergeable_method_gives_the_same_logits_merged(name, tokenizer, tiny_model):
     model = perturbed(set_up(tiny_model, name))
-    ids, mask = family.pad_right([[5, 6, 7, 8], [9, 10]], tokenizer.pad_token_id)
+    ids, mask = pad_batch([[5, 6, 7, 8], [9, 10]], tokenizer.pad_token_id)
     with torch.no_grad():
         unmerged = family.label_logits(model, ids, mask)
         merged = family.label_logits(family.merged_copy(model, name), ids, mask)
@@ -71,7 +72,7 @@ def test_latency_is_the_same_measurement_for_every_method(name, tokenizer, tiny_
     calls = []
     real = family.label_logits
     monkeypatch.setattr(family, "label_logits", lambda m, i, k: calls.append(m) or real(m, i, k))
-    ids, mask = family.pad_right([[5, 6, 7], [8, 9, 10, 11]], tokenizer.pad_token_id)
+    ids, mask = pad_batch([[5, 6, 7], [8, 9, 10, 11]], tokenizer.pad_token_id)
     ratio = family.relative_latency(model, tiny_model, ids, mask, repeats=3)
     assert ratio > 0
     assert calls.count(model) == calls.count(tiny_model) == 4  # a warm-up and 3 timed, in turns
@@ -147,15 +148,7 @@ def adapter_zip(tokenizer, tmp_path, name, edit=None, lab=LAB):
     peft_model.save_pretrained(str(folder))
     if edit:
         edit(folder)
-    info = {
-        "model_fingerprint": model_fingerprint(model),
-        "seed": 0,
-        "device": "cpu",
-        "dtype": "float32",
-        "packages": {},
-        "config": {},
-        "git_commit": None,
-    }
+    info = info_for({"fingerprint": model_fingerprint(model)})
     zip_path = make_submission(lab, "sam", {"adapter": folder}, info, "tiny-random-llama", tmp_path)
     return zip_path, peft_model
 

@@ -59,11 +59,6 @@ def train_data_parallel(
     return {"loss": losses, "seconds_per_step": (time.perf_counter() - start) / len(batches)}
 
 
-def adapter_state(model) -> dict[str, torch.Tensor]:
-    """The trained LoRA tensors, on the CPU."""
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def run(
     out: Path,
     steps: int,
@@ -96,7 +91,7 @@ def run(
     result.update(train_data_parallel(model, batches, lr, tokenizer.pad_token_id, optimizer))
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        save_file(adapter_state(model), str(out / f"adapter-{world}.safetensors"))
+        save_file(family.trainable_state(model), str(out / f"adapter-{world}.safetensors"))
         (out / f"result-{world}.json").write_text(json.dumps(result, indent=2))
     if world > 1:
         dist.destroy_process_group()

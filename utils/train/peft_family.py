@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 from tqdm.auto import tqdm
 
+from utils.data.batching import pad_batch
 from utils.data.prompting import DATASET_FORMATS, build_prompt
 
 NUM_VIRTUAL_TOKENS = 20  # soft prompts and prefixes: 20 learned positions
@@ -86,17 +87,6 @@ def encode_rows(tokenizer, rows: Sequence[dict], labels: Sequence[str]) -> list[
     return [(encode(r), label_ids[r["label"]]) for r in rows]
 
 
-def pad_right(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``(input_ids, attention_mask)``: positions start at 0 in every row, which
-    keeps a soft prompt's distance to the text the same in every row."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
-    return ids, mask
-
-
 def label_logits(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The logits after each row's last token (right padding), one row each. Only the last few
     positions go through the LM head (``logits_to_keep``): the rest would be thrown away."""
@@ -109,7 +99,7 @@ def label_logits(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def label_loss(model, examples: Sequence[tuple], pad_id: int) -> torch.Tensor:
     """Cross-entropy of each example's label token after its prompt, averaged over the batch."""
     device = next(model.parameters()).device
-    ids, mask = pad_right([p for p, _ in examples], pad_id)
+    ids, mask = pad_batch([p for p, _ in examples], pad_id)
     logits = label_logits(model, ids.to(device), mask.to(device))
     gold = torch.tensor([label for _, label in examples], device=device)
     return torch.nn.functional.cross_entropy(logits.float(), gold)
@@ -126,7 +116,7 @@ def evaluate_labels(model, tokenizer, rows: Sequence[dict], labels: Sequence[str
     correct, loss = 0, 0.0
     for start in range(0, len(order), batch_size):
         chunk = [examples[i] for i in order[start : start + batch_size]]
-        ids, mask = pad_right([p for p, _ in chunk], tokenizer.pad_token_id)
+        ids, mask = pad_batch([p for p, _ in chunk], tokenizer.pad_token_id)
         last = label_logits(model, ids.to(device), mask.to(device)).float().cpu().log_softmax(-1)
         gold = torch.tensor([label for _, label in chunk])
         correct += int((label_ids[last[:, label_ids].argmax(1)] == gold).sum())
@@ -223,8 +213,8 @@ def set_up_method(base, name: str, tokenizer_path: str, adapter: Callable | None
 
 
 def trainable_state(model) -> dict[str, torch.Tensor]:
-    """Copies of the trainable tensors (what a method learned)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    """CPU copies of the trainable tensors (what a method learned)."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 # --- one training budget -------------------------------------------------------------------------

@@ -108,6 +108,12 @@ def test_learner_notebooks_neither_contain_nor_import_their_answers(source):
     assert not imported, f"{source.stem}: the learner notebook reaches the kit's answers {imported}"
 
 
+def test_a_placeholder_that_is_not_code_stops_the_build():
+    build_labs.check_parses("%pip install x\n!ls\nx = 1  # fine", "lab, cell 1")
+    with pytest.raises(SyntaxError, match=r"lab, cell 2: .*'one adapter per block'"):
+        build_labs.check_parses("def f():\n    one adapter per block\n", "lab, cell 2")
+
+
 def test_strip_solutions():
     source = "def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n\nx = 2"
     assert build_labs.strip_solutions(source, keep=True) == "def f():\n    return 1\n\nx = 2"

@@ -4,6 +4,7 @@ Each ``src/NN_topic.py`` (jupytext percent format) becomes
 - ``solutions/NN_topic.ipynb``: everything, solution markers removed;
 - ``labs/NN_topic.ipynb``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` replaced by a
   placeholder (the text after ``# BEGIN SOLUTION:`` if given, else ``raise NotImplementedError``).
+Every generated code cell must parse as Python (magics aside): the build refuses one that does not.
 ``{{colab_badge}}`` in markdown becomes the notebook's Open-in-Colab badge; the cell tagged
 ``colab-install`` is filled with the pinned install from ``requirements/``, and
 ``environment.yml`` is generated from the same pins.
@@ -14,6 +15,7 @@ committed notebook is stale or missing.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -58,6 +60,23 @@ def strip_solutions(source: str, keep: bool) -> str:
     return "\n".join(out)
 
 
+MAGIC = re.compile(r"^\s*[%!]")  # IPython magics and shell escapes: not Python, not parsed
+
+
+def check_parses(code: str, where: str) -> None:
+    """Raise ``SyntaxError`` naming ``where`` when a generated code cell is not valid Python (e.g.
+    a ``# BEGIN SOLUTION:`` placeholder that is prose rather than code)."""
+    python = "\n".join("pass" if MAGIC.match(line) else line for line in code.splitlines())
+    try:
+        ast.parse(python)
+    except SyntaxError as exc:
+        line = python.splitlines()[exc.lineno - 1] if exc.lineno else ""
+        raise SyntaxError(
+            f"{where}: generated code does not parse ({exc.msg}, cell line {exc.lineno}: "
+            f"{line.strip()!r}); a placeholder after '# BEGIN SOLUTION:' must be code"
+        ) from None
+
+
 def render(source_path: Path, keep_solutions: bool) -> str:
     """The notebook JSON text for one source file (deterministic: no ids, outputs or counts)."""
     notebook = jupytext.read(source_path, fmt="py:percent")
@@ -68,7 +87,8 @@ def render(source_path: Path, keep_solutions: bool) -> str:
         "colab": {"provenance": []},
         "accelerator": "GPU",
     }
-    for cell in notebook.cells:
+    kind = "solutions" if keep_solutions else "labs"
+    for number, cell in enumerate(notebook.cells, 1):
         cell.pop("id", None)
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace("{{colab_badge}}", colab_badge(source_path.stem))
@@ -77,6 +97,7 @@ def render(source_path: Path, keep_solutions: bool) -> str:
             if "colab-install" in cell.metadata.get("tags", []):
                 cell.source = colab_install_source()
             cell.source = strip_solutions(cell.source, keep_solutions)
+            check_parses(cell.source, f"{kind}/{source_path.stem}.ipynb, cell {number}")
         cell.metadata.pop("lines_to_next_cell", None)
     text = nbformat.writes(notebook, version=4)
     return json.dumps(json.loads(text), indent=1, ensure_ascii=False, sort_keys=True) + "\n"

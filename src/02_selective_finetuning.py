@@ -57,9 +57,9 @@ from tqdm.auto import tqdm
 from utils.data.batching import batches, load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
-from utils.lab.checks import check_close, check_equal, report
+from utils.lab.checks import check_close, check_equal, checking, passed, report
 from utils.lab.diagrams import Changes, draw_model
-from utils.lab.expected import expected
+from utils.lab.expected import expected, stand_in, yours_or_kit
 from utils.lab.plots import plot_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -128,18 +128,19 @@ for name, rows in splits.items():
 # %%
 NUM_CLASSES = len(LABELS)
 torch.manual_seed(SEED)
-# BEGIN SOLUTION: model.lm_head = ...
+# BEGIN SOLUTION: model.lm_head = None  # your head here
 model.lm_head = torch.nn.Linear(model.config.hidden_size, NUM_CLASSES)
 # END SOLUTION
 model.config.tie_word_embeddings = False
 
 # %%
-if report(
-    "Task 2.1",
-    isinstance(model.lm_head, torch.nn.Linear) and model.lm_head.out_features == NUM_CLASSES,
-    "the head is a Linear layer with one output per class",
-    "model.lm_head must be torch.nn.Linear(hidden_size, NUM_CLASSES): the rest of the lab needs it",
-):
+with checking("Task 2.1"):
+    report(
+        "Task 2.1",
+        isinstance(model.lm_head, torch.nn.Linear) and model.lm_head.out_features == NUM_CLASSES,
+        "the head is a Linear layer with one output per class",
+        "model.lm_head must be torch.nn.Linear(hidden_size, NUM_CLASSES)",
+    )
     _padded, _mask = pad_batch(ids["train"][:4], tokenizer.pad_token_id)
     with torch.no_grad():
         _logits = classifier_logits(model, _padded, _mask)
@@ -152,6 +153,9 @@ if report(
         "the head is new, not the tied embedding matrix",
         "the head still shares the embedding weights",
     )
+if not passed("Task 2.1"):  # the rest of the lab needs a head
+    torch.manual_seed(SEED)
+    model.lm_head = stand_in("Task 2.1", "new head")(model.config.hidden_size, NUM_CLASSES)
 
 # %% [markdown]
 # ## 2. Which token is the message?
@@ -175,13 +179,14 @@ def last_index_right_padded(attention_mask: torch.Tensor) -> torch.Tensor:
 
 # %%
 _mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
-_yours = last_index_right_padded(_mask)
-check_equal(
-    "Task 2.2",
-    None if _yours is None else _yours.tolist(),
-    last_token_index(_mask).tolist(),
-    what="last-token indices",
-);
+with checking("Task 2.2"):
+    _yours = last_index_right_padded(_mask)
+    check_equal(
+        "Task 2.2",
+        None if _yours is None else _yours.tolist(),
+        last_token_index(_mask).tolist(),
+        what="last-token indices",
+    );
 # The kit's `last_token_index` also handles left padding ([0, 0, 1, 1, 1] -> 4), used by generation.
 
 # %% [markdown]
@@ -216,21 +221,23 @@ def freeze_for_finetuning(
 
 # %%
 TOTAL = sum(p.numel() for p in model.parameters())
-for _case in (
-    {"last_blocks": 1},
-    {"last_blocks": 0, "train_norm": False},
-    {"last_blocks": 2, "train_embeddings": True},
-):
-    _expected_names = expected("Task 2.3", model, **_case)
-    _count = freeze_for_finetuning(model, **_case)
-    _names = {n for n, p in model.named_parameters() if p.requires_grad}
-    report(
-        "Task 2.3",
-        _names == _expected_names and _count == count_trainable(model)[0],
-        f"{_case}: the right {len(_names)} tensors train, and the count is returned",
-        f"{_case}: extra {sorted(_names - _expected_names)[:3]}, missing "
-        f"{sorted(_expected_names - _names)[:3]}, returned {_count!r}",
-    )
+with checking("Task 2.3"):
+    for _case in (
+        {"last_blocks": 1},
+        {"last_blocks": 0, "train_norm": False},
+        {"last_blocks": 2, "train_embeddings": True},
+    ):
+        _expected_names = expected("Task 2.3", model, **_case)
+        _count = freeze_for_finetuning(model, **_case)
+        _names = {n for n, p in model.named_parameters() if p.requires_grad}
+        report(
+            "Task 2.3",
+            _names == _expected_names and _count == count_trainable(model)[0],
+            f"{_case}: the right {len(_names)} tensors train, and the count is returned",
+            f"{_case}: extra {sorted(_names - _expected_names)[:3]}, missing "
+            f"{sorted(_expected_names - _names)[:3]}, returned {_count!r}",
+        )
+freeze_for_finetuning = yours_or_kit("Task 2.3", freeze_for_finetuning, "freeze function")
 freeze_for_finetuning(model, 1)  # the lab's setting: the last block, the norm and the head
 print(
     f"trainable: {count_trainable(model)[0]:,} of {TOTAL:,} parameters "

@@ -55,9 +55,9 @@ from torch import nn
 from utils.data.batching import load_classification_data, pad_batch
 from utils.data.datasets import dataset_fingerprint, get_spec
 from utils.eval.metrics import classifier_accuracy
-from utils.lab.checks import check_close, check_equal, report
+from utils.lab.checks import check_close, check_equal, checking, passed, report
 from utils.lab.diagrams import Changes, draw_model
-from utils.lab.expected import expected
+from utils.lab.expected import expected, stand_in, yours_or_kit
 from utils.lab.plots import plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
@@ -112,32 +112,34 @@ class LoRALayer(nn.Module):
 
 
 # %%
-torch.manual_seed(0)
-_yours = LoRALayer(576, 192, rank=8, alpha=16)
-torch.manual_seed(0)
-_ref = expected("Task 3.1", 576, 192, rank=8, alpha=16)
-check_equal(
-    "Task 3.1",
-    sum(p.numel() for p in _yours.parameters()),
-    sum(p.numel() for p in _ref.parameters()),
-    what="parameter count r * (in + out)",
-)
-if report(
-    "Task 3.1",
-    isinstance(getattr(_yours, "A", None), nn.Parameter) and torch.equal(_yours.A, _ref.A),
-    "A is initialised like the reference",
-    "A should be an nn.Parameter initialised with kaiming_uniform_",
-):
-    with torch.no_grad():
-        _yours.B.normal_(), _ref.B.copy_(_yours.B)
-        _x = torch.randn(3, 576)
-        check_close(
-            "Task 3.1",
-            float((_yours(_x) - _ref(_x)).abs().max()),
-            0.0,
-            tol=1e-5,
-            what="max |your output - reference|",
-        )
+with checking("Task 3.1"):
+    torch.manual_seed(0)
+    _yours = LoRALayer(576, 192, rank=8, alpha=16)
+    torch.manual_seed(0)
+    _ref = expected("Task 3.1", 576, 192, rank=8, alpha=16)
+    check_equal(
+        "Task 3.1",
+        sum(p.numel() for p in _yours.parameters()),
+        sum(p.numel() for p in _ref.parameters()),
+        what="parameter count r * (in + out)",
+    )
+    if report(
+        "Task 3.1",
+        isinstance(getattr(_yours, "A", None), nn.Parameter) and torch.equal(_yours.A, _ref.A),
+        "A is initialised like the reference",
+        "A should be an nn.Parameter initialised with kaiming_uniform_",
+    ):
+        with torch.no_grad():
+            _yours.B.normal_(), _ref.B.copy_(_yours.B)
+            _x = torch.randn(3, 576)
+            check_close(
+                "Task 3.1",
+                float((_yours(_x) - _ref(_x)).abs().max()),
+                0.0,
+                tol=1e-5,
+                what="max |your output - reference|",
+            )
+LoRALayer = yours_or_kit("Task 3.1", LoRALayer, "LoRALayer")
 
 # %% [markdown]
 # ### Task 3.2 — `LinearWithLoRA`
@@ -163,23 +165,25 @@ class LinearWithLoRA(nn.Module):
 
 
 # %%
-_linear = nn.Linear(576, 192)
-_wrapped = LinearWithLoRA(_linear, rank=8, alpha=16)
-_x = torch.randn(2, 576)
-with torch.no_grad():
-    check_close(
+with checking("Task 3.2"):
+    _linear = nn.Linear(576, 192)
+    _wrapped = LinearWithLoRA(_linear, rank=8, alpha=16)
+    _x = torch.randn(2, 576)
+    with torch.no_grad():
+        check_close(
+            "Task 3.2",
+            float((_wrapped(_x) - _linear(_x)).abs().max()),
+            0.0,
+            tol=0.0,
+            what="max |wrapped - original| at initialisation",
+        )
+    report(
         "Task 3.2",
-        float((_wrapped(_x) - _linear(_x)).abs().max()),
-        0.0,
-        tol=0.0,
-        what="max |wrapped - original| at initialisation",
+        not any(p.requires_grad for p in _linear.parameters()),
+        "the wrapped linear layer is frozen",
+        "set requires_grad = False on the wrapped layer's parameters",
     )
-report(
-    "Task 3.2",
-    not any(p.requires_grad for p in _linear.parameters()),
-    "the wrapped linear layer is frozen",
-    "set requires_grad = False on the wrapped layer's parameters",
-);
+LinearWithLoRA = yours_or_kit("Task 3.2", LinearWithLoRA, "LinearWithLoRA")
 
 # %% [markdown]
 # ### Task 3.3 — put LoRA into the model
@@ -213,16 +217,24 @@ with torch.no_grad():
     logits_base = classifier_logits(model, *test_batch)
     hidden_base = model.get_decoder()(input_ids=test_batch[0], attention_mask=test_batch[1])[0]
 torch.manual_seed(SEED)
-replaced = add_lora(model, TARGETS, RANK, ALPHA) or []
+replaced = []
+with checking("Task 3.3"):
+    replaced = add_lora(model, TARGETS, RANK, ALPHA) or []
+    check_equal(
+        "Task 3.3",
+        len(replaced),
+        2 * model.config.num_hidden_layers,
+        what="number of wrapped layers",
+    )
+if not passed("Task 3.3") and not replaced:  # nothing wrapped: the lab needs adapters to train
+    torch.manual_seed(SEED)
+    replaced = stand_in("Task 3.3", "add_lora")(model, TARGETS, RANK, ALPHA)
 for param in model.lm_head.parameters():
     param.requires_grad = True
 expected_lora = sum(
     RANK * (m.in_features + m.out_features)
     for n, m in model.named_modules()
     if isinstance(m, nn.Linear) and n.endswith(".linear")
-)
-check_equal(
-    "Task 3.3", len(replaced), 2 * model.config.num_hidden_layers, what="number of wrapped layers"
 )
 check_equal(
     "Task 3.3",

@@ -62,9 +62,9 @@ from utils.eval.metrics import (
     target_json,
     teacher_forced_match,
 )
-from utils.lab.checks import check_close, check_equal, report
+from utils.lab.checks import check_close, check_equal, checking, passed, report
 from utils.lab.diagrams import Changes, draw_model
-from utils.lab.expected import expected
+from utils.lab.expected import expected, stand_in
 from utils.lab.explorers import lora_calculator
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
 from utils.lab.results import finish_lab, format_table
@@ -163,21 +163,25 @@ def response_only_labels(input_ids: list[int], header_ids: list[int]) -> list[in
 HEADER = sft.response_template_ids(tokenizer)
 _ids = tokenizer(train_text, add_special_tokens=False)["input_ids"]
 _two_turns = tokenizer(train_text + "\n" + train_text, add_special_tokens=False)["input_ids"]
-check_equal(
-    "Task 3.4",
-    response_only_labels(_ids, HEADER),
-    expected("Task 3.4", _ids, HEADER),
-    what="labels of one example",
-)
-check_equal(
-    "Task 3.4",
-    response_only_labels(_two_turns, HEADER),
-    expected("Task 3.4", _two_turns, HEADER),
-    what="labels of a two-conversation text (only the last answer counts)",
-)
-check_equal(
-    "Task 3.4", response_only_labels(_ids[:5], HEADER), [-100] * 5, what="labels without a header"
-);
+with checking("Task 3.4"):
+    check_equal(
+        "Task 3.4",
+        response_only_labels(_ids, HEADER),
+        expected("Task 3.4", _ids, HEADER),
+        what="labels of one example",
+    )
+    check_equal(
+        "Task 3.4",
+        response_only_labels(_two_turns, HEADER),
+        expected("Task 3.4", _two_turns, HEADER),
+        what="labels of a two-conversation text (only the last answer counts)",
+    )
+    check_equal(
+        "Task 3.4",
+        response_only_labels(_ids[:5], HEADER),
+        [-100] * 5,
+        what="labels without a header",
+    )
 # %% [markdown]
 # ### The adapter and the trainer, as you would write them
 # Three library calls do the work. PEFT's `LoraConfig` says where the adapters go and how big they
@@ -250,12 +254,13 @@ print(
     "what the loss sees (░ = masked):\n"
     + sft.show_masked(tokenizer, example["input_ids"], example["labels"])
 )
-check_equal(
-    "Task 3.4",
-    response_only_labels(list(example["input_ids"]), HEADER),
-    list(example["labels"]),
-    what="your mask vs Unsloth's train_on_responses_only on the first training row",
-)
+with checking("Task 3.4", fresh=False):
+    check_equal(
+        "Task 3.4",
+        response_only_labels(list(example["input_ids"]), HEADER),
+        list(example["labels"]),
+        what="your mask vs Unsloth's train_on_responses_only on the first training row",
+    )
 try:
     sft.check_labels([example["labels"], [-100] * 12], what="a batch with a truncated row")
 except ValueError as error:
@@ -306,19 +311,20 @@ def lora_parameters(config, r: int, targets) -> int:
 
 
 # %%
-check_equal(
-    "Task 3.5",
-    lora_parameters(model.config, SETTINGS.r, SETTINGS.target_modules),
-    count_trainable(model)[0],
-    what="your count vs PEFT's trainable parameters for this adapter",
-)
-for _r, _targets in ((4, ("q_proj", "v_proj")), (8, ("k_proj", "down_proj"))):
+with checking("Task 3.5"):
     check_equal(
         "Task 3.5",
-        lora_parameters(model.config, _r, _targets),
-        expected("Task 3.5", model.config, _r, _targets),
-        what=f"r = {_r} on {'+'.join(_targets)}",
+        lora_parameters(model.config, SETTINGS.r, SETTINGS.target_modules),
+        count_trainable(model)[0],
+        what="your count vs PEFT's trainable parameters for this adapter",
     )
+    for _r, _targets in ((4, ("q_proj", "v_proj")), (8, ("k_proj", "down_proj"))):
+        check_equal(
+            "Task 3.5",
+            lora_parameters(model.config, _r, _targets),
+            expected("Task 3.5", model.config, _r, _targets),
+            what=f"r = {_r} on {'+'.join(_targets)}",
+        )
 
 # %% [markdown]
 # ## 4. Train the adapter
@@ -532,7 +538,7 @@ print(
 #   the learning rate without meaning to.
 # - A larger **r** adds capacity (trainable parameters grow linearly in r: 1.2M at r = 4, 19.5M
 #   at r = 64) but costs little time — the frozen 135M-parameter model dominates each step
-#   (28 → 33 s). In 10 steps r = 64 learns fastest (token accuracy 0.97, a third of the answers
+#   (22.7 → 25.1 s). In 10 steps r = 64 learns fastest (token accuracy 0.97, a third of the answers
 #   exactly right). Given the full epoch (section 4), r = 16 already reaches about 0.9 exact match
 #   on the test split, so extra rank buys speed of learning here, not a better end point.
 #   Over-fitting at high rank shows when a big adapter trains long on little data: the validation
@@ -541,8 +547,13 @@ print(
 #   a cell with 60 steps on 40 examples to see it.
 # - **Target modules**: attention only (q,v: 0.9M parameters) learns slowest (answer loss 0.33,
 #   no answer fully right); q,k,v,o reaches 0.21, and all linear layers, MLP included, 0.12 — at
-#   almost the same time per step. Adapting all linear layers is the QLoRA paper's advice, and it
-#   holds here.
+#   almost the same time per step. Adapting all linear layers is the QLoRA paper's advice (Dettmers
+#   et al., 2023), and at **equal rank** it holds here. But equal rank is not equal size: all
+#   linear layers at r = 16 train 5.3× the parameters of q,v at r = 16. Lab 07 compares
+#   placements at an **equal parameter budget** on its SMS task, and there q,v at a higher rank
+#   does as well as all linear layers or better — so "more matrices beat a higher rank" is partly
+#   "more parameters beat fewer". Both labs run one seed on a small model: test the advice on your
+#   own task before relying on it.
 
 # %% [markdown]
 # ## 7. Two adapters, one base model
@@ -619,15 +630,19 @@ requests = [
     {"task": "spam", "text": sms["test"][0]["text"]},
     {"task": "extract", "text": splits["test"][1]["text"]},
 ]
-replies = [answer(request) for request in requests]
-for request, reply in zip(requests, replies, strict=True):
-    print(f"[{request['task']:>7}] {request['text'][:70]}\n          -> {reply}")
-check_equal(
-    "Task 3.6",
-    replies,
-    [expected("Task 3.6", server, tokenizer, request, FIELDS) for request in requests],
-    what="the replies of the three requests",
-)
+with checking("Task 3.6"):
+    replies = [answer(request) for request in requests]
+    for request, reply in zip(requests, replies, strict=True):
+        print(f"[{request['task']:>7}] {request['text'][:70]}\n          -> {reply}")
+    check_equal(
+        "Task 3.6",
+        replies,
+        [expected("Task 3.6", server, tokenizer, request, FIELDS) for request in requests],
+        what="the replies of the three requests",
+    )
+if not passed("Task 3.6"):  # the kit's router answers, so the replies below can be read
+    _route = stand_in("Task 3.6", "router")
+    replies = [_route(server, tokenizer, request, FIELDS) for request in requests]
 if not SMOKE:
     report(
         "Task 3.6",

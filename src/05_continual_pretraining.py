@@ -64,9 +64,9 @@ from utils.data.corpus import (
     tokenize_documents,
 )
 from utils.eval.metrics import block_perplexity, generate_batch
-from utils.lab.checks import check_close, check_equal, report
+from utils.lab.checks import check_close, check_equal, checking, report
 from utils.lab.diagrams import Changes, draw_model
-from utils.lab.expected import expected
+from utils.lab.expected import expected, yours_or_kit
 from utils.lab.plots import plot_grouped_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission, save_adapter_for_submission
@@ -139,25 +139,26 @@ def pack(token_lists, block_size, separator_id):
 # %%
 BLOCK = 128 if SMOKE else 256
 EOS = tokenizer.eos_token_id
-check_equal(
-    "Task 5.1",
-    pack([[1, 2, 3], [4, 5]], 3, 0),
-    [[1, 2, 3], [0, 4, 5]],
-    what="two documents, blocks of 3",
-)
-check_equal("Task 5.1", pack([[1, 2]], 5, 0), [], what="less than one block")
 token_lists = {
     (corpus, split): tokenize_documents(tokenizer, docs)
     for corpus, splits in (("domain", domain_docs), ("general", general_docs))
     for split, docs in splits.items()
 }
-blocks = {key: pack_blocks(ids, BLOCK, EOS) for key, ids in token_lists.items()}
-check_equal(
-    "Task 5.1",
-    pack(token_lists["domain", "test"], BLOCK, EOS),
-    blocks["domain", "test"],
-    what="the test domain blocks",
-)
+blocks = {key: pack_blocks(ids, BLOCK, EOS) for key, ids in token_lists.items()}  # the kit's
+with checking("Task 5.1"):
+    check_equal(
+        "Task 5.1",
+        pack([[1, 2, 3], [4, 5]], 3, 0),
+        [[1, 2, 3], [0, 4, 5]],
+        what="two documents, blocks of 3",
+    )
+    check_equal("Task 5.1", pack([[1, 2]], 5, 0), [], what="less than one block")
+    check_equal(
+        "Task 5.1",
+        pack(token_lists["domain", "test"], BLOCK, EOS),
+        blocks["domain", "test"],
+        what="the test domain blocks",
+    )
 lengths = sorted(len(ids) for ids in token_lists["domain", "train"])
 padded = sum(max(lengths[i : i + 4]) * len(lengths[i : i + 4]) for i in range(0, len(lengths), 4))
 print(
@@ -195,13 +196,14 @@ eval_sets = {
 _ids = torch.tensor(eval_sets["domain"][0])
 with torch.no_grad():
     _logits = model(input_ids=_ids[None].to(model.device)).logits[0].cpu()
-check_close(
-    "Task 5.2",
-    block_ppl(_logits, _ids),
-    block_perplexity(model, [eval_sets["domain"][0]]),
-    tol=1e-2,
-    what="perplexity of the first held-out block",
-)
+with checking("Task 5.2"):
+    check_close(
+        "Task 5.2",
+        block_ppl(_logits, _ids),
+        block_perplexity(model, [eval_sets["domain"][0]]),
+        tol=1e-2,
+        what="perplexity of the first held-out block",
+    )
 before = {
     name: block_perplexity(model, blocks_, progress=True) for name, blocks_ in eval_sets.items()
 }
@@ -462,19 +464,21 @@ def forgetting_onset(history: list[dict], key: str, threshold: float) -> int | N
 # %%
 _flat = [{"step": 0, "general": 10.0}, {"step": 5, "general": 10.4}, {"step": 10, "general": 9.0}]
 _rising = [{"step": 0, "general": 10.0}, {"step": 5, "general": 10.6}, {"step": 10, "general": 12}]
-check_equal(
-    "Task 5.3",
-    [forgetting_onset(_flat, "general", 5), forgetting_onset(_rising, "general", 5)],
-    [None, 5],
-    what="a run that never crosses +5 % and one that does at step 5",
-)
-for _threshold in (1, 5, 10):
+with checking("Task 5.3"):
     check_equal(
         "Task 5.3",
-        [forgetting_onset(r["history"], "general", _threshold) for r in records],
-        [expected("Task 5.3", r["history"], "general", _threshold) for r in records],
-        what=f"the onset of +{_threshold} % general perplexity, per recipe",
+        [forgetting_onset(_flat, "general", 5), forgetting_onset(_rising, "general", 5)],
+        [None, 5],
+        what="a run that never crosses +5 % and one that does at step 5",
     )
+    for _threshold in (1, 5, 10):
+        check_equal(
+            "Task 5.3",
+            [forgetting_onset(r["history"], "general", _threshold) for r in records],
+            [expected("Task 5.3", r["history"], "general", _threshold) for r in records],
+            what=f"the onset of +{_threshold} % general perplexity, per recipe",
+        )
+forgetting_onset = yours_or_kit("Task 5.3", forgetting_onset, "forgetting_onset")
 for r in records:
     print(f"{r['recipe']}: general perplexity +5 % first at step "
           f"{forgetting_onset(r['history'], 'general', 5)}")

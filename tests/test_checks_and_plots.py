@@ -1,4 +1,5 @@
-from utils.lab.checks import check_close, check_equal, report
+from utils.lab.checks import check_close, check_equal, checking, passed, report
+from utils.lab.expected import REFERENCES, STAND_INS, stand_in, yours_or_kit
 from utils.lab.plots import plot_bars, plot_grouped_bars, plot_heatmap, plot_sweep, show
 from utils.runtime.storage import cache_dir, outputs_dir
 
@@ -16,6 +17,35 @@ def test_check_messages_are_readable(capsys):
     assert out[3] == "[FAIL] Task 9.2: prompt differs: line 2 differs:"
     assert "yours:    'b'" in out[4] and "expected: 'B'" in out[5]
     assert out[6] == "[PASS] Task 9.3: well done"
+
+
+def test_an_unfinished_task_fails_with_its_error_and_the_lab_goes_on_with_the_kits(capsys):
+    def unfinished(x):
+        raise NotImplementedError("your code here")
+
+    with checking("Task 9.4"):
+        check_equal("Task 9.4", unfinished(1), 2)
+    assert not passed("Task 9.4") and not passed("Task 9.9")  # never checked: not passed
+    out = capsys.readouterr().out
+    assert out == "[FAIL] Task 9.4: your code raised NotImplementedError: your code here\n"
+    with checking("Task 9.4"):  # a re-run after the fix counts afresh
+        check_equal("Task 9.4", 1 + 1, 2)
+    with checking("Task 9.4", fresh=False):  # a later cell's checks add to it
+        check_equal("Task 9.4", 3, 3)
+    assert passed("Task 9.4")
+    mine = object()
+    assert yours_or_kit("Task 9.4", mine, "thing") is mine
+    with checking("Task 5.3"):
+        report("Task 5.3", False, "", "not yet")
+    kit = yours_or_kit("Task 5.3", mine, "forgetting_onset")
+    assert kit is not mine and kit([{"step": 0, "g": 1.0}, {"step": 5, "g": 2.0}], "g", 5) == 5
+    assert (
+        "[NOTE] Task 5.3 is not finished: the rest of the lab uses the kit's forgetting_onset"
+        in (capsys.readouterr().out)
+    )
+    for task in STAND_INS:  # every stand-in resolves to something callable
+        assert callable(stand_in(task, "x"))
+    assert set(STAND_INS).isdisjoint({"Task 5.3"}) and "Task 5.3" in REFERENCES
 
 
 def test_plots_are_written_as_png(tmp_path, capsys):

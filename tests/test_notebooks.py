@@ -2,6 +2,7 @@
 items)."""
 
 import json
+import re
 import zipfile
 
 import pytest
@@ -170,6 +171,31 @@ def test_lab08_solution_runs_in_smoke_mode_with_two_ranks(tmp_path):
     assert results["ddp"]["two_ranks"]["world"] == 2 and results["ddp"]["weight_difference"] < 1e-4
     assert [r["model"] for r in results["zero"]] == ["7B"] * 5 + ["70B"] * 5
     assert (out / "memory_levers.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# Each learner notebook run unfinished: its tasks fail with a message, the lab goes on with the
+# kit's own version where a later cell needs a task's result (a [NOTE] says so), and no cell
+# raises (execute_notebook fails on the first error).
+UNFINISHED = {
+    "02_selective_finetuning": ({"2.1", "2.2", "2.3"}, {"2.1", "2.3"}),
+    "03_lora": ({"3.1", "3.2", "3.3"}, {"3.1", "3.2", "3.3"}),
+    "03b_lora_peft": ({"3.4", "3.5", "3.6"}, {"3.6"}),
+    "04_qlora_unsloth": ({"4.1", "4.2", "4.3"}, {"4.2"}),
+    "05_continual_pretraining": ({"5.1", "5.2", "5.3"}, {"5.3"}),
+    "07_peft_family": ({"7.1", "7.2", "7.3"}, {"7.2"}),
+    "08_memory_and_scale": ({"8.1"}, set()),
+}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("stem", sorted(UNFINISHED))
+def test_learner_notebook_runs_to_the_end_with_its_tasks_unfinished(tmp_path, stem):
+    text = run_notebook(stem, tmp_path, folder="labs")
+    failing, carried = UNFINISHED[stem]
+    failed = set(re.findall(r"^\[FAIL\] Task (\d+\.\d+)", text, re.M))
+    noted = set(re.findall(r"^\[NOTE\] Task (\d+\.\d+) is not finished", text, re.M))
+    assert failed == failing and noted == carried, (failed, noted)
+    assert (tmp_path / stem / "results.json").is_file()  # the lab got to its last cells
 
 
 def family_methods():

@@ -1,14 +1,39 @@
-"""Check cells: readable pass/fail messages for the learner's tasks."""
+"""Check cells: readable pass/fail messages for the learner's tasks, and what each task's checks
+concluded (``passed``), so a lab can go on past a task the learner has not finished."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+OUTCOMES: dict[str, bool] = {}  # task -> every check of it passed (this kernel's last run)
 
 
 def report(task: str, ok: bool, success: str, failure: str) -> bool:
     """Print one pass/fail line for ``task`` and return ``ok`` (never raises: the lab goes on)."""
+    ok = bool(ok)
+    OUTCOMES[task] = OUTCOMES.get(task, True) and ok
     print(f"[PASS] {task}: {success}" if ok else f"[FAIL] {task}: {failure}")
     return ok
+
+
+@contextmanager
+def checking(task: str, fresh: bool = True) -> Iterator[None]:
+    """The body of ``task``'s check cell: an exception the learner's code raises is reported as a
+    ``[FAIL]`` line instead of stopping the notebook. ``fresh``: the task's earlier outcome is
+    forgotten (a re-run after a fix counts afresh); False for a later cell that adds checks."""
+    if fresh:
+        OUTCOMES.pop(task, None)
+    try:
+        yield
+    except Exception as exc:  # the learner's unfinished or broken code: say so, go on
+        report(task, False, "", f"your code raised {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def passed(task: str) -> bool:
+    """Whether every check of ``task`` passed (False when none ran)."""
+    return OUTCOMES.get(task, False)
 
 
 def check_close(

@@ -338,8 +338,9 @@ class WithAdapter(torch.nn.Module):
         return self.adapter(self.mlp(x))
 
 
-def add_bottleneck_adapters(model, bottleneck: int) -> int:
-    """An adapter after every block's MLP (in fp32, on the block's device); returns how many."""
+def add_bottleneck_adapters(model, bottleneck: int = 64) -> int:
+    """An adapter after every block's MLP (in fp32, on the block's device); returns how many.
+    The default bottleneck, 64, gives about the parameters of LoRA r = 8 on SmolLM2-135M."""
     blocks = model.get_decoder().layers
     for block in blocks:
         device = next(block.mlp.parameters()).device

@@ -31,6 +31,7 @@ from grading.validate import (
 )
 from utils.data.datasets import get_spec, load_split, read_jsonl
 from utils.runtime.storage import cache_dir, write_json_atomic
+from utils.train.params import is_linear
 
 CORPUS = "corpus"  # rubric.dataset of the continual pre-training lab: domain + general documents
 
@@ -91,13 +92,22 @@ def corpus_heldout(path: Path | None) -> list[dict]:
     return rows
 
 
-def linear_shapes(model) -> dict[str, tuple[int, int]]:
-    """Module name -> (out_features, in_features) for every ``nn.Linear`` of the base model."""
-    return {
-        name: (m.out_features, m.in_features)
-        for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear)
-    }
+class LinearShapes(dict):
+    """Module name -> (out_features, in_features); ``conv1d``: some are GPT-2-style ``Conv1D``."""
+
+    conv1d = False
+
+
+def linear_shapes(model) -> LinearShapes:
+    """Module name -> (out_features, in_features) for every linear layer of the base model
+    (``nn.Linear``, and GPT-2's ``Conv1D``, whose weight is stored as in x out)."""
+    shapes = LinearShapes()
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear):
+            shapes[name] = (m.out_features, m.in_features)
+        elif is_linear(m):
+            shapes[name], shapes.conv1d = tuple(m.weight.shape[::-1]), True
+    return shapes
 
 
 def param_shapes(model) -> dict[str, tuple[int, ...]]:

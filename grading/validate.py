@@ -251,7 +251,7 @@ LORA_FIELDS = {
         isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
     ),
     "bias": _is("none"),
-    "fan_in_fan_out": _is(False),
+    "fan_in_fan_out": _is(True, False),  # True for GPT-2's Conv1D layers (PEFT sets it)
     "inference_mode": _is(True, False),
     "init_lora_weights": _is(True, False, "gaussian"),  # no init that rewrites the base weights
     "use_rslora": _is(True, False),
@@ -357,6 +357,11 @@ def check_adapter(
 
         return config, check_other_adapter(files, config, base_linear_shapes, checks, prefix)
     check_lora_fields(config)
+    if config.get("fan_in_fan_out") and not getattr(base_linear_shapes, "conv1d", False):
+        raise SubmissionError(
+            "adapter_config.json: fan_in_fan_out=True is for GPT-2-style Conv1D layers, and this "
+            "base model has none"
+        )
     rank = config.get("r")
     check_rank_alpha(
         rank, config.get("lora_alpha"), checks, "adapter_config.json", "r", "lora_alpha"

@@ -48,7 +48,8 @@ def base_model_id(base: str) -> str:
 
 def base_shape(base: str):
     """(shape, 4-bit) of a base that is not the embedded one: from the kit's table for a profile,
-    from ``config.json`` for a local folder; None when neither is known (a hub id not cached)."""
+    from ``config.json`` for a local folder; None when neither is known (a hub id not cached, or a
+    config whose numbers the kit cannot read)."""
     from utils.runtime.profiles import PROFILES
     from utils.train.memory_estimate import SHAPES, shape_from_config
 
@@ -58,8 +59,18 @@ def base_shape(base: str):
         return shape, PROFILES[base].load_in_4bit
     config = Path(base) / "config.json"
     if config.is_file():
-        return shape_from_config(json.loads(config.read_text()), Path(base).name), False
+        try:
+            return shape_from_config(json.loads(config.read_text()), Path(base).name), False
+        except (ValueError, AttributeError) as unknown:  # not JSON, or not a config it can read
+            print(f"[grader] {unknown}; estimating the base's size from its weight files")
     return None, False
+
+
+def weight_file_gb(base: str) -> float | None:
+    """The size of a local base's weight files in GB (safetensors or .bin), or None."""
+    folder = Path(base)
+    files = [*folder.glob("*.safetensors"), *folder.glob("*.bin")] if folder.is_dir() else []
+    return sum(f.stat().st_size for f in files) / 1e9 if files else None
 
 
 def base_requirement(base: str) -> str | None:
@@ -74,7 +85,16 @@ def base_requirement(base: str) -> str | None:
         return None
     shape, four_bit = base_shape(base)
     if shape is None:
-        return None  # unknown size: loading it will say whether it fits
+        stored = weight_file_gb(base)
+        if stored is None:
+            return None  # unknown size (a hub id): loading it will say whether it fits
+        fp32_gb = 2 * stored  # assume 16-bit files: fp32 on this machine doubles them
+        if torch.cuda.is_available() or fp32_gb < 0.5 * psutil.virtual_memory().available / 1e9:
+            return None
+        return (
+            f"this lab's base model ({base_model_id(base)}) needs about {fp32_gb:.0f} GB in fp32 "
+            "(estimated from its weight files); grade these submissions on a larger machine"
+        )
     weights = "nf4-dq" if four_bit else "bf16"
     need = estimate_memory(shape, method="inference", weights=weights, batch_size=16, seq_len=512)
     if torch.cuda.is_available():

@@ -60,6 +60,21 @@ EPOCHS = 2  # the validation split picks the better epoch
 LEARNING_RATE = 1e-3  # LoRA's usual range: 2e-4 (large models) to 1e-3 (small ones)
 HAND_IN_TEST = True  # False: the submission carries the test split's fingerprint only
 
+# %% [markdown]
+# ### Choosing a base model
+# - **Instruct, not base**, for a first capstone: an instruct model already follows the chat
+#   template and answers in a turn, so your before is meaningful and a few hundred examples
+#   suffice; a base model has to learn the format too.
+# - **Size for your hardware**: the run plan below estimates memory before training. As a rule
+#   of thumb, LoRA on a 3B model in 4-bit fits a 16 GB T4 (`"qwen-t4"`), 8B in bf16 wants an
+#   A100; on a laptop CPU stay near the embedded 135M model.
+# - **The licence**: your adapter is used under the base model's terms — SmolLM2 is Apache-2.0;
+#   most Qwen2.5 sizes are Apache-2.0 but the 3B has its own research licence; Llama and Gemma
+#   have their own licences. Read the model card before you build on it.
+# - **Any architecture**: the kit reads the model's own linear layers for LoRA (e.g. Phi-3's
+#   fused `qkv_proj`, GPT-2's `c_attn`), uses Unsloth where it has a fast path for the
+#   architecture and plain transformers + PEFT + TRL otherwise, and prints which it chose.
+
 # %%
 import time
 
@@ -95,7 +110,7 @@ from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.storage import lab_output_dir
 from utils.train import sft
 from utils.train.budget import measure_step_seconds, plan_run
-from utils.train.params import ALL_LINEAR, add_peft_lora, count_trainable
+from utils.train.params import add_peft_lora, count_trainable, linear_layer_names
 
 LAB = "06_your_task"
 RUN = EXAMPLE or "own"
@@ -156,7 +171,8 @@ for example, output in list(zip(splits["test"], before["outputs"], strict=True))
 SETTINGS = sft.SFTSettings(
     r=16,  # LoRA rank
     alpha=32,  # scale alpha / r = 2
-    target_modules=ALL_LINEAR,  # every linear layer of every block
+    target_modules=linear_layer_names(model),  # every linear layer of the blocks, as this model
+    #                                            names them (q_proj … down_proj in Llama/Qwen)
     learning_rate=LEARNING_RATE,
     epochs=1 if SMOKE else EPOCHS,
     max_steps=2 if SMOKE else -1,

@@ -167,6 +167,38 @@ def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
+# The architectures Unsloth 2026.10 has its own fast paths for (FastLlamaModel and its siblings);
+# others go through plain transformers + PEFT + TRL, which train every architecture.
+UNSLOTH_FAST_PATHS = ("llama", "mistral", "gemma", "gemma2", "qwen2", "qwen3")
+
+
+def model_type_of(name_or_path: str) -> str | None:
+    """The ``model_type`` of a local folder's ``config.json`` or a hub id's config (None when it
+    cannot be read, e.g. a hub id offline)."""
+    config = Path(name_or_path) / "config.json"
+    try:
+        if config.is_file():
+            return json.loads(config.read_text()).get("model_type")
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(name_or_path).model_type
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def choose_backend(name_or_path: str, backend: str = "auto") -> tuple[str, str]:
+    """``(backend, why)``: Unsloth where it is installed and has a fast path for this architecture,
+    plain transformers elsewhere (``backend`` other than ``"auto"`` is kept as asked)."""
+    if backend != "auto":
+        return backend, "as requested"
+    if not unsloth_available():
+        return "transformers", "Unsloth is not installed"
+    model_type = model_type_of(name_or_path)
+    if model_type is None or model_type in UNSLOTH_FAST_PATHS:
+        return "unsloth", f"Unsloth has a fast path for {model_type or 'this model'}"
+    return "transformers", f"Unsloth has no fast path for {model_type!r}: {UNSLOTH_FAST_PATHS} only"
+
+
 def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype, load_in_4bit: bool):
     """Load through Unsloth's ``FastLanguageModel`` (GPU, or its CPU backend; 4-bit NF4 on
     request)."""
@@ -241,8 +273,11 @@ def load_model(
     )
     source = model_source(prof)
     four_bit = prof.load_in_4bit if load_in_4bit is None else load_in_4bit
-    use_unsloth = backend == "unsloth" or (backend == "auto" and unsloth_available())
-    if prof.device == "cuda" and not use_unsloth:
+    chosen, why = choose_backend(source, backend)
+    use_unsloth = chosen == "unsloth"
+    if prof.name != "cpu":  # the embedded model always takes the same path: no line to read
+        print(f"[model] loading {prof.model_id} with {chosen}: {why}")
+    if prof.device == "cuda" and not use_unsloth and not unsloth_available():
         raise MissingPackageError("GPU profiles load through Unsloth: pip install unsloth")
     model, loaded_by = None, "unsloth"
     if use_unsloth:
@@ -276,25 +311,59 @@ def load_embedded_tokenizer():
     return tokenizer
 
 
-def build_tiny_model(tokenizer, num_layers: int = 2, hidden_size: int = 64, seed: int = 0):
-    """A randomly-initialised Llama with the embedded tokenizer's vocabulary, for tests (< 1 s)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+# Tiny random models of the common decoder families, for tests: each family's own layer names and
+# layout (fused or separate projections, Conv1D or Linear, tied or untied head) at a few KB.
+TINY_ARCHITECTURES = ("llama", "qwen2", "mistral", "gemma", "phi3", "gpt2", "opt")
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+
+def tiny_config(tokenizer, architecture: str = "llama", num_layers: int = 2, hidden_size: int = 64):
+    """A transformers config for a tiny random ``architecture`` with the tokenizer's vocabulary."""
+    from transformers import AutoConfig
+
+    if architecture not in TINY_ARCHITECTURES:
+        raise ValueError(f"unknown tiny architecture {architecture!r}; one of {TINY_ARCHITECTURES}")
+    special = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if architecture == "gpt2":
+        sizes = {"n_embd": hidden_size, "n_layer": num_layers, "n_head": 4, "n_positions": 2048}
+    elif architecture == "opt":
+        sizes = {
+            "hidden_size": hidden_size,
+            "ffn_dim": 2 * hidden_size,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": 4,
+            "word_embed_proj_dim": hidden_size,
+            "max_position_embeddings": 2048,
+        }
+    else:
+        sizes = {
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": num_layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 2048,
+            "tie_word_embeddings": True,
+        }
+        if architecture == "gemma":
+            sizes["head_dim"] = hidden_size // 4
+    return AutoConfig.for_model(architecture, **sizes, **special)
+
+
+def build_tiny_model(
+    tokenizer, num_layers: int = 2, hidden_size: int = 64, seed: int = 0, architecture="llama"
+):
+    """A randomly-initialised decoder (Llama unless ``architecture`` names another of
+    ``TINY_ARCHITECTURES``) with the embedded tokenizer's vocabulary, for tests (< 1 s)."""
+    from transformers import AutoModelForCausalLM
+
+    config = tiny_config(tokenizer, architecture, num_layers, hidden_size)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config).to(torch.float32)
+    model = AutoModelForCausalLM.from_config(config).to(torch.float32)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model.eval()

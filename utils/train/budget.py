@@ -54,8 +54,8 @@ def plan_run(model, settings, n_examples: int, seq_len: int, step_seconds: float
     on_gpu = next(model.parameters()).is_cuda
     try:
         shape = shape_from_config(model.config.to_dict(), model.config.model_type)
-    except KeyError as missing:  # not a Llama-style config: no estimate, but the run still goes
-        print(f"[plan] no memory estimate for this architecture (config has no {missing})")
+    except ValueError as unknown:  # a config the kit cannot read: no estimate, the run still goes
+        print(f"[plan] no memory estimate: {unknown}")
         memory = None
     else:
         memory = estimate_memory(
@@ -64,6 +64,7 @@ def plan_run(model, settings, n_examples: int, seq_len: int, step_seconds: float
             weights=weights,
             lora_r=settings.r,
             lora_targets=settings.target_modules,
+            lora_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
             batch_size=settings.batch_size,
             seq_len=seq_len,
             gradient_checkpointing=settings.gradient_checkpointing,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from utils.eval.metrics import block_perplexity
-from utils.train.params import ALL_LINEAR, EMBEDDINGS, add_peft_lora
+from utils.train.params import add_peft_lora, embedding_names, linear_layer_names
 
 
 @dataclass
@@ -89,8 +89,9 @@ def block_dataset(blocks: Sequence[list[int]]):
 
 
 def prepare_model(model, settings: CPTSettings):
-    """LoRA on every linear layer plus trainable copies of ``embed_tokens`` and ``lm_head``
-    (Unsloth's continued-pretraining recipe), or every weight trainable for full fine-tuning."""
+    """LoRA on every linear layer plus trainable copies of the input embedding and the output head
+    (Unsloth's continued-pretraining recipe; ``embed_tokens``/``lm_head`` in Llama), or every
+    weight trainable for full fine-tuning."""
     if settings.method == "full":
         for param in model.parameters():
             param.requires_grad = True
@@ -99,8 +100,8 @@ def prepare_model(model, settings: CPTSettings):
         model,
         settings.r,
         settings.alpha,
-        ALL_LINEAR,
-        modules_to_save=EMBEDDINGS,
+        linear_layer_names(model),
+        modules_to_save=embedding_names(model),
         seed=settings.seed,
     )
 

@@ -36,7 +36,9 @@ OPTIMIZER_STATES = {
 
 @dataclass(frozen=True)
 class ModelShape:
-    """The numbers of a Llama-style decoder that memory depends on."""
+    """The numbers of a decoder that memory depends on (Llama's layout: a gated MLP; GPT-2 and OPT
+    have an ungated one, ``gated_mlp=False``; fused projections such as Phi-3's hold the same
+    parameters as separate ones)."""
 
     name: str
     layers: int
@@ -46,6 +48,7 @@ class ModelShape:
     heads: int
     kv_heads: int
     tied_embeddings: bool = False
+    gated_mlp: bool = True
 
     @property
     def kv_dim(self) -> int:
@@ -54,7 +57,7 @@ class ModelShape:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) features of each linear layer of one block."""
         h, i, kv = self.hidden, self.intermediate, self.kv_dim
-        return {
+        shapes = {
             "q_proj": (h, h),
             "k_proj": (h, kv),
             "v_proj": (h, kv),
@@ -63,6 +66,9 @@ class ModelShape:
             "up_proj": (h, i),
             "down_proj": (i, h),
         }
+        if not self.gated_mlp:
+            del shapes["gate_proj"]
+        return shapes
 
     def block_linear_params(self) -> int:
         return sum(a * b for a, b in self.linear_shapes().values())
@@ -89,19 +95,51 @@ class ModelShape:
         return self.layers * per_block + (r * (self.hidden + self.vocab) if lm_head else 0)
 
 
+# How common configs spell each number (Llama/Qwen/Mistral/Gemma/Phi-3, GPT-2, OPT, T5-style)
+CONFIG_SPELLINGS = {
+    "layers": ("num_hidden_layers", "n_layer", "num_layers"),
+    "hidden": ("hidden_size", "n_embd", "d_model"),
+    "intermediate": ("intermediate_size", "ffn_dim", "n_inner"),
+    "heads": ("num_attention_heads", "n_head", "num_heads"),
+    "vocab": ("vocab_size",),
+}
+UNGATED_MLP = ("gpt2", "opt", "gpt_neox", "gptj", "gpt_bigcode", "phi", "falcon", "bloom")
+
+
+def config_number(config: dict, field: str) -> int | None:
+    """The first of ``field``'s spellings that ``config`` sets to a number, or None."""
+    for key in CONFIG_SPELLINGS[field]:
+        if isinstance(config.get(key), int) and not isinstance(config.get(key), bool):
+            return config[key]
+    return None
+
+
 def shape_from_config(config: dict, name: str = "model") -> ModelShape:
-    """The shape of a Llama-style decoder from its ``config.json`` fields (for a model the kit has
-    no entry for in ``SHAPES``); a ``KeyError`` names a missing field."""
-    heads = config["num_attention_heads"]
+    """The shape of a decoder from its ``config.json`` fields, in any of the common spellings
+    (``CONFIG_SPELLINGS``; a multimodal config's ``text_config``). Raises ``ValueError`` naming the
+    numbers it could not find (never a ``KeyError``)."""
+    config = config.get("text_config") or config
+    numbers = {field: config_number(config, field) for field in CONFIG_SPELLINGS}
+    if numbers["intermediate"] is None and numbers["hidden"] and "n_embd" in config:
+        numbers["intermediate"] = 4 * numbers["hidden"]  # GPT-2's n_inner=None means 4 x hidden
+    missing = [field for field, value in numbers.items() if value is None]
+    if missing:
+        spellings = "; ".join(f"{f}: {' / '.join(CONFIG_SPELLINGS[f])}" for f in missing)
+        raise ValueError(
+            f"{name}: config.json ({config.get('model_type', 'unknown type')}) does not say "
+            f"{', '.join(missing)} (looked for {spellings})"
+        )
+    model_type = str(config.get("model_type", ""))
     return ModelShape(
         name=name,
-        layers=config["num_hidden_layers"],
-        hidden=config["hidden_size"],
-        intermediate=config["intermediate_size"],
-        vocab=config["vocab_size"],
-        heads=heads,
-        kv_heads=config.get("num_key_value_heads") or heads,
-        tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+        layers=numbers["layers"],
+        hidden=numbers["hidden"],
+        intermediate=numbers["intermediate"],
+        vocab=numbers["vocab"],
+        heads=numbers["heads"],
+        kv_heads=config.get("num_key_value_heads") or numbers["heads"],
+        tied_embeddings=bool(config.get("tie_word_embeddings", model_type == "gpt2")),
+        gated_mlp=model_type not in UNGATED_MLP,
     )
 
 
@@ -158,6 +196,7 @@ def estimate_memory(
     activation_bytes: float = 2.0,
     overhead_gb: float = CUDA_OVERHEAD_GB,
     logits_tokens: int | None = None,
+    lora_params: int | None = None,
 ) -> MemoryEstimate:
     """Estimate peak GPU memory of ``method`` = "inference", "full" or "lora" (QLoRA = lora + nf4).
 
@@ -175,6 +214,8 @@ def estimate_memory(
       activations.
     - ``logits_tokens``: the positions the LM head runs on in training (default: every token; a
       loss on one label token per example needs only ``batch_size``).
+    - ``lora_params``: the adapter's parameter count when known (counted on the model: any
+      architecture's layer names); default: counted from ``shape`` for Llama's ``lora_targets``.
     """
     if method not in ("inference", "full", "lora"):
         raise ValueError(f"method must be 'inference', 'full' or 'lora', got {method!r}")
@@ -200,11 +241,12 @@ def estimate_memory(
         return MemoryEstimate(
             weight_gb, 0.0, 0.0, 0.0, (kv_cache + one_block + logits) / GB, overhead_gb, 0
         )
-    trainable = (
-        shape.params()
-        if method == "full"
-        else shape.lora_params(lora_r, lora_targets, lora_lm_head)
-    )
+    if method == "full":
+        trainable = shape.params()
+    elif lora_params is not None:
+        trainable = lora_params
+    else:
+        trainable = shape.lora_params(lora_r, lora_targets, lora_lm_head)
     master = (
         trainable * trainable_bytes
         if (method == "lora" or WEIGHT_BYTES[weights] < trainable_bytes)

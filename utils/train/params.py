@@ -7,11 +7,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from transformers.pytorch_utils import Conv1D
 
 from utils.runtime.models import model_backend
 
+# Llama's layer names (SmolLM2, Llama, Qwen2, Mistral, Gemma share them): the labs that teach this
+# layout name them; code that takes any model asks it with linear_layer_names / embedding_names.
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 EMBEDDINGS = ("embed_tokens", "lm_head")  # trained as full copies (PEFT's modules_to_save)
+
+
+PEFT_PARTS = {"lora_A", "lora_B", "lora_magnitude_vector", "modules_to_save", "original_module"}
+
+
+def is_linear(module: torch.nn.Module) -> bool:
+    """A layer LoRA can adapt as a matrix: ``nn.Linear`` (bitsandbytes' 4/8-bit layers subclass it)
+    or GPT-2's ``Conv1D`` (a linear layer with its weight stored transposed)."""
+    return isinstance(module, (torch.nn.Linear, Conv1D))
+
+
+def linear_layer_names(model) -> tuple[str, ...]:
+    """The leaf names of "every linear layer" of ``model``, in the order the model defines them,
+    without the output head: ``q_proj … down_proj`` for Llama, ``qkv_proj, o_proj, gate_up_proj,
+    down_proj`` for Phi-3, ``c_attn, c_proj, c_fc`` for GPT-2 (what PEFT's ``"all-linear"``
+    selects, as concrete names that ``adapter_config.json`` records). Reads through a PEFT
+    wrapper."""
+    head = model.get_output_embeddings()
+    names: dict[str, None] = {}
+    for name, module in model.named_modules():
+        parts = name.removesuffix(".base_layer").split(".")  # PEFT keeps the layer as base_layer
+        if is_linear(module) and module is not head and not PEFT_PARTS.intersection(parts):
+            names.setdefault(parts[-1])
+    if not names:
+        raise ValueError(f"{type(model).__name__} has no linear layers besides its output head")
+    return tuple(names)
+
+
+def embedding_names(model) -> tuple[str, ...]:
+    """The leaf names of the input embedding and the output head (``embed_tokens``/``lm_head`` for
+    Llama, ``wte``/``lm_head`` for GPT-2), read from the model: PEFT's ``modules_to_save`` for
+    continual pre-training."""
+    wanted = (model.get_input_embeddings(), model.get_output_embeddings())
+    found = {id(m): name.rsplit(".", 1)[-1] for name, m in model.named_modules() if m in wanted}
+    return tuple(dict.fromkeys(found[id(m)] for m in wanted if m is not None and id(m) in found))
 
 
 def count_trainable(model) -> tuple[int, int]:
@@ -48,7 +86,7 @@ def add_peft_lora(
     model,
     r: int,
     alpha: float,
-    target_modules: Sequence[str] = ALL_LINEAR,
+    target_modules: Sequence[str] | None = None,
     *,
     modules_to_save: Sequence[str] = (),
     seed: int = 0,
@@ -56,10 +94,20 @@ def add_peft_lora(
 ):
     """Wrap ``model`` with fresh LoRA adapters (dropout 0, no bias) and return the PEFT model.
 
+    ``target_modules`` default: every linear layer of this model (``linear_layer_names``). Names
+    that match no layer of the model raise a ``ValueError`` listing the ones it has.
     ``modules_to_save`` (e.g. ``EMBEDDINGS``) are trained as full copies. A model that
     ``load_model`` loaded through Unsloth goes through Unsloth's ``get_peft_model`` (its fast
     paths); any other through ``peft.get_peft_model`` — the same adapters either way.
     """
+    available = linear_layer_names(model)
+    target_modules = tuple(target_modules or available)
+    missing = sorted(set(target_modules) - set(available))
+    if missing:
+        raise ValueError(
+            f"target modules {missing} are not linear layers of this {type(model).__name__}; "
+            f"it has {list(available)} (leave target_modules out for all of them)"
+        )
     if model_backend(model) == "unsloth":
         from unsloth import FastLanguageModel
 

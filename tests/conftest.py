@@ -2,12 +2,31 @@
 grader's tiny base with a held-out file and a valid submission zip."""
 
 import json
+import os
 
 import pytest
 from grading_helpers import BASE_ID, LAB, adapter_folder, tiny_grading_state
 
 from utils.lab.submission import make_submission
 from utils.runtime.models import build_tiny_model, load_embedded_tokenizer
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker gets its share of the cores (threads of torch, BLAS and
+    OpenMP, inherited by notebook kernels and subprocesses) so workers do not fight over them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[name] = threads
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The notebook runs (the longest tests) first, so parallel workers end together."""
+    items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
 
 
 @pytest.fixture(scope="session")

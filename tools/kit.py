@@ -55,15 +55,26 @@ def ensure_environment() -> Path:
     return venv_python()
 
 
+def test_workers() -> str:
+    """pytest-xdist workers for this machine: one per core, at most one per 8 GB of RAM (a
+    notebook run peaks at a few GB), at least one."""
+    try:
+        ram_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): cores decide
+        ram_gb = 8.0 * (os.cpu_count() or 1)
+    return str(max(1, min(os.cpu_count() or 1, int(ram_gb // 8))))
+
+
 COMMANDS = {
     "setup": [],
     "demo": [["tools/demo.py"]],
     "test": [
         ["-m", "ruff", "check", "."],
         ["-m", "ruff", "format", "--check", "."],
-        ["-m", "pytest", "-q"],
+        ["-m", "pytest", "-q", "-n", test_workers(), "--dist", "worksteal", "--durations=15"],
     ],
     "check": [["-m", "tools.envcheck"]],
+    "gpu-check": [["tools/gpu_check.py"]],
 }
 
 

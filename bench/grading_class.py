@@ -95,8 +95,9 @@ def make_class(lab: str, students: int, inbox: Path) -> list[Path]:
 def breakdown(lab: str, zip_path: Path) -> dict:
     """One submission's steps, in-process, after the class's shared work is done."""
     from grading import artifacts
+    from grading.peft_types import check_adapter
     from grading.rubric import load_rubric
-    from grading.validate import check_adapter, check_classifier, load_submission
+    from grading.validate import check_classifier, load_submission
     from grading.worker import load_base
 
     model, tokenizer, base_id = load_base("embedded")

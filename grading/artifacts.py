@@ -20,18 +20,40 @@ from pathlib import Path
 
 import torch
 
-from grading.peft_types import MERGEABLE, adapter_details, config_to_load
+from grading.peft_types import MERGEABLE, adapter_details, check_adapter, config_to_load
 from grading.rubric import Rubric
 from grading.validate import (
     SubmissionError,
-    check_adapter,
     check_classifier,
     check_prompt_spec,
     with_saved_rows_added,
 )
+from utils.data.batching import tokenize_texts
+from utils.data.corpus import (
+    TEST_FRACTIONS,
+    Document,
+    load_corpus,
+    pack_blocks,
+    split_documents,
+    tokenize_documents,
+)
 from utils.data.datasets import get_spec, load_split, read_jsonl
+from utils.data.prompting import DATASET_FORMATS, PromptFormat, build_prompt
+from utils.eval.icl import evaluate_prompt
+from utils.eval.metrics import block_perplexity, classifier_accuracy, evaluate_extraction
+from utils.runtime.models import model_fingerprint
 from utils.runtime.storage import cache_dir, write_json_atomic
+from utils.train.classifier import (
+    apply_classifier,
+    cache_hidden_states,
+    classifier_logits,
+    logits_from_hidden,
+    replace_head,
+)
 from utils.train.params import is_linear
+from utils.train.peft_family import evaluate_labels
+from utils.train.quantization import nf4_roundtrip_linears
+from utils.train.sft import extraction_prompts
 
 CORPUS = "corpus"  # rubric.dataset of the continual pre-training lab: domain + general documents
 
@@ -60,7 +82,6 @@ def load_heldout(rubric: Rubric, path: Path | None = None) -> tuple[list[dict], 
 def corpus_heldout(path: Path | None) -> list[dict]:
     """The corpus lab's held-out documents: the kit's ``heldout`` share of both corpora, or a JSONL
     file of ``{"id", "text", "corpus"}`` rows (a bad row is named)."""
-    from utils.data.corpus import TEST_FRACTIONS, load_corpus, split_documents
 
     if path is None:
         rows = []
@@ -155,7 +176,6 @@ def restore_config_state(model, state: dict) -> None:
 def base_state_fingerprint(model) -> str:
     """The weights' fingerprint and a hash of the config: what must be the same before and after
     every submission (a submission that changed either would change every later student's score)."""
-    from utils.runtime.models import model_fingerprint
 
     config = json.dumps(model.config.to_dict(), sort_keys=True, default=str)
     return model_fingerprint(model) + "-" + hashlib.sha256(config.encode()).hexdigest()[:16]
@@ -188,8 +208,6 @@ def base_restored(model):
 
 def extraction_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Labs 03B/04: greedy JSON extraction scored with ``field_scores`` (as in the lab)."""
-    from utils.eval.metrics import evaluate_extraction
-    from utils.train.sft import extraction_prompts
 
     fields = get_spec(rubric.dataset).fields
     prompts = extraction_prompts(tokenizer, rows, fields)
@@ -208,8 +226,6 @@ def extraction_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict
 
 def perplexity_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Lab 05: perplexity on packed blocks of the held-out domain and general documents."""
-    from utils.data.corpus import Document, pack_blocks, tokenize_documents
-    from utils.eval.metrics import block_perplexity
 
     result = {}
     for corpus in ("domain", "general"):
@@ -228,9 +244,6 @@ def perplexity_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict
 
 def classifier_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Labs 02/03A: accuracy of the classifier (head at the last token) on the held-out messages."""
-    from utils.data.batching import tokenize_texts
-    from utils.eval.metrics import classifier_accuracy
-    from utils.train.classifier import classifier_logits
 
     labels = get_spec(rubric.dataset).labels
     ids = tokenize_texts(tokenizer, [r["text"] for r in rows])
@@ -247,7 +260,6 @@ def prompt_score(
     model, tokenizer, rows: list[dict], rubric: Rubric, fmt, demos: list[dict], calibrated: bool
 ) -> dict:
     """Lab 01: accuracy of one prompt (raw or calibrated) on the held-out messages."""
-    from utils.eval.icl import evaluate_prompt
 
     result = evaluate_prompt(
         model, tokenizer, fmt, demos, rows, get_spec(rubric.dataset).labels, progress=False
@@ -263,7 +275,6 @@ def prompt_score(
 def label_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict:
     """Lab 07: which label word is likelier after the message, through the model's own forward
     pass (soft prompts included), as in the lab."""
-    from utils.train.peft_family import evaluate_labels
 
     return evaluate_labels(model, tokenizer, rows, get_spec(rubric.dataset).labels)
 
@@ -285,7 +296,6 @@ def adapter_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> di
 
 def classifier_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """Classifier labs' "before": the base with a fresh head (seed 0), as in the labs."""
-    from utils.train.classifier import replace_head
 
     with base_restored(model):
         replace_head(model, len(get_spec(rubric.dataset).labels), seed=0)
@@ -294,7 +304,6 @@ def classifier_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) ->
 
 def prompt_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """The prompting lab's "before": the dataset's default format, zero-shot."""
-    from utils.data.prompting import DATASET_FORMATS
 
     return prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric.dataset], [], False)
 
@@ -353,8 +362,6 @@ def merged_adapter(model, folder: str, merge_into: str = "original", merge: bool
     base is restored bit for bit. ``merge_into="nf4"`` first rounds the blocks' linear weights
     through NF4 — the weights a QLoRA adapter trained on."""
     from peft import PeftModel
-
-    from utils.train.quantization import nf4_roundtrip_linears
 
     if merge_into not in ("original", "nf4"):
         raise ValueError(f"rubric merge_into must be 'original' or 'nf4', got {merge_into!r}")
@@ -421,8 +428,6 @@ def frozen_prefix(model, tokenizer, rows: list[dict], depth: int) -> list:
     """The held-out messages' hidden states entering block ``depth``, computed once per (base
     weights and config, held-out texts, depth) for the whole class — valid because no
     submission that starts at ``depth`` changes the blocks before it."""
-    from utils.data.batching import tokenize_texts
-    from utils.train.classifier import cache_hidden_states
 
     texts = [r["text"] for r in rows]
     key = (
@@ -445,8 +450,6 @@ def cached_classifier_score(
 ) -> dict:
     """``classifier_score`` from the cached hidden states: only blocks ``depth..`` and the head
     run."""
-    from utils.eval.metrics import classifier_accuracy
-    from utils.train.classifier import logits_from_hidden
 
     labels = get_spec(rubric.dataset).labels
     result = classifier_accuracy(
@@ -463,7 +466,6 @@ def classifier_submission_score(
 ) -> tuple[dict, dict]:
     """Load the submitted classifier onto ``model`` (``utils.train.classifier.apply_classifier``),
     score it."""
-    from utils.train.classifier import apply_classifier
 
     labels = get_spec(rubric.dataset).labels
     config, tensors = check_classifier(
@@ -496,7 +498,6 @@ MAX_PROMPT_TOKENS = 2048  # a prompt's shared part + the longest query and label
 def check_prompt_cost(tokenizer, fmt, demos: list[dict], rows: list[dict], labels) -> None:
     """Bound the work before running it: a prompt spec within every size limit can still render
     a prompt too long to score on a class's worth of held-out items."""
-    from utils.data.prompting import build_prompt
 
     longest = max(rows, key=lambda r: len(r["text"]))
     prompt = build_prompt(fmt, demos, longest["text"], labels, tokenizer)
@@ -513,7 +514,6 @@ def prompt_submission_score(
     model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
 ) -> tuple[dict, dict]:
     """Rebuild the submitted prompt (format + demonstrations from ``train``) and score it."""
-    from utils.data.prompting import PromptFormat
 
     train = {r["id"]: r for r in load_split(rubric.dataset, "train")}
     labels = get_spec(rubric.dataset).labels

@@ -14,6 +14,9 @@ from grading.validate import (
     _string_or_none,
     adapter_tensors,
     check_finite_float,
+    check_lora_adapter,
+    check_peft_type,
+    parse_json,
 )
 
 PROMPT_LEARNING = ("PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")
@@ -202,3 +205,22 @@ def adapter_details(config: dict) -> dict:
     if config["peft_type"] == "IA3":
         return {"peft_type": "IA3", "target_modules": config.get("target_modules")}
     return {"peft_type": config["peft_type"], "num_virtual_tokens": config["num_virtual_tokens"]}
+
+
+def check_adapter(
+    files: dict[str, bytes],
+    base_linear_shapes: dict[str, tuple[int, int]],
+    checks: Checks,
+    prefix: str = "adapter/",
+    base_param_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> tuple[dict, dict]:
+    """A PEFT adapter of a type the rubric accepts that fits the base: ``(adapter_config,
+    tensors)``. LoRA goes to ``grading.validate.check_lora_adapter``, the other types to
+    ``check_other_adapter``."""
+    config = parse_json(files, prefix + "adapter_config.json")
+    if check_peft_type(config, checks) == "LORA":
+        tensors = check_lora_adapter(
+            files, config, base_linear_shapes, checks, prefix, base_param_shapes
+        )
+        return config, tensors
+    return config, check_other_adapter(files, config, base_linear_shapes, checks, prefix)

@@ -330,32 +330,32 @@ def check_patterns(config: dict, checks: Checks) -> None:
             )
 
 
-def check_adapter(
-    files: dict[str, bytes],
-    base_linear_shapes: dict[str, tuple[int, int]],
-    checks: Checks,
-    prefix: str = "adapter/",
-    base_param_shapes: dict[str, tuple[int, ...]] | None = None,
-) -> tuple[dict, dict]:
-    """A PEFT adapter that fits the base: config, targets, names, shapes, ranks, finite values.
-    LoRA is checked here; the other types a rubric may accept in ``grading.peft_types``.
-
-    ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers;
-    ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save``
-    copies
-    (allowed only where ``checks.allow_modules_to_save``). Returns ``(adapter_config, tensors)``.
-    """
-    config = parse_json(files, prefix + "adapter_config.json")
+def check_peft_type(config: dict, checks: Checks) -> str:
+    """The adapter's ``peft_type``, refused unless the lab's rubric accepts it."""
     peft_type = config.get("peft_type")
     if peft_type not in checks.peft_types:
         raise SubmissionError(
             f"adapter_config.json: peft_type {str(peft_type)[:40]!r}, expected "
             + " or ".join(repr(t) for t in checks.peft_types)
         )
-    if peft_type != "LORA":  # IA3 and prompt learning (grading.peft_types imports this module)
-        from grading.peft_types import check_other_adapter
+    return peft_type
 
-        return config, check_other_adapter(files, config, base_linear_shapes, checks, prefix)
+
+def check_lora_adapter(
+    files: dict[str, bytes],
+    config: dict,
+    base_linear_shapes: dict[str, tuple[int, int]],
+    checks: Checks,
+    prefix: str = "adapter/",
+    base_param_shapes: dict[str, tuple[int, ...]] | None = None,
+) -> dict:
+    """A LoRA adapter that fits the base: config fields, targets, names, shapes, ranks, finite
+    values; returns its tensors (``grading.peft_types.check_adapter`` dispatches here).
+
+    ``base_linear_shapes``: module name -> (out_features, in_features) for the base's linear layers;
+    ``base_param_shapes``: parameter name -> shape, to check fully trained ``modules_to_save``
+    copies (allowed only where ``checks.allow_modules_to_save``).
+    """
     check_lora_fields(config)
     if config.get("fan_in_fan_out") and not getattr(base_linear_shapes, "conv1d", False):
         raise SubmissionError(
@@ -393,7 +393,7 @@ def check_adapter(
     check_saved_modules(
         {k: t for k, t in tensors.items() if k not in lora}, base_param_shapes or {}
     )
-    return config, tensors
+    return tensors
 
 
 def adapter_tensors(files: dict[str, bytes], checks: Checks, prefix: str = "adapter/") -> dict:

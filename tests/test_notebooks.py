@@ -220,8 +220,9 @@ def test_lab04_solution_runs_in_smoke_mode_and_its_submission_validates(tmp_path
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
     from grading.artifacts import linear_shapes
+    from grading.peft_types import check_adapter
     from grading.rubric import load_rubric
-    from grading.validate import check_adapter, load_submission
+    from grading.validate import load_submission
     from utils.runtime.models import load_model
     from utils.runtime.profiles import EMBEDDED_MODEL_ID
 

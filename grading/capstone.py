@@ -25,6 +25,15 @@ from pathlib import Path
 from grading.artifacts import cached_result, submitted_adapter_merged
 from grading.rubric import Rubric, score
 from grading.validate import SubmissionError, parse_json
+from utils.data.own_data import (
+    TASK_KINDS,
+    TaskConfig,
+    examples_fingerprint,
+    jsonl_records,
+    read_records,
+    to_examples,
+)
+from utils.eval.task_eval import PRIMARY_METRIC, evaluate_task
 
 MAX_INSTRUCTION_CHARS = 4000
 MAX_LABELS, MAX_LABEL_CHARS = 100, 100
@@ -50,8 +59,6 @@ def _strings(value, where: str, limit: int) -> tuple[str, ...]:
 
 def read_claim(files: dict[str, bytes]):
     """(task, claim) from ``claimed.json``, every field type- and range-checked."""
-    from utils.data.own_data import TASK_KINDS, TaskConfig
-    from utils.eval.task_eval import PRIMARY_METRIC
 
     claim = parse_json(files, "claimed.json")
     spec = claim.get("task")
@@ -92,7 +99,6 @@ def read_claim(files: dict[str, bytes]):
 def examples_from_jsonl(data: bytes, task, where: str) -> list[dict]:
     """Test examples from chat JSONL bytes (the lab's ``test.jsonl``); the first bad line is a
     SubmissionError naming it."""
-    from utils.data.own_data import jsonl_records, to_examples
 
     try:
         lines = data.decode("utf-8").splitlines()
@@ -118,7 +124,6 @@ def check_answers(task, examples: list[dict], where: str) -> None:
 
 def test_examples(files: dict[str, bytes], task, claim: dict) -> list[dict] | None:
     """The submitted test split, checked against the claim's fingerprint (None if not handed in)."""
-    from utils.data.own_data import examples_fingerprint
 
     if "test.jsonl" not in files:
         return None
@@ -138,7 +143,6 @@ def scale(task, value: float) -> float:
 
 def evaluation_key(task, examples: list[dict], budget: int) -> str:
     """A hash of what an evaluation depends on besides the model: task, examples, token budget."""
-    from utils.data.own_data import examples_fingerprint
 
     spec = json.dumps([task.kind, task.system_prompt(), task.labels, task.fields, budget])
     return hashlib.sha256((spec + examples_fingerprint(examples)).encode()).hexdigest()[:16]
@@ -146,7 +150,6 @@ def evaluation_key(task, examples: list[dict], budget: int) -> str:
 
 def base_result(model, tokenizer, task, examples, budget: int, fingerprint: str) -> dict:
     """The base model's evaluation, cached per (base state, task, examples, budget)."""
-    from utils.eval.task_eval import evaluate_task
 
     def evaluate() -> dict:
         result = evaluate_task(model, tokenizer, task, examples, budget, progress=False)
@@ -158,7 +161,6 @@ def base_result(model, tokenizer, task, examples, budget: int, fingerprint: str)
 
 def adapter_results(model, tokenizer, files, rubric: Rubric, task, budget, example_sets) -> list:
     """The submission's evaluation on each set of examples, with its adapter merged once."""
-    from utils.eval.task_eval import evaluate_task
 
     results = []
     with submitted_adapter_merged(model, files, rubric) as (merged, _):
@@ -203,8 +205,6 @@ def grade_capstone(state: dict, files: dict, rubric: Rubric, heldout: Path | Non
     submitted = test_examples(files, task, claim)
     instructor = None
     if heldout is not None:
-        from utils.data.own_data import read_records, to_examples
-
         instructor, problems = to_examples(read_records(Path(heldout)), task)
         if problems or not instructor:
             raise RuntimeError(f"the held-out file {heldout} has bad rows: {problems[:3]}")

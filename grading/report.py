@@ -8,6 +8,8 @@ import csv
 import re
 from pathlib import Path
 
+from utils.lab.plots import plot_bars
+
 GRADEBOOK_COLUMNS = [
     "student",
     "lab",
@@ -177,7 +179,6 @@ def feedback_markdown(result: dict, chart: str | None) -> str:
 
 def write_feedback(result: dict, folder: Path) -> Path:
     """``<folder>/<student>_<hash>.md`` (+ a PNG chart for graded submissions)."""
-    from utils.lab.plots import plot_bars
 
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{safe_stem(result.get('student') or 'unknown')}_{result['sha256'][:8]}"

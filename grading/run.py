@@ -23,8 +23,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grading.report import gradescope_results, write_feedback, write_gradebook  # noqa: E402
+from grading.report import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
+from grading.rubric import rubric_labs
 from grading.worker import Worker, WorkerFailed, base_requirement  # noqa: E402
+from utils.lab.results import format_table, git_commit, package_versions
 from utils.runtime.storage import write_json_atomic  # noqa: E402
 
 GRADESCOPE_IN, GRADESCOPE_OUT = (
@@ -230,7 +232,6 @@ EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
     """(lab, student) from ``submission_<lab>_<student>.zip``, for zips whose manifest is
     unreadable."""
-    from grading.rubric import rubric_labs
 
     for known in sorted(rubric_labs(), key=len, reverse=True):
         prefix = f"submission_{known}_"
@@ -241,7 +242,6 @@ def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
 
 def grading_info(worker: Worker) -> dict:
     """What the result depends on: base model, kit commit, package versions, time."""
-    from utils.lab.results import git_commit, package_versions
 
     return {
         "base_model": worker.info.get("base_id"),
@@ -304,8 +304,6 @@ def finish_batch(results: list[dict], out: Path) -> None:
 
 def print_table(results: list[dict]) -> None:
     """The class table on stdout."""
-    from grading.report import gradebook_rows
-    from utils.lab.results import format_table
 
     rows = [{**row, "reason": row["reason"][:70]} for row in gradebook_rows(results)]
     print(

@@ -13,8 +13,26 @@ import time
 import traceback
 from pathlib import Path
 
+from grading.artifacts import (
+    base_score,
+    base_state_fingerprint,
+    chance_level,
+    load_heldout,
+    submission_score,
+)
+from grading.capstone import grade_capstone
 from grading.rubric import load_rubric, score
 from grading.validate import SubmissionError, load_submission
+from utils.lab.submission import STUDENT_ID
+from utils.runtime.models import (
+    build_tiny_model,
+    load_embedded_tokenizer,
+    load_model,
+    load_with_transformers,
+    model_fingerprint,
+)
+from utils.runtime.profiles import PROFILES
+from utils.train.memory_estimate import SHAPES, estimate_memory, shape_from_config
 
 BASES = {"embedded": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
@@ -37,7 +55,6 @@ SPECIAL_BASES = ("embedded", "tiny")  # the kit's model, and the tests' tiny ran
 def base_model_id(base: str) -> str:
     """The model id that submissions for ``base`` name in their manifest: the embedded model's,
     a profile's (``cpu``, ``t4``, ``a100``), or the hub id / folder as given."""
-    from utils.runtime.profiles import PROFILES
 
     if base == "tiny":
         return "tiny-random-llama"
@@ -50,8 +67,6 @@ def base_shape(base: str):
     """(shape, 4-bit) of a base that is not the embedded one: from the kit's table for a profile,
     from ``config.json`` for a local folder; None when neither is known (a hub id not cached, or a
     config whose numbers the kit cannot read)."""
-    from utils.runtime.profiles import PROFILES
-    from utils.train.memory_estimate import SHAPES, shape_from_config
 
     if base in PROFILES:
         model_id = PROFILES[base].model_id.lower()
@@ -78,8 +93,6 @@ def base_requirement(base: str) -> str | None:
     (estimated)"), or None when it can. The embedded model and small local models run on a CPU."""
     import psutil
     import torch
-
-    from utils.train.memory_estimate import estimate_memory
 
     if base in SPECIAL_BASES or base == "cpu":
         return None
@@ -112,13 +125,6 @@ def base_requirement(base: str) -> str | None:
 def load_base(base: str):
     """(model, tokenizer, base model id) for ``"embedded"`` (the kit's model), ``"tiny"`` (tests),
     a profile name, a local model folder or a hub id."""
-    from utils.runtime.models import (
-        build_tiny_model,
-        load_embedded_tokenizer,
-        load_model,
-        load_with_transformers,
-    )
-    from utils.runtime.profiles import PROFILES
 
     if base == "tiny":
         tokenizer = load_embedded_tokenizer()
@@ -138,7 +144,6 @@ def load_base(base: str):
 def grade_artifact(state: dict, files: dict, rubric, heldout: Path | None) -> dict:
     """The result fields of one lab submission: its artifact and the base model scored on the
     held-out split, and the rubric's points."""
-    from grading.artifacts import base_score, chance_level, load_heldout, submission_score
 
     rows, heldout_hash = load_heldout(rubric, heldout)
     before = base_score(
@@ -179,8 +184,6 @@ def grade_bytes(
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = rubric.max_score
         if rubric.artifact == "capstone":  # its task and test split come with the submission
-            from grading.capstone import grade_capstone
-
             graded = grade_capstone(state, submission.files, rubric, heldout, base_state(state))
         else:
             graded = grade_artifact(state, submission.files, rubric, heldout)
@@ -237,7 +240,6 @@ def weight_sketch(files: dict[str, bytes]) -> list[float] | None:
 
 def base_state(state: dict) -> str:
     """The base's weights-and-config fingerprint, computed once per grading state."""
-    from grading.artifacts import base_state_fingerprint
 
     if "state_fingerprint" not in state:
         state["state_fingerprint"] = base_state_fingerprint(state["model"])
@@ -249,8 +251,6 @@ def peek_student(data: bytes) -> str | None:
     import io
     import json
     import zipfile
-
-    from utils.lab.submission import STUDENT_ID
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -273,9 +273,6 @@ def worker_main(
     import torch
 
     tempfile.tempdir = temp_root
-
-    from grading.artifacts import base_state_fingerprint
-    from utils.runtime.models import model_fingerprint
 
     torch.manual_seed(0)
     model, tokenizer, loaded_id = load_base(base)

@@ -1,2 +1,4 @@
-"""What the labs read: the bundled datasets and their generators, Lab 05's corpora, prompt formats,
-and batching."""
+"""What the labs read: the bundled datasets and their generators (``datasets``, ``generators``), a
+learner's own data (``own_data``), Lab 05's corpora (``corpus``), prompt formats (``prompting``),
+chat files and the chat template (``chat_format``), token statistics (``token_stats``), cleaning
+(``cleaning``) and batching (``batching``)."""

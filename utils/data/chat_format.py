@@ -156,3 +156,22 @@ def validate_chat_file(path: Path, tokenizer=None, max_tokens: int | None = None
 def chat_token_ids(tokenizer, messages: list[dict]) -> list[int]:
     """The token ids of a conversation under the tokenizer's chat template."""
     return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
+
+
+def chat_text(tokenizer, messages: list[dict]) -> str:
+    """Render messages with the model's chat template.
+
+    A conversation that ends with the assistant is a training example: it ends exactly at eos
+    (the template's trailing newline is dropped, so TRL does not append a second eos). One that
+    ends with the user gets the assistant header, ready for generation.
+    """
+    if messages[-1]["role"] == "assistant":
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        text = text.rstrip("\n")
+        if not text.endswith(tokenizer.eos_token):
+            raise ValueError(
+                f"chat template does not end the answer with eos {tokenizer.eos_token!r}: "
+                f"{text[-40:]!r}"
+            )
+        return text
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

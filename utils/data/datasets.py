@@ -16,6 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from utils.data.generators.animals import animal_rows
+from utils.data.generators.events import generate_events
+from utils.data.generators.sms import generate_sms
 from utils.runtime.storage import data_dir
 
 LAB_SPLITS = ("train", "validation", "test")
@@ -50,19 +53,16 @@ class DatasetSpec:
 
 
 def _sms_rows() -> list[dict]:
-    from utils.data.generators.sms import generate_sms
 
     return generate_sms()
 
 
 def _event_rows() -> list[dict]:
-    from utils.data.generators.events import generate_events
 
     return generate_events()
 
 
 def _animal_rows() -> list[dict]:
-    from utils.data.generators.animals import animal_rows
 
     return animal_rows()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from utils.data.datasets import DataError, find_leaks, split_rows, text_hash
+from utils.runtime.storage import data_dir
 
 TASK_KINDS = ("classification", "extraction", "generation")
 SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation"}
@@ -447,7 +448,6 @@ def task_messages(task: TaskConfig, example: dict, with_answer: bool = True) -> 
 
 def worked_examples() -> list[str]:
     """Names of the worked examples shipped in ``data/worked_examples/``."""
-    from utils.runtime.storage import data_dir
 
     return sorted(p.parent.name for p in (data_dir() / "worked_examples").glob("*/task.json"))
 
@@ -455,7 +455,6 @@ def worked_examples() -> list[str]:
 def load_worked_example(name: str) -> tuple[Path, TaskConfig, str]:
     """(data source, task, description) of a shipped worked example (its ``task.json``; its
     ``SOURCE.md`` says where the data comes from and under which licence)."""
-    from utils.runtime.storage import data_dir
 
     folder = data_dir() / "worked_examples" / name
     if not (folder / "task.json").is_file():

@@ -1,2 +1,4 @@
-"""How a model is measured: one metric function per task type, batched greedy decoding, and
-in-context learning."""
+"""How a model is measured: one metric function per task type (``metrics``), the capstone's task
+types (``task_eval``), chrF and ROUGE-L (``text_metrics``), batched decoding (``decoding``),
+in-context learning (``icl``) and paired bootstrap intervals (``compare``). Below ``utils.train``:
+training loops measure as they go."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from utils.data.chat_format import chat_text
 from utils.data.own_data import TaskConfig, task_messages
 from utils.eval.metrics import (
     classification_metrics,
@@ -30,8 +31,6 @@ PRIMARY_METRIC = {"classification": "accuracy", "extraction": "exact_match", "ge
 
 def task_prompts(tokenizer, task: TaskConfig, examples: Sequence[dict]) -> list[str]:
     """Generation prompts: the chat template with the assistant header open."""
-    from utils.train.sft import chat_text
-
     return [chat_text(tokenizer, task_messages(task, e, with_answer=False)) for e in examples]
 
 

@@ -10,9 +10,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from utils.data.prompting import build_prompt
+from utils.eval.metrics import score_candidates
 from utils.lab.results import format_table
 from utils.train.memory_estimate import SHAPES, estimate_memory
 from utils.train.params import ALL_LINEAR
+from utils.train.quantization import nf4_dequantize, nf4_quantize
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 TARGET_CHOICES = {"q, v": ("q_proj", "v_proj"), "attention": ATTENTION, "all linear": ALL_LINEAR}
@@ -140,7 +143,6 @@ def absmax_roundtrip(weight: torch.Tensor, bits: int, blocksize: int) -> torch.T
 def quantization_error(weight: torch.Tensor, code: str, blocksize: int) -> torch.Tensor:
     """``weight`` minus its round trip through ``code`` ("nf4", "int4" or "int8") with one
     absmax per ``blocksize`` weights."""
-    from utils.train.quantization import nf4_dequantize, nf4_quantize
 
     if code == "nf4":
         restored = nf4_dequantize(*nf4_quantize(weight, blocksize), weight.shape)
@@ -213,8 +215,6 @@ def prompt_figures(
 ) -> dict:
     """Label log-probabilities and the prediction for ``query`` with the demonstrations
     ``order`` (comma-separated positions in ``pool``, in prompt order; empty = zero-shot)."""
-    from utils.data.prompting import build_prompt
-    from utils.eval.metrics import score_candidates
 
     demos = [pool[i] for i in demo_positions(order, len(pool))]
     prompt = build_prompt(fmt, demos, query["text"], tuple(labels), tokenizer)
@@ -227,7 +227,6 @@ def prompt_figures(
 def prompt_builder(model, tokenizer, fmt, pool: Sequence[dict], labels, queries: Sequence[dict]):
     """The prompt builder: pick demonstrations from ``pool`` and their order, and a message from
     ``queries`` -> the rendered prompt, each label's log-probability and the prediction."""
-    from utils.data.prompting import build_prompt
 
     half = len(pool) // 2
     forward = ",".join(str(i) for i in range(min(4, len(pool))))

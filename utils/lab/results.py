@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from utils.runtime.storage import REPO_ROOT, write_json_atomic
+from utils.runtime.storage import REPO_ROOT, lab_output_dir, write_json_atomic
 
 TRACKED_PACKAGES = (
     "torch",
@@ -112,7 +112,6 @@ def finish_lab(lab: str, results: dict, started: float, **record) -> dict:
     ``started`` and a ``run_info`` record made of ``record`` (config, seed, device, dtype, model
     and dataset fingerprints; versions and commit are added). Returns the ``run_info``, which the
     submission carries."""
-    from utils.runtime.storage import lab_output_dir
 
     info = run_info(**record)
     results = {"lab": lab, **results, "wall_seconds": round(time.perf_counter() - started, 1)}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from utils.runtime.hardware import check_fits, choose_dtype, detect_hardware
 from utils.runtime.profiles import EMBEDDED_MODEL_ID, Profile, get_profile
 from utils.runtime.storage import cache_dir
 
@@ -261,7 +262,6 @@ def load_model(
     installed or fails to load on a CPU). ``load_in_4bit`` (default: the profile's) quantizes the
     linear layers to NF4 with bitsandbytes — QLoRA's base model.
     """
-    from utils.runtime.hardware import check_fits, choose_dtype, detect_hardware
 
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     if backend not in ("auto", "unsloth", "transformers"):

@@ -1,2 +1,5 @@
-"""What changes weights: which parameters train, the classifier, LoRA from scratch, instruction
-tuning, continual pre-training, quantization, and memory estimates."""
+"""What changes weights: which parameters train and PEFT LoRA (``params``), the classifier, LoRA
+from scratch (``lora``), instruction tuning (``sft``), continual pre-training (``cpt``),
+quantization, memory estimates and the run plan (``memory_estimate``, ``budget``), the learning
+curve, the PEFT family (``peft_family``), memory levers and data parallelism (``memory_levers``,
+``distributed``)."""

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from utils.eval.metrics import block_perplexity
 from utils.train.params import add_peft_lora, embedding_names, linear_layer_names
+from utils.train.sft import train
 
 
 @dataclass
@@ -152,7 +153,6 @@ class PerplexityTracker:
 def run_cpt(trainer, tracker: PerplexityTracker | None = None) -> dict:
     """Train (``utils.train.sft.train``); return the loss history, the wall time and the
     perplexity history that ``tracker`` recorded."""
-    from utils.train.sft import train
 
     if tracker is not None:
         trainer.add_callback(tracker.callback)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from utils.data.datasets import load_split
+from utils.runtime.models import embedded_model_dir, load_model
 from utils.train import peft_family as family
 from utils.train.memory_levers import make_optimizer
 
@@ -72,9 +74,6 @@ def run(
     job): writes ``out/result-<world>.json`` and ``out/adapter-<world>.safetensors`` on rank 0."""
     import torch.distributed as dist
     from safetensors.torch import save_file
-
-    from utils.data.datasets import load_split
-    from utils.runtime.models import embedded_model_dir, load_model
 
     rank, world = rank_and_world()
     if world > 1:

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from utils.runtime.memory import PeakMemory, release_memory
+from utils.train.peft_family import label_loss
+
 
 def gradients(model) -> dict[str, torch.Tensor]:
     """Copies of the trainable parameters' gradients, then cleared."""
@@ -151,9 +154,6 @@ def train_with_levers(
     optimizer's state), the growth of memory during training (GB) and the optimizer's state."""
     import copy
     import time
-
-    from utils.runtime.memory import PeakMemory, release_memory
-    from utils.train.peft_family import label_loss
 
     release_memory()
     model = copy.deepcopy(base)

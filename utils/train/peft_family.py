@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from utils.data.batching import pad_batch
 from utils.data.prompting import DATASET_FORMATS, build_prompt
+from utils.train.memory_estimate import shape_from_config
 
 NUM_VIRTUAL_TOKENS = 20  # soft prompts and prefixes: 20 learned positions
 P_TUNING_HIDDEN = 128  # width of P-tuning's MLP prompt encoder
@@ -357,7 +358,6 @@ def ia3_linear(linear: torch.nn.Linear, x: torch.Tensor, scale: torch.Tensor, fe
 
 def model_shape(config):
     """The kit's ``ModelShape`` of a Llama-style model (its linear layers' sizes, LoRA counts)."""
-    from utils.train.memory_estimate import shape_from_config
 
     return shape_from_config(config.to_dict())
 

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from utils.data.chat_format import chat_text
 from utils.eval.metrics import target_json
+from utils.runtime.storage import cache_dir
 from utils.train.params import ALL_LINEAR, keep_adapters_fp32
 
 IGNORE_INDEX = -100
@@ -87,25 +89,6 @@ def spam_messages(row: dict, with_answer: bool = True) -> list[dict]:
     if with_answer:
         messages.append({"role": "assistant", "content": row["label"]})
     return messages
-
-
-def chat_text(tokenizer, messages: list[dict]) -> str:
-    """Render messages with the model's chat template.
-
-    A conversation that ends with the assistant is a training example: it ends exactly at eos
-    (the template's trailing newline is dropped, so TRL does not append a second eos). One that
-    ends with the user gets the assistant header, ready for generation.
-    """
-    if messages[-1]["role"] == "assistant":
-        text = tokenizer.apply_chat_template(messages, tokenize=False)
-        text = text.rstrip("\n")
-        if not text.endswith(tokenizer.eos_token):
-            raise ValueError(
-                f"chat template does not end the answer with eos {tokenizer.eos_token!r}: "
-                f"{text[-40:]!r}"
-            )
-        return text
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def chat_dataset(rows: Sequence[dict], tokenizer, to_messages: Callable[[dict], list[dict]]):
@@ -257,7 +240,6 @@ def mask_prompts(trainer, tokenizer):
 
 def scratch_dir():
     """The trainers' output folder (nothing is saved there: no checkpoints)."""
-    from utils.runtime.storage import cache_dir
 
     path = cache_dir() / "trainer-scratch"
     path.mkdir(parents=True, exist_ok=True)

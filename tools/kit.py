@@ -65,12 +65,15 @@ def test_workers() -> str:
     return str(max(1, min(os.cpu_count() or 1, int(ram_gb // 8))))
 
 
+LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())"
+
 COMMANDS = {
     "setup": [],
     "demo": [["tools/demo.py"]],
     "test": [
         ["-m", "ruff", "check", "."],
         ["-m", "ruff", "format", "--check", "."],
+        ["-c", LINT_IMPORTS],  # the import layers and no cycles (pyproject.toml)
         ["-m", "pytest", "-q", "-n", test_workers(), "--dist", "worksteal", "--durations=15"],
     ],
     "check": [["-m", "tools.envcheck"]],

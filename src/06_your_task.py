@@ -110,7 +110,12 @@ from utils.runtime.models import load_model, model_fingerprint
 from utils.runtime.storage import lab_output_dir
 from utils.train import sft
 from utils.train.budget import measure_step_seconds, plan_run
-from utils.train.params import add_peft_lora, count_trainable, linear_layer_names
+from utils.train.params import (
+    add_peft_lora,
+    count_trainable,
+    keep_adapters_fp32,
+    linear_layer_names,
+)
 
 LAB = "06_your_task"
 RUN = EXAMPLE or "own"
@@ -168,21 +173,50 @@ for example, output in list(zip(splits["test"], before["outputs"], strict=True))
 # beat thousands of noisy ones) and re-run from the top.
 
 # %%
+from trl import SFTConfig, SFTTrainer  # after the model is loaded: Unsloth patches TRL first
+
 SETTINGS = sft.SFTSettings(
     r=16,  # LoRA rank
     alpha=32,  # scale alpha / r = 2
     target_modules=linear_layer_names(model),  # every linear layer of the blocks, as this model
     #                                            names them (q_proj … down_proj in Llama/Qwen)
-    learning_rate=LEARNING_RATE,
-    epochs=1 if SMOKE else EPOCHS,
-    max_steps=2 if SMOKE else -1,
-    batch_size=8,
-    max_length=512,
+    learning_rate=LEARNING_RATE,  # LoRA takes ~10x the rate of full fine-tuning
+    epochs=1 if SMOKE else EPOCHS,  # the validation split picks the better epoch (section 4)
+    max_steps=2 if SMOKE else -1,  # > 0 stops earlier (the SMOKE run)
+    batch_size=8,  # examples per step
+    max_length=512,  # longer rows are cut (the label check below catches a cut answer)
     seed=SEED,
 )
-model = add_peft_lora(model, **SETTINGS.lora_arguments())
+model = add_peft_lora(  # PEFT's LoraConfig + get_peft_model (Unsloth's, where it loaded the model)
+    model,
+    r=SETTINGS.r,  # rank: A is r x in_features, B is out_features x r
+    alpha=SETTINGS.alpha,  # the update B.A is scaled by alpha / r
+    target_modules=SETTINGS.target_modules,  # which layers get an adapter
+    seed=SETTINGS.seed,  # A starts random, B at zero: the model starts unchanged
+)
 train_dataset = sft.chat_dataset(splits["train"], tokenizer, lambda e: task_messages(task, e))
-trainer = sft.build_trainer(model, tokenizer, train_dataset, SETTINGS)
+training_args = SFTConfig(
+    **sft.trainer_defaults(model),  # scratch output folder, no checkpoints, AdamW, fp16/bf16 on GPU
+    dataset_text_field="text",  # the column with each chat-formatted example
+    max_length=SETTINGS.max_length,
+    per_device_train_batch_size=SETTINGS.batch_size,
+    per_device_eval_batch_size=SETTINGS.batch_size,
+    num_train_epochs=SETTINGS.epochs,
+    max_steps=SETTINGS.max_steps,
+    learning_rate=SETTINGS.learning_rate,
+    lr_scheduler_type="linear",  # decays to 0 at the last step, after a short warm-up
+    warmup_steps=SETTINGS.warmup_steps,
+    seed=SETTINGS.seed,  # model-side randomness
+    data_seed=SETTINGS.seed,  # batch order
+    packing=False,  # one example per row: each answer keeps its own prompt
+    gradient_checkpointing=SETTINGS.gradient_checkpointing,  # off on a CPU: faster, memory allows
+)
+check_equal("set-up", training_args.to_dict(), sft.sft_config(model, SETTINGS).to_dict(),
+            what="these training arguments vs the kit's sft.sft_config (Lab 03B's)")
+trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset,
+                     processing_class=tokenizer)  # TRL tokenizes the chat texts with it
+trainer = sft.mask_prompts(trainer, tokenizer)  # loss on the answers only; no row lost every label
+keep_adapters_fp32(trainer.model)  # a CPU trains in fp32 (TRL may cast adapters to bf16)
 lengths = sorted(len(ids) for ids in trainer.train_dataset["input_ids"])
 step_seconds = measure_step_seconds(trainer)
 plan = plan_run(model, SETTINGS, len(splits["train"]), lengths[int(0.95 * (len(lengths) - 1))],

@@ -101,6 +101,23 @@ def state_bytes_per_parameter(optimizer: str) -> float:
 # Memory is how much the process grew while training (weights excluded: they were loaded
 # before), which on a GPU would be the gradients, optimizer state and activations.
 
+# %% [markdown]
+# One step with **gradient accumulation**, as you would write it: the batch of 8 is split into
+# micro-batches; each micro-batch's mean loss is divided by their number before `backward`, so the
+# gradients that add up in `.grad` are those of the whole batch's mean (for micro-batches of equal
+# size). Every configuration below trains through this function.
+
+# %%
+def accumulate(loss_of, micro_batches) -> float:
+    """The gradients of one optimizer step; returns the step's loss."""
+    step_loss = 0.0
+    for part in micro_batches:
+        loss = loss_of(part) / len(micro_batches)  # this micro-batch's mean loss, scaled
+        loss.backward()  # adds this part's gradient to .grad (zeroed after each optimizer step)
+        step_loss += loss.item()
+    return step_loss
+
+
 # %%
 LEVERS = {
     "baseline (AdamW, batch 8)": {"micro": 8},
@@ -113,7 +130,9 @@ LEVERS = {
 }
 runs = {}
 for name, settings in LEVERS.items():
-    runs[name] = levers.train_with_levers(model, batches, tokenizer.pad_token_id, **settings)
+    runs[name] = levers.train_with_levers(
+        model, batches, tokenizer.pad_token_id, accumulate=accumulate, **settings
+    )
     print(
         f"{name}: {runs[name]['memory_gb']:.2f} GB, {runs[name]['seconds_per_step']:.1f} s/step,"
         f" loss {runs[name]['loss'][-1]:.3f}"
@@ -189,9 +208,11 @@ model.zero_grad(set_to_none=True)
 # %%
 ONE_STEP = [b[:2] for b in batches[:2]] if SMOKE else batches[:3]
 bf16 = levers.train_with_levers(
-    model, ONE_STEP, tokenizer.pad_token_id, micro=8, autocast=torch.bfloat16
+    model, ONE_STEP, tokenizer.pad_token_id, micro=8, autocast=torch.bfloat16, accumulate=accumulate
 )
-fp32 = levers.train_with_levers(model, ONE_STEP, tokenizer.pad_token_id, micro=8)
+fp32 = levers.train_with_levers(
+    model, ONE_STEP, tokenizer.pad_token_id, micro=8, accumulate=accumulate
+)
 print(
     f"seconds per step: fp32 {fp32['seconds_per_step']:.2f}, bf16 autocast "
     f"{bf16['seconds_per_step']:.2f} ({bf16['seconds_per_step'] / fp32['seconds_per_step']:.2f}x) "

@@ -4,7 +4,7 @@ bytes an optimizer keeps per parameter — counted by hand and read from the opt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -136,6 +136,17 @@ def make_optimizer(name: str, params: Sequence[torch.Tensor], lr: float = 1e-3):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def accumulate_gradients(loss_of: Callable, micro_batches: Sequence[list]) -> float:
+    """One optimizer step's gradients from equal-sized micro-batches: each mean loss divided by
+    their number, so the summed gradient is the full batch's; returns the step's loss."""
+    step_loss = 0.0
+    for part in micro_batches:
+        loss = loss_of(part) / len(micro_batches)
+        loss.backward()
+        step_loss += loss.item()
+    return step_loss
+
+
 def train_with_levers(
     base,
     batches: Sequence[list],
@@ -146,12 +157,15 @@ def train_with_levers(
     checkpointing: bool = False,
     autocast: torch.dtype | None = None,
     lr: float = 1e-5,
+    accumulate: Callable | None = None,
 ) -> dict:
     """Full fine-tuning of a fresh copy of ``base`` on ``batches`` (lists of (prompt ids, label id)
     examples, Lab 07's label-token loss), each batch split into micro-batches of ``micro``
     examples whose losses are divided by their number and accumulated. Returns the step losses,
     seconds per step (the first step left out when there are more: it also allocates the
-    optimizer's state), the growth of memory during training (GB) and the optimizer's state."""
+    optimizer's state), the growth of memory during training (GB) and the optimizer's state.
+    ``accumulate(loss_of, micro_batches)`` computes one step's gradients and returns its loss
+    (default ``accumulate_gradients``; Lab 08 writes its own on the page)."""
     import copy
     import time
 
@@ -167,14 +181,16 @@ def train_with_levers(
     for examples in batches:
         start = time.perf_counter()
         parts = [examples[i : i + micro] for i in range(0, len(examples), micro)]
-        step_loss = 0.0
-        for part in parts:
-            with torch.autocast(
-                "cpu", dtype=autocast or torch.float32, enabled=autocast is not None
+
+        def loss_of(part, model=model):
+            with torch.autocast(  # the device's own autocast: a GPU's half precision too
+                next(model.parameters()).device.type,
+                dtype=autocast or torch.float32,
+                enabled=autocast is not None,
             ):
-                loss = label_loss(model, part, pad_id) / len(parts)
-            loss.backward()
-            step_loss += loss.item()
+                return label_loss(model, part, pad_id)
+
+        step_loss = (accumulate or accumulate_gradients)(loss_of, parts)
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)

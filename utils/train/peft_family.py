@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
-from tqdm.auto import tqdm
 
 from utils.data.batching import pad_batch
 from utils.data.prompting import DATASET_FORMATS, build_prompt
@@ -183,13 +182,17 @@ def train_biases_or_norms(model) -> str:
     return "biases" if biases else "norms (the model has no biases)"
 
 
-def set_up_method(base, name: str, tokenizer_path: str, adapter: Callable | None = None, seed=0):
+def set_up_method(
+    base, name: str, tokenizer_path: str, adapter: Callable | None = None, seed=0, config=None
+):
     """A fresh copy of ``base`` with method ``name`` attached and only its parameters trainable.
 
-    ``adapter(model)`` puts the bottleneck adapter in (the lab's own, from scratch)."""
+    ``config``: the PEFT config to attach (default: ``peft_config(name)``, the kit's). ``adapter(
+    model)`` puts the bottleneck adapter in (the lab's own, from scratch). Lab 07 writes the
+    training loop on its page."""
     torch.manual_seed(seed)
     model = copy.deepcopy(base)
-    config = peft_config(name, tokenizer_path)
+    config = config if config is not None else peft_config(name, tokenizer_path)
     if config is not None:
         from peft import get_peft_model
 
@@ -234,24 +237,6 @@ def training_batches(examples: Sequence[tuple], batch_size: int, steps: int, see
             rng.shuffle(chunks)
             batches += [[examples[i] for i in chunk] for chunk in chunks]
     return batches[:steps]
-
-
-def train_steps(model, batches: Sequence[list], lr: float, pad_id: int, desc: str = "train"):
-    """AdamW on the trainable parameters, learning rate decayed linearly to 0, one step per batch;
-    returns the losses. (Lab 02 wrote this loop by hand; here it is the same for every method.)"""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / len(batches))
-    losses = []
-    model.train()
-    for examples in tqdm(batches, desc=desc, leave=False):
-        with autocast_like(model):
-            loss = label_loss(model, examples, pad_id)
-        loss.backward()
-        optimizer.step(), schedule.step(), optimizer.zero_grad()
-        losses.append(loss.item())
-    model.eval()
-    return losses
 
 
 def autocast_like(model):

@@ -74,7 +74,7 @@ COMMANDS = {
         ["-m", "ruff", "check", "."],
         ["-m", "ruff", "format", "--check", "."],
         ["-c", LINT_IMPORTS],  # the import layers and no cycles (pyproject.toml)
-        ["-m", "pytest", "-q", "-n", test_workers(), "--dist", "worksteal", "--durations=15"],
+        ["-m", "pytest", "-q", "-n", test_workers(), "--dist", "load", "--durations=15"],
     ],
     "check": [["-m", "tools.envcheck"]],
     "gpu-check": [["tools/gpu_check.py"]],

@@ -143,7 +143,7 @@ def test_lab03_part_b_solution_runs_in_smoke_mode(tmp_path):
 @pytest.mark.notebook
 def test_lab07_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path, embedded_base):
     text = run_notebook("07_peft_family", tmp_path)
-    assert text.count("[PASS]") == 16 and "[FAIL]" not in text
+    assert text.count("[PASS]") == 17 and "[FAIL]" not in text
     out = tmp_path / "07_peft_family"
     results = json.loads((out / "results.json").read_text())
     methods = {row["method"]: row for row in results["methods"]}
@@ -275,7 +275,7 @@ def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it
     tmp_path, embedded_base, example
 ):
     text = run_notebook("06_your_task", tmp_path, FTKIT_EXAMPLE=example)
-    assert text.count("[PASS]") == 4 and "[FAIL]" not in text
+    assert text.count("[PASS]") == 5 and "[FAIL]" not in text  # 4 checks + the set-up check
     out = tmp_path / f"06_your_task-{example}"
     results = json.loads((out / "results.json").read_text())
     assert results["run_info"]["config"]["smoke"] is True and results["example"] == example

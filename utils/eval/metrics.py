@@ -48,13 +48,13 @@ def _prefix_cache(decoder, prefix_ids: list[int]):
 def _row_logprobs(
     model,
     rows: list[list[int]],
-    targets: list[list[tuple[int, int]]],
+    groups: list[list[list[tuple[int, int]]]],
     prefix_ids: list[int],
     cache,
     pad_id: int,
-) -> list[float]:
-    """Sum of log p(token | row[:pos+1]) over each row's (position, token) targets, in one
-    forward."""
+) -> list[list[float]]:
+    """For each row, the sum of log p(token | row[:pos+1]) over each of its candidates'
+    (position, token) targets, in one forward: candidates that share a row share its pass."""
     decoder, head = _decoder_and_head(model)
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -70,15 +70,16 @@ def _row_logprobs(
     hidden = decoder(
         input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None
     )[0]
-    row_index = [i for i, t in enumerate(targets) for _ in t]
-    positions = [p for t in targets for p, _ in t]
-    tokens = torch.tensor([tok for t in targets for _, tok in t])
-    logprobs = torch.log_softmax(head(hidden[row_index, positions]).float(), dim=-1)
-    picked = logprobs[torch.arange(len(tokens)), tokens]
-    sums = [0.0] * len(rows)
-    for i, value in zip(row_index, picked.tolist(), strict=True):
-        sums[i] += value
-    return sums
+    # the positions any candidate needs, each through the LM head once
+    needed = sorted({(i, p) for i, group in enumerate(groups) for t in group for p, _ in t})
+    where = {key: n for n, key in enumerate(needed)}
+    logprobs = torch.log_softmax(
+        head(hidden[[i for i, _ in needed], [p for _, p in needed]]).float(), dim=-1
+    )
+    return [
+        [sum(float(logprobs[where[(i, p)], tok]) for p, tok in t) for t in group]
+        for i, group in enumerate(groups)
+    ]
 
 
 def _plan_rows(suffix_ids: list[int], cand_ids: list[list[int]]):
@@ -129,17 +130,17 @@ def score_candidates(
         work.sort(key=lambda w: len(w[0]))  # similar lengths together: less padding
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
-            flat = [(row, i, c, t) for row, i, group in chunk for c, t in group]
             sums = _row_logprobs(
                 model,
-                [w[0] for w in flat],
-                [w[3] for w in flat],
+                [row for row, _, _ in chunk],
+                [[t for _, t in group] for _, _, group in chunk],
                 prefix_ids,
                 cache,
                 tokenizer.pad_token_id,
             )
-            for (_, i, c, t), value in zip(flat, sums, strict=True):
-                scores[i][c] = value / len(t) if normalize else value
+            for (_, i, group), values in zip(chunk, sums, strict=True):
+                for (c, t), value in zip(group, values, strict=True):
+                    scores[i][c] = value / len(t) if normalize else value
             bar.update(len({w[1] for w in chunk}))
     bar.close()
     return scores

@@ -94,9 +94,9 @@ FIELDS = SPEC.fields
 splits = {name: load_split("news_events", name) for name in ("train", "validation", "test")}
 if SMOKE:
     splits = {
-        "train": splits["train"][:48],
-        "validation": splits["validation"][:6],
-        "test": splits["test"][:6],
+        "train": splits["train"][:16],
+        "validation": splits["validation"][:3],
+        "test": splits["test"][:3],
     }
 print({name: len(rows) for name, rows in splits.items()})
 for row in splits["train"][:3]:
@@ -204,7 +204,7 @@ SETTINGS = sft.SFTSettings(
     learning_rate=1e-3,
     epochs=1,
     batch_size=8,
-    max_steps=4 if SMOKE else -1,
+    max_steps=2 if SMOKE else -1,
     seed=SEED,
 )
 lora_config = LoraConfig(
@@ -656,7 +656,7 @@ if not SMOKE:
 # adapters disabled for comparison): each adapter should be good at its own task only.
 
 # %%
-N_SWITCH = 3 if SMOKE else 30
+N_SWITCH = 2 if SMOKE else 30
 ext_rows, sms_rows = splits["test"][:N_SWITCH], sms["test"][: N_SWITCH * 2]
 switch_table = []
 for name in ("base", "extract", "spam"):

@@ -91,9 +91,9 @@ FIELDS = get_spec("news_events").fields
 splits = {name: load_split("news_events", name) for name in ("train", "validation", "test")}
 if SMOKE:
     splits = {
-        "train": splits["train"][:32],
-        "validation": splits["validation"][:6],
-        "test": splits["test"][:6],
+        "train": splits["train"][:16],
+        "validation": splits["validation"][:3],
+        "test": splits["test"][:3],
     }
 print({name: len(rows) for name, rows in splits.items()})
 
@@ -363,7 +363,7 @@ SETTINGS = sft.SFTSettings(
     learning_rate=1e-3,
     epochs=1,
     batch_size=8,
-    max_steps=4 if SMOKE else -1,
+    max_steps=2 if SMOKE else -1,
     seed=SEED,
     gradient_checkpointing=ON_GPU,
 )

@@ -188,7 +188,7 @@ def block_ppl(logits: torch.Tensor, ids: torch.Tensor) -> float:
 
 
 # %%
-N_EVAL = 4 if SMOKE else 12  # blocks per evaluation set
+N_EVAL = 2 if SMOKE else 12  # blocks per evaluation set
 eval_sets = {
     "domain": blocks["domain", "test"][:N_EVAL],
     "general": blocks["general", "test"][:N_EVAL],
@@ -221,7 +221,7 @@ PROMPTS = ["And the LORD spake unto Moses, saying,", "Blessed are the", "In the 
 
 def completions(m) -> list[str]:
     """Greedy continuations of the domain prompts."""
-    return generate_batch(m, tokenizer, PROMPTS, max_new_tokens=32, progress=False)
+    return generate_batch(m, tokenizer, PROMPTS, max_new_tokens=8 if SMOKE else 32, progress=False)
 
 
 before_text = completions(model)
@@ -253,7 +253,7 @@ release_memory()
 # %%
 from unsloth import UnslothTrainer, UnslothTrainingArguments
 
-STEPS, COMPARE_AT, BATCH, EVERY = (4, 2, 2, 2) if SMOKE else (48, 24, 4, 12)
+STEPS, COMPARE_AT, BATCH, EVERY = (4, 2, 1, 2) if SMOKE else (48, 24, 4, 12)
 LORA = dict(
     method="lora",
     r=64,

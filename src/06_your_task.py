@@ -218,7 +218,7 @@ trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_datase
 trainer = sft.mask_prompts(trainer, tokenizer)  # loss on the answers only; no row lost every label
 keep_adapters_fp32(trainer.model)  # a CPU trains in fp32 (TRL may cast adapters to bf16)
 lengths = sorted(len(ids) for ids in trainer.train_dataset["input_ids"])
-step_seconds = measure_step_seconds(trainer)
+step_seconds = measure_step_seconds(trainer, repeats=1 if SMOKE else 2)  # passes timed
 plan = plan_run(model, SETTINGS, len(splits["train"]), lengths[int(0.95 * (len(lengths) - 1))],
                 step_seconds)
 trainable, total = count_trainable(model)

@@ -19,7 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from notebook_checks import BROWSER, check_lab01_learner, check_lab03b_solution
 
+from tools.notebooks import cell_outputs_text
 from utils.runtime.storage import REPO_ROOT
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
@@ -28,7 +30,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOTS = REPO_ROOT / "outputs" / "browser"
 RUN_TIMEOUT = 900  # seconds for one notebook's Run All
 pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
+    not BROWSER,  # Chromium and its driver, as found above
     reason="no Chromium: install Debian's chromium and chromium-driver (.ci/run does) to run the "
     "browser tests",
 )
@@ -71,10 +73,11 @@ def jupyterlab(tmp_path_factory):
     settings = tmp_path_factory.mktemp("lab_settings")
     write_settings(settings)
     port, token = free_port(), secrets.token_hex(16)
+    outputs_folder = tmp_path_factory.mktemp("outputs")
     env = {
         **os.environ,
         "FTKIT_SMOKE": "1",
-        "FTKIT_OUTPUTS": str(tmp_path_factory.mktemp("outputs")),
+        "FTKIT_OUTPUTS": str(outputs_folder),
         "JUPYTER_CONFIG_DIR": str(tmp_path_factory.mktemp("jupyter_config")),
     }
     command = [
@@ -92,7 +95,12 @@ def jupyterlab(tmp_path_factory):
     ]
     log = open(root / "jupyterlab.log", "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = {"url": f"http://127.0.0.1:{port}", "token": token, "root": root}
+    server = {
+        "url": f"http://127.0.0.1:{port}",
+        "token": token,
+        "root": root,
+        "outputs": outputs_folder,
+    }
     try:
         wait_for(
             lambda: process.poll() is None and api(server, "status"),
@@ -203,6 +211,13 @@ def outputs(notebook: dict, kind: str) -> list[dict]:
     ]
 
 
+def printed(notebook: dict) -> str:
+    """The text the saved notebook's cells printed or returned (as nbclient's runs read it)."""
+    import nbformat
+
+    return cell_outputs_text(nbformat.reads(json.dumps(notebook), as_version=4))  # lines joined
+
+
 def screenshot(driver, element, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", element)
@@ -237,8 +252,7 @@ def assert_rendered(driver, stem: str, explorer: str) -> None:
 def test_a_learner_notebook_runs_in_jupyterlab_with_its_tasks_open(jupyterlab, browser):
     notebook = run_all_and_save(browser, jupyterlab, "labs/01_in_context_learning.ipynb")
     assert outputs(notebook, "error") == []
-    text = "".join("".join(o.get("text", "")) for o in outputs(notebook, "stream"))
-    assert "[FAIL] Task 1.1" in text and "[PASS] Task 1.1" not in text  # the task is the learner's
+    check_lab01_learner(printed(notebook), jupyterlab["outputs"])  # the nbclient test's checks
     assert_rendered(browser, "lab01-learner", "prompt builder")
     shut_down_kernels(jupyterlab)
 
@@ -246,6 +260,7 @@ def test_a_learner_notebook_runs_in_jupyterlab_with_its_tasks_open(jupyterlab, b
 def test_a_solution_notebook_runs_in_jupyterlab_without_errors(jupyterlab, browser):
     notebook = run_all_and_save(browser, jupyterlab, "solutions/03b_lora_peft.ipynb")
     assert outputs(notebook, "error") == []
+    check_lab03b_solution(printed(notebook), jupyterlab["outputs"])  # the nbclient test's checks
     views = [
         o
         for o in outputs(notebook, "display_data")

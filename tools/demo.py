@@ -98,6 +98,12 @@ def main() -> int:
         help="training steps of the reference run (default: one epoch, 61 steps, about 3 minutes)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "demo", help="demo folder")
+    parser.add_argument(
+        "--heldout",
+        type=Path,
+        help="held-out JSONL to grade on (default: the kit's heldout split; the tests pass a few "
+        "of its rows)",
+    )
     args = parser.parse_args()
     from grading.run import grade_batch, print_table
     from utils.lab.submission import make_submission
@@ -125,7 +131,7 @@ def main() -> int:
     print(
         f"[demo] 3/3 grading {len(list(inbox.glob('*.zip')))} submissions on the held-out split..."
     )
-    results = grade_batch(sorted(inbox.glob("*.zip")), args.out / "grading")
+    results = grade_batch(sorted(inbox.glob("*.zip")), args.out / "grading", heldout=args.heldout)
     print()
     print_table(results)
     print(f"\ngradebook: {args.out / 'grading' / 'gradebook.csv'}")

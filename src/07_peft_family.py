@@ -564,7 +564,8 @@ for name in ("LoRA", "DoRA", "IA3"):
 # more targets more parameters too. Here the comparison is made both ways: r = 8 everywhere, and
 # ranks chosen so that every placement trains about as many parameters as r = 8 on all linear
 # layers. Same batches, LoRA's chosen learning rate, scored on the 64 validation messages (this is
-# a design choice, so the test split stays out of it).
+# a design choice, so the test split stays out of it); r = 8 on all linear layers is section 4's
+# LoRA run itself, reused.
 
 # %%
 PLACEMENTS = {
@@ -583,8 +584,18 @@ for placement, targets in PLACEMENTS.items():
         ("equal rank", 8),
         ("equal budget", family.rank_for_budget(model.config, budget, targets)),
     ):
-        if placement == "all linear" and rule == "equal budget":
-            placement_rows.append({**placement_rows[-1], "rule": rule})
+        if placement == "all linear":  # r = 8 on all linear layers is section 4's LoRA run:
+            chosen = next(t for t in lr_search["LoRA"] if t["lr"] == lora_lr)  # same rank, targets,
+            placement_rows.append(  # seed, batches and rate, so the same model: not trained again
+                {
+                    "placement": placement,
+                    "rule": rule,
+                    "r": 8,
+                    "trainable": budget,
+                    "validation accuracy": chosen["validation accuracy"],
+                    "validation loss": chosen["validation loss"],
+                }
+            )
             continue
         release_memory()
         candidate = family.lora_model(model, targets, rank, seed=SEED)

@@ -109,6 +109,25 @@ def test_every_method_sees_the_same_batches_and_each_pass_covers_the_data():
     assert first != family.training_batches(examples, 4, 20, seed=1)
 
 
+def test_lora_on_all_linear_layers_at_rank_8_is_the_lab_lora_method(tiny_model):
+    """Lab 07 reuses its LoRA run for the "all linear, r = 8" placement instead of training it
+    again: the two set-ups must build the same model (same adapters, same initial weights)."""
+    from peft import LoraConfig
+
+    config = LoraConfig(task_type="CAUSAL_LM", r=8, lora_alpha=16, target_modules="all-linear")
+    method = family.set_up_method(tiny_model, "LoRA", str(embedded_model_dir()), config=config)
+    targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    placement = family.lora_model(tiny_model, targets, 8, seed=0)
+    ours, theirs = family.trainable_state(method), family.trainable_state(placement)
+    assert list(ours) == list(theirs) and len(ours) == 2 * 7 * tiny_model.config.num_hidden_layers
+    assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+    fields = ("r", "lora_alpha", "lora_dropout", "use_rslora", "use_dora")
+    settings = [
+        {k: getattr(m.peft_config["default"], k) for k in fields} for m in (method, placement)
+    ]
+    assert settings[0] == settings[1]
+
+
 def test_the_reference_adapter_is_the_identity_at_start_and_ia3_matches_peft(tiny_model):
     adapter = family.BottleneckAdapter(64, 8)
     h = torch.randn(3, 64)

@@ -168,9 +168,11 @@ for example, output in list(zip(splits["test"], before["outputs"], strict=True))
 # %% [markdown]
 # ## 3. Plan the run before it starts
 # How long will training take, and will it fit? The kit times a few forward/backward passes on
-# your own batches and estimates memory from the model's shape. If the estimate is more than you
+# your own batches and estimates memory from the model's shape and your longest example. On a GPU
+# the estimate is the GPU's memory (the process's RAM comes on top); on a CPU it is the whole
+# process's peak, what it holds now plus the training state. If the estimate is more than you
 # can spend, lower `TRAIN_EXAMPLES` in the parameters cell (a few hundred good examples usually
-# beat thousands of noisy ones) and re-run from the top.
+# beat thousands of noisy ones) or shorten `max_length`, and re-run from the top.
 
 # %%
 from trl import SFTConfig, SFTTrainer  # after the model is loaded: Unsloth patches TRL first
@@ -219,7 +221,8 @@ trainer = sft.mask_prompts(trainer, tokenizer)  # loss on the answers only; no r
 keep_adapters_fp32(trainer.model)  # a CPU trains in fp32 (TRL may cast adapters to bf16)
 lengths = sorted(len(ids) for ids in trainer.train_dataset["input_ids"])
 step_seconds = measure_step_seconds(trainer, repeats=1 if SMOKE else 2)  # passes timed
-plan = plan_run(model, SETTINGS, len(splits["train"]), lengths[int(0.95 * (len(lengths) - 1))],
+plan = plan_run(model, SETTINGS, len(splits["train"]),
+                lengths[-1],  # tokens of the longest example: its batch sets the memory peak
                 step_seconds)
 trainable, total = count_trainable(model)
 print(f"trainable: {trainable:,} of {total:,} parameters ({100 * trainable / total:.2f} %)")

@@ -52,7 +52,39 @@ def test_measuring_leaves_the_model_untouched_and_the_plan_adds_up(tokenizer):
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     plan = plan_run(model, settings, n_examples=30, seq_len=64, step_seconds=6.0)
     assert plan["steps"] == 15 and plan["estimated_minutes"] == pytest.approx(1.5)
-    assert 0 < plan["estimated_memory_gb"] < 1
+    assert plan["estimated_memory_gb"] > 0 and "peak" in plan["memory_kind"]
+
+
+def test_a_cpu_plan_is_the_process_now_plus_the_training_state(tokenizer, monkeypatch):
+    """On a CPU the plan is the process's peak: its RSS now (weights already loaded) plus what
+    training adds, the activations scaled by the factor measured on this kind of machine."""
+    from utils.train import budget
+    from utils.train.memory_estimate import estimate_memory, shape_from_config
+
+    trainer, settings = tiny_trainer(tokenizer)
+    model = trainer.model
+
+    class Process:  # the process holds 3 GB now
+        def memory_info(self):
+            return type("Info", (), {"rss": 3e9})()
+
+    monkeypatch.setattr(budget.psutil, "Process", Process)
+    plan = plan_run(model, settings, n_examples=30, seq_len=64, step_seconds=6.0)
+    state = estimate_memory(
+        shape_from_config(model.config.to_dict(), model.config.model_type),
+        method="lora",
+        weights="fp32",
+        lora_r=settings.r,
+        lora_targets=settings.target_modules,
+        lora_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        batch_size=settings.batch_size,
+        seq_len=64,
+        activation_bytes=4.0,
+        overhead_gb=0.0,
+    )
+    extra = state.total - state.weights + (budget.CPU_ACTIVATION_FACTOR - 1) * state.activations
+    assert plan["estimated_memory_gb"] == pytest.approx(3.0 + extra, abs=0.01)
+    assert plan["memory_kind"] == "RAM, the process's peak"
 
 
 def test_training_keeps_the_weights_of_the_epoch_validation_preferred(tokenizer):

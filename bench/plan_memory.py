@@ -29,8 +29,6 @@ LONGEST = 16  # examples kept for the measured steps: the two batches with the l
 
 def run_source(name: str) -> dict:
     """Plan and train as Lab 06 does on ``name``; return the plan and the measured peak."""
-    from trl import SFTTrainer
-
     from utils.data.own_data import (
         TaskConfig,
         load_task_data,
@@ -42,7 +40,7 @@ def run_source(name: str) -> dict:
     from utils.runtime.storage import data_dir
     from utils.train import sft
     from utils.train.budget import measure_step_seconds, plan_run
-    from utils.train.params import add_peft_lora, keep_adapters_fp32, linear_layer_names
+    from utils.train.params import add_peft_lora, linear_layer_names
 
     if name == "sms_spam":
         source = data_dir() / "sms_spam" / "train.jsonl"
@@ -63,20 +61,11 @@ def run_source(name: str) -> dict:
         max_length=512,
         seed=0,
     )
-    model = add_peft_lora(
-        model, r=16, alpha=32, target_modules=settings.target_modules, seed=settings.seed
-    )
+    model = add_peft_lora(model, **settings.lora_arguments())
 
-    def trainer_for(rows):
+    def trainer_for(rows):  # Lab 06's trainer (its SFTConfig is checked equal to this one)
         dataset = sft.chat_dataset(rows, tokenizer, lambda e: task_messages(data.task, e))
-        trainer = SFTTrainer(
-            model=model,
-            args=sft.sft_config(model, settings),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-        )
-        trainer = sft.mask_prompts(trainer, tokenizer)
-        keep_adapters_fp32(trainer.model)
+        trainer = sft.build_trainer(model, tokenizer, dataset, settings)
         trainer.args.disable_tqdm = True
         return trainer
 

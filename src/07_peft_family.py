@@ -584,34 +584,27 @@ for placement, targets in PLACEMENTS.items():
         ("equal rank", 8),
         ("equal budget", family.rank_for_budget(model.config, budget, targets)),
     ):
-        if placement == "all linear":  # r = 8 on all linear layers is section 4's LoRA run:
-            chosen = next(t for t in lr_search["LoRA"] if t["lr"] == lora_lr)  # same rank, targets,
-            placement_rows.append(  # seed, batches and rate, so the same model: not trained again
-                {
-                    "placement": placement,
-                    "rule": rule,
-                    "r": 8,
-                    "trainable": budget,
-                    "validation accuracy": chosen["validation accuracy"],
-                    "validation loss": chosen["validation loss"],
-                }
-            )
-            continue
-        release_memory()
-        candidate = family.lora_model(model, targets, rank, seed=SEED)
-        train_steps(candidate, lora_lr, desc=f"{placement} r={rank}")
-        valid = family.evaluate_labels(candidate, tokenizer, CHOOSE_ON, LABELS)
+        if placement == "all linear" and rank == 8:  # section 4's LoRA run: same rank, targets,
+            run = next(t for t in lr_search["LoRA"] if t["lr"] == lora_lr)  # seed, batches, rate
+            valid = {"accuracy": run["validation accuracy"], "loss": run["validation loss"]}
+            trainable = budget  # the same model: not trained again
+        else:
+            release_memory()
+            candidate = family.lora_model(model, targets, rank, seed=SEED)
+            train_steps(candidate, lora_lr, desc=f"{placement} r={rank}")
+            valid = family.evaluate_labels(candidate, tokenizer, CHOOSE_ON, LABELS)
+            trainable = count_trainable(candidate)[0]
+            del candidate
         placement_rows.append(
             {
                 "placement": placement,
                 "rule": rule,
                 "r": rank,
-                "trainable": count_trainable(candidate)[0],
+                "trainable": trainable,
                 "validation accuracy": valid["accuracy"],
                 "validation loss": valid["loss"],
             }
         )
-        del candidate
 print(
     format_table(
         placement_rows,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-BROWSER = bool(
-    (shutil.which("chromium") or shutil.which("chromium-browser")) and shutil.which("chromedriver")
-)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+BROWSER = bool(CHROMIUM and CHROMEDRIVER)  # the browser tests run
 run_in_browser_instead = pytest.mark.skipif(
     BROWSER,
     reason="tests/test_browser.py runs this notebook in JupyterLab and makes these checks on "

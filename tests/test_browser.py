@@ -19,18 +19,22 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from notebook_checks import BROWSER, check_lab01_learner, check_lab03b_solution
+from notebook_checks import (
+    BROWSER,
+    CHROMEDRIVER,
+    CHROMIUM,
+    check_lab01_learner,
+    check_lab03b_solution,
+)
 
 from tools.notebooks import cell_outputs_text
 from utils.runtime.storage import REPO_ROOT
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOTS = REPO_ROOT / "outputs" / "browser"
 RUN_TIMEOUT = 900  # seconds for one notebook's Run All
 pytestmark = pytest.mark.skipif(
-    not BROWSER,  # Chromium and its driver, as found above
+    not BROWSER,
     reason="no Chromium: install Debian's chromium and chromium-driver (.ci/run does) to run the "
     "browser tests",
 )

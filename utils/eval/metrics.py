@@ -26,7 +26,7 @@ from utils.data.prompting import Prompt
 from utils.eval.decoding import greedy_decode
 
 
-def _decoder_and_head(model):
+def decoder_and_head(model):
     """The transformer body and the LM head, so logits are computed only where they are needed."""
     return model.get_decoder(), model.get_output_embeddings()
 
@@ -36,16 +36,17 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 @torch.inference_mode()
-def _prefix_cache(decoder, prefix_ids: list[int]):
+def prefix_cache(decoder, prefix_ids: list[int]):
     """Run the shared prefix once and return its key/value cache (None for an empty prefix)."""
     if not prefix_ids:
         return None
-    out = decoder(input_ids=torch.tensor([prefix_ids]), use_cache=True)
+    device = decoder.get_input_embeddings().weight.device  # a GPU profile's model: inputs there
+    out = decoder(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True)
     return out.past_key_values
 
 
 @torch.inference_mode()
-def _row_logprobs(
+def row_logprobs(
     model,
     rows: list[list[int]],
     groups: list[list[list[tuple[int, int]]]],
@@ -55,7 +56,7 @@ def _row_logprobs(
 ) -> list[list[float]]:
     """For each row, the sum of log p(token | row[:pos+1]) over each of its candidates'
     (position, token) targets, in one forward: candidates that share a row share its pass."""
-    decoder, head = _decoder_and_head(model)
+    decoder, head = decoder_and_head(model)
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), len(prefix_ids) + width), dtype=torch.long)
@@ -67,8 +68,12 @@ def _row_logprobs(
     if cache is not None:
         past = copy.deepcopy(cache)
         past.batch_repeat_interleave(len(rows))
+    device = head.weight.device
     hidden = decoder(
-        input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=past is not None
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        past_key_values=past,
+        use_cache=past is not None,
     )[0]
     # the positions any candidate needs, each through the LM head once
     needed = sorted({(i, p) for i, group in enumerate(groups) for t in group for p, _ in t})
@@ -76,6 +81,7 @@ def _row_logprobs(
     logprobs = torch.log_softmax(
         head(hidden[[i for i, _ in needed], [p for _, p in needed]]).float(), dim=-1
     )
+    logprobs = logprobs.cpu()
     return [
         [sum(float(logprobs[where[(i, p)], tok]) for p, tok in t) for t in group]
         for i, group in enumerate(groups)
@@ -107,7 +113,7 @@ def score_candidates(
     it, so k-shot costs little more than zero-shot. Set ``normalize`` to divide by candidate length.
     """
     model.eval()
-    decoder, _ = _decoder_and_head(model)
+    decoder, _ = decoder_and_head(model)
     scores: list[list[float]] = [[0.0] * len(p.candidates) for p in prompts]
     by_prefix: dict[str, list[int]] = {}
     for i, prompt in enumerate(prompts):
@@ -116,7 +122,7 @@ def score_candidates(
     bar = tqdm(total=len(prompts), desc="scoring", disable=not progress, leave=False)
     for prefix, members in by_prefix.items():
         prefix_ids = _encode(tokenizer, prefix)
-        cache = _prefix_cache(decoder, prefix_ids)
+        cache = prefix_cache(decoder, prefix_ids)
         work = []  # (row ids, prompt index, [(candidate index, targets)])
         for i in members:
             suffix_ids = _encode(tokenizer, prompts[i].suffix)
@@ -130,7 +136,7 @@ def score_candidates(
         work.sort(key=lambda w: len(w[0]))  # similar lengths together: less padding
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
-            sums = _row_logprobs(
+            sums = row_logprobs(
                 model,
                 [row for row, _, _ in chunk],
                 [[t for _, t in group] for _, _, group in chunk],
@@ -190,7 +196,7 @@ def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: 
     """For (prompt ids, answer ids) pairs, one right-padded forward pass; yields, row by row, the
     fp32
     logits that predict each answer token from everything before it (LM head only there)."""
-    decoder, head = _decoder_and_head(model)
+    decoder, head = decoder_and_head(model)
     width = max(len(p) + len(a) for p, a in pairs)
     ids = torch.full((len(pairs), width), pad_id)
     mask = torch.zeros((len(pairs), width), dtype=torch.long)
@@ -476,7 +482,7 @@ def _next_token_nll(
 ) -> tuple[float, int]:
     """Summed next-token negative log-likelihood over positions whose token and target are both real
     (mask 1), and their count; LM-head logits only at those positions, the loss in fp32."""
-    decoder, head = _decoder_and_head(model)
+    decoder, head = decoder_and_head(model)
     device = head.weight.device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask)[0]

@@ -1,0 +1,129 @@
+"""General benchmarks through the LM Evaluation Harness, offline: the shipped task files load from
+local data, the kit's scorer reproduces the harness item by item, the harness's tokenization is
+mirrored exactly, and the contamination check finds planted overlap."""
+
+import json
+
+import pytest
+
+from utils.eval import harness
+from utils.runtime.storage import data_dir
+
+
+@pytest.fixture(scope="module")
+def harness_run(tiny_model, tokenizer):
+    """The harness on the tiny model: 3 items of every shipped benchmark."""
+    configs = [harness.task_config(name) for name in harness.BENCHMARKS]
+    return harness.run_harness(tiny_model, tokenizer, configs, limit=3, batch_size=4)
+
+
+@pytest.mark.parametrize("name", sorted(harness.BENCHMARKS))
+def test_each_shipped_benchmark_loads_offline_with_its_source(name):
+    folder = data_dir() / "benchmarks" / name
+    config = harness.task_config(name)
+    assert config["dataset_kwargs"]["data_files"]["test"] == str(folder / "items.jsonl")
+    source = (folder / "SOURCE.md").read_text()
+    assert all(word in source for word in ("From", "Licence", "Cite", "commit"))
+    items = harness.benchmark_requests(config)
+    lines = (folder / "items.jsonl").read_text().splitlines()
+    assert len(items) == len(lines) >= 50
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(set(map(str, ids))) == len(ids)  # each upstream item once
+    for item in items:
+        assert len(item["continuations"]) == len(item["choices"]) >= 2
+        assert 0 <= item["gold"] < len(item["choices"])
+        assert all(c.startswith(" ") for c in item["continuations"])  # the target delimiter
+
+
+def test_the_kit_scorer_reproduces_the_harness_item_by_item(harness_run, tiny_model, tokenizer):
+    for name in harness.BENCHMARKS:
+        config = harness.task_config(name)
+        items = harness.benchmark_requests(config, limit=3)
+        ours = harness.score_requests(tiny_model, tokenizer, items, progress=False)
+        theirs = harness_run[config["task"]]
+        assert [i["id"] for i in items] == [i["id"] for i in theirs["items"]]
+        for mine, reference in zip(ours, theirs["items"], strict=True):
+            assert mine == pytest.approx(reference["loglikelihoods"], abs=1e-4)
+        verdicts = harness.verdicts(items, ours)
+        for metric in ("acc", "acc_norm"):
+            if metric in theirs:
+                assert verdicts["items"][metric] == [i[metric] for i in theirs["items"]], name
+                assert verdicts[metric] == pytest.approx(theirs[metric])
+
+
+def test_encode_pair_is_the_harness_tokenization(tiny_model, tokenizer):
+    lm = harness.harness_model(tiny_model, tokenizer, batch_size=1)
+    pairs = [
+        ("Question: how?\nAnswer:", " Use a spoon."),
+        ("The cat sat on the ", "mat."),  # trailing space: moves to the continuation
+        ("unbreak", "able"),  # a word across the join
+        ("L'oggetto era incartato perché", " era delicato."),
+    ]
+    for context, continuation in pairs:
+        assert harness.encode_pair(tokenizer, context, continuation) == lm._encode_pair(
+            context, continuation
+        )
+    ids = harness.encode_pair(tokenizer, "", " Susan revealed herself.")
+    assert ids[0] == [harness.prefix_token_id(tokenizer)]
+    assert ids[1] == tokenizer(" Susan revealed herself.", add_special_tokens=False)["input_ids"]
+
+
+def test_a_template_change_reaches_the_prompts_and_bad_names_are_clear():
+    config = harness.task_config("piqa", doc_to_text="Goal: {{goal}}", task="kit_piqa_goal")
+    items = harness.benchmark_requests(config, limit=2)
+    assert all(i["context"].startswith("Goal: ") for i in items)
+    with pytest.raises(ValueError, match="the kit ships"):
+        harness.task_config("mmlu")
+    with pytest.raises(KeyError, match="no field"):
+        harness.task_config("piqa", doc_to_txt="typo")
+
+
+def test_verdicts_normalise_by_the_choice_text_not_the_delimiter():
+    items = [{"continuations": [" ab", " abcdef"], "choices": ["ab", "abcdef"], "gold": 1}]
+    result = harness.verdicts(items, [[-2.0, -3.0]])
+    assert result["acc"] == 0.0  # -2 > -3: the short one is likelier
+    assert result["acc_norm"] == 1.0  # -1.0 per char vs -0.5 per char
+
+
+def test_contamination_finds_a_planted_item_and_nothing_in_unrelated_text():
+    items = harness.benchmark_requests("piqa", limit=5)
+    planted = items[3]
+    training = [
+        "An unrelated text about the weather in spring and the price of bread in town today.",
+        f"notes: {planted['context']} {planted['choices'][1]} and more",
+    ]
+    hits = harness.contamination(training, items, n=8)
+    assert [i for i, _ in hits] == [3]
+    assert len(hits[0][1]) == 8
+    assert harness.contamination(training[:1], items, n=8) == []
+
+
+def test_judge_pairs_change_one_stated_fact_and_are_shown_in_both_orders(tokenizer):
+    from utils.eval import judge
+
+    rows = [
+        {"mr": "name[Aromi], area[riverside], food[Chinese]", "ref": "Aromi serves Chinese food."},
+        {"mr": "name[Cotto], area[city centre], food[English]", "ref": "Cotto is by the river."},
+        {"mr": "name[Clowns], eatType[pub]", "ref": "A pub."},  # no stated value: skipped
+    ]
+    pairs = judge.factual_swap_pairs(rows, 5, seed=0)
+    assert len(pairs) == 2
+    for pair in pairs:
+        key, change = pair["changed"].split(": ")
+        old, new = change.split(" -> ")
+        assert old != new and old in pair["good"] and pair["bad"] == pair["good"].replace(old, new)
+    items = judge.judge_items(tokenizer, pairs)
+    assert [i["gold"] for i in items] == [0, 1, 0, 1]
+    assert pairs[0]["good"] in items[0]["context"].split("Description B")[0]
+    assert pairs[0]["good"] in items[1]["context"].split("Description B")[1]
+
+
+def test_judge_reliability_tells_position_bias_from_judgement():
+    from utils.eval import judge
+
+    always_a = judge.judge_reliability([[-0.1, -2.0]] * 6)
+    assert always_a["accuracy"] == 0.5 and always_a["consistency"] == 0.0
+    assert always_a["answers A"] == 1.0 and always_a["right in both orders"] == 0.0
+    right = judge.judge_reliability([[-0.1, -2.0], [-2.0, -0.1]] * 3)
+    assert right["accuracy"] == right["consistency"] == right["right in both orders"] == 1.0
+    assert right["per_pair_right"] == [1, 1, 1]

@@ -1,0 +1,267 @@
+"""General ability, measured with EleutherAI's LM Evaluation Harness, offline.
+
+The kit ships small subsets of real benchmarks as harness tasks: ``data/benchmarks/<name>/``
+holds ``items.jsonl`` and ``task.yaml`` (the harness's own prompt for that benchmark), read with
+the ``json`` dataset builder, so nothing is downloaded. ``run_harness`` scores a model object with
+the harness (``HFLM``); ``benchmark_requests`` gives the exact (context, continuation) pairs it
+scores; ``score_requests`` computes the same log-likelihoods faster (the same tokens, each item's
+context run once for all its choices), which is what comparing many models needs on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from utils.eval.metrics import decoder_and_head, prefix_cache, row_logprobs
+from utils.runtime.storage import data_dir
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One shipped subset: what it tests, and the metric the field reports for it."""
+
+    name: str
+    title: str
+    tests: str
+    metric: str  # "acc" or "acc_norm": the one published results quote for this benchmark
+
+
+BENCHMARKS = {
+    b.name: b
+    for b in (
+        Benchmark("blimp", "BLiMP (4 phenomena)", "English grammar, minimal pairs", "acc"),
+        Benchmark("piqa", "PIQA", "physical common sense", "acc_norm"),
+        Benchmark("hellaswag", "HellaSwag", "common-sense sentence endings", "acc_norm"),
+        Benchmark("truthfulqa_mc1", "TruthfulQA MC1", "resisting common misconceptions", "acc"),
+        Benchmark("xcopa_it", "XCOPA (Italian)", "causal common sense, not English", "acc"),
+    )
+}
+
+
+def benchmark_dir(name: str) -> Path:
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; the kit ships: {sorted(BENCHMARKS)}")
+    return data_dir() / "benchmarks" / name
+
+
+def task_config(name: str, **changes) -> dict:
+    """The benchmark's harness task (its ``task.yaml``) with the data path made absolute;
+    ``changes`` replace fields (another ``doc_to_text`` to try a prompt template)."""
+    folder = benchmark_dir(name)
+    config = yaml.safe_load((folder / "task.yaml").read_text(encoding="utf-8"))
+    files = config["dataset_kwargs"]["data_files"]
+    config["dataset_kwargs"]["data_files"] = {split: str(folder / f) for split, f in files.items()}
+    for key, value in changes.items():
+        if key not in config and key != "task":
+            raise KeyError(f"{name}'s task has no field {key!r}: {sorted(config)}")
+        config[key] = value
+    return config
+
+
+def chance_level(name: str, items: Sequence[dict]) -> float:
+    """Expected accuracy of a uniform guess on these items (1 / choices, averaged)."""
+    return sum(1 / len(item["continuations"]) for item in items) / len(items)
+
+
+def _quiet_harness() -> None:
+    """The harness warns once per task about defaults the kit's task files leave implicit."""
+    for name in ("lm_eval", "lm-eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _task_manager():
+    """The harness's task registry without its thousands of built-in task files (indexing them
+    takes ~10 s): the kit's tasks come as configs."""
+    from lm_eval.tasks import TaskManager
+
+    _quiet_harness()
+    return TaskManager(include_defaults=False)
+
+
+def _tasks(configs: Sequence[dict]) -> dict:
+    from lm_eval.tasks import get_task_dict
+
+    return get_task_dict(list(configs), _task_manager())
+
+
+def benchmark_requests(config: dict | str, limit: int | None = None) -> list[dict]:
+    """The items the harness scores for a task (a ``task_config`` or a benchmark name): for each,
+    its id, the context, the continuations (the target delimiter included), the choices (without
+    it) and the gold index —
+    the harness's own requests, built by its task object."""
+    config = task_config(config) if isinstance(config, str) else config
+    task = next(iter(_tasks([config]).values()))
+    task.build_all_requests(limit=limit, rank=0, world_size=1)
+    items: dict[int, dict] = {}
+    for instance in task.instances:
+        doc_id = instance.doc_id
+        item = items.setdefault(
+            doc_id,
+            {
+                "id": instance.doc.get("id", doc_id),
+                "context": instance.args[0],
+                "continuations": [],
+                "choices": list(task.doc_to_choice(instance.doc)),
+                "gold": int(task.doc_to_target(instance.doc)),
+            },
+        )
+        item["continuations"].append(instance.args[1])
+    return [items[k] for k in sorted(items)]
+
+
+def harness_model(model, tokenizer, batch_size: int = 16):
+    """The harness's Hugging Face wrapper around a model already in memory (no hub, no copy)."""
+    from lm_eval.models.huggingface import HFLM
+
+    _quiet_harness()
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+
+
+def run_harness(
+    model, tokenizer, configs: Sequence[dict], limit: int | None = None, batch_size: int = 16
+) -> dict[str, dict]:
+    """Score ``configs`` (``task_config`` dicts) with the harness. Per task: its metrics and, per
+    item, the log-likelihood of each choice, the gold index and the harness's 0/1 verdicts."""
+    from lm_eval import simple_evaluate
+
+    _quiet_harness()
+    out = simple_evaluate(
+        model=harness_model(model, tokenizer, batch_size),
+        tasks=list(configs),
+        limit=limit,
+        log_samples=True,
+        bootstrap_iters=0,
+        task_manager=_task_manager(),
+        verbosity="ERROR",
+    )
+    results = {}
+    for config in configs:
+        name = config["task"]
+        samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
+        metrics = {
+            key.split(",")[0]: value
+            for key, value in out["results"][name].items()
+            if key.split(",")[0] in ("acc", "acc_norm")
+        }
+        results[name] = {
+            **metrics,
+            "items": [
+                {
+                    "id": s["doc"].get("id", s["doc_id"]),
+                    "gold": int(s["target"]),
+                    "loglikelihoods": [float(ll) for ll, _ in s["filtered_resps"]],
+                    **{k: float(s[k]) for k in metrics},
+                }
+                for s in samples
+            ],
+        }
+    return results
+
+
+def prefix_token_id(tokenizer) -> int:
+    """What the harness puts before an empty context: the BOS token, or else end-of-text."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+    """Token ids of a context and its continuation exactly as the harness makes them: the pair is
+    encoded as one text and split where the context's own tokens end (so a word that straddles the
+    join is tokenized as in running text); the context's trailing spaces move to the
+    continuation; an empty context is the prefix token alone."""
+
+    def encode(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    if context == "":
+        return [prefix_token_id(tokenizer)], encode(continuation)
+    spaces = len(context) - len(context.rstrip())
+    if spaces:
+        context, continuation = context[:-spaces], context[-spaces:] + continuation
+    whole, context_ids = encode(context + continuation), encode(context)
+    return context_ids, whole[len(context_ids) :]
+
+
+@torch.inference_mode()
+def score_requests(
+    model, tokenizer, items: Sequence[dict], progress: bool = True
+) -> list[list[float]]:
+    """log p(continuation | context) of every choice of every item, as the harness computes it
+    (the same token ids), but each item's context runs once and only the continuation positions
+    go through the LM head: a fraction of the harness's time on a CPU."""
+    model.eval()
+    decoder, _ = decoder_and_head(model)
+    scores = []
+    for item in tqdm(items, desc="scoring", disable=not progress, leave=False):
+        pairs = [encode_pair(tokenizer, item["context"], c) for c in item["continuations"]]
+        context_ids = pairs[0][0]
+        if any(p[0] != context_ids for p in pairs):  # a choice changed the context's tokens
+            sums = [
+                row_logprobs(
+                    model,
+                    [ctx + cont[:-1]],
+                    [[[(len(ctx) - 1 + j, t) for j, t in enumerate(cont)]]],
+                    [],
+                    None,
+                    tokenizer.pad_token_id,
+                )[0][0]
+                for ctx, cont in pairs
+            ]
+        else:
+            cache = prefix_cache(decoder, context_ids[:-1])
+            rows = [context_ids[-1:] + cont[:-1] for _, cont in pairs]
+            groups = [[[(j, t) for j, t in enumerate(cont)]] for _, cont in pairs]
+            sums = [
+                values[0]
+                for values in row_logprobs(
+                    model, rows, groups, context_ids[:-1], cache, tokenizer.pad_token_id
+                )
+            ]
+        scores.append(sums)
+    return scores
+
+
+def verdicts(items: Sequence[dict], loglikelihoods: Sequence[Sequence[float]]) -> dict:
+    """Per item 0/1 for ``acc`` (the likeliest choice is gold) and ``acc_norm`` (the likeliest per
+    character of the choice, as the harness), and their means."""
+    acc, acc_norm = [], []
+    for item, lls in zip(items, loglikelihoods, strict=True):
+        per_char = [ll / len(c) for ll, c in zip(lls, item["choices"], strict=True)]
+        acc.append(float(max(range(len(lls)), key=lls.__getitem__) == item["gold"]))
+        acc_norm.append(float(max(range(len(lls)), key=per_char.__getitem__) == item["gold"]))
+    return {
+        "acc": sum(acc) / len(acc),
+        "acc_norm": sum(acc_norm) / len(acc_norm),
+        "items": {"acc": acc, "acc_norm": acc_norm},
+    }
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """The text's runs of ``n`` words, lower-cased, punctuation dropped."""
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def contamination(
+    training_texts: Sequence[str], items: Sequence[dict], n: int = 8
+) -> list[tuple[int, tuple[str, ...]]]:
+    """Benchmark items that share a run of ``n`` words with any training text (the overlap check
+    of GPT-3's contamination study, which used 13 words on far longer texts): each as (item
+    index, one shared run). An item's text is its context and every choice."""
+    seen: set[tuple[str, ...]] = set()
+    for text in training_texts:
+        seen |= word_ngrams(text, n)
+    hits = []
+    for i, item in enumerate(items):
+        text = " ".join([item["context"], *item["choices"]])
+        shared = sorted(word_ngrams(text, n) & seen)
+        if shared:
+            hits.append((i, shared[0]))
+    return hits

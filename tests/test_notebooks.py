@@ -162,6 +162,25 @@ def test_lab08_solution_runs_in_smoke_mode_with_two_ranks(tmp_path):
     assert (out / "memory_levers.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.notebook
+def test_lab09_solution_runs_in_smoke_mode_and_agrees_with_the_harness(tmp_path):
+    text = run_notebook("09_evaluation_beyond_the_task", tmp_path)
+    assert text.count("[PASS]") == 11 and "[FAIL]" not in text
+    out = tmp_path / "09_evaluation_beyond_the_task"
+    results = json.loads((out / "results.json").read_text())
+    assert [r["items"] for r in results["general"]] == [4] * 5  # the harness, on every benchmark
+    assert results["agreement"]["largest_loglikelihood_difference"] < 1e-3
+    assert [r["fine-tune"] for r in results["forgetting"]] == [
+        "LoRA r=8, all linear",
+        "full fine-tuning, rate x10",
+    ]
+    for row in results["forgetting"]:
+        assert row["low"] <= row["change"] <= row["high"]
+    assert results["contamination"][-1]["flagged"] == 1  # the planted item is found
+    for png in ("general_scores.png", "forgetting.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
 # Each learner notebook run unfinished: its tasks fail with a message, the lab goes on with the
 # kit's own version where a later cell needs a task's result (a [NOTE] says so), and no cell
 # raises (execute_notebook fails on the first error).
@@ -173,6 +192,7 @@ UNFINISHED = {
     "05_continual_pretraining": ({"5.1", "5.2", "5.3"}, {"5.3"}),
     "07_peft_family": ({"7.1", "7.2", "7.3"}, {"7.2"}),
     "08_memory_and_scale": ({"8.1"}, set()),
+    "09_evaluation_beyond_the_task": ({"9.1", "9.2"}, {"9.2"}),
 }
 
 

@@ -131,6 +131,12 @@ FIGURES = [
         ("relative", 0.25),
     ),
     (
+        "09_evaluation_beyond_the_task",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("09_evaluation_beyond_the_task")],
+        ("relative", 0.25),
+    ),
+    (
         "06_your_task",
         r"about (\d+) minutes for `e2e_nlg`, (\d+) for `cyrillic_langid`",
         lambda: [minutes("06_your_task-e2e_nlg"), minutes("06_your_task-cyrillic_langid")],

@@ -256,3 +256,36 @@ def plot_tradeoff(
     right.axvline(0, color="black", linewidth=0.8)
     right.set(xlabel="extra forward time vs the base (%), as served", title="inference cost")
     return save_figure(fig, path)
+
+
+def plot_intervals(
+    names: list[str],
+    values: list[float],
+    intervals: list[tuple[float, float]],
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    reference: float = 0.0,
+) -> Path:
+    """One point per name (top to bottom in order) with its interval as a bar, and a dashed line
+    at ``reference`` (no change): an interval that crosses it is not a measured difference."""
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(names) + 1.4))
+    rows = range(len(names))[::-1]
+    for row, value, (low, high), i in zip(rows, values, intervals, range(len(names)), strict=True):
+        ax.errorbar(
+            value, row, xerr=[[value - low], [high - value]], fmt="o", color=f"C{i % 10}", capsize=4
+        )
+        ax.annotate(
+            f"{value:+.3f}",
+            (value, row),
+            textcoords="offset points",
+            xytext=(0, 7),
+            ha="center",
+            fontsize=7,
+        )
+    ax.axvline(reference, linestyle="--", color="grey", linewidth=1)
+    ax.set_yticks(list(rows), names, fontsize=8)
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)

@@ -64,3 +64,41 @@ def check_bottleneck_adapter(
                 tol=1e-4,
                 what="max |logit change| of the model with fresh adapters",
             )
+
+
+def check_hand_scorer(
+    continuation_logprob: Callable,
+    pick_choice: Callable,
+    model: torch.nn.Module,
+    tokenizer,
+    items: dict[str, list[dict]],
+    harness_items: dict[str, list[dict]],
+) -> None:
+    """Task 9.1: on each benchmark's ``items`` (the harness's requests), the learner's
+    log-likelihoods equal the harness's within 1e-3 and the learner's picks are the harness's
+    verdicts for ``acc`` and ``acc_norm``, item by item."""
+    from utils.eval.harness import encode_pair
+
+    task = "Task 9.1"
+    with checking(task):
+        for name, chosen in items.items():
+            worst, same = 0.0, {"acc": 0, "acc_norm": 0}
+            for item, reference in zip(chosen, harness_items[name], strict=False):
+                lls = [
+                    float(continuation_logprob(model, *encode_pair(tokenizer, item["context"], c)))
+                    for c in item["continuations"]
+                ]
+                worst = max(
+                    worst,
+                    max(abs(a - b) for a, b in zip(lls, reference["loglikelihoods"], strict=True)),
+                )
+                for metric, normalise in (("acc", False), ("acc_norm", True)):
+                    right = pick_choice(lls, item["choices"], normalise) == item["gold"]
+                    same[metric] += float(right) == reference.get(metric, float(right))
+            check_close(
+                task, worst, 0.0, tol=1e-3, what=f"{name}: largest |yours - harness| log-likelihood"
+            )
+            for metric, count in same.items():
+                check_equal(
+                    task, count, len(chosen), what=f"{name}: items where your {metric} = harness's"
+                )

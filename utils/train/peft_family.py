@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
+from tqdm.auto import tqdm
 
 from utils.data.batching import pad_batch
 from utils.data.prompting import DATASET_FORMATS, build_prompt
@@ -247,6 +248,30 @@ def autocast_like(model):
     if first.is_cuda and half:
         return torch.autocast("cuda", dtype=half[0])
     return torch.autocast("cpu", enabled=False)
+
+
+def train_briefly(
+    base, name: str, lr: float, batches: Sequence, pad_id: int, tokenizer_path: str, seed: int = 0
+):
+    """A fresh copy of ``base`` with method ``name``, trained one AdamW step per batch (rate
+    decaying linearly to 0) on the label loss: Lab 07's loop, for labs that need a fine-tuned
+    model rather than teach how to train one. Returns the model (in eval mode) and its losses."""
+    model = set_up_method(base, name, tokenizer_path, seed=seed)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
+    )
+    decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / len(batches))
+    model.train()
+    losses = []
+    for batch in tqdm(batches, desc=f"{name} {lr:g}", leave=False):
+        with autocast_like(model):
+            loss = label_loss(model, batch, pad_id)
+        loss.backward()
+        optimizer.step()
+        decay.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return model.eval(), losses
 
 
 # --- what a method costs -------------------------------------------------------------------------

@@ -28,7 +28,7 @@
 # 6. **A model as the judge**: how often a small judge picks the right answer of two, and whether
 #    its verdict survives swapping their places.
 #
-# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: about 2 minutes).
+# **Time**: about 14 minutes on 2 CPU cores (`SMOKE = True`: about 2 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -111,7 +111,7 @@ requests = {name: harness.benchmark_requests(configs[name], LIMIT) for name in h
 print(f"the harness scored {sum(map(len, requests.values()))} items in {harness_seconds:.0f} s")
 
 # %% [markdown]
-# A score on 100–150 items is an estimate: its standard error is $\sqrt{p(1-p)/n}$, about ±4
+# A score on 50–150 items is an estimate: its standard error is $\sqrt{p(1-p)/n}$, 4 to 6
 # points here, so two runs of the same model on two different subsets can differ by several
 # points. The published run below used the **full** validation sets (1,838 PIQA and 10,042
 # HellaSwag items), the harness's same prompts and the original bf16 weights; the embedded model

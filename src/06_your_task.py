@@ -98,7 +98,7 @@ from utils.data.own_data import (
     write_examples,
 )
 from utils.eval.compare import paired_bootstrap
-from utils.eval.task_eval import answer_budget, evaluate_task
+from utils.eval.task_eval import answer_budget, evaluate_task, label_baselines
 from utils.lab.checks import check_equal, report
 from utils.lab.diagrams import Changes, draw_model
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
@@ -164,6 +164,21 @@ print(f"before: {before['primary']} = {before['score']:.3f} on {len(splits['test
 for example, output in list(zip(splits["test"], before["outputs"], strict=True))[:3]:
     print(f"  {example['text'][:70]!r}\n    model: {output[:90]!r}\n    reference: "
           f"{example['answer'][:90]!r}")
+
+# %% [markdown]
+# A free-generation "before" of 0 can mean a model that knows nothing, or one that knows but does
+# not answer in your format. For a classification task, two baselines tell them apart: the
+# majority label of the training split (no model at all), and the base model **constrained** to
+# your labels (the label whose tokens it finds likeliest as its answer). Your gain over these is
+# what training taught beyond the format.
+
+# %%
+baselines = None
+if task.kind == "classification":
+    baselines = label_baselines(model, tokenizer, task, splits["train"], splits["test"])
+    print(f"majority label ({baselines['majority_label']!r}): accuracy "
+          f"{baselines['majority']:.3f}; base model constrained to the labels: "
+          f"{baselines['constrained_zero_shot']:.3f}; free generation: {before['accuracy']:.3f}")
 
 # %% [markdown]
 # ## 3. Plan the run before it starts
@@ -389,6 +404,7 @@ claimed = {
     "max_new_tokens": MAX_NEW_TOKENS,
     "test_fingerprint": examples_fingerprint(splits["test"]),
     "test_size": len(splits["test"]),
+    "baselines": baselines,
 }
 (OUT / "claimed.json").write_text(json.dumps(claimed, indent=1, ensure_ascii=False))
 (OUT / "predictions.json").write_text(json.dumps(
@@ -430,6 +446,7 @@ results = {
     "peak_memory_gb": round(memory["peak_gb"], 2),
     "trainable_parameters": trainable,
     "loss": history["loss"],
+    "baselines": baselines,
 }
 info = finish_lab(
     f"{LAB}-{RUN}",

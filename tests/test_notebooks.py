@@ -291,7 +291,16 @@ def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it
     assert results["primary"] == {"cyrillic_langid": "accuracy", "e2e_nlg": "chrf"}[example]
     assert results["interval"]["n"] == 8 and results["plan"]["steps"] == 2
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "## Before and after, test split" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## Before and after, test split" in report
+    claimed = json.loads((out / "claimed.json").read_text())
+    assert claimed["baselines"] == results["baselines"]
+    if example == "cyrillic_langid":  # a classification task: the majority and constrained rows
+        assert results["baselines"]["majority_label"] in claimed["task"]["labels"]
+        assert 0 <= results["baselines"]["constrained_zero_shot"] <= 1
+        assert "Baselines on the same test split" in report
+    else:
+        assert results["baselines"] is None
     graded = grade_submission(out, "06_your_task", embedded_base)
     reproduction = graded["submission_details"]["reproduction"]
     assert reproduction["reproduced"], reproduction

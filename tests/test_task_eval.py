@@ -118,3 +118,29 @@ def test_report_as_markdown_and_pdf(tmp_path):
     pdf = write_pdf(report, tmp_path / "r.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-") and len(pdf) > 5000
     assert json.dumps(report.blocks[0]) == '["heading", "Data"]'
+
+
+def test_label_baselines_count_the_majority_and_score_labels_as_continuations(
+    tokenizer, tiny_model
+):
+    from utils.eval.harness import score_requests
+    from utils.eval.task_eval import label_baselines, task_prompts
+
+    task = TaskConfig(kind="classification", labels=("ham", "spam"))
+    train = examples(
+        [{"text": f"m{i}", "label": "ham" if i < 3 else "spam"} for i in range(4)], task
+    )
+    test = examples([{"text": "a", "label": "ham"}, {"text": "b", "label": "spam"}], task)
+    result = label_baselines(tiny_model, tokenizer, task, train, test)
+    assert result["majority_label"] == "ham" and result["majority"] == 0.5
+    prompts = task_prompts(tokenizer, task, test)
+    lls = score_requests(
+        tiny_model,
+        tokenizer,
+        [{"context": p, "continuations": ["ham", "spam"]} for p in prompts],
+        progress=False,
+    )
+    picks = ["ham" if a >= b else "spam" for a, b in lls]
+    assert result["constrained_zero_shot"] == sum(
+        p == e["answer"] for p, e in zip(picks, test, strict=True)
+    ) / len(test)

@@ -106,3 +106,31 @@ def evaluate_task(
         drafts=[e["answer"] for e in examples],
     )
     return {**score_outputs(task, outputs, examples), "outputs": outputs}
+
+
+def label_baselines(
+    model, tokenizer, task: TaskConfig, train: Sequence[dict], test: Sequence[dict]
+) -> dict:
+    """What a classification task's free-generation "before" leaves out: the training split's
+    majority label (no model at all), and the base model constrained to the labels — the label
+    whose tokens are likeliest as the assistant's answer (summed log-probabilities, as the LM
+    Evaluation Harness scores multiple choice), so the model is scored on what it knows, not on
+    whether it answers in the expected format."""
+    from utils.eval.harness import score_requests
+
+    labels = list(task.labels)
+    majority = max(labels, key=[e["answer"] for e in train].count)
+    items = [
+        {"context": prompt, "continuations": labels, "choices": labels, "gold": -1}
+        for prompt in task_prompts(tokenizer, task, test)
+    ]
+    likeliest = [
+        labels[max(range(len(labels)), key=lls.__getitem__)]
+        for lls in score_requests(model, tokenizer, items, progress=False)
+    ]
+    right = [float(p == e["answer"]) for p, e in zip(likeliest, test, strict=True)]
+    return {
+        "majority_label": majority,
+        "majority": sum(e["answer"] == majority for e in test) / len(test),
+        "constrained_zero_shot": sum(right) / len(right),
+    }

@@ -184,6 +184,13 @@ def capstone_report(
         for m in claimed["before"]
     ]
     report.table(["metric", "before", "after", "gain"], rows)
+    if claimed.get("baselines"):  # a classification task: how much of the gain is format
+        base = claimed["baselines"]
+        report.text(
+            f"Baselines on the same test split: the majority label ({base['majority_label']}) "
+            f"scores {base['majority']:.3f} accuracy; the base model constrained to the labels "
+            f"(the likeliest label as its answer) {base['constrained_zero_shot']:.3f}."
+        )
     ci = claimed["interval"]
     report.text(
         f"Gain in {primary}: {ci['gain']:+.3f}, {100 * ci['level']:.0f} % paired bootstrap "

@@ -426,13 +426,11 @@ training_texts = [
     for split in ("train", "validation", "test")
     for row in load_split(name, split)
 ] + [doc.text for doc in kjv_documents()]
+training_index = harness.ngram_index(training_texts, N_WORDS)  # built once, for every benchmark
 contamination_rows = []
 for name, items in requests.items():
-    hits = harness.contamination(training_texts, items, N_WORDS)
-    long_enough = sum(
-        len(harness.word_ngrams(" ".join([i["context"], *i["choices"]]), N_WORDS)) > 0
-        for i in items
-    )
+    hits = harness.contamination(training_index, items, N_WORDS)
+    long_enough = sum(bool(harness.item_ngrams(item, N_WORDS)) for item in items)
     contamination_rows.append(
         {
             "benchmark": harness.BENCHMARKS[name].title,
@@ -443,9 +441,8 @@ for name, items in requests.items():
         }
     )
 planted = requests["piqa"][0]
-control = harness.contamination(
-    [f"some text. {planted['context']} {planted['choices'][0]}"], [planted]
-)
+pasted = f"some text. {planted['context']} {planted['choices'][0]}"
+control = harness.contamination(harness.ngram_index([pasted], N_WORDS), [planted], N_WORDS)
 contamination_rows.append(
     {
         "benchmark": "control: one PIQA item pasted into a text",

@@ -92,10 +92,10 @@ def test_contamination_finds_a_planted_item_and_nothing_in_unrelated_text():
         "An unrelated text about the weather in spring and the price of bread in town today.",
         f"notes: {planted['context']} {planted['choices'][1]} and more",
     ]
-    hits = harness.contamination(training, items, n=8)
+    hits = harness.contamination(harness.ngram_index(training, 8), items, n=8)
     assert [i for i, _ in hits] == [3]
     assert len(hits[0][1]) == 8
-    assert harness.contamination(training[:1], items, n=8) == []
+    assert harness.contamination(harness.ngram_index(training[:1], 8), items, n=8) == []
 
 
 def test_judge_pairs_change_one_stated_fact_and_are_shown_in_both_orders(tokenizer):

@@ -249,19 +249,28 @@ def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def contamination(
-    training_texts: Sequence[str], items: Sequence[dict], n: int = 8
-) -> list[tuple[int, tuple[str, ...]]]:
-    """Benchmark items that share a run of ``n`` words with any training text (the overlap check
-    of GPT-3's contamination study, which used 13 words on far longer texts): each as (item
-    index, one shared run). An item's text is its context and every choice."""
+def item_ngrams(item: dict, n: int) -> set[tuple[str, ...]]:
+    """The runs of ``n`` words in a benchmark item: its context and every choice."""
+    return word_ngrams(" ".join([item["context"], *item["choices"]]), n)
+
+
+def ngram_index(training_texts: Sequence[str], n: int) -> set[tuple[str, ...]]:
+    """Every run of ``n`` words in the training texts, built once for all benchmarks."""
     seen: set[tuple[str, ...]] = set()
     for text in training_texts:
         seen |= word_ngrams(text, n)
+    return seen
+
+
+def contamination(
+    index: set[tuple[str, ...]], items: Sequence[dict], n: int = 8
+) -> list[tuple[int, tuple[str, ...]]]:
+    """Benchmark items that share a run of ``n`` words with the training texts (``ngram_index``
+    of them; the overlap check of GPT-3's contamination study, which used 13 words on far longer
+    texts): each as (item index, one shared run)."""
     hits = []
     for i, item in enumerate(items):
-        text = " ".join([item["context"], *item["choices"]])
-        shared = sorted(word_ngrams(text, n) & seen)
+        shared = sorted(item_ngrams(item, n) & index)
         if shared:
             hits.append((i, shared[0]))
     return hits

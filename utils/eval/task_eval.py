@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from utils.data.chat_format import chat_text
 from utils.data.own_data import TaskConfig, task_messages
+from utils.eval.harness import score_requests
 from utils.eval.metrics import (
     classification_metrics,
     field_scores,
@@ -116,8 +117,6 @@ def label_baselines(
     whose tokens are likeliest as the assistant's answer (summed log-probabilities, as the LM
     Evaluation Harness scores multiple choice), so the model is scored on what it knows, not on
     whether it answers in the expected format."""
-    from utils.eval.harness import score_requests
-
     labels = list(task.labels)
     majority = max(labels, key=[e["answer"] for e in train].count)
     items = [

@@ -15,9 +15,21 @@ def test_the_lora_calculator_counts_what_peft_trains_in_lab_03b():
         "smollm2-135m", r=16, alpha=32, targets="all linear", weights="bf16"
     )
     assert row["trainable"] == "4,884,480"  # PEFT's count for r = 16 on all linear layers
-    assert row["alpha/r"] == 2.0 and row["adapter MB (fp16)"] == pytest.approx(9.8, abs=0.05)
+    assert row["scale"] == 2.0 and row["adapter MB (fp16)"] == pytest.approx(9.8, abs=0.05)
     small = explorers.lora_figures("smollm2-135m", r=8, alpha=16, targets="q, v", weights="bf16")
     assert small["trainable"] == "460,800"  # Lab 03A's adapter
+
+
+def test_the_calculator_shows_each_scaling_convention_across_ranks():
+    def scales(scaling):
+        row = explorers.lora_figures("smollm2-135m", 256, 32, "all linear", "bf16", scaling)
+        return row["scale"], row["same α at r = 4/16/64/256"]
+
+    assert scales("PEFT α/r") == (0.125, "8 / 2 / 0.5 / 0.125")  # α fixed: high ranks starve
+    assert scales("rsLoRA α/√r") == (2.0, "16 / 8 / 4 / 2")
+    assert scales("from scratch α·(x@A@B)") == (32.0, "32 / 32 / 32 / 32")
+    with pytest.raises(ValueError, match="scaling must be one of"):
+        explorers.lora_figures("smollm2-135m", 16, 32, "all linear", "bf16", "alpha/r")
 
 
 def test_4_bit_base_weights_cut_the_estimated_memory_of_a_large_model():

@@ -68,6 +68,18 @@ def _lora_count() -> Callable:
     return count
 
 
+def _peft_alpha() -> Callable:
+    from utils.train.lora_scaling import peft_alpha_from_scratch
+
+    return peft_alpha_from_scratch
+
+
+def _merge_at_scale() -> Callable:
+    from utils.train.lora_scaling import merged_at_scale
+
+    return merged_at_scale
+
+
 def _response_mask() -> Callable:
     from utils.train.sft import response_only_labels
 
@@ -128,6 +140,8 @@ REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 3.4": _response_mask,  # response-only labels
     "Task 3.5": _lora_count,  # LoRA parameters of a config, rank and target modules
     "Task 3.6": _routed_answer,  # one request's reply from its task's adapter
+    "Task 3.7": _peft_alpha,  # PEFT's lora_alpha for a from-scratch alpha (r, rslora)
+    "Task 3.8": _merge_at_scale,  # a plain model with W + s * delta W (the PEFT model untouched)
     "Task 4.2": _nf4_bytes,  # bytes per parameter (double_quant=True for double quantization)
     "Task 4.3": _outlier_columns,  # the outlier-column mask
     "Task 5.3": _forgetting_onset,  # first tracked step over the threshold, or None

@@ -13,6 +13,7 @@ import torch
 from utils.data.prompting import build_prompt
 from utils.eval.metrics import score_candidates
 from utils.lab.results import format_table
+from utils.train.lora_scaling import lora_scale
 from utils.train.memory_estimate import SHAPES, estimate_memory
 from utils.train.params import ALL_LINEAR
 from utils.train.quantization import nf4_dequantize, nf4_quantize
@@ -72,10 +73,22 @@ def show_explorer(
 # --- LoRA calculator ------------------------------------------------------------------------------
 
 
-def lora_figures(model: str, r: int, alpha: int, targets: str, weights: str) -> dict:
+SCALINGS = {  # the calculator's names for utils.train.lora_scaling's conventions
+    "PEFT α/r": "peft",
+    "rsLoRA α/√r": "rslora",
+    "from scratch α·(x@A@B)": "scratch",
+}
+
+
+def lora_figures(
+    model: str, r: int, alpha: int, targets: str, weights: str, scaling: str = "PEFT α/r"
+) -> dict:
     """What a LoRA set-up costs on one of ``SHAPES``: trainable parameters, their share, the
-    adapter's size in fp16, the α/r scaling and the estimated GPU memory of training it (batch 1,
-    512 tokens, gradient checkpointing, 16-bit activations)."""
+    adapter's size in fp16, the factor the update is scaled by under ``scaling`` (and what the
+    same α gives at ranks 4 to 256) and the estimated GPU memory of training it (batch 1, 512
+    tokens, gradient checkpointing, 16-bit activations)."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {list(SCALINGS)}, got {scaling!r}")
     shape = SHAPES[model]
     modules = TARGET_CHOICES[targets]
     trainable = shape.lora_params(r, modules)
@@ -92,7 +105,11 @@ def lora_figures(model: str, r: int, alpha: int, targets: str, weights: str) -> 
         "weights": weights,
         "targets": targets,
         "r": r,
-        "alpha/r": round(alpha / r, 3),
+        "scaling": scaling,
+        "scale": round(lora_scale(alpha, r, SCALINGS[scaling]), 3),
+        "same α at r = 4/16/64/256": " / ".join(
+            f"{lora_scale(alpha, rank, SCALINGS[scaling]):.3g}" for rank in (4, 16, 64, 256)
+        ),
         "trainable": f"{trainable:,}",
         "% of model": round(100 * trainable / shape.params(), 3),
         "adapter MB (fp16)": round(trainable * 2 / 1e6, 1),
@@ -103,13 +120,21 @@ def lora_figures(model: str, r: int, alpha: int, targets: str, weights: str) -> 
 def lora_calculator(model: str = "smollm2-135m") -> None:
     """The LoRA calculator: rank, α, target modules and base-weight precision -> trainable
     parameters, adapter size and estimated GPU memory, for the kit's model shapes."""
-    presets = [
-        {"model": model, "r": r, "alpha": 2 * r, "targets": t, "weights": "bf16"}
-        for r, t in ((8, "q, v"), (16, "attention"), (16, "all linear"), (64, "all linear"))
-    ] + [
-        {"model": "llama-3.1-8b", "r": 16, "alpha": 32, "targets": "all linear", "weights": w}
-        for w in ("bf16", "nf4")
-    ]
+    presets = (
+        [
+            {"model": model, "r": r, "alpha": 2 * r, "targets": t, "weights": "bf16"}
+            for r, t in ((8, "q, v"), (16, "attention"), (16, "all linear"), (64, "all linear"))
+        ]
+        + [
+            {"model": model, "r": 256, "alpha": 32, "targets": "all linear", "weights": "bf16"}
+            | {"scaling": scaling}
+            for scaling in SCALINGS
+        ]
+        + [
+            {"model": "llama-3.1-8b", "r": 16, "alpha": 32, "targets": "all linear", "weights": w}
+            for w in ("bf16", "nf4")
+        ]
+    )
 
     def controls(widgets):
         return {
@@ -121,6 +146,9 @@ def lora_calculator(model: str = "smollm2-135m") -> None:
             ),
             "weights": widgets.Dropdown(
                 options=["bf16", "fp32", "int8", "nf4"], value="bf16", description="base weights"
+            ),
+            "scaling": widgets.Dropdown(
+                options=list(SCALINGS), value="PEFT α/r", description="scaling"
             ),
         }
 

@@ -89,6 +89,7 @@ def add_peft_lora(
     target_modules: Sequence[str] | None = None,
     *,
     modules_to_save: Sequence[str] = (),
+    use_rslora: bool = False,
     seed: int = 0,
     gradient_checkpointing: bool = False,
 ):
@@ -96,7 +97,8 @@ def add_peft_lora(
 
     ``target_modules`` default: every linear layer of this model (``linear_layer_names``). Names
     that match no layer of the model raise a ``ValueError`` listing the ones it has.
-    ``modules_to_save`` (e.g. ``EMBEDDINGS``) are trained as full copies. A model that
+    ``modules_to_save`` (e.g. ``EMBEDDINGS``) are trained as full copies; ``use_rslora`` scales
+    the update by ``alpha / sqrt(r)`` (rsLoRA) instead of ``alpha / r``. A model that
     ``load_model`` loaded through Unsloth goes through Unsloth's ``get_peft_model`` (its fast
     paths); any other through ``peft.get_peft_model`` — the same adapters either way.
     """
@@ -119,6 +121,7 @@ def add_peft_lora(
             bias="none",
             target_modules=list(target_modules),
             modules_to_save=list(modules_to_save) or None,
+            use_rslora=use_rslora,
             random_state=seed,
             use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
         )
@@ -131,6 +134,7 @@ def add_peft_lora(
         bias="none",
         target_modules=list(target_modules),
         modules_to_save=list(modules_to_save) or None,
+        use_rslora=use_rslora,
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)

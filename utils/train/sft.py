@@ -30,6 +30,7 @@ class SFTSettings:
 
     r: int = 16
     alpha: int = 32
+    use_rslora: bool = False  # scale the update by alpha / sqrt(r) instead of alpha / r
     target_modules: tuple[str, ...] = ALL_LINEAR
     learning_rate: float = 1e-3
     epochs: float = 1.0
@@ -59,6 +60,7 @@ class SFTSettings:
             "r": self.r,
             "alpha": self.alpha,
             "target_modules": self.target_modules,
+            "use_rslora": self.use_rslora,
             "seed": self.seed,
             "gradient_checkpointing": self.gradient_checkpointing,
         }

@@ -152,6 +152,31 @@ def test_lab07_solution_runs_in_smoke_mode_and_its_submission_is_graded(tmp_path
 
 
 @pytest.mark.notebook
+def test_lab03c_solution_runs_in_smoke_mode_sweeps_merges_and_combines(tmp_path):
+    text = run_notebook("03c_lora_knobs", tmp_path)
+    # Tasks 3.7 (7 checks) and 3.8 (6); update size (2), same scale, one skill each, combining
+    assert text.count("[PASS]") == 18 and "[FAIL]" not in text
+    out = tmp_path / "03c_lora_knobs"
+    results = json.loads((out / "results.json").read_text())
+    cells = {(c["r"], c["alpha"], c["rsLoRA"]) for c in results["sweep"]}
+    assert cells == {(16, 8, False), (16, 32, False), (4, 32, False), (4, 8, False)} | {
+        (4, 8, True),
+        (16, 8, True),
+    }  # r = 16, α = 32 is in both sweeps and trained once
+    assert all(c["update norm"] > 0 for c in results["sweep"])  # every adapter learned
+    assert [r["s"] for r in results["merge_scales"]] == [0.0, 1.0, 1.5]
+    ranks = {r["adapter"]: r["rank"] for r in results["combinations"]}
+    assert ranks == {"base": 0, "extract": 16, "spam": 16, "linear": 16, "cat": 32} | {
+        "ties": 16,
+        "dare_ties": 16,
+        "joint": 16,
+    }
+    assert [r["adapter"] for r in results["combination_test"]][1:] == ["joint", "switching"]
+    for png in ("alpha_sweep.png", "rank_heatmap.png", "update_norm.png", "merge_scale.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.notebook
 def test_lab08_solution_runs_in_smoke_mode_with_two_ranks(tmp_path):
     text = run_notebook("08_memory_and_scale", tmp_path)
     assert text.count("[PASS]") == 9 and "[FAIL]" not in text
@@ -188,6 +213,7 @@ UNFINISHED = {
     "02_selective_finetuning": ({"2.1", "2.2", "2.3"}, {"2.1", "2.3"}),
     "03_lora": ({"3.1", "3.2", "3.3"}, {"3.1", "3.2", "3.3"}),
     "03b_lora_peft": ({"3.4", "3.5", "3.6"}, {"3.6"}),
+    "03c_lora_knobs": ({"3.7", "3.8"}, {"3.8"}),
     "04_qlora_unsloth": ({"4.1", "4.2", "4.3"}, {"4.2"}),
     "05_continual_pretraining": ({"5.1", "5.2", "5.3"}, {"5.3"}),
     "07_peft_family": ({"7.1", "7.2", "7.3"}, {"7.2"}),

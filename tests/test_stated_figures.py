@@ -101,6 +101,12 @@ FIGURES = [
         ("absolute", 0.04),
     ),
     (
+        "03c_lora_knobs",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("03c_lora_knobs")],
+        ("relative", 0.2),
+    ),
+    (
         "04_qlora_unsloth",
         r"\*\*Time\*\*: about (\d+) minutes",
         lambda: [minutes("04_qlora_unsloth")],

@@ -256,7 +256,12 @@ def train_adapter(r: int, alpha: int, rslora: bool, dataset, steps: int, batch: 
 cells = [(16, alpha, False) for alpha in ALPHAS_AT_16]
 cells += [(r, way(r), rslora) for r in RANKS for way, rslora in WAYS.values()]
 cells = list(dict.fromkeys(cells))  # r = 16, α = 32 appears in both sweeps: train it once
-sweep, kept = [], {}
+def preferred(row: dict):
+    """How the sweep ranks a cell on validation: token accuracy, then the lower answer loss."""
+    return (row["val token accuracy"], -row["val answer loss"])
+
+
+sweep, chosen_model = [], None
 for r, alpha, rslora in tqdm(cells, desc="sweep cells"):
     adapted, result = train_adapter(r, alpha, rslora, sweep_train, SWEEP_STEPS, SWEEP_BATCH)
     val = score(adapted, val_set)
@@ -274,9 +279,8 @@ for r, alpha, rslora in tqdm(cells, desc="sweep cells"):
         "val exact match": val["exact_match"],
     }
     sweep.append(row)
-    best = max(sweep, key=lambda c: (c["val token accuracy"], -c["val answer loss"]))
-    if row is best:  # keep the best adapter so far (and the r = 16, α = 32 one for section 5)
-        kept["best"] = adapted
+    if max(sweep, key=preferred) is row:  # keep the best adapter so far
+        chosen_model = adapted
     if (r, alpha, rslora) == (16, 32, False):
         adapted.save_pretrained(str(OUT / "adapter_extract"))
     del adapted
@@ -341,8 +345,7 @@ show(
         ylabel="update norm",
     )
 )
-chosen = max(sweep, key=lambda c: (c["val token accuracy"], -c["val answer loss"]))
-chosen_model = kept.pop("best")
+chosen = max(sweep, key=preferred)
 chosen_test = score(chosen_model, test_set)
 print(
     f"chosen on validation: r = {chosen['r']}, α = {chosen['alpha']}"

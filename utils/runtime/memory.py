@@ -4,6 +4,7 @@ and the bytes a loaded model's weights occupy (estimates before a run:
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -62,11 +63,28 @@ class PeakMemory:
         self.stop()
 
 
+_imports_frozen = False
+
+
+def freeze_imports_once() -> None:
+    """Take every object alive now out of the garbage collector's walks (``gc.freeze``), once per
+    process. Called by the loaders after the libraries are imported and before the first model
+    exists, it freezes the ~600k functions, classes and constants of torch, transformers, PEFT and
+    Unsloth, which live as long as the process anyway; each later full collection
+    (``release_memory``, and the interpreter's own) then walks only what the lab made: 0.3 s -> 0
+    per collection on the reference machine. Only once, because a frozen object is never collected
+    and a model holds reference cycles: a model alive at a later call would never be freed."""
+    global _imports_frozen
+    if not _imports_frozen:
+        gc.collect()
+        gc.freeze()
+        _imports_frozen = True
+
+
 def release_memory() -> None:
     """Free what deleted models left behind: Python garbage, the CUDA cache, and (glibc) the heap
     pages the allocator keeps — so the next measurement starts from a comparable baseline."""
     import ctypes
-    import gc
 
     gc.collect()
     if torch.cuda.is_available():

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from utils.runtime.hardware import check_fits, choose_dtype, detect_hardware
+from utils.runtime.memory import freeze_imports_once
 from utils.runtime.profiles import EMBEDDED_MODEL_ID, Profile, get_profile
 from utils.runtime.storage import cache_dir
 
@@ -205,6 +206,7 @@ def load_with_unsloth(name_or_path: str, profile: Profile, dtype: torch.dtype, l
     request)."""
     from unsloth import FastLanguageModel
 
+    freeze_imports_once()
     return FastLanguageModel.from_pretrained(
         model_name=name_or_path,
         max_seq_length=profile.max_seq_length,
@@ -218,6 +220,7 @@ def load_with_transformers(name_or_path: str, dtype: torch.dtype, load_in_4bit: 
     NF4 with double quantization through bitsandbytes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+    freeze_imports_once()
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     quantization = (
         BitsAndBytesConfig(

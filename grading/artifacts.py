@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 import tempfile
 from contextlib import contextmanager
@@ -237,7 +238,14 @@ def perplexity_score(model, tokenizer, rows: list[dict], rubric: Rubric) -> dict
             raise ValueError(
                 f"the held-out {corpus} documents make no block of {rubric.block_size} tokens"
             )
-        result[f"{corpus}_perplexity"] = block_perplexity(model, blocks)
+        perplexity = block_perplexity(model, blocks)
+        if not math.isfinite(perplexity):
+            raise SubmissionError(
+                f"the adapter's held-out {corpus} perplexity is {perplexity} (the model's loss "
+                "overflows: its training diverged, or its weights are far too large): lower the "
+                "learning rate and train again"
+            )
+        result[f"{corpus}_perplexity"] = perplexity
         result[f"{corpus}_blocks"] = len(blocks)
     return result
 

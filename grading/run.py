@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import stat
 import sys
 import time
@@ -155,7 +156,8 @@ def grade_one(
         except WorkerFailed as exc:
             result = {"status": exc.status, "score": 0.0, "reason": str(exc)}
     if not result.get("student"):  # the zip was unreadable: name the student from the file name
-        result["lab"], result["student"] = names_from_filename(name, result.get("lab"))
+        result["lab"], named = names_from_filename(name, result.get("lab"))
+        result["student"] = f"{named or Path(name).stem} (from file name)"
     result.update(submission=name, sha256=sha, cache_key=key, run_info=grading_info(worker))
     write_json_atomic(stored, result)
     return result, True
@@ -183,9 +185,9 @@ def identity_flags(results: list[dict]) -> None:
     for index, r in enumerate(results):
         flags = []
         _, named = names_from_filename(r["submission"], r.get("lab"))
-        named = named.removesuffix(" (from file name)")
-        if r.get("artifact_sha256") and r.get("student") and named != r["student"]:
-            flags.append(f"file name names {named[:40]!r}, the manifest {r['student']!r}")
+        if r.get("artifact_sha256") and r.get("student") and named is not None:
+            if not names_student(named, r["student"]):
+                flags.append(f"file name names {named[:40]!r}, the manifest {r['student']!r}")
         same_zip = [s for s in by_zip[r["sha256"]] if s != r["submission"]]
         same_artifact = [
             s for s in by_artifact.get(r.get("artifact_sha256"), []) if s != r["submission"]
@@ -229,15 +231,28 @@ def near_copies(results: list[dict]) -> dict[int, list[str]]:
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()
 
 
-def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str]:
-    """(lab, student) from ``submission_<lab>_<student>.zip``, for zips whose manifest is
-    unreadable."""
+LMS_COPY_SUFFIX = re.compile(r"(?:-\d{1,3}| \(\d{1,3}\))\Z")  # Canvas's "-1", a browser's " (1)"
 
+
+def names_from_filename(name: str, lab: str | None) -> tuple[str | None, str | None]:
+    """(lab, student) that a file name gives, read past what LMS bulk downloads add around the
+    kit's ``submission_<lab>_<student>.zip``: Canvas's ``<name>_[LATE_]<user id>_<submission id>_``
+    prefix and ``-1`` resubmission suffix, Moodle's ``<Full Name>_<id>_assignsubmission_file_``,
+    Blackboard's ``<assignment>_<user>_attempt_<date>_``, a browser's `` (1)``. The student is None
+    where the name holds no ``submission_<lab>_`` of a lab with a rubric (it names nobody)."""
+    stem = name[:-4] if name.lower().endswith(".zip") else name
     for known in sorted(rubric_labs(), key=len, reverse=True):
-        prefix = f"submission_{known}_"
-        if name.startswith(prefix) and name.endswith(".zip"):
-            return known, name[len(prefix) : -4] + " (from file name)"
-    return lab, Path(name).stem + " (from file name)"
+        marker = f"submission_{known}_"
+        at = stem.rfind(marker)
+        if at >= 0 and stem[at + len(marker) :]:
+            return known, stem[at + len(marker) :]
+    return lab, None
+
+
+def names_student(named: str, student: str) -> bool:
+    """Whether the student a file name gives is ``student``, allowing the copy suffix an LMS or
+    a browser adds (a student id may itself end in ``-1``: both readings are tried)."""
+    return student in (named, LMS_COPY_SUFFIX.sub("", named))
 
 
 def grading_info(worker: Worker) -> dict:

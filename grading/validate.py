@@ -26,6 +26,12 @@ from utils.train.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
 MAX_FILES = 64
 MAX_TOTAL_BYTES = 400 * 1024 * 1024
 MAX_RATIO = 200  # uncompressed / compressed, per file
+READABLE_COMPRESSION = {  # what Python's zipfile inflates: 7-Zip's and other tools' defaults
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "LZMA",
+}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npy", ".npz", ".joblib")
 ALLOWED_SUFFIXES = (".json", ".jsonl", ".safetensors", ".md", ".txt", ".pdf")
 MANIFEST_FIELDS = {
@@ -83,14 +89,16 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         check_member(info)
     files = {}
     for info in entries:
-        try:
+        try:  # zipfile inflates no member past the size its header declares, checked above
             files[info.filename] = archive.read(info)
         except (
             zipfile.BadZipFile,
             OSError,
             EOFError,
             ValueError,
-        ) as exc:  # truncated, CRC error, ...
+            NotImplementedError,  # a compression module this Python was built without
+            RuntimeError,
+        ) as exc:  # truncated, CRC error, a corrupt LZMA/bzip2 stream, ...
             raise SubmissionError(f"{info.filename}: cannot be read from the zip ({exc})") from None
     return files
 
@@ -102,10 +110,11 @@ def check_member(info: zipfile.ZipInfo) -> None:
         raise SubmissionError(
             f"{name!r} is encrypted (password-protected): export the zip again without a password"
         )
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+    if info.compress_type not in READABLE_COMPRESSION:
         raise SubmissionError(
-            f"{name!r} uses compression method {info.compress_type}; this grader reads stored or "
-            "deflated files: export the zip again with the lab's last cell"
+            f"{name!r} uses compression method {info.compress_type}, which this grader cannot "
+            f"read (it reads {', '.join(READABLE_COMPRESSION.values())}): export the zip again "
+            "with the lab's last cell"
         )
     if not info.flag_bits & 0x800 and not name.isascii():
         raise SubmissionError(
@@ -707,6 +716,12 @@ def check_classifier_lora(
     check_rank_alpha(rank, lora.get("alpha"), checks, "classifier_config.json", "rank", "alpha")
     for key in lora_keys:
         module, part = key[: -len(".lora.A")], key[-1]
+        if module == "lm_head":
+            raise SubmissionError(
+                f"classifier.safetensors: {key!r}: LoRA on the head is not part of this lab: the "
+                "classifier's new head (lm_head.weight, lm_head.bias) is trained in full; put "
+                "LoRA on the blocks' linear layers only"
+            )
         if module not in base_linear_shapes:
             raise SubmissionError(
                 f"classifier.safetensors: {key!r}: the base model has no linear layer {module!r}"

@@ -141,6 +141,35 @@ def test_student_mistakes_are_invalid_with_a_sentence_not_grader_errors(
     assert STUDENT_MISTAKES[case][1] in result["reason"], result["reason"]
 
 
+def recompressed(data: bytes, method: int) -> bytes:
+    """The same zip, every member re-compressed with ``method`` (as 7-Zip or another tool
+    would write it)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", method) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2, zipfile.ZIP_STORED])
+def test_a_zip_compressed_as_other_tools_do_is_graded_the_same(method, good_zip, base, heldout):
+    alone = graded_alone(good_zip, base, heldout)
+    result = grade_bytes(recompressed(good_zip.read_bytes(), method), base, LAB, heldout, None)
+    assert result["status"] == "graded", result.get("reason")
+    assert (result["score"], result["after"]) == (alone["score"], alone["after"])
+
+
+def test_a_member_whose_header_understates_its_size_is_never_inflated_past_it(
+    good_zip, base, heldout
+):
+    data = bytearray(recompressed(good_zip.read_bytes(), zipfile.ZIP_LZMA))
+    for signature, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size
+        at = data.find(signature)
+        struct.pack_into("<I", data, at + size_at, 10)  # "10 bytes": the size checks pass
+    result = grade_bytes(bytes(data), base, LAB, heldout, None)
+    assert result["status"] == "invalid" and "cannot be read" in result["reason"], result
+
+
 def test_a_huge_reason_is_capped(good_zip, base, heldout):
     manifest, files = unpack(good_zip)
     data = with_config(target_modules=["x" * 2_000_000])(manifest, files)
@@ -222,6 +251,43 @@ def test_identical_zips_under_two_names_are_two_rows_and_flagged(inbox, heldout,
     assert bob["student"] == "alice"  # graded as the manifest says, and flagged for the instructor
     assert any("file name names 'bob'" in f for f in bob["flags"])
     assert all(any("the same zip as" in f for f in r["flags"]) for r in results)
+
+
+LMS_NAMES = {  # how each LMS's bulk download renames submission_03b_lora_peft_alice.zip
+    "Canvas": "smithalice_12345_67890_submission_03b_lora_peft_alice.zip",
+    "Canvas, late": "smithalice_LATE_12345_67890_submission_03b_lora_peft_alice.zip",
+    "Canvas, resubmitted": "smithalice_12345_67891_submission_03b_lora_peft_alice-1.zip",
+    "Moodle": "Alice Smith_123456_assignsubmission_file_submission_03b_lora_peft_alice.zip",
+    "Blackboard": "Lab 3B_asmith_attempt_2026-12-01-10-22-33_submission_03b_lora_peft_alice.zip",
+    "a browser's second download": "submission_03b_lora_peft_alice (1).zip",
+}
+
+
+def test_lms_download_names_are_read_and_flag_only_another_students_name():
+    from grading.run import names_from_filename, names_student
+
+    for lms, name in LMS_NAMES.items():
+        lab, named = names_from_filename(name, None)
+        assert lab == LAB and names_student(named, "alice"), (lms, named)
+        assert not names_student(named, "bob"), lms
+    named = names_from_filename("smithbob_1_2_submission_03b_lora_peft_alice.zip", None)[1]
+    assert named == "alice"  # the original name, not the LMS's account name
+    assert names_from_filename("homework.zip", LAB) == (LAB, None)  # names nobody: no flag
+    assert names_student("ann-1", "ann-1")  # an id that itself ends in -1
+
+
+def test_a_canvas_download_is_not_flagged_and_another_students_name_is(inbox, heldout, tmp_path):
+    original = next(inbox.iterdir())
+    (inbox / LMS_NAMES["Canvas, late"]).write_bytes(original.read_bytes())
+    (inbox / "jonesbob_222_333_submission_03b_lora_peft_bob.zip").write_bytes(original.read_bytes())
+    original.unlink()
+    results = grade_batch(
+        sorted(inbox.iterdir()), tmp_path / "out", base="tiny", heldout=heldout, progress=False
+    )
+    flags = {r["submission"]: r["flags"] for r in results}
+    assert not any("file name names" in f for f in flags[LMS_NAMES["Canvas, late"]])
+    bob = flags["jonesbob_222_333_submission_03b_lora_peft_bob.zip"]
+    assert any("file name names 'bob', the manifest 'alice'" in f for f in bob), bob
 
 
 def test_formulas_and_markdown_from_students_are_inert(tmp_path):

@@ -409,6 +409,15 @@ LORA_DEFECTS = {
         edit_json(CONFIG, lambda c: c.update(lora={"rank": 4, "alpha": -1})),
         "positive number",
     ),
+    "a LoRA pair on the head, shaped for the base's head": (
+        edit_tensors(
+            WEIGHTS,
+            lambda t: t.update(
+                {"lm_head.lora.A": torch.ones(4, 64), "lm_head.lora.B": torch.ones(49152, 4)}
+            ),
+        ),
+        "LoRA on the head is not part of this lab",
+    ),
 }
 
 
@@ -577,6 +586,31 @@ def test_cpt_defects_score_zero_with_their_reason(base, cpt_zips):
     as_03b = rezip(cpt_zips["trained"], lambda files: None)
     result = grade_bytes(as_03b, base, "03b_lora_peft", None, None)
     assert result["status"] == "invalid" and "submitted for lab" in result["reason"]
+
+
+def test_a_diverged_cpt_adapter_gets_a_verdict_not_a_grader_error(base, cpt_zips):
+    blown_up = rezip(  # a head this large puts the loss past e^709: perplexity overflows a float
+        cpt_zips["trained"],
+        edit_tensors(
+            "adapter/adapter_model.safetensors",
+            lambda t: t.update({k: v * 1e5 for k, v in t.items() if "lm_head" in k}),
+        ),
+    )
+    result = grade_bytes(blown_up, base, LAB05, None, None)
+    assert result["status"] == "invalid" and result["score"] == 0.0, result
+    assert "perplexity is inf" in result["reason"] and "diverged" in result["reason"]
+    assert_base_untouched(base)
+
+
+def test_perplexity_past_a_floats_range_is_infinite_not_an_error():
+    from utils.eval.metrics import _perplexity_result
+
+    assert _perplexity_result(800.0, 1)["perplexity"] == float("inf")
+    assert _perplexity_result(2.0, 1)["perplexity"] == pytest.approx(7.389056)
+    assert (
+        _perplexity_result(float("nan"), 1)["perplexity"]
+        != _perplexity_result(float("nan"), 1)["perplexity"]
+    )  # NaN stays NaN: the grader refuses it like infinity
 
 
 def test_lower_is_better_scoring_rewards_a_drop_in_perplexity():

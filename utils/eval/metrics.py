@@ -15,6 +15,7 @@ import copy
 import json
 import math
 import re
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -492,11 +493,15 @@ def _next_token_nll(
     return nll, int(mask.sum())
 
 
+MAX_EXP_ARGUMENT = math.log(sys.float_info.max)  # ~709.8: e to more overflows a float
+
+
 def _perplexity_result(total_nll: float, total_tokens: int) -> dict:
     if total_tokens == 0:
         raise ValueError("perplexity needs texts with at least two tokens")
     mean = total_nll / total_tokens
-    return {"perplexity": math.exp(mean), "nll_per_token": mean, "tokens": total_tokens}
+    perplexity = math.inf if mean >= MAX_EXP_ARGUMENT else math.exp(mean)  # NaN stays NaN
+    return {"perplexity": perplexity, "nll_per_token": mean, "tokens": total_tokens}
 
 
 @torch.inference_mode()

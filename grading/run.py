@@ -24,6 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from grading.lms import LmsExport, export_for_lms, parse_assignment  # noqa: E402
 from grading.report import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
 from grading.rubric import rubric_labs
 from grading.worker import Worker, WorkerFailed, base_requirement  # noqa: E402
@@ -73,7 +74,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def merge_results(folders: list[Path], out: Path) -> list[dict]:
+def merge_results(folders: list[Path], out: Path, lms: dict | None = None) -> list[dict]:
     """One gradebook and feedback set from the ``results/`` of several shards' output folders."""
     results = []
     for folder in folders:
@@ -83,7 +84,7 @@ def merge_results(folders: list[Path], out: Path) -> list[dict]:
         results += [json.loads(p.read_text()) for p in stored]
     for result in results:
         write_json_atomic(result_path(out, result["sha256"], result["submission"]), result)
-    finish_batch(results, out)
+    report_lms(finish_batch(results, out, lms))
     return results
 
 
@@ -280,6 +281,7 @@ def grade_batch(
     timeout: float = 900,
     force: bool = False,
     progress: bool = True,
+    lms: dict | None = None,
 ) -> list[dict]:
     """Grade every zip (resumable), then write the gradebook and feedback; return the results."""
     from tqdm.auto import tqdm
@@ -305,16 +307,32 @@ def grade_batch(
         for worker in pool:
             worker.stop()
         bar.close()
-    finish_batch(results, out)
+    report_lms(finish_batch(results, out, lms))
     return results
 
 
-def finish_batch(results: list[dict], out: Path) -> None:
-    """Flags across the class, then the gradebook and each student's feedback."""
+def report_lms(export: LmsExport) -> None:
+    """Say what the LMS files leave out, so nothing is uploaded short without a word."""
+    if export.not_on_roster:
+        print(
+            f"[grading] {len(export.not_on_roster)} graded student id(s) are not on the roster, "
+            f"so not in {export.canvas.name}: {', '.join(export.not_on_roster[:10])}"
+        )
+    if export.not_final:
+        print(
+            f"[grading] {len(export.not_final)} student(s) have no verdict yet (an error or a "
+            f"timeout; run again to retry): {', '.join(export.not_final[:10])}"
+        )
+
+
+def finish_batch(results: list[dict], out: Path, lms: dict | None = None) -> LmsExport:
+    """Flags across the class, then the gradebook, each student's feedback and the LMS files
+    (``lms``: ``export_for_lms``'s roster and assignment names)."""
     identity_flags(results)
     write_gradebook(results, out / "gradebook.csv")
     for result in results:
         write_feedback(result, out / "feedback")
+    return export_for_lms(results, out, **(lms or {}))
 
 
 def print_table(results: list[dict]) -> None:
@@ -374,13 +392,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gradescope", action="store_true", help="read /autograder/submission, write results.json"
     )
+    parser.add_argument(
+        "--roster",
+        type=Path,
+        help="CSV mapping student ids to the LMS's: a 'student' column plus Canvas's identity "
+        "columns (e.g. Canvas's gradebook export with a 'student' column added)",
+    )
+    parser.add_argument(
+        "--assignment",
+        action="append",
+        type=parse_assignment,
+        default=[],
+        metavar="LAB=NAME",
+        help="the LMS column a lab's grades go to, e.g. '03b_lora_peft=Lab 3B (12345)' as in "
+        "Canvas's export (repeat per lab; default: the lab id, a new assignment)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    lms = {"roster": args.roster, "assignments": dict(args.assignment)}
     if args.merge:
-        results = merge_results(args.merge, args.out)
+        results = merge_results(args.merge, args.out, lms)
         print_table(results)
         print(f"\n{len(results)} submission(s) merged; gradebook: {args.out / 'gradebook.csv'}")
         return 0
@@ -405,13 +439,15 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         timeout=args.timeout,
         force=args.force,
+        lms=lms,
     )
     if args.gradescope:
         write_json_atomic(GRADESCOPE_OUT, gradescope_results(results))
     print_table(results)
     print(
         f"\n{len(results)} submission(s); gradebook: {args.out / 'gradebook.csv'}; "
-        f"feedback: {args.out / 'feedback'}; results: {args.out / 'results'}"
+        f"feedback: {args.out / 'feedback'}; results: {args.out / 'results'}; for the LMS: "
+        f"{args.out / 'gradebook_canvas.csv'} (Canvas), {args.out / 'scores.csv'}"
     )
     return 0
 

@@ -17,6 +17,7 @@ import math
 import re
 import tempfile
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -72,12 +73,32 @@ def load_heldout(rubric: Rubric, path: Path | None = None) -> tuple[list[dict], 
             else load_split(rubric.dataset, "heldout", allow_heldout=True)
         )
     )
-    digest = hashlib.sha256(
+    return rows, rows_digest(rows)
+
+
+def rows_digest(rows: list[dict]) -> str:
+    """A short hash of evaluation rows (the key of the base score's cache)."""
+    return hashlib.sha256(
         json.dumps(
             [[r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")] for r in rows]
         ).encode()
     ).hexdigest()[:16]
-    return rows, digest
+
+
+TRIAL_ROWS = 2  # a student's pre-check runs the artifact on this many public examples
+
+
+def trial_rows(rubric: Rubric) -> tuple[list[dict], Rubric]:
+    """A few **public** examples (the dataset's validation split; for the corpus lab, test
+    documents and one block) to run a submission on in a student's pre-check: the whole grading
+    path, never the held-out split. Returns the rows and the rubric sized to them."""
+    if rubric.dataset == CORPUS:
+        rows = []
+        for corpus, test_fraction in TEST_FRACTIONS.items():
+            docs = split_documents(load_corpus(corpus), test_fraction=test_fraction)["test"]
+            rows += [{"id": d.doc_id, "text": d.text, "corpus": corpus} for d in docs]
+        return rows, replace(rubric, max_blocks=1)
+    return load_split(rubric.dataset, "validation")[:TRIAL_ROWS], rubric
 
 
 def corpus_heldout(path: Path | None) -> list[dict]:

@@ -22,7 +22,7 @@ import json
 import math
 from pathlib import Path
 
-from grading.artifacts import cached_result, submitted_adapter_merged
+from grading.artifacts import TRIAL_ROWS, cached_result, submitted_adapter_merged
 from grading.rubric import Rubric, score
 from grading.validate import SubmissionError, parse_json
 from utils.data.own_data import (
@@ -198,11 +198,25 @@ def mismatch(reproduction: dict | None) -> str:
     )
 
 
-def grade_capstone(state: dict, files: dict, rubric: Rubric, heldout: Path | None, base_fp: str):
-    """The result fields of one capstone submission (raises SubmissionError when invalid)."""
+def grade_capstone(
+    state: dict,
+    files: dict,
+    rubric: Rubric,
+    heldout: Path | None,
+    base_fp: str,
+    trial: bool = False,
+):
+    """The result fields of one capstone submission (raises SubmissionError when invalid).
+    ``trial``: a student's pre-check, every check and the adapter run on the first few submitted
+    test examples, no reproduction (it needs the whole split)."""
     task, claim = read_claim(files)
     budget, primary = claim["max_new_tokens"], claim["primary"]
     submitted = test_examples(files, task, claim)
+    if trial:
+        if submitted is None:  # to be graded on the instructor's file: check the adapter only
+            with submitted_adapter_merged(state["model"], files, rubric):
+                return {"heldout": {"items": 0, "source": "none"}}
+        submitted, heldout = submitted[:TRIAL_ROWS], None
     instructor = None
     if heldout is not None:
         instructor, problems = to_examples(read_records(Path(heldout)), task)
@@ -216,7 +230,7 @@ def grade_capstone(state: dict, files: dict, rubric: Rubric, heldout: Path | Non
     befores = [base_result(model, tokenizer, task, s, budget, base_fp) for s in sets]
     afters = adapter_results(model, tokenizer, files, rubric, task, budget, sets)
     reproduction = None
-    if submitted is not None:
+    if submitted is not None and not trial:
         claimed = (claim["before"][primary], claim["after"][primary])
         measured = (befores[0]["score"], afters[0]["score"])
         worst = max(abs(scale(task, c - m)) for c, m in zip(claimed, measured, strict=True))

@@ -27,8 +27,15 @@ if __package__ in (None, ""):
 from grading.lms import LmsExport, export_for_lms, parse_assignment  # noqa: E402
 from grading.report import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
 from grading.rubric import rubric_labs
-from grading.worker import Worker, WorkerFailed, base_requirement  # noqa: E402
+from grading.worker import (  # noqa: E402
+    Worker,
+    WorkerFailed,
+    base_requirement,
+    grade_bytes,
+    grading_state,
+)
 from utils.lab.results import format_table, git_commit, package_versions
+from utils.runtime.profiles import PROFILES, Profile
 from utils.runtime.storage import write_json_atomic  # noqa: E402
 
 GRADESCOPE_IN, GRADESCOPE_OUT = (
@@ -344,6 +351,48 @@ def print_table(results: list[dict]) -> None:
     )
 
 
+def check_submission(
+    path: Path,
+    base: str | Profile = "embedded",
+    base_id: str | None = None,
+    state: dict | None = None,
+) -> dict:
+    """A student's pre-check of their zip: every check the grader makes, then the artifact put on
+    the base and run on a few public examples (never the held-out split, and no score shown), so
+    a zip the grader would refuse is fixed before the deadline. Prints the verdict and returns
+    ``{"accepted": bool, "reason": str, "lab", "student"}``. ``base``: as ``--base``, or the
+    lab's profile (name or object); ``state``: a loaded base to reuse
+    (``grading.worker.grading_state``)."""
+    if isinstance(base, Profile):  # a kit profile by name, a learner's own model by its id
+        base = base.name if base.name in PROFILES else base.model_id
+    name, base = Path(path).name, "embedded" if base == "cpu" else base
+    try:
+        data = read_entry(Path(path))
+    except UnreadableEntry as exc:
+        result = {"status": "invalid", "reason": str(exc)}
+    else:
+        state = state or grading_state(base, base_id)
+        result = grade_bytes(data, state, None, None, None, trial=True)
+    accepted = result["status"] == "graded"
+    verdict = {
+        "accepted": accepted,
+        "reason": result.get("reason", ""),
+        "lab": result.get("lab"),
+        "student": result.get("student"),
+    }
+    if accepted:
+        items = result["heldout"]["items"]
+        ran = f"ran on {items} public examples" if items else "loaded and merged into the base"
+        print(
+            f"[check] {name}: the grader would accept it (lab {verdict['lab']}, student "
+            f"{verdict['student']}): every check passed and the artifact {ran}. Its score is "
+            "measured by the grader, on data you do not have."
+        )
+    else:
+        print(f"[check] {name}: the grader would REFUSE it (score 0): {verdict['reason']}")
+    return verdict
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -393,6 +442,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gradescope", action="store_true", help="read /autograder/submission, write results.json"
     )
     parser.add_argument(
+        "--check",
+        type=Path,
+        metavar="ZIP",
+        help="a student's pre-check: every check the grader makes on ZIP, and the artifact run on "
+        "a few public examples; prints what would be refused (no held-out score)",
+    )
+    parser.add_argument(
         "--roster",
         type=Path,
         help="CSV mapping student ids to the LMS's: a 'student' column plus Canvas's identity "
@@ -412,6 +468,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.check:
+        return 0 if check_submission(args.check, args.base, args.base_id)["accepted"] else 1
     lms = {"roster": args.roster, "assignments": dict(args.assignment)}
     if args.merge:
         results = merge_results(args.merge, args.out, lms)

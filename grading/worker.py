@@ -18,7 +18,9 @@ from grading.artifacts import (
     base_state_fingerprint,
     chance_level,
     load_heldout,
+    rows_digest,
     submission_score,
+    trial_rows,
 )
 from grading.capstone import grade_capstone
 from grading.rubric import load_rubric, score
@@ -141,15 +143,26 @@ def load_base(base: str):
     return model.eval(), tokenizer, base_model_id(base)
 
 
-def grade_artifact(state: dict, files: dict, rubric, heldout: Path | None) -> dict:
+def grade_artifact(
+    state: dict, files: dict, rubric, heldout: Path | None, trial: bool = False
+) -> dict:
     """The result fields of one lab submission: its artifact and the base model scored on the
-    held-out split, and the rubric's points."""
+    held-out split, and the rubric's points (``trial``: on a few public examples instead, for a
+    student's pre-check)."""
 
-    rows, heldout_hash = load_heldout(rubric, heldout)
-    before = base_score(
-        state["model"], state["tokenizer"], rubric, rows, heldout_hash, base_state(state)
-    )
+    if trial:
+        rows, rubric = trial_rows(rubric)
+        heldout_hash = f"trial-{rows_digest(rows)}"
+    else:
+        rows, heldout_hash = load_heldout(rubric, heldout)
     after, details = submission_score(state["model"], state["tokenizer"], files, rubric, rows)
+    before = (  # a pre-check shows no score, so it does not run the base
+        after
+        if trial
+        else base_score(
+            state["model"], state["tokenizer"], rubric, rows, heldout_hash, base_state(state)
+        )
+    )
     chance = chance_level(rubric, rows)
     return {
         "metric": rubric.metric,
@@ -164,9 +177,16 @@ def grade_artifact(state: dict, files: dict, rubric, heldout: Path | None) -> di
 
 
 def grade_bytes(
-    data: bytes, state: dict, lab: str | None, heldout: Path | None, rubric_path: Path | None
+    data: bytes,
+    state: dict,
+    lab: str | None,
+    heldout: Path | None,
+    rubric_path: Path | None,
+    trial: bool = False,
 ) -> dict:
-    """Validate and score one submission's bytes with the loaded base in ``state``."""
+    """Validate and score one submission's bytes with the loaded base in ``state`` (``trial``: a
+    student's pre-check, every check and the artifact run on a few public examples; its scores
+    mean nothing)."""
     started = time.perf_counter()
     result: dict = {"lab": lab, "student": None, "status": "invalid", "score": 0.0}
     try:
@@ -184,9 +204,11 @@ def grade_bytes(
             raise SubmissionError(exc.args[0]) from None
         result["max_score"] = rubric.max_score
         if rubric.artifact == "capstone":  # its task and test split come with the submission
-            graded = grade_capstone(state, submission.files, rubric, heldout, base_state(state))
+            graded = grade_capstone(
+                state, submission.files, rubric, heldout, base_state(state), trial
+            )
         else:
-            graded = grade_artifact(state, submission.files, rubric, heldout)
+            graded = grade_artifact(state, submission.files, rubric, heldout, trial)
         result.update(status="graded", reason=graded.pop("reason", ""), **graded)
     except SubmissionError as exc:
         result["reason"] = capped(str(exc))
@@ -260,6 +282,18 @@ def peek_student(data: bytes) -> str | None:
     return student if isinstance(student, str) and STUDENT_ID.match(student) else None
 
 
+def grading_state(base: str, base_id: str | None = None) -> dict:
+    """The loaded base and what manifests are checked against: its id (``base_id``, default the
+    base's own) and, for the kit's own bases, its weights' fingerprint."""
+    model, tokenizer, loaded_id = load_base(base)
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "base_id": base_id or loaded_id,
+        "fingerprint": model_fingerprint(model) if base in SPECIAL_BASES else None,
+    }
+
+
 def worker_main(
     conn, base: str, lab, heldout, rubric_path, base_id=None, temp_root: str | None = None
 ) -> None:
@@ -275,15 +309,8 @@ def worker_main(
     tempfile.tempdir = temp_root
 
     torch.manual_seed(0)
-    model, tokenizer, loaded_id = load_base(base)
-    base_id = base_id or loaded_id
-    state = {
-        "model": model,
-        "tokenizer": tokenizer,
-        "base_id": base_id,
-        "fingerprint": model_fingerprint(model) if base in SPECIAL_BASES else None,
-    }
-    conn.send({"ready": True, "fingerprint": state["fingerprint"], "base_id": base_id})
+    state = grading_state(base, base_id)
+    conn.send({"ready": True, "fingerprint": state["fingerprint"], "base_id": state["base_id"]})
     while True:
         job = conn.recv()
         if job is None:

@@ -434,6 +434,16 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# Before you upload: the grader's own checks on the zip you just wrote, and your artifact run on a
+# few public examples (a zip the grader refuses scores 0). From a terminal:
+# `python grading/run.py --check <your zip>`.
+
+# %%
+from grading.run import check_submission
+
+verdict = check_submission(submission, base=PROFILE)  # prints the verdict
+
+# %% [markdown]
 # ### Explain what you measured
 # In two or three sentences: your adapter starts as an exact no-op because `B` starts at zero.
 # What would go wrong if both `A` and `B` started random? And if both started at zero?

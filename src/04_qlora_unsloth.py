@@ -754,6 +754,16 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# Before you upload: the grader's own checks on the zip you just wrote, and your artifact run on a
+# few public examples (a zip the grader refuses scores 0). From a terminal:
+# `python grading/run.py --check <your zip>`.
+
+# %%
+from grading.run import check_submission
+
+verdict = check_submission(submission, base=PROFILE)  # prints the verdict
+
+# %% [markdown]
 # ### Explain what you measured
 # In two or three sentences: why does NF4's error per weight shrink with a smaller block, and
 # what does a smaller block cost in bytes per weight (one fp32 absmax per block, or 8 bits with

@@ -469,6 +469,16 @@ submission = make_submission(LAB, STUDENT_ID, artifacts, info, base_model_id=pro
                              out_dir=OUT, training_config=run["settings"], loss=history["loss"])
 
 # %% [markdown]
+# Before you upload: the grader's own checks on the zip you just wrote, and your artifact run on a
+# few public examples (a zip the grader refuses scores 0). From a terminal:
+# `python grading/run.py --check <your zip>`.
+
+# %%
+from grading.run import check_submission
+
+verdict = check_submission(submission, base=profile)  # prints the verdict
+
+# %% [markdown]
 # ## Takeaways
 # - The recipe is the same for any task: a clean, de-duplicated split; a prompt format with the
 #   answer as the only thing the loss sees; a zero-shot baseline; LoRA; the same evaluation after.

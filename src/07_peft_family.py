@@ -689,6 +689,16 @@ submission = make_submission(
 )
 
 # %% [markdown]
+# Before you upload: the grader's own checks on the zip you just wrote, and your artifact run on a
+# few public examples (a zip the grader refuses scores 0). From a terminal:
+# `python grading/run.py --check <your zip>`.
+
+# %%
+from grading.run import check_submission
+
+verdict = check_submission(submission, base=PROFILE)  # prints the verdict
+
+# %% [markdown]
 # ## Takeaways
 # The numbers below are this run's; the sentences are what they show.
 

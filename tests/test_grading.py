@@ -548,3 +548,25 @@ def test_a_local_model_folder_is_a_base_and_manifests_are_checked_against_its_id
         progress=False,
     )
     assert other[0]["status"] == "invalid" and "org/other-model" in other[0]["reason"]
+
+
+def test_a_students_pre_check_accepts_a_good_zip_and_names_what_would_be_refused(
+    good_zip, base, tmp_path, capsys
+):
+    from grading.artifacts import TRIAL_ROWS
+    from grading.run import check_submission
+    from grading.worker import grade_bytes
+
+    verdict = check_submission(good_zip, state=base)
+    assert verdict["accepted"] and verdict["student"] == "alice", verdict
+    printed = capsys.readouterr().out
+    assert "would accept it" in printed and f"ran on {TRIAL_ROWS} public examples" in printed
+    trial = grade_bytes(good_zip.read_bytes(), base, None, None, None, trial=True)
+    assert trial["heldout"]["items"] == TRIAL_ROWS  # never the held-out split
+    manifest, files = unpack(good_zip)
+    broken = tmp_path / "submission_03b_lora_peft_alice.zip"
+    broken.write_bytes(pack({**manifest, "student": "alice\n"}, files))
+    verdict = check_submission(broken, state=base)
+    assert not verdict["accepted"] and "invalid student id" in verdict["reason"]
+    assert "would REFUSE it (score 0): " in capsys.readouterr().out
+    assert not check_submission(tmp_path, state=base)["accepted"]  # a folder, not a zip

@@ -289,6 +289,7 @@ def grade_batch(
     force: bool = False,
     progress: bool = True,
     lms: dict | None = None,
+    max_memory_gb: float | None = None,
 ) -> list[dict]:
     """Grade every zip (resumable), then write the gradebook and feedback; return the results."""
     from tqdm.auto import tqdm
@@ -296,7 +297,10 @@ def grade_batch(
     out.mkdir(parents=True, exist_ok=True)
     setting = grading_setting(f"{base}|{base_id or ''}", lab, heldout, rubric)
     requirement = base_requirement(base)  # a base too large here: every submission says so
-    pool = [Worker(base, lab, heldout, rubric, base_id=base_id) for _ in range(max(1, workers))]
+    pool = [
+        Worker(base, lab, heldout, rubric, base_id=base_id, max_memory_gb=max_memory_gb)
+        for _ in range(max(1, workers))
+    ]
     results: list[dict | None] = [None] * len(zips)
     bar = tqdm(total=len(zips), desc="grading", unit="zip", disable=not progress)
 
@@ -416,6 +420,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=900, help="seconds per submission (default 900)"
     )
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        help="memory cap per worker: a submission that passes it gets status error, 'exceeded N "
+        "GB while grading', and the batch goes on (default: 3x the loaded worker + 2 GB)",
+    )
     parser.add_argument("--force", action="store_true", help="re-grade submissions graded before")
     parser.add_argument(
         "--shard",
@@ -498,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         force=args.force,
         lms=lms,
+        max_memory_gb=args.max_memory_gb,
     )
     if args.gradescope:
         write_json_atomic(GRADESCOPE_OUT, gradescope_results(results))

@@ -51,6 +51,33 @@ class WorkerTimedOut(WorkerFailed):
     status = "timeout"
 
 
+class WorkerOverMemory(WorkerFailed):
+    """The worker's memory passed its cap while grading one submission (status ``error``)."""
+
+
+MEMORY_POLL_SECONDS = 0.05  # how often the parent reads the worker's resident memory
+
+
+def default_memory_cap_gb(ready_gb: float) -> float:
+    """The cap for a worker holding ``ready_gb`` once its base is loaded: room for the heaviest
+    legitimate grading (a merged adapter, the restore snapshot of every weight, the generation
+    or perplexity batches) — measured peaks on the kit's base are in grading/README.md — and a
+    fixed 2 GB on top."""
+    return round(3 * ready_gb + 2.0, 1)
+
+
+def resident_gb(pid: int) -> float:
+    """A process's resident memory (RSS) with its children's, in GB (0 once it is gone)."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        procs = [process, *process.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 1e9
+    except psutil.Error:
+        return 0.0
+
+
 SPECIAL_BASES = ("embedded", "tiny")  # the kit's model, and the tests' tiny random one
 
 
@@ -346,9 +373,11 @@ class Worker:
         rubric: Path | None = None,
         startup_timeout: float = 600,
         base_id: str | None = None,
+        max_memory_gb: float | None = None,
     ):
         self.args = (base, lab, heldout, rubric, base_id)
         self.startup_timeout = startup_timeout
+        self.max_memory_gb = max_memory_gb  # None: default_memory_cap_gb of the loaded worker
         self.process = None
         self.conn = None
         self.temp_root: str | None = None
@@ -366,17 +395,37 @@ class Worker:
             self.stop()
             raise RuntimeError("the grading worker did not load the base model in time")
         self.info = self.conn.recv()
+        ready = resident_gb(self.process.pid)
+        self.info.update(
+            ready_gb=round(ready, 2),
+            max_memory_gb=self.max_memory_gb or default_memory_cap_gb(ready),
+        )
 
     def grade(self, data: bytes, timeout: float) -> dict:
-        """Grade one submission; raise WorkerFailed on timeout or crash (the worker is then
-        stopped)."""
+        """Grade one submission; raise WorkerFailed on a timeout, on passing the memory cap (read
+        every ``MEMORY_POLL_SECONDS``) or on a crash (the worker is then stopped). The result
+        carries the worker's peak resident memory while grading it (``peak_gb``)."""
         if self.process is None or not self.process.is_alive():
             self.start()
+        cap, peak = self.info["max_memory_gb"], 0.0
+        deadline = time.monotonic() + timeout
         try:
             self.conn.send(data)
-            if self.conn.poll(timeout):
-                return self.conn.recv()
-            failure = WorkerTimedOut(f"grading took longer than the {timeout:.0f} s limit")
+            while True:
+                if self.conn.poll(MEMORY_POLL_SECONDS):
+                    result = self.conn.recv()
+                    result["peak_gb"] = round(max(peak, resident_gb(self.process.pid)), 2)
+                    return result
+                peak = max(peak, resident_gb(self.process.pid))
+                if peak > cap:
+                    failure = WorkerOverMemory(
+                        f"exceeded {cap:g} GB while grading (the grader's memory limit per "
+                        f"worker; it reached {peak:.1f} GB)"
+                    )
+                    break
+                if time.monotonic() > deadline:
+                    failure = WorkerTimedOut(f"grading took longer than the {timeout:.0f} s limit")
+                    break
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
             failure = WorkerFailed("the grading worker crashed on this submission")
         self.stop()

@@ -19,7 +19,7 @@ from grading.report import feedback_markdown, write_gradebook
 from grading.rubric import load_rubric, score
 from grading.run import grade_batch
 from grading.worker import MAX_REASON_CHARS, Worker, grade_bytes
-from utils.lab.submission import make_submission
+from utils.lab.submission import make_submission, sha256_bytes
 
 
 def graded_alone(good_zip, base, heldout):
@@ -339,6 +339,40 @@ def test_a_killed_worker_leaves_no_student_files_behind():
     worker.process.kill()
     worker.stop()
     assert not os.path.exists(temp_root)
+
+
+def test_a_submission_past_the_memory_cap_gets_a_verdict_and_the_batch_goes_on(
+    good_zip, heldout, tmp_path
+):
+    probe = Worker(base="tiny")
+    probe.start()
+    ready = probe.info["ready_gb"]
+    probe.stop()
+    assert probe.info["max_memory_gb"] == pytest.approx(3 * ready + 2.0, abs=0.05)
+    manifest, files = unpack(good_zip)  # valid, with 250 MB of notes stored uncompressed: the
+    files["notes.txt"] = os.urandom(1 << 20) * 250  # worker holds the zip and its files
+    manifest["files"] = {n: {"sha256": sha256_bytes(d), "bytes": len(d)} for n, d in files.items()}
+    big = tmp_path / "inbox" / "submission_03b_lora_peft_bob.zip"
+    big.parent.mkdir()
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        for name, data in files.items():
+            archive.writestr(name, data)
+    (big.parent / good_zip.name).write_bytes(good_zip.read_bytes())
+    results = grade_batch(
+        sorted(big.parent.iterdir()),
+        tmp_path / "out",
+        base="tiny",
+        heldout=heldout,
+        progress=False,
+        max_memory_gb=round(ready + 0.3, 2),
+    )
+    by_file = {r["submission"]: r for r in results}
+    over = by_file[big.name]
+    assert over["status"] == "error" and over["score"] == 0.0, over
+    assert f"exceeded {round(ready + 0.3, 2):g} GB while grading" in over["reason"]
+    assert by_file[good_zip.name]["status"] == "graded"  # the next one, on a restarted worker
+    assert by_file[good_zip.name]["peak_gb"] < round(ready + 0.3, 2)
 
 
 def test_the_zip_rewriter_sets_what_it_claims(good_zip):

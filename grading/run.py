@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import stat
 import sys
@@ -24,13 +25,16 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from grading.artifacts import base_score, load_heldout  # noqa: E402
 from grading.lms import LmsExport, export_for_lms, parse_assignment  # noqa: E402
 from grading.report import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
-from grading.rubric import rubric_labs
+from grading.rubric import load_rubric, rubric_labs  # noqa: E402
 from grading.worker import (  # noqa: E402
     Worker,
     WorkerFailed,
+    base_model_id,
     base_requirement,
+    base_state,
     grade_bytes,
     grading_state,
 )
@@ -38,9 +42,10 @@ from utils.lab.results import format_table, git_commit, package_versions
 from utils.runtime.profiles import PROFILES, Profile
 from utils.runtime.storage import write_json_atomic  # noqa: E402
 
+AUTOGRADER_ROOT = Path(os.environ.get("FTKIT_AUTOGRADER_ROOT", "/autograder"))  # Gradescope's
 GRADESCOPE_IN, GRADESCOPE_OUT = (
-    Path("/autograder/submission"),
-    Path("/autograder/results/results.json"),
+    AUTOGRADER_ROOT / "submission",
+    AUTOGRADER_ROOT / "results" / "results.json",
 )
 
 
@@ -397,6 +402,22 @@ def check_submission(
     return verdict
 
 
+def prepare(base: str, lab: str, heldout: Path | None, rubric: Path | None) -> None:
+    """What an autograder image does once, at build time: load the base (converting the
+    embedded model into the cache) and cache its score on the held-out data, so no submission
+    pays for either. A capstone's base score depends on each submission's test split: only the
+    model is prepared."""
+    state = grading_state(base)
+    graded = load_rubric(lab, rubric)
+    if graded.artifact != "capstone":
+        rows, digest = load_heldout(graded, heldout)
+        score = base_score(
+            state["model"], state["tokenizer"], graded, rows, digest, base_state(state)
+        )
+        print(f"[prepare] {lab}: the base model scores {score[graded.metric]:.4f} {graded.metric}")
+    print(f"[prepare] {base_model_id(base)} is ready for grading {lab}")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -452,6 +473,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gradescope", action="store_true", help="read /autograder/submission, write results.json"
     )
     parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="load the base and cache its score on the held-out data for --lab, then exit (an "
+        "autograder image's build step)",
+    )
+    parser.add_argument(
         "--check",
         type=Path,
         metavar="ZIP",
@@ -478,6 +505,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.prepare:
+        if not args.lab:
+            print("--prepare needs --lab", file=sys.stderr)
+            return 2
+        prepare(args.base, args.lab, args.heldout, args.rubric)
+        return 0
     if args.check:
         return 0 if check_submission(args.check, args.base, args.base_id)["accepted"] else 1
     lms = {"roster": args.roster, "assignments": dict(args.assignment)}

@@ -570,3 +570,55 @@ def test_a_students_pre_check_accepts_a_good_zip_and_names_what_would_be_refused
     assert not verdict["accepted"] and "invalid student id" in verdict["reason"]
     assert "would REFUSE it (score 0): " in capsys.readouterr().out
     assert not check_submission(tmp_path, state=base)["accepted"]  # a folder, not a zip
+
+
+def test_the_gradescope_package_grades_a_good_and_a_malformed_hand_in(good_zip, heldout, tmp_path):
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    from grading.autograder import build_autograder
+    from utils.runtime.storage import cache_dir
+
+    package = build_autograder("03b", tmp_path / "autograder.zip", heldout=heldout, base="tiny")
+    root = tmp_path / "autograder"  # Gradescope's /autograder, moved for the test
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(root / "source")
+        modes = {i.filename: i.external_attr >> 16 for i in archive.infolist()}
+    assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
+    setup = (root / "source" / "setup.sh").read_text()
+    assert "tools/kit.py setup" in setup and "--prepare --lab 03b_lora_peft" in setup
+    assert (root / "source" / "kit" / "grading" / "run.py").is_file()
+    env = {
+        **os.environ,
+        "FTKIT_AUTOGRADER_ROOT": str(root),
+        "FTKIT_PYTHON": sys.executable,
+        "FTKIT_CACHE": str(cache_dir()),
+    }
+    for hand_in, expected in ((good_zip.read_bytes(), 10.0), (b"not a zip", 0.0)):
+        submission = root / "submission"
+        submission.mkdir(exist_ok=True)
+        for old in submission.iterdir():
+            old.unlink()
+        (submission / good_zip.name).write_bytes(hand_in)
+        subprocess.run(
+            ["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=600
+        )
+        payload = json.loads((root / "results" / "results.json").read_text())
+        assert payload["score"] == expected, payload
+        assert {"tests", "score", "visibility", "output"} <= set(payload)
+        assert all(
+            {"name", "score", "max_score", "visibility", "output"} <= set(t)
+            for t in payload["tests"]
+        )
+    assert "not a readable zip" in payload["tests"][0]["output"]
+
+
+def test_prepare_caches_the_base_score_an_autograder_image_needs(heldout, capsys):
+    import grading.run as run
+
+    assert run.main(["--prepare", "--lab", LAB, "--base", "tiny", "--heldout", str(heldout)]) == 0
+    printed = capsys.readouterr().out
+    assert f"[prepare] {LAB}: the base model scores" in printed and "ready for grading" in printed
+    assert run.main(["--prepare"]) == 2  # a lab is needed

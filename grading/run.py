@@ -295,8 +295,10 @@ def grade_batch(
     progress: bool = True,
     lms: dict | None = None,
     max_memory_gb: float | None = None,
+    progress_file=None,
 ) -> list[dict]:
-    """Grade every zip (resumable), then write the gradebook and feedback; return the results."""
+    """Grade every zip (resumable), then write the gradebook and feedback; return the results.
+    ``progress_file``: where the progress bar goes (default: stderr)."""
     from tqdm.auto import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -307,7 +309,9 @@ def grade_batch(
         for _ in range(max(1, workers))
     ]
     results: list[dict | None] = [None] * len(zips)
-    bar = tqdm(total=len(zips), desc="grading", unit="zip", disable=not progress)
+    bar = tqdm(
+        total=len(zips), desc="grading", unit="zip", disable=not progress, file=progress_file
+    )
 
     def run_lane(lane: int) -> None:
         for index in range(lane, len(zips), len(pool)):

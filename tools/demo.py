@@ -3,15 +3,19 @@ export it as a student submission, add a few deliberately bad submissions, grade
 ``grading/run.py`` on the held-out split, and print the class table and where the feedback is.
 
 Run through ``python3 tools/kit.py demo`` (which sets up the environment first). ``--steps`` sets
-the reference run's training steps (default: one epoch).
+the reference run's training steps (default: one epoch). The console shows one progress bar and a
+summary per stage; everything the libraries print (the trainer's logs, Unsloth's notices, dataset
+bars, warnings, the grading workers' output) goes to ``<out>/demo.log``.
 """
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +24,56 @@ sys.path.insert(0, str(ROOT))
 LAB = "03b_lora_peft"
 
 
-def train_reference(steps: int, folder: Path) -> dict:
-    """A short LoRA run of Lab 03B (same helpers as the lab); returns run_info, loss and config."""
+@contextmanager
+def libraries_to_log(path: Path):
+    """Send both output streams to ``path`` at the file-descriptor level (Python and C output,
+    and what child processes inherit); yield ``(terminal, bars)``: the real stdout and stderr, for
+    the demo's own lines and progress bars."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    bars = os.fdopen(os.dup(2), "w", buffering=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", buffering=1) as log:
+        os.dup2(log.fileno(), 1), os.dup2(log.fileno(), 2)
+        try:
+            yield terminal, bars
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            for stream in (terminal, bars):
+                stream.close()
+            for fd in saved:
+                os.close(fd)
+
+
+def step_bar(stream):
+    """A trainer callback drawing one progress bar (steps, the last logged loss) on ``stream``."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = tqdm(  # position 0: the trainer's own bar, open too, writes to the log
+                total=state.max_steps, desc="training", unit="step", file=stream, position=0
+            )
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.bar.update(1)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.bar.close()
+
+    return StepBar()
+
+
+def train_reference(steps: int, folder: Path, bars=None) -> dict:
+    """A short LoRA run of Lab 03B (same helpers as the lab); returns run_info, loss and config.
+    ``bars``: a stream to draw the training's progress bar on."""
     from utils.data.datasets import get_spec, load_split
     from utils.lab.results import run_info
     from utils.runtime.models import load_model, model_fingerprint
@@ -36,7 +88,10 @@ def train_reference(steps: int, folder: Path) -> dict:
     dataset = sft.chat_dataset(
         load_split("news_events", "train"), tokenizer, lambda r: sft.extraction_messages(r, fields)
     )
-    history = sft.train(sft.build_trainer(model, tokenizer, dataset, settings))
+    trainer = sft.build_trainer(model, tokenizer, dataset, settings)
+    if bars is not None:
+        trainer.add_callback(step_bar(bars))
+    history = sft.train(trainer)
     model.save_pretrained(str(folder / "adapter"))
     info = run_info(
         config=settings.to_dict(),
@@ -50,6 +105,7 @@ def train_reference(steps: int, folder: Path) -> dict:
         "loss": history["loss"],
         "settings": settings.to_dict(),
         "seconds": history["seconds"],
+        "steps": history["global_steps"],
     }
 
 
@@ -111,32 +167,40 @@ def main() -> int:
     start = time.perf_counter()
     if args.out.exists():
         shutil.rmtree(args.out)
-    inbox = args.out / "inbox"
+    inbox, log = args.out / "inbox", args.out / "demo.log"
     budget = "one epoch" if args.steps < 0 else f"{args.steps} steps"
-    print(f"[demo] 1/3 training a reference adapter for Lab 03B ({budget}, embedded model, CPU)...")
-    run = train_reference(args.steps, args.out / "reference")
-    print(f"[demo]     {run['seconds']:.0f} s, loss {run['loss'][0]:.3f} -> {run['loss'][-1]:.3f}")
-    print("[demo] 2/3 exporting it as student 'ref-student', plus three broken submissions...")
-    good = make_submission(
-        LAB,
-        "ref-student",
-        {"adapter": args.out / "reference" / "adapter"},
-        run["info"],
-        "HuggingFaceTB/SmolLM2-135M-Instruct",
-        inbox,
-        training_config=run["settings"],
-        loss=run["loss"],
-    )
-    bad_submissions(good, inbox)
-    print(
-        f"[demo] 3/3 grading {len(list(inbox.glob('*.zip')))} submissions on the held-out split..."
-    )
-    results = grade_batch(sorted(inbox.glob("*.zip")), args.out / "grading", heldout=args.heldout)
+    with libraries_to_log(log) as (terminal, bars):
+        say = lambda text: print(f"[demo] {text}", file=terminal)  # noqa: E731
+        say(f"1/3 training a reference adapter for Lab 03B ({budget}, embedded model, CPU)")
+        run = train_reference(args.steps, args.out / "reference", bars)
+        say(
+            f"    {run['steps']} steps in {run['seconds']:.0f} s, training loss (first and last "
+            f"logged) {run['loss'][0]:.3f} -> {run['loss'][-1]:.3f}"
+        )
+        say("2/3 exporting it as student 'ref-student', plus three broken submissions")
+        good = make_submission(
+            LAB,
+            "ref-student",
+            {"adapter": args.out / "reference" / "adapter"},
+            run["info"],
+            "HuggingFaceTB/SmolLM2-135M-Instruct",
+            inbox,
+            training_config=run["settings"],
+            loss=run["loss"],
+        )
+        bad_submissions(good, inbox)
+        zips = sorted(inbox.glob("*.zip"))
+        say(f"    {len(zips)} zips in {inbox} ({good.stat().st_size / 1e6:.1f} MB each)")
+        say(f"3/3 grading {len(zips)} submissions on the held-out split")
+        graded_at = time.perf_counter()
+        results = grade_batch(zips, args.out / "grading", heldout=args.heldout, progress_file=bars)
+        say(f"    graded in {time.perf_counter() - graded_at:.0f} s")
     print()
     print_table(results)
     print(f"\ngradebook: {args.out / 'grading' / 'gradebook.csv'}")
     print(f"feedback:  {args.out / 'grading' / 'feedback'}")
     print(f"results:   {args.out / 'grading' / 'results'}")
+    print(f"full log:  {log} (the trainer's and libraries' output)")
     print(f"wall time: {time.perf_counter() - start:.0f} s")
     graded = [r for r in results if r["status"] == "graded"]
     return 0 if len(graded) == 1 and graded[0]["student"] == "ref-student" else 1

@@ -52,6 +52,49 @@ def generate(model, tokenizer, prompts: list[str], tokens: int, adapter_names=No
     return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
+def save_random_adapters(base, folder: Path, names: list[str], r: int, std: float):
+    """One LoRA adapter per name (rank ``r``, alpha 2r, all linear layers), its B drawn from
+    N(0, std) with seed k so they differ, saved under ``folder/<name>``; returns the base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    for k, name in enumerate(names):
+        torch.manual_seed(k)
+        config = LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", lora_dropout=0.0)
+        peft_model = get_peft_model(base, config)
+        with torch.no_grad():
+            for n, p in peft_model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, std)
+        peft_model.save_pretrained(str(folder / name))
+        base = peft_model.unload()
+    return base
+
+
+def one_at_a_time(base, tokenizer, folder: Path, names, prompts, tokens: int) -> list[str]:
+    """Each adapter merged into the base in turn (the grader's way), all prompts in one batch."""
+    from grading.artifacts import merged_adapter
+
+    outputs = []
+    for name in names:
+        with merged_adapter(base, str(folder / name)) as merged:
+            outputs += generate(merged, tokenizer, prompts, tokens)
+    return outputs
+
+
+def batched(base, tokenizer, folder: Path, names, prompts, tokens: int):
+    """All adapters on one PEFT model, every (adapter, prompt) row in one batch routed by
+    ``adapter_names``; returns the outputs (in ``one_at_a_time``'s order) and the base."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(base, str(folder / names[0]), adapter_name=names[0])
+    for name in names[1:]:
+        model.load_adapter(str(folder / name), adapter_name=name)
+    routed = [name for name in names for _ in prompts]
+    outputs = generate(model.eval(), tokenizer, list(prompts) * len(names), tokens, routed)
+    return outputs, model.unload()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -60,10 +103,6 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=32, help="held-out prompts per adapter (N)")
     parser.add_argument("--tokens", type=int, default=24, help="new tokens per row")
     args = parser.parse_args()
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    from grading.artifacts import merged_adapter
     from utils.data.datasets import get_spec, load_split
     from utils.runtime.models import load_model
     from utils.train.sft import extraction_prompts
@@ -73,34 +112,17 @@ def main() -> int:
     prompts = extraction_prompts(tokenizer, rows, get_spec("news_events").fields)
     folder = Path(tempfile.mkdtemp(prefix="ftkit-bench-"))
     names = [f"student{k}" for k in range(args.students)]
-    for k, name in enumerate(names):  # K different adapters of Lab 03B's shape
-        torch.manual_seed(k)
-        config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0)
-        peft_model = get_peft_model(base, config)
-        with torch.no_grad():
-            for n, p in peft_model.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0, 0.02)
-        peft_model.save_pretrained(str(folder / name))
-        base = peft_model.unload()
+    base = save_random_adapters(base, folder, names, r=16, std=0.02)  # Lab 03B's shape
 
     print(f"[bench] one at a time: {args.students} adapters x {len(prompts)} prompts", flush=True)
-    start, alone = time.perf_counter(), []
-    for name in names:
-        with merged_adapter(base, str(folder / name)) as merged:
-            alone += generate(merged, tokenizer, prompts, args.tokens)
+    start = time.perf_counter()
+    alone = one_at_a_time(base, tokenizer, folder, names, prompts, args.tokens)
     seconds_alone = time.perf_counter() - start
 
     print(f"[bench] batched: {args.students * len(prompts)} rows in one batch", flush=True)
     start = time.perf_counter()
-    model = PeftModel.from_pretrained(base, str(folder / names[0]), adapter_name=names[0])
-    for name in names[1:]:
-        model.load_adapter(str(folder / name), adapter_name=name)
-    model.eval()
-    routed = [name for name in names for _ in prompts]
-    together = generate(model, tokenizer, prompts * args.students, args.tokens, routed)
+    together, base = batched(base, tokenizer, folder, names, prompts, args.tokens)
     seconds_batched = time.perf_counter() - start
-    base = model.unload()
 
     same = sum(a == b for a, b in zip(alone, together, strict=True)) / len(alone)
     figures = {

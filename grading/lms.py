@@ -17,6 +17,12 @@ FINAL = ("graded", "invalid")  # verdicts; "error" and "timeout" are graded agai
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 POINTS_POSSIBLE = "    Points Possible"  # the second row of Canvas's own export, read on import
 ROSTER_KEY = "student"  # the roster column holding the kit's student id
+FROM_FILE_NAME = " (from file name)"  # marks a student id read from a broken zip's file name
+
+
+def student_id(result: dict) -> str:
+    """The id a result counts under: the manifest's, or the one its file name gives."""
+    return result["student"].removesuffix(FROM_FILE_NAME)
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ def best_scores(results: list[dict]) -> dict[tuple[str, str], dict]:
     for r in results:
         if r.get("status") not in FINAL or not r.get("student") or not r.get("lab"):
             continue
-        key = (r["student"].removesuffix(" (from file name)"), r["lab"])
+        key = (student_id(r), r["lab"])
         if key not in best or r["score"] > best[key]["score"]:
             best[key] = r
     return best
@@ -152,7 +158,8 @@ def export_for_lms(
     )
     final = {key[0] for key in best}
     not_final = sorted(
-        {r["student"] for r in results if r.get("student") and r.get("status") not in FINAL} - final
+        {student_id(r) for r in results if r.get("student") and r.get("status") not in FINAL}
+        - final
     )
     return LmsExport(write_scores(best, results, out / "scores.csv"), canvas, missing, not_final)
 

@@ -26,7 +26,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grading.artifacts import base_score, load_heldout  # noqa: E402
-from grading.lms import LmsExport, export_for_lms, parse_assignment  # noqa: E402
+from grading.lms import (  # noqa: E402
+    FROM_FILE_NAME,
+    LmsExport,
+    export_for_lms,
+    parse_assignment,
+)
 from grading.report import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
 from grading.rubric import load_rubric, rubric_labs  # noqa: E402
 from grading.worker import (  # noqa: E402
@@ -170,7 +175,7 @@ def grade_one(
             result = {"status": exc.status, "score": 0.0, "reason": str(exc)}
     if not result.get("student"):  # the zip was unreadable: name the student from the file name
         result["lab"], named = names_from_filename(name, result.get("lab"))
-        result["student"] = f"{named or Path(name).stem} (from file name)"
+        result["student"] = f"{named or Path(name).stem}{FROM_FILE_NAME}"
     result.update(submission=name, sha256=sha, cache_key=key, run_info=grading_info(worker))
     write_json_atomic(stored, result)
     return result, True

@@ -120,29 +120,11 @@ def test_the_fused_lora_linear_gives_peft_s_outputs_and_gradients(tokenizer):
 
 
 def test_adapters_routed_in_one_batch_generate_what_each_merged_alone_does(tokenizer, tmp_path):
-    import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
-
-    from grading.artifacts import merged_adapter
-
     bench = load_bench("batched_adapters")
     base = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
     names, prompts = ["a", "b"], ["The cat sat", "Hello there, how", "One two three"]
-    for k, name in enumerate(names):
-        torch.manual_seed(k)
-        peft_model = get_peft_model(base, LoraConfig(r=4, target_modules="all-linear"))
-        with torch.no_grad():
-            for n, p in peft_model.named_parameters():
-                if "lora_B" in n:
-                    p.normal_(0, 0.5)
-        peft_model.save_pretrained(str(tmp_path / name))
-        base = peft_model.unload()
-    alone = []
-    for name in names:
-        with merged_adapter(base, str(tmp_path / name)) as merged:
-            alone += bench.generate(merged, tokenizer, prompts, 5)
-    model = PeftModel.from_pretrained(base, str(tmp_path / "a"), adapter_name="a")
-    model.load_adapter(str(tmp_path / "b"), adapter_name="b")
-    routed = bench.generate(model.eval(), tokenizer, prompts * 2, 5, ["a"] * 3 + ["b"] * 3)
+    base = bench.save_random_adapters(base, tmp_path, names, r=4, std=0.5)
+    alone = bench.one_at_a_time(base, tokenizer, tmp_path, names, prompts, 5)
+    routed, _ = bench.batched(base, tokenizer, tmp_path, names, prompts, 5)
     assert routed == alone
     assert alone[:3] != alone[3:]  # the two adapters do differ

@@ -8,10 +8,12 @@ unless the instructor holds the test data), its adapter, predictions and report.
    numbers were measured on (fingerprint);
 2. scores the base model and the base with the adapter merged, with the lab's own
    ``evaluate_task`` — the same prompts, token budget and metric;
-3. calls the result **reproduced** when both re-measured scores are within the rubric's
-   ``tolerance`` of the claimed ones (on a 0–1 scale: chrF is divided by 100); a mismatch is
-   reported with both numbers, never silently accepted;
-4. scores the gain on the instructor's held-out file when one is given (``--heldout``), else on
+3. re-measures the general-ability row (the kit's fixed items of five general benchmarks,
+   ``utils.eval.harness.general_set``) on the base and on the merged adapter;
+4. calls the result **reproduced** when every re-measured score — task and general, before and
+   after — is within the rubric's ``tolerance`` of the claimed one (on a 0–1 scale: chrF is
+   divided by 100); a mismatch is reported with the numbers, never silently accepted;
+5. scores the gain on the instructor's held-out file when one is given (``--heldout``), else on
    the submitted test split.
 """
 
@@ -33,6 +35,7 @@ from utils.data.own_data import (
     read_records,
     to_examples,
 )
+from utils.eval import harness
 from utils.eval.task_eval import PRIMARY_METRIC, evaluate_task
 
 MAX_INSTRUCTION_CHARS = 4000
@@ -93,7 +96,41 @@ def read_claim(files: dict[str, bytes]):
         _number(claim[side].get(primary), f"{side}.{primary}")
     if not isinstance(claim.get("test_fingerprint"), str):
         raise SubmissionError("claimed.json: test_fingerprint must be a string")
+    read_general(claim)
     return task, claim
+
+
+def read_general(claim: dict) -> dict | None:
+    """The claim's general-ability row, checked ({per_benchmark, before, after}; None if absent)."""
+    general = claim.get("general")
+    if general is None:
+        return None
+    if not isinstance(general, dict):
+        raise SubmissionError("claimed.json: 'general' must be an object")
+    n = general.get("per_benchmark")
+    limit = harness.GENERAL_PER_BENCHMARK
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+        raise SubmissionError(f"claimed.json: general.per_benchmark must be an integer 1-{limit}")
+    sides = {side: _number(general.get(side), f"general.{side}") for side in ("before", "after")}
+    if not all(0 <= v <= 1 for v in sides.values()):
+        raise SubmissionError("claimed.json: general.before and general.after must be in [0, 1]")
+    return {"per_benchmark": n, **sides}
+
+
+def general_score(model, tokenizer, items: dict) -> float:
+    """The share of the general items right (each benchmark's headline metric)."""
+    verdicts = harness.pooled(harness.general_verdicts(model, tokenizer, items))
+    return sum(verdicts) / len(verdicts)
+
+
+def base_general(model, tokenizer, per_benchmark: int, fingerprint: str) -> float:
+    """The base model's general score, cached per (base state, items per benchmark)."""
+
+    def evaluate() -> dict:
+        items = harness.general_set(per_benchmark)
+        return {"score": general_score(model, tokenizer, items)}
+
+    return cached_result(f"general-{fingerprint}-{per_benchmark}", evaluate)["score"]
 
 
 def examples_from_jsonl(data: bytes, task, where: str) -> list[dict]:
@@ -159,15 +196,19 @@ def base_result(model, tokenizer, task, examples, budget: int, fingerprint: str)
     return cached_result(f"before-capstone-{fingerprint}-{key}", evaluate)
 
 
-def adapter_results(model, tokenizer, files, rubric: Rubric, task, budget, example_sets) -> list:
-    """The submission's evaluation on each set of examples, with its adapter merged once."""
+def adapter_results(
+    model, tokenizer, files, rubric: Rubric, task, budget, example_sets, general_items=None
+) -> tuple[list, float | None]:
+    """The submission's evaluation on each set of examples, and its general score on
+    ``general_items`` (None without them), with its adapter merged once."""
 
     results = []
     with submitted_adapter_merged(model, files, rubric) as (merged, _):
         for examples in example_sets:
             result = evaluate_task(merged, tokenizer, task, examples, budget, progress=False)
             results.append({"score": result["score"], "primary": result["primary"]})
-    return results
+        general = general_score(merged, tokenizer, general_items) if general_items else None
+    return results, general
 
 
 def report_present(files: dict[str, bytes]) -> bool:
@@ -190,11 +231,18 @@ def mismatch(reproduction: dict | None) -> str:
         return "no test.jsonl handed in: the claimed scores could not be re-measured"
     if reproduction["reproduced"]:
         return ""
-    claimed, measured = reproduction["claimed"], reproduction["measured"]
+    general = reproduction["general"]
+    if general is None:
+        return "not reproduced: claimed.json has no general-ability row (Lab 06, section 5)"
+    parts = []
+    for what, row in (("", reproduction), ("general ", general)):
+        claimed, measured = row["claimed"], row["measured"]
+        parts.append(
+            f"claimed {what}before/after {claimed['before']:.3f}/{claimed['after']:.3f}, "
+            f"measured {measured['before']:.3f}/{measured['after']:.3f}"
+        )
     return (
-        f"not reproduced: claimed before/after {claimed['before']:.3f}/{claimed['after']:.3f}, "
-        f"measured {measured['before']:.3f}/{measured['after']:.3f} (tolerance "
-        f"{reproduction['tolerance']} on a 0-1 scale)"
+        f"not reproduced: {'; '.join(parts)} (tolerance {reproduction['tolerance']} on a 0-1 scale)"
     )
 
 
@@ -228,18 +276,41 @@ def grade_capstone(
     model, tokenizer = state["model"], state["tokenizer"]
     sets = [s for s in (submitted, instructor) if s is not None]
     befores = [base_result(model, tokenizer, task, s, budget, base_fp) for s in sets]
-    afters = adapter_results(model, tokenizer, files, rubric, task, budget, sets)
+    claimed_general = read_general(claim)
+    reproducing = submitted is not None and not trial
+    general_items = None
+    if reproducing and claimed_general:
+        general_items = harness.general_set(claimed_general["per_benchmark"])
+    afters, general_after = adapter_results(
+        model, tokenizer, files, rubric, task, budget, sets, general_items
+    )
     reproduction = None
-    if submitted is not None and not trial:
+    if reproducing:
         claimed = (claim["before"][primary], claim["after"][primary])
         measured = (befores[0]["score"], afters[0]["score"])
         worst = max(abs(scale(task, c - m)) for c, m in zip(claimed, measured, strict=True))
+        general = None
+        if claimed_general:
+            n = claimed_general["per_benchmark"]
+            general_measured = (base_general(model, tokenizer, n, base_fp), general_after)
+            general_claimed = (claimed_general["before"], claimed_general["after"])
+            general_worst = max(
+                abs(c - m) for c, m in zip(general_claimed, general_measured, strict=True)
+            )
+            general = {
+                "per_benchmark": n,
+                "claimed": dict(zip(("before", "after"), general_claimed, strict=True)),
+                "measured": dict(zip(("before", "after"), general_measured, strict=True)),
+                "largest_difference": round(general_worst, 4),
+            }
+            worst = max(worst, general_worst)
         reproduction = {
             "claimed": {"before": claimed[0], "after": claimed[1]},
             "measured": {"before": measured[0], "after": measured[1]},
+            "general": general,
             "largest_difference": round(worst, 4),
             "tolerance": rubric.tolerance,
-            "reproduced": worst <= rubric.tolerance,
+            "reproduced": general is not None and worst <= rubric.tolerance,
         }
     graded_on = sets[-1]
     before, after = scale(task, befores[-1]["score"]), scale(task, afters[-1]["score"])

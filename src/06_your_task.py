@@ -97,6 +97,7 @@ from utils.data.own_data import (
     task_messages,
     write_examples,
 )
+from utils.eval import harness
 from utils.eval.compare import paired_bootstrap
 from utils.eval.task_eval import answer_budget, evaluate_task, label_baselines
 from utils.lab.checks import check_equal, report
@@ -324,6 +325,27 @@ if task.kind == "classification":
     ))
 
 # %% [markdown]
+# ### What did the adapter cost elsewhere?
+# A gain on your task can come with a loss everywhere else (Lab 09 measures it for several
+# fine-tunes). The capstone checks one row of it: a fixed set of items from five general
+# benchmarks shipped with the kit (grammar, physical and everyday common sense, misconceptions,
+# Italian; `data/benchmarks`), each scored as the LM Evaluation Harness scores it, with your
+# adapter switched off and on. An interval that contains 0 means no measured cost.
+
+# %%
+GENERAL_ITEMS = harness.general_set(  # the same items for every model scored on them
+    2 if SMOKE else harness.GENERAL_PER_BENCHMARK  # items per benchmark (5 benchmarks)
+)
+with model.disable_adapter():  # the base model: the adapter off, nothing else changed
+    general_before = harness.general_verdicts(model, tokenizer, GENERAL_ITEMS)
+general_after = harness.general_verdicts(model, tokenizer, GENERAL_ITEMS)
+general = paired_bootstrap(harness.pooled(general_before), harness.pooled(general_after),
+                           seed=SEED) | {"per_benchmark": len(GENERAL_ITEMS["blimp"])}
+print(f"general ability on {general['n']} items: {general['before']:.3f} -> "
+      f"{general['after']:.3f}, change {general['gain']:+.3f}, 95 % interval "
+      f"[{general['low']:+.3f}, {general['high']:+.3f}]")
+
+# %% [markdown]
 # ### Task 6.1 — the examples that flipped
 # Averages hide what changed. Write `flips`: given per-example scores before and after (1/0 for
 # right/wrong, or chrF for free text), return the indices of the `k` examples whose score went
@@ -405,6 +427,7 @@ claimed = {
     "test_fingerprint": examples_fingerprint(splits["test"]),
     "test_size": len(splits["test"]),
     "baselines": baselines,
+    "general": general,
 }
 (OUT / "claimed.json").write_text(json.dumps(claimed, indent=1, ensure_ascii=False))
 (OUT / "predictions.json").write_text(json.dumps(
@@ -447,6 +470,7 @@ results = {
     "trainable_parameters": trainable,
     "loss": history["loss"],
     "baselines": baselines,
+    "general": general,
 }
 info = finish_lab(
     f"{LAB}-{RUN}",

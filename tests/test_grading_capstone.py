@@ -48,6 +48,7 @@ def capstone_zip(tokenizer, state, tmp_path_factory):
         "before": {"accuracy": 0.0},
         "after": {"accuracy": 0.0},
         "test_fingerprint": examples_fingerprint(examples),
+        "general": {"per_benchmark": 1, "before": 0.0, "after": 0.0},
     }
     rubric = load_rubric(LAB)
     write_examples(out / "test.jsonl", examples)
@@ -58,6 +59,7 @@ def capstone_zip(tokenizer, state, tmp_path_factory):
     graded = grade_capstone(state, files, rubric, None, base_state(state))
     measured = graded["submission_details"]["reproduction"]["measured"]
     claim["before"]["accuracy"], claim["after"]["accuracy"] = measured["before"], measured["after"]
+    claim["general"] |= graded["submission_details"]["reproduction"]["general"]["measured"]
     (out / "claimed.json").write_text(json.dumps(claim))
     report = Report("Report")
     report.text("Some discussion. " * 80)
@@ -97,6 +99,21 @@ def test_a_tampered_claim_is_flagged_not_accepted(capstone_zip, state):
     )
 
 
+def test_the_general_row_is_re_measured_and_required(capstone_zip, state):
+    manifest, files = unpack_bytes(capstone_zip)
+    claim = json.loads(files["claimed.json"])
+    general = json.loads(files["claimed.json"])["general"]
+    assert general["per_benchmark"] == 1 and 0 <= general["after"] <= 1
+    tampered = {**claim, "general": {**general, "before": (general["before"] + 0.5) % 1}}
+    result = grade(pack(manifest, {**files, "claimed.json": json.dumps(tampered).encode()}), state)
+    assert result["status"] == "graded" and result["parts"]["reproduced result"] == 0
+    assert "claimed general before/after" in result["reason"]
+    missing = {k: v for k, v in claim.items() if k != "general"}
+    result = grade(pack(manifest, {**files, "claimed.json": json.dumps(missing).encode()}), state)
+    assert result["status"] == "graded" and result["parts"]["reproduced result"] == 0
+    assert "no general-ability row" in result["reason"]
+
+
 def test_a_swapped_test_split_or_a_bad_claim_is_invalid(capstone_zip, state):
     manifest, files = unpack_bytes(capstone_zip)
     lines = files["test.jsonl"].decode().splitlines()
@@ -110,6 +127,9 @@ def test_a_swapped_test_split_or_a_bad_claim_is_invalid(capstone_zip, state):
         ({"task": {**claim["task"], "kind": "poetry"}}, "task.kind"),
         ({"task": {**claim["task"], "labels": ["x" * 500, "y"]}}, "task.labels"),
         ({"after": {"accuracy": float("nan")}}, "finite number"),
+        ({"general": {"per_benchmark": 10**6, "before": 0.5, "after": 0.5}}, "per_benchmark"),
+        ({"general": {"per_benchmark": 1, "before": 2.0, "after": 0.5}}, "[0, 1]"),
+        ({"general": [0.5]}, "'general' must be an object"),
     ):
         bad = {**files, "claimed.json": json.dumps({**claim, **change}).encode()}
         result = grade(pack(manifest, bad), state)

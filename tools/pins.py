@@ -22,7 +22,7 @@ COLAB_PACKAGES = (
     "unsloth_zoo",
     "sacrebleu",  # Lab 06: chrF
     "rouge-score",  # Lab 06: ROUGE-L
-    "lm-eval",  # Lab 09: the LM Evaluation Harness
+    "lm-eval",  # Labs 06 and 09: the LM Evaluation Harness
     "fpdf2",  # Lab 06: the PDF report
     "datasketch",  # Lab 00: near-duplicates
     "langid",  # Lab 00: language filter

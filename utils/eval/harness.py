@@ -243,6 +243,36 @@ def verdicts(items: Sequence[dict], loglikelihoods: Sequence[Sequence[float]]) -
     }
 
 
+GENERAL_PER_BENCHMARK = 40  # the capstone's general set: 40 items x 5 benchmarks = 200
+
+
+def general_set(per_benchmark: int = GENERAL_PER_BENCHMARK) -> dict[str, list[dict]]:
+    """A fixed general-ability set: the first ``per_benchmark`` items of every shipped benchmark
+    (each as ``benchmark_requests`` gives them), the same for every model scored on it."""
+    if isinstance(per_benchmark, bool) or not isinstance(per_benchmark, int) or per_benchmark < 1:
+        raise ValueError(f"per_benchmark must be a positive integer, got {per_benchmark!r}")
+    return {name: benchmark_requests(name, per_benchmark) for name in BENCHMARKS}
+
+
+def general_verdicts(
+    model, tokenizer, items: dict[str, list[dict]], loglikelihoods: dict | None = None
+) -> dict[str, list[float]]:
+    """Per benchmark, each item's 0/1 on the benchmark's headline metric (``BENCHMARKS``);
+    ``loglikelihoods`` (per benchmark, from ``score_requests``) saves scoring them again."""
+    verdicts_by_name = {}
+    for name, requests in items.items():
+        lls = (loglikelihoods or {}).get(name) or score_requests(model, tokenizer, requests)
+        metric = BENCHMARKS[name].metric
+        verdicts_by_name[name] = verdicts(requests, lls)["items"][metric]
+    return verdicts_by_name
+
+
+def pooled(verdicts_by_name: dict[str, list[float]]) -> list[float]:
+    """Every item's verdict in one list, benchmarks in the kit's order (for a mean or a paired
+    bootstrap over items)."""
+    return [v for name in BENCHMARKS if name in verdicts_by_name for v in verdicts_by_name[name]]
+
+
 def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     """The text's runs of ``n`` words, lower-cased, punctuation dropped."""
     words = re.findall(r"\w+", text.lower())

@@ -196,6 +196,14 @@ def capstone_report(
         f"Gain in {primary}: {ci['gain']:+.3f}, {100 * ci['level']:.0f} % paired bootstrap "
         f"interval [{ci['low']:+.3f}, {ci['high']:+.3f}] over n = {ci['n']} test examples."
     )
+    if claimed.get("general"):  # the same fixed items of general benchmarks, without/with
+        general = claimed["general"]
+        report.text(
+            f"General ability ({general['n']} items of five general benchmarks, the adapter off "
+            f"and on): {general['before']:.3f} -> {general['after']:.3f}, change "
+            f"{general['gain']:+.3f}, {100 * general['level']:.0f} % interval "
+            f"[{general['low']:+.3f}, {general['high']:+.3f}]."
+        )
     report.image(loss_plot)
     for name, title in (("fixed", "Improved examples"), ("broken", "Worsened examples")):
         report.heading(title)

@@ -127,3 +127,66 @@ def test_judge_reliability_tells_position_bias_from_judgement():
     right = judge.judge_reliability([[-0.1, -2.0], [-2.0, -0.1]] * 3)
     assert right["accuracy"] == right["consistency"] == right["right in both orders"] == 1.0
     assert right["per_pair_right"] == [1, 1, 1]
+
+
+def test_judge_verdicts_per_pair_and_three_judges_compared():
+    from utils.eval import judge
+
+    always_a = judge.judge_reliability([[-0.1, -2.0]] * 6)
+    assert always_a["per_pair_verdict"] == ["split"] * 3
+    right = judge.judge_reliability([[-0.1, -2.0], [-2.0, -0.1]] * 3)
+    assert right["per_pair_verdict"] == ["right"] * 3
+    wrong = judge.judge_reliability([[-2.0, -0.1], [-0.1, -2.0]])
+    assert wrong["per_pair_verdict"] == ["wrong"]
+    compared = judge.compare_judges(
+        ["after", "after", "before", "after"],  # the hand labels
+        [10.0, 50.0, 40.0, 20.0],  # chrF before
+        [30.0, 40.0, 20.0, 60.0],  # chrF after: agrees on pairs 0, 2, 3
+        ["right", "split", "wrong", "right"],  # the model judge
+    )
+    assert compared["after wins, by hand"] == 0.75
+    assert compared["after wins, by chrF"] == 0.5
+    assert compared["chrF agrees with the hand label"] == 0.75
+    assert compared["model judge agrees with the hand label in both orders"] == 0.5
+    assert compared["after wins, by the model judge in both orders"] == 0.75  # 0, 2 (wrong), 3
+    assert compared["model judge consistent under swap"] == 0.75
+    assert compared["model judge agrees with chrF, where consistent"] == pytest.approx(2 / 3)
+
+
+def test_the_judged_outputs_are_lab06_test_rows_with_a_hand_label():
+    import csv
+
+    folder = data_dir() / "worked_examples" / "e2e_nlg"
+    with open(folder / "restaurants.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    labelled = [json.loads(line) for line in (folder / "judged_outputs.jsonl").open()]
+    assert len(labelled) == 40 and "judged_outputs.jsonl" in (folder / "SOURCE.md").read_text()
+    for row in labelled:
+        source = rows[int(row["id"].split(":")[1]) - 2]  # the id is the file's line (1: header)
+        assert (row["data"], row["reference"]) == (source["mr"], source["ref"])
+        assert row["better"] in ("before", "after", "tie") and row["why"]
+        assert row["before"] != row["after"]
+
+
+def test_a_general_set_is_fixed_items_scored_on_each_headline_metric(tiny_model, tokenizer):
+    items = harness.general_set(2)
+    assert list(items) == list(harness.BENCHMARKS) and all(len(v) == 2 for v in items.values())
+    assert items == harness.general_set(2)  # the same items every time
+    verdicts = harness.general_verdicts(tiny_model, tokenizer, items)
+    for name, requests in items.items():
+        lls = harness.score_requests(tiny_model, tokenizer, requests, progress=False)
+        metric = harness.BENCHMARKS[name].metric
+        assert verdicts[name] == harness.verdicts(requests, lls)["items"][metric]
+    assert len(harness.pooled(verdicts)) == 10
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="per_benchmark"):
+            harness.general_set(bad)
+
+
+def test_the_between_splits_record_names_its_source_and_counts():
+    record = json.loads((data_dir() / "benchmarks" / "train_test_overlap.json").read_text())
+    assert record["n_words"] == 8
+    for check in record["checks"]:
+        assert check["benchmark"] in harness.BENCHMARKS and "commit" in check["against"]
+        assert 0 <= check["flagged"] <= check["checkable"] <= check["items"]
+        assert len(check["examples"]) == min(5, check["flagged"])

@@ -190,10 +190,32 @@ def test_lab08_solution_runs_in_smoke_mode_with_two_ranks(tmp_path):
     assert (out / "memory_levers.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def save_lora(model, folder, targets=("q_proj", "v_proj")):
+    """A random (non-zero) LoRA adapter for ``model``, saved where a lab would have left it."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=2, target_modules=list(targets), init_lora_weights=False)
+    get_peft_model(copy.deepcopy(model), config).save_pretrained(str(folder))
+
+
 @pytest.mark.notebook
-def test_lab09_solution_runs_in_smoke_mode_and_agrees_with_the_harness(tmp_path):
+def test_lab09_solution_runs_in_smoke_mode_and_agrees_with_the_harness(
+    tmp_path, embedded_base, tiny_model
+):
+    # earlier labs' adapters, as their runs leave them: 03B's (from a SMOKE run), 04's QLoRA, and
+    # a capstone adapter made for another base model; Lab 05's is missing
+    save_lora(embedded_base["model"], tmp_path / "03b_lora_peft" / "adapter_extract")
+    (tmp_path / "03b_lora_peft" / "results.json").write_text(
+        json.dumps({"run_info": {"config": {"smoke": True}}})
+    )
+    save_lora(embedded_base["model"], tmp_path / "04_qlora_unsloth" / "adapter_qlora")
+    save_lora(tiny_model, tmp_path / "06_your_task-own" / "adapter")
     text = run_notebook("09_evaluation_beyond_the_task", tmp_path)
     assert text.count("[PASS]") == 11 and "[FAIL]" not in text
+    assert "[NOTE] Lab 05: LoRA + embeddings, Bible text: no adapter at outputs/" in text
+    assert "[NOTE] Lab 06: your capstone adapter: " in text and "does not load onto" in text
     out = tmp_path / "09_evaluation_beyond_the_task"
     results = json.loads((out / "results.json").read_text())
     assert [r["items"] for r in results["general"]] == [4] * 5  # the harness, on every benchmark
@@ -201,10 +223,17 @@ def test_lab09_solution_runs_in_smoke_mode_and_agrees_with_the_harness(tmp_path)
     assert [r["fine-tune"] for r in results["forgetting"]] == [
         "LoRA r=8, all linear",
         "full fine-tuning, rate x10",
+        "Lab 03B: LoRA, JSON extraction (SMOKE run)",
+        "Lab 04: QLoRA, JSON extraction",
     ]
+    assert results["forgetting"][-1]["adapter"] == "04_qlora_unsloth/adapter_qlora"
+    assert results["forgetting"][-1]["task after"] is None
     for row in results["forgetting"]:
         assert row["low"] <= row["change"] <= row["high"]
     assert results["contamination"][-1]["flagged"] == 1  # the planted item is found
+    assert [c["benchmark"] for c in results["between_splits"]] == ["piqa", "xcopa_it"]
+    real = results["judge_on_real_answers"]
+    assert real["pairs"] == 8 and 0 <= real["chrF agrees with the hand label"] <= 1
     for png in ("general_scores.png", "forgetting.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -330,9 +359,12 @@ def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it
         assert "Baselines on the same test split" in report
     else:
         assert results["baselines"] is None
+    assert claimed["general"] == results["general"] and claimed["general"]["n"] == 10
+    assert "General ability (10 items" in report
     graded = grade_submission(out, "06_your_task", embedded_base)
     reproduction = graded["submission_details"]["reproduction"]
     assert reproduction["reproduced"], reproduction
+    assert reproduction["general"]["measured"]["before"] == claimed["general"]["before"]
     assert graded["parts"]["reproduced result"] == 40 and graded["parts"]["report"] == 20
 
 

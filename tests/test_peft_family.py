@@ -66,6 +66,25 @@ def test_a_mergeable_method_gives_the_same_logits_merged(name, tokenizer, tiny_m
     assert family.merged_copy(set_up(tiny_model, "prefix tuning"), "prefix tuning") is None
 
 
+def test_a_saved_adapter_merges_onto_a_copy_and_one_for_another_base_is_refused(
+    tokenizer, tiny_model, tmp_path
+):
+    model = perturbed(set_up(tiny_model, "LoRA"))
+    model.save_pretrained(str(tmp_path / "adapter"))
+    before = model_fingerprint(tiny_model)
+    merged, parameters = family.merged_saved_adapter(tiny_model, tmp_path / "adapter")
+    assert parameters == count_trainable(model)[0] and model_fingerprint(tiny_model) == before
+    ids, mask = pad_batch([[5, 6, 7, 8], [9, 10]], tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = family.label_logits(model, ids, mask)
+        assert torch.allclose(family.label_logits(merged, ids, mask), expected, atol=1e-4)
+        rounded, _ = family.merged_saved_adapter(tiny_model, tmp_path / "adapter", nf4=True)
+        assert not torch.allclose(family.label_logits(rounded, ids, mask), expected, atol=1e-4)
+    other = build_tiny_model(tokenizer, num_layers=2, hidden_size=32, seed=0)
+    with pytest.raises((RuntimeError, ValueError)):
+        family.merged_saved_adapter(other, tmp_path / "adapter")
+
+
 @pytest.mark.parametrize("name", list(family.METHODS))
 def test_latency_is_the_same_measurement_for_every_method(name, tokenizer, tiny_model, monkeypatch):
     model = set_up(tiny_model, name)

@@ -5,14 +5,22 @@ python tools/make_benchmarks.py --blimp PATH --piqa PATH --hellaswag PATH --trut
 Each subset is a seeded random sample (seed 0) of one upstream file, written as
 ``data/benchmarks/<name>/items.jsonl`` in the fields its harness task (``task.yaml`` beside it)
 reads; ``id`` is the item's position in the upstream file, so every item can be traced back.
+
+With a PIQA or XCOPA checkout it also checks the shipped items against the benchmark's own other
+split (PIQA's train — or its test split when the checkout lacks the train file —, XCOPA-it's
+validation), which the kit does not ship, by runs of words as
+Lab 09's contamination check does, and records what it found in ``train_test_overlap.json``.
 """
 
 import argparse
 import bz2
 import json
 import random
+import subprocess
 import sys
 from pathlib import Path
+
+from utils.eval.harness import word_ngrams
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "data" / "benchmarks"
@@ -116,6 +124,73 @@ def build_xcopa(checkout: Path) -> None:
     )
 
 
+OVERLAP_WORDS = 8  # as Lab 09's contamination check
+OVERLAP_FIELDS = {"piqa": ("goal", "sol1", "sol2"), "xcopa_it": ("premise", "choice1", "choice2")}
+
+
+def commit_of(checkout: Path) -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def split_overlap(name: str, other: list[dict], where: str, checkout: Path) -> dict:
+    """The shipped items of ``name`` that share a run of words with the benchmark's other split
+    (field by field: a goal, a solution, a premise, a choice)."""
+
+    fields = OVERLAP_FIELDS[name]
+    index: set = set()
+    for row in other:
+        for field in fields:
+            index |= word_ngrams(row[field], OVERLAP_WORDS)
+    shipped = read_jsonl(OUT / name / "items.jsonl")
+    flagged = []
+    for item in shipped:
+        shared = sorted(set().union(*(word_ngrams(item[f], OVERLAP_WORDS) for f in fields)) & index)
+        if shared:
+            flagged.append({"id": item["id"], "shared": " ".join(shared[0])})
+    checkable = sum(any(word_ngrams(item[f], OVERLAP_WORDS) for f in fields) for item in shipped)
+    return {
+        "benchmark": name,
+        "items": len(shipped),
+        "checkable": checkable,
+        "against": f"{where} ({len(other)} items) at commit {commit_of(checkout)}",
+        "flagged": len(flagged),
+        "examples": flagged[:5],
+    }
+
+
+def record_overlap(checks: list[dict]) -> None:
+    path = OUT / "train_test_overlap.json"
+    record = json.loads(path.read_text()) if path.is_file() else {"n_words": OVERLAP_WORDS}
+    record["n_words"] = OVERLAP_WORDS
+    by_name = {c["benchmark"]: c for c in record.get("checks", [])} | {
+        c["benchmark"]: c for c in checks
+    }
+    record["checks"] = [by_name[n] for n in sorted(by_name)]
+    path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    for c in checks:
+        print(f"{c['benchmark']}: {c['flagged']} of {c['items']} share {OVERLAP_WORDS} words")
+
+
+def overlap_piqa(checkout: Path) -> dict:
+    """Against PIQA's train split where the checkout has it, else its (unlabelled) test split."""
+    data = checkout / "piqa" / "data"
+    other = "train.jsonl" if (data / "train.jsonl").is_file() else "tests.jsonl"
+    return split_overlap("piqa", read_jsonl(data / other), f"piqa/data/{other}", checkout)
+
+
+def overlap_xcopa(checkout: Path) -> dict:
+    validation = read_jsonl(checkout / "data" / "it" / "val.it.jsonl")
+    return split_overlap("xcopa_it", validation, "data/it/val.it.jsonl", checkout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -135,6 +210,8 @@ def main() -> None:
         parser.error("give at least one checkout")
     for name in chosen:
         builders[name][0](getattr(args, name))
+    overlaps = {"piqa": overlap_piqa, "xcopa": overlap_xcopa}
+    record_overlap([overlaps[n](getattr(args, n)) for n in chosen if n in overlaps])
 
 
 if __name__ == "__main__":

@@ -99,4 +99,46 @@ def judge_reliability(loglikelihoods: Sequence[Sequence[float]]) -> dict:
         / pairs,
         "answers A": picks.count(0) / len(picks),
         "per_pair_right": [int(right[2 * k] and right[2 * k + 1]) for k in range(pairs)],
+        "per_pair_verdict": [
+            ("right" if right[2 * k] else "wrong") if consistent[k] else "split"
+            for k in range(pairs)
+        ],
+    }
+
+
+def compare_judges(
+    better: Sequence[str], chrf_before: Sequence[float], chrf_after: Sequence[float], verdicts
+) -> dict:
+    """Three judges of the same (before, after) pairs, hand labels taken as the truth (``better``:
+    "before" or "after" per pair, ties left out): chrF against the reference (the higher wins)
+    and the model judge (``judge_reliability``'s ``per_pair_verdict`` on the pairs ordered
+    right-answer-first by the hand label). How often each picks the hand-labelled answer, how
+    often each says "after" wins, and how often the model judge and chrF agree."""
+    n = len(better)
+    chrf_picks = [
+        "after" if a > b else "before" for b, a in zip(chrf_before, chrf_after, strict=True)
+    ]
+    other = {"before": "after", "after": "before"}
+    judge_picks = [
+        hand if verdict == "right" else other[hand] if verdict == "wrong" else None
+        for hand, verdict in zip(better, verdicts, strict=True)
+    ]
+    decided = [(j, c) for j, c in zip(judge_picks, chrf_picks, strict=True) if j is not None]
+    return {
+        "pairs": n,
+        "after wins, by hand": sum(b == "after" for b in better) / n,
+        "after wins, by chrF": chrf_picks.count("after") / n,
+        "after wins, by the model judge in both orders": judge_picks.count("after") / n,
+        "chrF agrees with the hand label": sum(
+            c == b for c, b in zip(chrf_picks, better, strict=True)
+        )
+        / n,
+        "model judge agrees with the hand label in both orders": sum(
+            j == b for j, b in zip(judge_picks, better, strict=True)
+        )
+        / n,
+        "model judge consistent under swap": len(decided) / n,
+        "model judge agrees with chrF, where consistent": (
+            sum(j == c for j, c in decided) / len(decided) if decided else None
+        ),
     }

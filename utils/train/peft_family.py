@@ -6,10 +6,12 @@ included), and what a method costs: trainable parameters, bytes on disk, inferen
 from __future__ import annotations
 
 import copy
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -17,6 +19,7 @@ from tqdm.auto import tqdm
 from utils.data.batching import pad_batch
 from utils.data.prompting import DATASET_FORMATS, build_prompt
 from utils.train.memory_estimate import shape_from_config
+from utils.train.quantization import nf4_roundtrip_linears
 
 NUM_VIRTUAL_TOKENS = 20  # soft prompts and prefixes: 20 learned positions
 P_TUNING_HIDDEN = 128  # width of P-tuning's MLP prompt encoder
@@ -319,6 +322,23 @@ def merged_copy(model, name: str):
     if hasattr(model, "peft_config"):
         return copy.deepcopy(model).merge_and_unload()
     return model
+
+
+def merged_saved_adapter(model, folder, nf4: bool = False):
+    """``(copy of model with the PEFT adapter saved in folder merged in, the adapter's parameter
+    count)``. ``nf4``: round the copy's linear weights through NF4 first — the weights a QLoRA
+    adapter was trained on. ``model`` is unchanged; an adapter made for another base raises
+    PEFT's own ValueError/RuntimeError."""
+    from peft import PeftModel
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / "adapter_model.safetensors"), "pt") as saved:
+        parameters = sum(math.prod(saved.get_slice(k).get_shape()) for k in saved.keys())
+    base = copy.deepcopy(model)
+    if nf4:
+        nf4_roundtrip_linears(base)
+    attached = PeftModel.from_pretrained(base, str(folder), is_trainable=False)
+    return attached.merge_and_unload(), parameters
 
 
 # --- the lab's from-scratch tasks: the kit's reference answers -----------------------------------

@@ -307,11 +307,13 @@ if isinstance(PREDICTED_SPREAD_POINTS, int | float):
 # Fine-tune the model on Lab 07's task (SMS spam, the label word after `Label:`) four ways, at
 # Lab 07's budget (20 steps of 4 messages) and the learning rates Lab 07 chose on validation —
 # plus full fine-tuning at ten times its rate, the usual way to break a model. Merge each into
-# the base weights, then score every fine-tune on the task's test split **and** on the same
+# the base weights (all but the soft prompt), then score every fine-tune on the task's test split **and** on the same
 # general set (the first 20 items of each benchmark, 100 in all), as the base was.
 #
-# Soft prompts (Lab 07) are left out on purpose: they change no weight, and a deployment attaches
-# a task's prompt only to that task's inputs, so they cannot cost general ability elsewhere.
+# A soft prompt (Lab 07's prompt tuning) changes no weight: a deployment attaches it to its own
+# task's inputs only, and there it cannot cost anything elsewhere. Its row measures the other
+# case — the prompt left on every input — scored through the model's own forward pass, which
+# prepends the prompt (the fast scorer runs the bare decoder and would never see it).
 
 # %%
 LABELS = ("ham", "spam")
@@ -325,11 +327,12 @@ batches = family.training_batches(
 FINE_TUNES = [  # (row, method, learning rate)
     ("LoRA r=8, all linear", "LoRA", 1e-3),
     ("IA3", "IA3", 1e-2),
+    ("soft prompt, left on every input", "prompt tuning (text init)", 1e-1),
     ("full fine-tuning", "full fine-tuning", 1e-4),
     ("full fine-tuning, rate x10", "full fine-tuning", 1e-3),
 ]
-if SMOKE:  # the same paths, two fine-tunes
-    FINE_TUNES = FINE_TUNES[:1] + FINE_TUNES[-1:]
+if SMOKE:  # the same paths, three fine-tunes
+    FINE_TUNES = [FINE_TUNES[0], FINE_TUNES[2], FINE_TUNES[-1]]
 
 
 base_task = family.evaluate_labels(model, tokenizer, sms["test"], LABELS)["accuracy"]
@@ -342,14 +345,16 @@ for row_name, method, lr in FINE_TUNES:
     )
     trainable = count_trainable(tuned)[0]
     merged = family.merged_copy(tuned, method)  # the weights a deployment would ship
-    verdicts = harness.general_verdicts(merged, tokenizer, general_items)
+    soft_prompt = merged is None  # nothing to merge: the prompt stays attached to the model
+    scored = tuned if soft_prompt else merged
+    verdicts = harness.general_verdicts(scored, tokenizer, general_items, full_forward=soft_prompt)
     forgetting.append(
         {
             "fine-tune": row_name,
             "trainable": trainable,
             "lr": lr,
             "final loss": losses[-1],
-            "task accuracy": family.evaluate_labels(merged, tokenizer, sms["test"], LABELS)[
+            "task accuracy": family.evaluate_labels(scored, tokenizer, sms["test"], LABELS)[
                 "accuracy"
             ],
             "general": verdicts,

@@ -190,3 +190,22 @@ def test_the_between_splits_record_names_its_source_and_counts():
         assert check["benchmark"] in harness.BENCHMARKS and "commit" in check["against"]
         assert 0 <= check["flagged"] <= check["checkable"] <= check["items"]
         assert len(check["examples"]) == min(5, check["flagged"])
+
+
+def test_the_full_forward_scorer_matches_the_fast_one_and_sees_a_soft_prompt(tiny_model, tokenizer):
+    from peft import PromptTuningConfig, get_peft_model
+
+    items = harness.benchmark_requests("piqa", 2) + harness.benchmark_requests("blimp", 2)
+    fast = harness.score_requests(tiny_model, tokenizer, items, progress=False)
+    full = harness.score_requests_full(tiny_model, tokenizer, items, progress=False)
+    for a, b in zip(fast, full, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)
+    import copy
+
+    prompted = get_peft_model(
+        copy.deepcopy(tiny_model), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)
+    )
+    with_prompt = harness.score_requests_full(prompted, tokenizer, items, progress=False)
+    assert with_prompt[0] != pytest.approx(full[0], abs=1e-4)  # the prompt changed the scores
+    bare = harness.score_requests(prompted, tokenizer, items, progress=False)
+    assert bare[0] == pytest.approx(fast[0], abs=1e-4)  # the fast path never sees it

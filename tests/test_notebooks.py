@@ -222,6 +222,7 @@ def test_lab09_solution_runs_in_smoke_mode_and_agrees_with_the_harness(
     assert results["agreement"]["largest_loglikelihood_difference"] < 1e-3
     assert [r["fine-tune"] for r in results["forgetting"]] == [
         "LoRA r=8, all linear",
+        "soft prompt, left on every input",
         "full fine-tuning, rate x10",
         "Lab 03B: LoRA, JSON extraction (SMOKE run)",
         "Lab 04: QLoRA, JSON extraction",

@@ -228,6 +228,31 @@ def score_requests(
     return scores
 
 
+@torch.inference_mode()
+def score_requests_full(
+    model, tokenizer, items: Sequence[dict], progress: bool = True
+) -> list[list[float]]:
+    """The same log-likelihoods as ``score_requests`` (the same token ids), each choice run as
+    a whole sequence through the model's own forward: slower, but a soft prompt, which PEFT
+    prepends in that forward and the fast path's bare decoder never sees, takes part. Only the
+    positions counted from the end are read, so prepended virtual tokens shift nothing."""
+    model.eval()
+    device = next(model.parameters()).device
+    scores = []
+    for item in tqdm(items, desc="scoring", disable=not progress, leave=False):
+        sums = []
+        for continuation in item["continuations"]:
+            context_ids, continuation_ids = encode_pair(tokenizer, item["context"], continuation)
+            ids = torch.tensor([context_ids + continuation_ids], device=device)
+            keep = len(continuation_ids) + 1  # the last context position predicts the first
+            logits = model(input_ids=ids, logits_to_keep=keep).logits[0, :-1].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            targets = torch.tensor(continuation_ids, device=device)
+            sums.append(float(logprobs.gather(1, targets[:, None]).sum()))
+        scores.append(sums)
+    return scores
+
+
 def verdicts(items: Sequence[dict], loglikelihoods: Sequence[Sequence[float]]) -> dict:
     """Per item 0/1 for ``acc`` (the likeliest choice is gold) and ``acc_norm`` (the likeliest per
     character of the choice, as the harness), and their means."""
@@ -255,13 +280,20 @@ def general_set(per_benchmark: int = GENERAL_PER_BENCHMARK) -> dict[str, list[di
 
 
 def general_verdicts(
-    model, tokenizer, items: dict[str, list[dict]], loglikelihoods: dict | None = None
+    model,
+    tokenizer,
+    items: dict[str, list[dict]],
+    loglikelihoods: dict | None = None,
+    full_forward: bool = False,
 ) -> dict[str, list[float]]:
     """Per benchmark, each item's 0/1 on the benchmark's headline metric (``BENCHMARKS``);
-    ``loglikelihoods`` (per benchmark, from ``score_requests``) saves scoring them again."""
+    ``loglikelihoods`` (per benchmark, from ``score_requests``) saves scoring them again;
+    ``full_forward`` scores through the model's own forward (``score_requests_full``: a model
+    with a soft prompt attached)."""
+    scorer = score_requests_full if full_forward else score_requests
     verdicts_by_name = {}
     for name, requests in items.items():
-        lls = (loglikelihoods or {}).get(name) or score_requests(model, tokenizer, requests)
+        lls = (loglikelihoods or {}).get(name) or scorer(model, tokenizer, requests)
         metric = BENCHMARKS[name].metric
         verdicts_by_name[name] = verdicts(requests, lls)["items"][metric]
     return verdicts_by_name

@@ -31,7 +31,7 @@
 #    verdict survives swapping their places, and how it and chrF compare with labels made by hand
 #    on Lab 06's real answers.
 #
-# **Time**: about 14 minutes on 2 CPU cores (`SMOKE = True`: about 2 minutes).
+# **Time**: about 17 minutes on 2 CPU cores (`SMOKE = True`: about 2 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -307,8 +307,9 @@ if isinstance(PREDICTED_SPREAD_POINTS, int | float):
 # Fine-tune the model on Lab 07's task (SMS spam, the label word after `Label:`) four ways, at
 # Lab 07's budget (20 steps of 4 messages) and the learning rates Lab 07 chose on validation —
 # plus full fine-tuning at ten times its rate, the usual way to break a model. Merge each into
-# the base weights (all but the soft prompt), then score every fine-tune on the task's test split **and** on the same
-# general set (the first 20 items of each benchmark, 100 in all), as the base was.
+# the base weights (all but the soft prompt), then score every fine-tune on the task's test
+# split **and** on the same general set (the first 20 items of each benchmark, 100 in all), as
+# the base was.
 #
 # A soft prompt (Lab 07's prompt tuning) changes no weight: a deployment attaches it to its own
 # task's inputs only, and there it cannot cost anything elsewhere. Its row measures the other

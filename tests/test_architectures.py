@@ -17,6 +17,7 @@ from utils.data.own_data import (
     to_examples,
     write_examples,
 )
+from utils.eval import harness
 from utils.eval.task_eval import evaluate_task
 from utils.lab.submission import make_submission
 from utils.runtime.models import (
@@ -87,6 +88,10 @@ def test_a_tiny_model_of_every_family_goes_from_lab_to_grade(base_folder, tmp_pa
     history = sft.train(trainer)
     assert history["global_steps"] == 1 and history["loss"]
     after = evaluate_task(model, tokenizer, TASK, examples, 4, progress=False)
+    general_items = harness.general_set(1)  # the capstone's general-ability row, one per benchmark
+    with model.disable_adapter():
+        general_before = harness.pooled(harness.general_verdicts(model, tokenizer, general_items))
+    general_after = harness.pooled(harness.general_verdicts(model, tokenizer, general_items))
 
     model.save_pretrained(str(tmp_path / "adapter"))
     recorded = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
@@ -99,6 +104,9 @@ def test_a_tiny_model_of_every_family_goes_from_lab_to_grade(base_folder, tmp_pa
         "before": {"accuracy": before["accuracy"]},
         "after": {"accuracy": after["accuracy"]},
         "test_fingerprint": examples_fingerprint(examples),
+        "general": {"per_benchmark": 1,
+                    "before": sum(general_before) / len(general_before),
+                    "after": sum(general_after) / len(general_after)},
     }  # fmt: skip
     (tmp_path / "claimed.json").write_text(json.dumps(claim))
     write_examples(tmp_path / "test.jsonl", examples)

@@ -32,3 +32,11 @@ def test_the_table_and_the_message_without_a_gpu(capsys, monkeypatch):
     assert gpu_check.main() == 0
     out = capsys.readouterr().out
     assert "needs a CUDA GPU" in out and all(f"- {c.name}:" in out for c in gpu_check.CHECKS)
+
+
+def test_the_grader_check_runs_its_whole_path_on_the_cpu(tmp_path, monkeypatch):
+    """The grader branch builds a capstone hand-in as Lab 06 does; with ``.cuda()`` left as a no-op
+    it runs here, so a new field in the claim cannot leave the GPU check behind."""
+    monkeypatch.setattr(gpu_check.torch.nn.Module, "cuda", lambda self, *a, **k: self)
+    folder = gpu_check.tiny_folder(tmp_path / "tiny-llama")
+    assert "claim reproduced" in gpu_check.check_grader(folder)

@@ -150,6 +150,7 @@ def check_unsloth(folder: Path) -> str:
 def check_grader(folder: Path) -> str:
     from grading.worker import grade_bytes
     from utils.data.own_data import TaskConfig, examples_fingerprint, to_examples, write_examples
+    from utils.eval import harness
     from utils.eval.task_eval import evaluate_task
     from utils.lab.submission import make_submission
     from utils.runtime.models import load_with_transformers, model_fingerprint
@@ -162,9 +163,17 @@ def check_grader(folder: Path) -> str:
     rows = [(f"r:{i}", {"text": f"message {i}", "label": ("ham", "spam")[i % 2]}) for i in range(6)]
     examples, _ = to_examples(rows, task)
     out = folder / "submission"
+    general_items = harness.general_set(1)  # the capstone's general-ability row
+
+    def general(model) -> float:
+        verdicts = harness.pooled(harness.general_verdicts(model, tokenizer, general_items))
+        return sum(verdicts) / len(verdicts)
+
     before = evaluate_task(base, tokenizer, task, examples, 4, progress=False)["accuracy"]
+    general_before = general(base)
     adapted = add_peft_lora(base, r=4, alpha=8)
     after = evaluate_task(adapted, tokenizer, task, examples, 4, progress=False)["accuracy"]
+    general_after = general(adapted)
     adapted.save_pretrained(str(out / "adapter"))
     base = adapted.unload()
     claim = {
@@ -173,6 +182,7 @@ def check_grader(folder: Path) -> str:
         "primary": "accuracy", "max_new_tokens": 4,
         "before": {"accuracy": before}, "after": {"accuracy": after},
         "test_fingerprint": examples_fingerprint(examples),
+        "general": {"per_benchmark": 1, "before": general_before, "after": general_after},
     }  # fmt: skip
     (out / "claimed.json").write_text(json.dumps(claim))
     write_examples(out / "test.jsonl", examples)

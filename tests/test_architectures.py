@@ -9,6 +9,7 @@ import json
 import pytest
 from peft import LoraConfig, get_peft_model
 
+from grading.capstone import general_score
 from grading.worker import base_requirement, grade_bytes, load_base
 from utils.data.own_data import (
     TaskConfig,
@@ -90,8 +91,8 @@ def test_a_tiny_model_of_every_family_goes_from_lab_to_grade(base_folder, tmp_pa
     after = evaluate_task(model, tokenizer, TASK, examples, 4, progress=False)
     general_items = harness.general_set(1)  # the capstone's general-ability row, one per benchmark
     with model.disable_adapter():
-        general_before = harness.pooled(harness.general_verdicts(model, tokenizer, general_items))
-    general_after = harness.pooled(harness.general_verdicts(model, tokenizer, general_items))
+        general_before = general_score(model, tokenizer, general_items)
+    general_after = general_score(model, tokenizer, general_items)
 
     model.save_pretrained(str(tmp_path / "adapter"))
     recorded = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
@@ -104,9 +105,7 @@ def test_a_tiny_model_of_every_family_goes_from_lab_to_grade(base_folder, tmp_pa
         "before": {"accuracy": before["accuracy"]},
         "after": {"accuracy": after["accuracy"]},
         "test_fingerprint": examples_fingerprint(examples),
-        "general": {"per_benchmark": 1,
-                    "before": sum(general_before) / len(general_before),
-                    "after": sum(general_after) / len(general_after)},
+        "general": {"per_benchmark": 1, "before": general_before, "after": general_after},
     }  # fmt: skip
     (tmp_path / "claimed.json").write_text(json.dumps(claim))
     write_examples(tmp_path / "test.jsonl", examples)

@@ -148,6 +148,7 @@ def check_unsloth(folder: Path) -> str:
 
 
 def check_grader(folder: Path) -> str:
+    from grading.capstone import general_score
     from grading.worker import grade_bytes
     from utils.data.own_data import TaskConfig, examples_fingerprint, to_examples, write_examples
     from utils.eval import harness
@@ -164,16 +165,11 @@ def check_grader(folder: Path) -> str:
     examples, _ = to_examples(rows, task)
     out = folder / "submission"
     general_items = harness.general_set(1)  # the capstone's general-ability row
-
-    def general(model) -> float:
-        verdicts = harness.pooled(harness.general_verdicts(model, tokenizer, general_items))
-        return sum(verdicts) / len(verdicts)
-
     before = evaluate_task(base, tokenizer, task, examples, 4, progress=False)["accuracy"]
-    general_before = general(base)
+    general_before = general_score(base, tokenizer, general_items)
     adapted = add_peft_lora(base, r=4, alpha=8)
     after = evaluate_task(adapted, tokenizer, task, examples, 4, progress=False)["accuracy"]
-    general_after = general(adapted)
+    general_after = general_score(adapted, tokenizer, general_items)
     adapted.save_pretrained(str(out / "adapter"))
     base = adapted.unload()
     claim = {

@@ -74,7 +74,10 @@ COMMANDS = {
         ["-m", "ruff", "check", "."],
         ["-m", "ruff", "format", "--check", "."],
         ["-c", LINT_IMPORTS],  # the import layers and no cycles (pyproject.toml)
-        ["-m", "pytest", "-q", "-n", test_workers(), "--dist", "load", "--durations=15"],
+        # one test at a time per worker: xdist's default hands each worker a quarter of its share
+        # up front, which put every notebook run (sorted first) on the first worker
+        ["-m", "pytest", "-q", "-n", test_workers(), "--dist", "load", "--maxschedchunk", "1"]
+        + ["--durations=15"],
     ],
     "check": [["-m", "tools.envcheck"]],
     "gpu-check": [["tools/gpu_check.py"]],

@@ -209,9 +209,10 @@ check_hand_scorer(
 # %% [markdown]
 # The harness runs every choice as a full sequence and takes the log-softmax over the whole
 # vocabulary at every position. The kit's `harness.score_requests` computes the same numbers with
-# the same token ids, but runs each item's context once for all its choices and sends only the
-# continuation's positions through the output layer. On the base model, over the general set the
-# forgetting table uses:
+# the same token ids, but runs once what the harness repeats (the preamble every TruthfulQA item
+# starts with; a long context once for all of its item's choices), scores short items' choices
+# many to a forward pass, and sends only the continuation's positions through the output layer.
+# On the base model, over the general set the forgetting table uses:
 
 # %%
 general_items = {name: requests[name][:GENERAL] for name in harness.BENCHMARKS}

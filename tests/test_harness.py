@@ -207,5 +207,47 @@ def test_the_full_forward_scorer_matches_the_fast_one_and_sees_a_soft_prompt(tin
     )
     with_prompt = harness.score_requests_full(prompted, tokenizer, items, progress=False)
     assert with_prompt[0] != pytest.approx(full[0], abs=1e-4)  # the prompt changed the scores
+    one_by_one = harness.score_requests_full(
+        prompted, tokenizer, items, progress=False, rows_per_pass=1
+    )
+    for a, b in zip(with_prompt, one_by_one, strict=True):  # padded rows read the same positions
+        assert a == pytest.approx(b, abs=1e-4)
     bare = harness.score_requests(prompted, tokenizer, items, progress=False)
     assert bare[0] == pytest.approx(fast[0], abs=1e-4)  # the fast path never sees it
+
+
+def test_each_saving_of_the_fast_scorer_gives_the_full_forward_numbers(tiny_model, tokenizer):
+    """Every path of ``score_requests`` against one whole sequence per choice: a preamble all
+    items share (run once), items with a long context of their own (run once per item), short
+    items batched across items, a choice that changes the context's tokens, one choice alone."""
+    preamble = "Answer each question with the fact a careful reader would give. " * 3
+    long_own = "A long story about a river, a mill and the miller's three sons. " * 5
+    items = [
+        {"context": preamble + "Q: What is ice?\nA:", "continuations": [" frozen water", " fire"]},
+        {"context": preamble + long_own + "\nQ: Who?\nA:", "continuations": [" the sons", " no"]},
+        {"context": preamble + "Q: Sky?\nA:", "continuations": [" blue"]},
+        {"context": preamble + "Q: A word\nA: un", "continuations": ["believable", " sure", "x"]},
+    ]
+    shared = harness.common_prefix(
+        [harness.encode_pair(tokenizer, it["context"], " x")[0] for it in items]
+    )
+    assert len(shared) >= harness.SHARED_PREFIX_MIN  # the preamble path is taken
+    own = harness.encode_pair(tokenizer, items[1]["context"], " x")[0]
+    assert len(own) - 1 - len(shared) >= harness.OWN_CONTEXT_MIN  # and the long-context one
+    expected = harness.score_requests_full(  # one sequence per pass: the plain computation
+        tiny_model, tokenizer, items, progress=False, rows_per_pass=1
+    )
+    for rows_per_pass in (1, 3, 16):
+        for scorer in (harness.score_requests, harness.score_requests_full):
+            scores = scorer(
+                tiny_model, tokenizer, items, progress=False, rows_per_pass=rows_per_pass
+            )
+            for a, b in zip(scores, expected, strict=True):
+                assert a == pytest.approx(b, abs=1e-4)
+    no_preamble = [{**it, "context": it["context"][len(preamble) :]} for it in items]
+    for a, b in zip(
+        harness.score_requests(tiny_model, tokenizer, no_preamble, progress=False),
+        harness.score_requests_full(tiny_model, tokenizer, no_preamble, progress=False),
+        strict=True,
+    ):
+        assert a == pytest.approx(b, abs=1e-4)

@@ -4,12 +4,13 @@ The kit ships small subsets of real benchmarks as harness tasks: ``data/benchmar
 holds ``items.jsonl`` and ``task.yaml`` (the harness's own prompt for that benchmark), read with
 the ``json`` dataset builder, so nothing is downloaded. ``run_harness`` scores a model object with
 the harness (``HFLM``); ``benchmark_requests`` gives the exact (context, continuation) pairs it
-scores; ``score_requests`` computes the same log-likelihoods faster (the same tokens, each item's
-context run once for all its choices), which is what comparing many models needs on a CPU.
+scores; ``score_requests`` computes the same log-likelihoods faster (the same tokens, what the
+harness repeats run once), which is what comparing many models needs on a CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Sequence
@@ -189,67 +190,127 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     return context_ids, whole[len(context_ids) :]
 
 
+SHARED_PREFIX_MIN = 16  # tokens every item's context starts with (a few-shot preamble): run once
+OWN_CONTEXT_MIN = 48  # an item's own context from this long runs once for all its choices
+ROWS_PER_PASS = 16  # short items' choices scored together in one forward pass
+
+
+def common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
+    """The longest run of tokens every sequence starts with."""
+    if not sequences:
+        return []
+    first, n = sequences[0], min(map(len, sequences))
+    for seq in sequences[1:]:
+        n = next((i for i in range(n) if seq[i] != first[i]), n)
+    return list(first[:n])
+
+
+def extend_cache(decoder, cache, ids: list[int]):
+    """A copy of ``cache`` (None: empty) that also holds the keys and values of ``ids``."""
+    past = copy.deepcopy(cache) if cache is not None else None
+    if not ids:
+        return past
+    device = decoder.get_input_embeddings().weight.device
+    return decoder(
+        input_ids=torch.tensor([ids], device=device), past_key_values=past, use_cache=True
+    ).past_key_values
+
+
 @torch.inference_mode()
 def score_requests(
-    model, tokenizer, items: Sequence[dict], progress: bool = True
+    model, tokenizer, items: Sequence[dict], progress: bool = True, rows_per_pass=ROWS_PER_PASS
 ) -> list[list[float]]:
     """log p(continuation | context) of every choice of every item, as the harness computes it
-    (the same token ids), but each item's context runs once and only the continuation positions
-    go through the LM head: a fraction of the harness's time on a CPU."""
+    (the same token ids), with the work the harness repeats done once — a fraction of its time
+    on a CPU, the same numbers up to float rounding:
+
+    - the context every item starts with (a few-shot preamble, a judge's instructions) runs once;
+    - an item with a long context of its own runs it once for all its choices;
+    - the other items' choices run as whole rows, ``rows_per_pass`` of them per forward pass
+      (sorted by length, so little is padded);
+    - only the continuation positions go through the LM head."""
     model.eval()
     decoder, _ = decoder_and_head(model)
-    scores = []
-    for item in tqdm(items, desc="scoring", disable=not progress, leave=False):
-        pairs = [encode_pair(tokenizer, item["context"], c) for c in item["continuations"]]
-        context_ids = pairs[0][0]
-        if any(p[0] != context_ids for p in pairs):  # a choice changed the context's tokens
-            sums = [
-                row_logprobs(
-                    model,
-                    [ctx + cont[:-1]],
-                    [[[(len(ctx) - 1 + j, t) for j, t in enumerate(cont)]]],
-                    [],
-                    None,
-                    tokenizer.pad_token_id,
-                )[0][0]
-                for ctx, cont in pairs
-            ]
-        else:
-            cache = prefix_cache(decoder, context_ids[:-1])
-            rows = [context_ids[-1:] + cont[:-1] for _, cont in pairs]
-            groups = [[[(j, t) for j, t in enumerate(cont)]] for _, cont in pairs]
-            sums = [
-                values[0]
-                for values in row_logprobs(
-                    model, rows, groups, context_ids[:-1], cache, tokenizer.pad_token_id
-                )
-            ]
-        scores.append(sums)
+    pad = tokenizer.pad_token_id
+    encoded = [
+        [encode_pair(tokenizer, it["context"], c) for c in it["continuations"]] for it in items
+    ]
+    contexts = [ctx for pairs in encoded for ctx, _ in pairs]
+    shared = common_prefix(contexts)[: min(map(len, contexts), default=1) - 1]
+    if len(shared) < SHARED_PREFIX_MIN:
+        shared = []
+    cache, start = prefix_cache(decoder, shared), len(shared)
+    scores: list[list[float]] = [[0.0] * len(pairs) for pairs in encoded]
+    long_items, rows = [], []  # rows: (item, choice, tokens after the shared prefix, targets)
+    for i, pairs in enumerate(encoded):
+        context = pairs[0][0]
+        one_context = all(ctx == context for ctx, _ in pairs)
+        if one_context and len(pairs) > 1 and len(context) - 1 - start >= OWN_CONTEXT_MIN:
+            long_items.append(i)
+            continue
+        for k, (ctx, cont) in enumerate(pairs):
+            targets = [(len(ctx) - 1 - start + j, t) for j, t in enumerate(cont)]
+            rows.append((i, k, (ctx + cont[:-1])[start:], targets))
+    rows.sort(key=lambda row: len(row[2]))
+    passes = [rows[n : n + rows_per_pass] for n in range(0, len(rows), rows_per_pass)]
+    bar = tqdm(
+        total=len(long_items) + len(passes), desc="scoring", disable=not progress, leave=False
+    )
+    for i in long_items:  # the shared prefix, then the item's own context, each run once
+        context = encoded[i][0][0]
+        own = extend_cache(decoder, cache, context[start:-1])
+        choices = [context[-1:] + cont[:-1] for _, cont in encoded[i]]
+        groups = [[[(j, t) for j, t in enumerate(cont)]] for _, cont in encoded[i]]
+        values = row_logprobs(model, choices, groups, context[:-1], own, pad)
+        scores[i] = [v[0] for v in values]
+        bar.update()
+    for chunk in passes:
+        values = row_logprobs(
+            model, [r[2] for r in chunk], [[r[3]] for r in chunk], shared, cache, pad
+        )
+        for (i, k, _, _), v in zip(chunk, values, strict=True):
+            scores[i][k] = v[0]
+        bar.update()
+    bar.close()
     return scores
 
 
 @torch.inference_mode()
 def score_requests_full(
-    model, tokenizer, items: Sequence[dict], progress: bool = True
+    model, tokenizer, items: Sequence[dict], progress: bool = True, rows_per_pass=ROWS_PER_PASS
 ) -> list[list[float]]:
     """The same log-likelihoods as ``score_requests`` (the same token ids), each choice run as
     a whole sequence through the model's own forward: slower, but a soft prompt, which PEFT
-    prepends in that forward and the fast path's bare decoder never sees, takes part. Only the
-    positions counted from the end are read, so prepended virtual tokens shift nothing."""
+    prepends in that forward and the fast path's bare decoder never sees, takes part. Choices
+    run ``rows_per_pass`` to a pass, padded on the right, and only positions counted from each
+    row's end are read, so prepended virtual tokens shift nothing."""
     model.eval()
     device = next(model.parameters()).device
-    scores = []
-    for item in tqdm(items, desc="scoring", disable=not progress, leave=False):
-        sums = []
-        for continuation in item["continuations"]:
+    rows = []  # (item, choice, context + continuation, continuation)
+    for i, item in enumerate(items):
+        for k, continuation in enumerate(item["continuations"]):
             context_ids, continuation_ids = encode_pair(tokenizer, item["context"], continuation)
-            ids = torch.tensor([context_ids + continuation_ids], device=device)
-            keep = len(continuation_ids) + 1  # the last context position predicts the first
-            logits = model(input_ids=ids, logits_to_keep=keep).logits[0, :-1].float()
-            logprobs = torch.log_softmax(logits, dim=-1)
-            targets = torch.tensor(continuation_ids, device=device)
-            sums.append(float(logprobs.gather(1, targets[:, None]).sum()))
-        scores.append(sums)
+            rows.append((i, k, context_ids + continuation_ids, continuation_ids))
+    rows.sort(key=lambda row: len(row[2]))
+    scores: list[list[float]] = [[0.0] * len(item["continuations"]) for item in items]
+    passes = [rows[n : n + rows_per_pass] for n in range(0, len(rows), rows_per_pass)]
+    for chunk in tqdm(passes, desc="scoring", disable=not progress, leave=False):
+        width = max(len(row[2]) for row in chunk)
+        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, (_, _, tokens, _) in enumerate(chunk):
+            ids[r, : len(tokens)], mask[r, : len(tokens)] = torch.tensor(tokens), 1
+        # counted from the end: the last context position predicts the first continuation token
+        back = [width - len(tokens) + len(cont) + 1 for _, _, tokens, cont in chunk]
+        keep = max(back)
+        logits = model(
+            input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=keep
+        ).logits
+        for r, (i, k, _, cont) in enumerate(chunk):
+            first = keep - back[r]
+            logprobs = torch.log_softmax(logits[r, first : first + len(cont)].float(), dim=-1)
+            targets = torch.tensor(cont, device=logprobs.device)
+            scores[i][k] = float(logprobs.gather(1, targets[:, None]).sum())
     return scores
 
 

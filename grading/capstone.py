@@ -108,7 +108,7 @@ def read_general(claim: dict) -> dict | None:
     if not isinstance(general, dict):
         raise SubmissionError("claimed.json: 'general' must be an object")
     n = general.get("per_benchmark")
-    limit = harness.GENERAL_PER_BENCHMARK
+    limit = harness.GENERAL_MAX_PER_BENCHMARK
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
         raise SubmissionError(f"claimed.json: general.per_benchmark must be an integer 1-{limit}")
     sides = {side: _number(general.get(side), f"general.{side}") for side in ("before", "after")}

@@ -64,7 +64,6 @@ from utils.data.chat_format import (
 from utils.data.cleaning import clean, jaccard, leaked
 from utils.data.datasets import get_spec, load_split
 from utils.data.token_stats import (
-    billed_tokens,
     default_epochs,
     example_lengths,
     summarize,
@@ -248,9 +247,7 @@ show(
 
 # %%
 LIMIT = int(statistics.median(r["total"] for r in lengths["news_events"]))
-truncation = [
-    {"dataset": name, **truncation_report(rows, LIMIT)} for name, rows in lengths.items()
-]
+truncation = [{"dataset": name, **truncation_report(rows, LIMIT)} for name, rows in lengths.items()]
 print(f"a limit of {LIMIT} tokens (the median extraction example):")
 print(
     format_table(
@@ -263,39 +260,53 @@ print(
 # ## 3. Cost
 # A hosted service bills every token of the training file once per epoch. Its default number of
 # epochs follows a heuristic (`default_epochs`): 3, unless that shows the model fewer than 100
-# examples (then 100 // n, at most 25) or more than 25,000 (then 25,000 // n, at least 1).
+# examples (then 100 // n, at most 25) or more than 25,000 (then 25,000 // n, at least 1). And an
+# example longer than the service's limit per example is cut, as in section 2: OpenAI's
+# data-preparation guide counts at most 16,385 tokens of each example towards the bill.
 #
 # ### Task 0.3 — the bill
-# Write `hosted_training_cost(tokens_per_epoch, n_examples, usd_per_1k_tokens)`: the epochs from
-# `default_epochs(n_examples)`, the billed tokens (`billed_tokens`), and the price per 1,000 billed
-# tokens; return `(epochs, billed, usd)`. The check reproduces a worked example: a file of about
-# 2.17 M tokens in 3,000 examples at USD 0.008 per 1K tokens.
+# Write `hosted_training_cost(example_tokens, usd_per_1k_tokens)`: given the token count of each
+# example, return `(epochs, billed, usd)` — the default epochs for that many examples, the billed
+# tokens (each example counted up to `MAX_TOKENS_PER_EXAMPLE`, once per epoch) and the price at
+# `usd_per_1k_tokens` per 1,000 billed tokens. Before running the check, work out by hand what a
+# file of 20 examples costs when one of them is 40,000 tokens long and the others 500: two rules
+# above change its bill, and the check holds your function to both.
 
 
 # %%
+MAX_TOKENS_PER_EXAMPLE = 16_385
+
+
 def hosted_training_cost(
-    tokens_per_epoch: int, n_examples: int, usd_per_1k_tokens: float
+    example_tokens: list[int], usd_per_1k_tokens: float
 ) -> tuple[int, int, float]:
     # BEGIN SOLUTION: ...
-    epochs = default_epochs(n_examples)
-    billed = billed_tokens(tokens_per_epoch, epochs)
+    epochs = default_epochs(len(example_tokens))
+    per_epoch = sum(min(n, MAX_TOKENS_PER_EXAMPLE) for n in example_tokens)
+    billed = per_epoch * epochs
     return epochs, billed, billed / 1000 * usd_per_1k_tokens
     # END SOLUTION
 
 
 # %%
-_cost = hosted_training_cost(2_170_000, 3_000, 0.008)
-_cost = _cost if isinstance(_cost, tuple) and len(_cost) == 3 else (None, None, None)
-check_equal("Task 0.3", _cost[:2], (3, 6_510_000), what="epochs and billed tokens")
-check_close("Task 0.3", _cost[2], 52.08, tol=0.01, what="USD")
+def _bill(example_tokens: list[int]) -> tuple:
+    cost = hosted_training_cost(example_tokens, 0.008)
+    return cost if isinstance(cost, tuple) and len(cost) == 3 else (None, None, None)
+
+
+_worked = [700] * 1_000 + [735] * 2_000  # about 2.17 M tokens in 3,000 examples
+check_equal("Task 0.3", _bill(_worked)[:2], (3, 6_510_000), what="epochs and billed tokens")
+check_close("Task 0.3", _bill(_worked)[2], 52.08, tol=0.01, what="USD")
+_small = [40_000] + [500] * 19  # 20 examples, one past the limit
 check_equal(
     "Task 0.3",
-    (hosted_training_cost(10_000, 20, 0.008) or [None])[0],
-    expected("Task 0.3", 10_000, 20, 0.008)[0],
-    what="epochs for 20 examples",
+    _bill(_small)[:2],
+    expected("Task 0.3", _small, 0.008)[:2],
+    what="epochs and billed tokens of 20 examples, one of them 40,000 tokens long",
 )
-sms_tokens = sum(r["total"] for r in lengths["sms_spam"])
-sms_cost = expected("Task 0.3", sms_tokens, len(sms_lines), 0.008)
+sms_lengths = [r["total"] for r in lengths["sms_spam"]]
+sms_tokens = sum(sms_lengths)
+sms_cost = expected("Task 0.3", sms_lengths, 0.008)
 print(
     f"this SMS file: {sms_tokens:,} tokens × {sms_cost[0]} epochs = {sms_cost[1]:,} billed "
     f"tokens ≈ USD {sms_cost[2]:.2f}"
@@ -328,7 +339,8 @@ for name, (shape_name, peak) in GPUS.items():
     )
 print(
     format_table(
-        gpu_rows, ["profile", "model", "parameters (B)", "PFLOP", "minutes at 35 % of peak"],
+        gpu_rows,
+        ["profile", "model", "parameters (B)", "PFLOP", "minutes at 35 % of peak"],
         floats="{:.2f}",
     )
 )
@@ -429,8 +441,10 @@ questions = [
 answers = generate_batch(
     model,
     tokenizer,
-    [chat_prompt(f"Text: {DOCUMENT}\nQuestion: {q}\nAnswer with a few words from the text.")
-     for q in questions],
+    [
+        chat_prompt(f"Text: {DOCUMENT}\nQuestion: {q}\nAnswer with a few words from the text.")
+        for q in questions
+    ],
     16,
     progress=False,
 )

@@ -98,10 +98,14 @@ def test_the_epoch_heuristic(examples, epochs):
     assert token_stats.default_epochs(examples) == epochs
 
 
-def test_the_worked_cost_example():
-    epochs = token_stats.default_epochs(3_000)
-    billed = token_stats.billed_tokens(2_170_000, epochs)
+def test_the_worked_cost_example_and_the_per_example_limit():
+    lengths = [700] * 1_000 + [735] * 2_000  # 2.17 M tokens in 3,000 examples
+    epochs = token_stats.default_epochs(len(lengths))
+    billed = token_stats.billed_tokens(lengths, epochs)
     assert billed == 6_510_000 and billed / 1000 * 0.008 == pytest.approx(52.08)
+    small = [40_000] + [500] * 19  # one example past the limit, in a file of 20
+    assert token_stats.default_epochs(len(small)) == 5
+    assert token_stats.billed_tokens(small, 5) == (16_385 + 19 * 500) * 5
 
 
 def test_near_duplicates_are_found_and_the_first_copy_kept():

@@ -82,6 +82,12 @@ def default_epochs(n_examples: int, base: int = 3) -> int:
     return base
 
 
-def billed_tokens(tokens_per_epoch: int, epochs: int) -> int:
-    """Training tokens a service bills: every token of the file, once per epoch."""
-    return tokens_per_epoch * epochs
+MAX_BILLED_TOKENS_PER_EXAMPLE = 16_385  # the same guide: a longer example is cut to this
+
+
+def billed_tokens(
+    example_tokens: Sequence[int], epochs: int, max_per_example: int = MAX_BILLED_TOKENS_PER_EXAMPLE
+) -> int:
+    """Training tokens a service bills, as the same guide estimates them: each example's tokens
+    up to the per-example limit (the rest is cut and not trained on), once per epoch."""
+    return sum(min(n, max_per_example) for n in example_tokens) * epochs

@@ -53,7 +53,8 @@ import time
 import torch
 
 from utils.data.datasets import load_split
-from utils.lab.checks import check_close, checking, report
+from utils.lab.checks import check_close, check_equal, checking, report
+from utils.lab.expected import yours_or_kit
 from utils.lab.plots import plot_stacked_bars, show
 from utils.lab.results import finish_lab, format_table
 from utils.runtime.models import load_model, model_fingerprint
@@ -84,16 +85,48 @@ print(f"{n_params:,} parameters; {STEPS} steps of {BATCH} messages per configura
 # %% [markdown]
 # ## Part A — one device
 # ### Task 8.1 — optimizer state, by hand
-# Before measuring, say how many bytes of state each optimizer keeps **per trainable parameter**
-# (fp32 weights): AdamW keeps two fp32 moments; bitsandbytes' 8-bit AdamW keeps them in one byte
-# each (plus a small scale per block of 256 values, ignore it); SGD with momentum one fp32
-# moment; plain SGD none.
+# An optimizer's state is not a fixed number of bytes per parameter: it is kept **per tensor**,
+# and its size depends on the tensor's shape. Write `state_bytes(optimizer, params)`, the bytes
+# of state each optimizer below keeps for a list of fp32 parameter tensors after its first step
+# (from each library's own source):
+# - `"adamw"` (PyTorch): two moments with the parameter's shape, in fp32, and a step counter per
+#   tensor (a 4-byte tensor);
+# - `"adamw-8bit"` (bitsandbytes): the two moments in one byte each, plus, per moment, a 4-byte
+#   scale for every block of 256 values (a last, partial block counts as one) and a 256-entry
+#   fp32 code book; a tensor of fewer than 4,096 values is not quantized: two fp32 moments, no
+#   scales, no code books;
+# - `"adafactor"` (transformers, no first moment): the second moment of a matrix (m × n) kept as
+#   a row vector and a column vector (m + n fp32 values), of any other tensor in full, plus the
+#   weights' RMS (a 4-byte tensor) per tensor;
+# - `"sgd"`: nothing.
+#
+# Before you run it, predict Adafactor's state for this model in **bytes per parameter** (AdamW's
+# is 8, plus its counters): `PREDICTED_ADAFACTOR_BYTES`. The check compares your function with
+# what each optimizer holds after the runs below.
 
 
 # %%
-def state_bytes_per_parameter(optimizer: str) -> float:
-    # BEGIN SOLUTION: return ...
-    return {"adamw": 8, "adamw-8bit": 2, "sgd-momentum": 4, "sgd": 0}[optimizer]
+# BEGIN SOLUTION: PREDICTED_ADAFACTOR_BYTES = ...  # your prediction, bytes per parameter
+PREDICTED_ADAFACTOR_BYTES = 0.05
+# END SOLUTION
+
+
+def state_bytes(optimizer: str, params: list[torch.Tensor]) -> int:
+    # BEGIN SOLUTION: ...
+    def blocks(n: int) -> int:
+        return -(-n // 256)  # ceil(n / 256)
+
+    per_tensor = {
+        "adamw": lambda p: 8 * p.numel() + 4,
+        "adamw-8bit": lambda p: (
+            2 * p.numel() + 2 * 4 * blocks(p.numel()) + 2 * 256 * 4
+            if p.numel() >= 4096
+            else 8 * p.numel()
+        ),
+        "adafactor": lambda p: 4 * (sum(p.shape) if p.dim() == 2 else p.numel()) + 4,
+        "sgd": lambda p: 0,
+    }[optimizer]
+    return sum(per_tensor(p) for p in params)
     # END SOLUTION
 
 
@@ -108,6 +141,7 @@ def state_bytes_per_parameter(optimizer: str) -> float:
 # micro-batches; each micro-batch's mean loss is divided by their number before `backward`, so the
 # gradients that add up in `.grad` are those of the whole batch's mean (for micro-batches of equal
 # size). Every configuration below trains through this function.
+
 
 # %%
 def accumulate(loss_of, micro_batches) -> float:
@@ -141,19 +175,24 @@ for name, settings in LEVERS.items():
     )
 
 # %%
-for optimizer, name in (
-    ("adamw", "baseline (AdamW, batch 8)"),
-    ("adamw-8bit", "8-bit AdamW"),
-    ("sgd", "SGD"),
-):
+params = list(model.parameters())  # what every run's optimizer was given (the tied head once)
+OPTIMIZERS = {"adamw": "baseline (AdamW, batch 8)", "adamw-8bit": "8-bit AdamW"}
+OPTIMIZERS |= {"adafactor": "Adafactor", "sgd": "SGD"}
+for optimizer, name in OPTIMIZERS.items():
     with checking("Task 8.1", fresh=optimizer == "adamw"):
-        check_close(
+        check_equal(
             "Task 8.1",
-            state_bytes_per_parameter(optimizer),
-            runs[name]["optimizer_state_gb"] * 1e9 / n_params,
-            tol=0.05,
-            what=f"{optimizer}: your bytes per parameter (expected: what the optimizer measured)",
+            state_bytes(optimizer, params),
+            runs[name]["optimizer_state_bytes"],
+            what=f"{optimizer}: your bytes of state (expected: what the optimizer holds)",
         )
+per_parameter = {o: runs[n]["optimizer_state_bytes"] / n_params for o, n in OPTIMIZERS.items()}
+print("bytes of state per parameter:", {o: round(b, 3) for o, b in per_parameter.items()})
+if isinstance(PREDICTED_ADAFACTOR_BYTES, int | float):
+    print(
+        f"Adafactor: you predicted {PREDICTED_ADAFACTOR_BYTES:g}; "
+        f"it keeps {per_parameter['adafactor']:.3f}"
+    )
 
 # %% [markdown]
 # ### Gradient accumulation gives the same training
@@ -308,27 +347,22 @@ report(
 # %%
 SHAPE = shape_from_config(model.config.to_dict(), "embedded")
 seq = max(len(p) + 1 for b in batches for p, _ in b)
-OPTIMIZER_NAMES = {"adamw": "adamw", "adamw-8bit": "adamw-8bit", "adafactor": None, "sgd": "sgd"}
+counted = yours_or_kit("Task 8.1", state_bytes, "count of optimizer state")
 table, parts = [], {"gradients": [], "optimizer": [], "activations": []}
 for name, settings in LEVERS.items():
     optimizer = settings.get("optimizer", "adamw")
-    estimate = estimate_memory(
+    estimate = estimate_memory(  # its gradients and activations; the state is counted by hand
         SHAPE,
         method="full",
         weights="fp32",
         trainable_bytes=4.0,
-        optimizer=OPTIMIZER_NAMES[optimizer] or "sgd",
         batch_size=settings["micro"],
         seq_len=seq,
         gradient_checkpointing=settings.get("checkpointing", False),
         activation_bytes=4.0,
         logits_tokens=settings["micro"],  # the LM head runs on the label position only
     )
-    optimizer_gb = (
-        runs[name]["optimizer_state_gb"]
-        if OPTIMIZER_NAMES[optimizer] is None
-        else estimate.optimizer
-    )
+    optimizer_gb = counted(optimizer, params) / 1e9  # Task 8.1's count, by tensor
     estimated = estimate.gradients + optimizer_gb + estimate.activations
     measured = runs[name]["memory_gb"]
     table.append(

@@ -29,9 +29,9 @@ def _template_overhead() -> Callable:
 def _hosted_cost() -> Callable:
     from utils.data.token_stats import billed_tokens, default_epochs
 
-    def cost(tokens_per_epoch: int, n_examples: int, usd_per_1k: float) -> tuple:
-        epochs = default_epochs(n_examples)
-        billed = billed_tokens(tokens_per_epoch, epochs)
+    def cost(example_tokens: list[int], usd_per_1k: float) -> tuple:
+        epochs = default_epochs(len(example_tokens))
+        billed = billed_tokens(example_tokens, epochs)
         return epochs, billed, billed / 1000 * usd_per_1k
 
     return cost
@@ -130,10 +130,16 @@ def _nf4_bytes() -> Callable:
     return nf4_bytes_per_parameter
 
 
+def _state_bytes() -> Callable:
+    from utils.train.memory_levers import expected_state_bytes
+
+    return lambda optimizer, params: expected_state_bytes(optimizer, list(params))
+
+
 REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 0.1": _role_order,  # the role-order problems of a list of roles
     "Task 0.2": _template_overhead,  # chat-template tokens minus the contents' tokens
-    "Task 0.3": _hosted_cost,  # (epochs, billed tokens, USD) of a hosted run
+    "Task 0.3": _hosted_cost,  # (epochs, billed tokens, USD) of a hosted run, from token counts
     "Task 1.3": _calibrate,  # calibrated scores
     "Task 2.3": _freeze,  # the names left trainable (the model is left frozen that way)
     "Task 3.1": _lora_layer,  # a reference LoRA layer (seed the RNG first to compare A)
@@ -146,6 +152,7 @@ REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 4.3": _outlier_columns,  # the outlier-column mask
     "Task 5.3": _forgetting_onset,  # first tracked step over the threshold, or None
     "Task 7.2": _bottleneck_adapter,  # a reference bottleneck adapter (hidden, bottleneck)
+    "Task 8.1": _state_bytes,  # (optimizer, fp32 parameter tensors) -> bytes of state
 }
 
 

@@ -205,5 +205,6 @@ def train_with_levers(
         "loss": losses,
         "seconds_per_step": seconds,
         "memory_gb": peak["peak_gb"] - peak["start_gb"],
+        "optimizer_state_bytes": state,
         "optimizer_state_gb": state / 1e9,
     }

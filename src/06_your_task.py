@@ -29,8 +29,8 @@
 # TSV or Parquet file (or a folder with `train.*`, `dev.*`/`validation.*`, `test.*` files, or a
 # Hugging Face dataset id on Colab), with the column names of your file mapped to the kit's.
 #
-# **Time** (embedded model, 2 CPU cores, 320 training examples, two epochs): about 10 minutes for
-# `e2e_nlg`, 17 for `cyrillic_langid` (`SMOKE = True`: about a minute). On Colab set
+# **Time** (embedded model, 2 CPU cores, 320 training examples, two epochs): about 9 minutes for
+# `e2e_nlg`, 13 for `cyrillic_langid` (`SMOKE = True`: about a minute). On Colab set
 # `MODEL = "qwen-t4"` (Qwen2.5-3B-Instruct in 4-bit on a T4) or `"qwen-a100"`.
 # **Expected** (embedded model, full run): `cyrillic_langid` accuracy 0.00 → about 0.9;
 # `e2e_nlg` chrF about 33 → about 57.

@@ -31,7 +31,7 @@
 #    verdict survives swapping their places, and how it and chrF compare with labels made by hand
 #    on Lab 06's real answers.
 #
-# **Time**: about 17 minutes on 2 CPU cores (`SMOKE = True`: about 2 minutes).
+# **Time**: about 14 minutes on 2 CPU cores (`SMOKE = True`: about 2 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)

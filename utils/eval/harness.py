@@ -21,6 +21,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from utils.data.batching import pad_batch
 from utils.eval.metrics import decoder_and_head, prefix_cache, row_logprobs
 from utils.runtime.storage import data_dir
 
@@ -295,11 +296,8 @@ def score_requests_full(
     scores: list[list[float]] = [[0.0] * len(item["continuations"]) for item in items]
     passes = [rows[n : n + rows_per_pass] for n in range(0, len(rows), rows_per_pass)]
     for chunk in tqdm(passes, desc="scoring", disable=not progress, leave=False):
-        width = max(len(row[2]) for row in chunk)
-        ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, (_, _, tokens, _) in enumerate(chunk):
-            ids[r, : len(tokens)], mask[r, : len(tokens)] = torch.tensor(tokens), 1
+        ids, mask = pad_batch([row[2] for row in chunk], tokenizer.pad_token_id)  # on the right
+        width = ids.shape[1]
         # counted from the end: the last context position predicts the first continuation token
         back = [width - len(tokens) + len(cont) + 1 for _, _, tokens, cont in chunk]
         keep = max(back)

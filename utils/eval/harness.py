@@ -10,7 +10,6 @@ harness repeats run once), which is what comparing many models needs on a CPU.
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from collections.abc import Sequence
@@ -206,17 +205,6 @@ def common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
     return list(first[:n])
 
 
-def extend_cache(decoder, cache, ids: list[int]):
-    """A copy of ``cache`` (None: empty) that also holds the keys and values of ``ids``."""
-    past = copy.deepcopy(cache) if cache is not None else None
-    if not ids:
-        return past
-    device = decoder.get_input_embeddings().weight.device
-    return decoder(
-        input_ids=torch.tensor([ids], device=device), past_key_values=past, use_cache=True
-    ).past_key_values
-
-
 @torch.inference_mode()
 def score_requests(
     model, tokenizer, items: Sequence[dict], progress: bool = True, rows_per_pass=ROWS_PER_PASS
@@ -259,7 +247,7 @@ def score_requests(
     )
     for i in long_items:  # the shared prefix, then the item's own context, each run once
         context = encoded[i][0][0]
-        own = extend_cache(decoder, cache, context[start:-1])
+        own = prefix_cache(decoder, context[start:-1], past=cache)
         choices = [context[-1:] + cont[:-1] for _, cont in encoded[i]]
         groups = [[[(j, t) for j, t in enumerate(cont)]] for _, cont in encoded[i]]
         values = row_logprobs(model, choices, groups, context[:-1], own, pad)

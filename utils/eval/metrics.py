@@ -37,13 +37,15 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 @torch.inference_mode()
-def prefix_cache(decoder, prefix_ids: list[int]):
-    """Run the shared prefix once and return its key/value cache (None for an empty prefix)."""
+def prefix_cache(decoder, prefix_ids: list[int], past=None):
+    """Run the shared prefix once and return its key/value cache (None for an empty prefix);
+    with ``past``, a copy of that cache extended by the prefix (``past`` itself is untouched)."""
+    past = copy.deepcopy(past) if past is not None else None
     if not prefix_ids:
-        return None
+        return past
     device = decoder.get_input_embeddings().weight.device  # a GPU profile's model: inputs there
-    out = decoder(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True)
-    return out.past_key_values
+    ids = torch.tensor([prefix_ids], device=device)
+    return decoder(input_ids=ids, past_key_values=past, use_cache=True).past_key_values
 
 
 @torch.inference_mode()

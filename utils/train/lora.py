@@ -97,8 +97,3 @@ def merge_lora(model: nn.Module) -> list[str]:
 def remove_lora(model: nn.Module) -> list[str]:
     """Drop every adapter, restoring the original linear layers exactly."""
     return replace_modules(model, lambda _, m: isinstance(m, LinearWithLoRA), lambda m: m.linear)
-
-
-def lora_parameter_count(in_features: int, out_features: int, rank: int) -> int:
-    """Trainable parameters of one adapter: ``r * (in + out)``."""
-    return rank * (in_features + out_features)

@@ -278,15 +278,6 @@ def estimate_memory(
     )
 
 
-def params_that_fit(gpu_gb: float, shape: ModelShape, **settings) -> float:
-    """How many parameters a model like ``shape`` could have and still fit in ``gpu_gb`` with these
-    settings: what is left after the fixed costs (overhead, activations), divided by the bytes each
-    parameter costs (weights + trainable copy + gradient + optimizer state)."""
-    estimate = estimate_memory(shape, **settings)
-    per_param = (estimate.total - estimate.overhead - estimate.activations) / shape.params()
-    return (gpu_gb - estimate.overhead - estimate.activations) / per_param
-
-
 ZERO_STAGES = (0, 1, 2, 3)  # 0: plain data parallelism (DDP), every rank holds everything
 
 

@@ -380,12 +380,6 @@ def add_bottleneck_adapters(model, bottleneck: int = 64) -> int:
     return len(blocks)
 
 
-def ia3_linear(linear: torch.nn.Linear, x: torch.Tensor, scale: torch.Tensor, feedforward: bool):
-    """IA3 on one linear layer: the output scaled per feature (``l * Wx``), or for a feed-forward
-    layer the input (``W(l * x)``)."""
-    return linear(x * scale) if feedforward else linear(x) * scale
-
-
 def model_shape(config):
     """The kit's ``ModelShape`` of a Llama-style model (its linear layers' sizes, LoRA counts)."""
 
@@ -407,27 +401,3 @@ def lora_model(base, targets: Sequence[str], r: int, seed: int = 0):
         task_type="CAUSAL_LM", r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules=list(targets)
     )
     return get_peft_model(copy.deepcopy(base), config)
-
-
-def method_params(name: str, config, r: int = 8, bottleneck: int = 64) -> int:
-    """Trainable parameters of a method on a Llama-style model, from its config alone."""
-    shape = model_shape(config)
-    layers, hidden, shapes = shape.layers, shape.hidden, shape.linear_shapes()
-    lora = shape.lora_params(r, tuple(shapes))
-    p_tuning_encoder = (
-        (hidden + 1) * P_TUNING_HIDDEN
-        + (P_TUNING_HIDDEN + 1) * P_TUNING_HIDDEN
-        + (P_TUNING_HIDDEN + 1) * hidden
-    )
-    return {
-        "prompt tuning (random init)": NUM_VIRTUAL_TOKENS * hidden,
-        "prompt tuning (text init)": NUM_VIRTUAL_TOKENS * hidden,
-        "P-tuning": NUM_VIRTUAL_TOKENS * hidden + p_tuning_encoder,
-        "prefix tuning": NUM_VIRTUAL_TOKENS * layers * 2 * shapes["k_proj"][1],
-        "IA3": layers * sum(shapes[m][0 if m in IA3_FEEDFORWARD else 1] for m in IA3_TARGETS),
-        "LoRA": lora,
-        "rsLoRA": lora,
-        "DoRA": lora + layers * sum(o for _, o in shapes.values()),
-        "BitFit": (2 * layers + 1) * hidden,  # no biases in a Llama: the norms
-        "bottleneck adapter": layers * (2 * hidden * bottleneck + bottleneck + hidden),
-    }[name]

@@ -430,7 +430,7 @@ for name, method in family.METHODS.items():
     best, lr_search[name] = choose_run(name, rates)
     trained = best["model"]
     test = family.evaluate_labels(trained, tokenizer, splits["test"], LABELS)
-    unmerged, merged_model = extra_latency(trained), family.merged_copy(trained, name)
+    unmerged, merged_model = extra_latency(trained), family.merged_for_serving(trained, name)
     rows.append(
         {
             "method": name,

@@ -346,7 +346,7 @@ for row_name, method, lr in FINE_TUNES:
         model, method, lr, batches, tokenizer.pad_token_id, TOKENIZER_PATH, SEED
     )
     trainable = count_trainable(tuned)[0]
-    merged = family.merged_copy(tuned, method)  # the weights a deployment would ship
+    merged = family.merged_for_serving(tuned, method)  # the weights a deployment would ship
     soft_prompt = merged is None  # nothing to merge: the prompt stays attached to the model
     scored = tuned if soft_prompt else merged
     verdicts = harness.general_verdicts(scored, tokenizer, general_items, full_forward=soft_prompt)

@@ -62,9 +62,9 @@ def test_a_mergeable_method_gives_the_same_logits_merged(name, tokenizer, tiny_m
     ids, mask = pad_batch([[5, 6, 7, 8], [9, 10]], tokenizer.pad_token_id)
     with torch.no_grad():
         unmerged = family.label_logits(model, ids, mask)
-        merged = family.label_logits(family.merged_copy(model, name), ids, mask)
+        merged = family.label_logits(family.merged_for_serving(model, name), ids, mask)
     assert torch.allclose(unmerged, merged, atol=1e-4)
-    assert family.merged_copy(set_up(tiny_model, "prefix tuning"), "prefix tuning") is None
+    assert family.merged_for_serving(set_up(tiny_model, "prefix tuning"), "prefix tuning") is None
 
 
 def test_a_saved_adapter_merges_onto_a_copy_and_one_for_another_base_is_refused(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.train.distributed import run  # noqa: E402
+from utils.train.distributed import train_one_rank  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default="cpu", help="cpu (embedded model) | t4 | a100")
     args = parser.parse_args(argv)
-    run(args.out, args.steps, args.batch, args.lr, args.seed, args.profile, args.optimizer)
+    train_one_rank(
+        args.out, args.steps, args.batch, args.lr, args.seed, args.profile, args.optimizer
+    )
     return 0
 
 

@@ -61,7 +61,7 @@ def train_data_parallel(
     return {"loss": losses, "seconds_per_step": (time.perf_counter() - start) / len(batches)}
 
 
-def run(
+def train_one_rank(
     out: Path,
     steps: int,
     batch: int,

@@ -13,7 +13,7 @@ from utils.runtime.memory import PeakMemory, release_memory
 from utils.train.peft_family import label_loss
 
 
-def gradients(model) -> dict[str, torch.Tensor]:
+def take_gradients(model) -> dict[str, torch.Tensor]:
     """Copies of the trainable parameters' gradients, then cleared."""
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad(set_to_none=True)
@@ -33,7 +33,7 @@ def full_batch_gradients(model, batch: tuple[torch.Tensor, torch.Tensor]) -> dic
     """Gradients of the mean token loss of one whole batch."""
     total, count = token_loss_sum(model, *batch)
     (total / count).backward()
-    return gradients(model)
+    return take_gradients(model)
 
 
 def accumulated_gradients(model, micro_batches: Sequence[tuple], normalise: str = "micro") -> dict:
@@ -50,7 +50,7 @@ def accumulated_gradients(model, micro_batches: Sequence[tuple], normalise: str 
         total, count = token_loss_sum(model, ids, mask)
         loss = total / all_tokens if normalise == "global" else total / count / len(micro_batches)
         loss.backward()
-    return gradients(model)
+    return take_gradients(model)
 
 
 def largest_difference(a: dict, b: dict) -> float:

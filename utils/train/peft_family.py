@@ -313,10 +313,10 @@ def saved_bytes(model) -> int:
     return len(save({k: v.contiguous() for k, v in state.items()}))
 
 
-def merged_copy(model, name: str):
-    """The model with its method folded into the base weights (LoRA/rsLoRA/DoRA/IA3), or the
-    model itself where nothing is left to merge (BitFit, full fine-tuning); None if it cannot
-    merge."""
+def merged_for_serving(model, name: str):
+    """The model as it would be served with its method merged: a copy with the method folded into
+    the base weights (LoRA/rsLoRA/DoRA/IA3), the model itself where nothing is left to merge
+    (BitFit, full fine-tuning), or None where the method cannot merge (soft prompts, adapters)."""
     if not METHODS[name].mergeable:
         return None
     if hasattr(model, "peft_config"):

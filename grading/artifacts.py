@@ -42,7 +42,12 @@ from utils.data.corpus import (
 from utils.data.datasets import get_spec, load_split, read_jsonl
 from utils.data.prompting import DATASET_FORMATS, PromptFormat, build_prompt
 from utils.eval.icl import evaluate_prompt
-from utils.eval.metrics import block_perplexity, classifier_accuracy, evaluate_extraction
+from utils.eval.metrics import (
+    block_perplexity,
+    classifier_accuracy,
+    evaluate_extraction,
+    majority_share,
+)
 from utils.runtime.models import model_fingerprint
 from utils.runtime.storage import cache_dir, write_json_atomic
 from utils.train.classifier import (
@@ -343,7 +348,7 @@ def chance_level(rubric: Rubric, rows: list[dict]) -> float | None:
     labels = [r["label"] for r in rows if "label" in r]
     if rubric.metric != "accuracy" or not labels:
         return None
-    return max(labels.count(label) for label in set(labels)) / len(labels)
+    return majority_share(labels)
 
 
 def artifact_scorers(rubric: Rubric):

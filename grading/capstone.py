@@ -36,6 +36,7 @@ from utils.data.own_data import (
     to_examples,
 )
 from utils.eval import harness
+from utils.eval.metrics import majority_share
 from utils.eval.task_eval import PRIMARY_METRIC, evaluate_task
 
 MAX_INSTRUCTION_CHARS = 4000
@@ -159,7 +160,7 @@ def check_answers(task, examples: list[dict], where: str) -> None:
             raise SubmissionError(f"{where}: answers {unknown[:5]} are not among the task's labels")
 
 
-def test_examples(files: dict[str, bytes], task, claim: dict) -> list[dict] | None:
+def submitted_test_split(files: dict[str, bytes], task, claim: dict) -> list[dict] | None:
     """The submitted test split, checked against the claim's fingerprint (None if not handed in)."""
 
     if "test.jsonl" not in files:
@@ -217,12 +218,11 @@ def report_present(files: dict[str, bytes]) -> bool:
     return pdf.startswith(b"%PDF-") and len(pdf) >= REPORT_MIN_BYTES and "report.md" in files
 
 
-def majority_share(task, examples: list[dict]) -> float | None:
-    """For classification, what always answering the most common label scores."""
+def constant_answer_score(task, examples: list[dict]) -> float | None:
+    """For classification, what always answering the most common label scores (None otherwise)."""
     if task.kind != "classification":
         return None
-    answers = [e["answer"] for e in examples]
-    return max(answers.count(a) for a in set(answers)) / len(answers)
+    return majority_share([e["answer"] for e in examples])
 
 
 def mismatch(reproduction: dict | None) -> str:
@@ -259,7 +259,7 @@ def grade_capstone(
     test examples, no reproduction (it needs the whole split)."""
     task, claim = read_claim(files)
     budget, primary = claim["max_new_tokens"], claim["primary"]
-    submitted = test_examples(files, task, claim)
+    submitted = submitted_test_split(files, task, claim)
     if trial:
         if submitted is None:  # to be graded on the instructor's file: check the adapter only
             with submitted_adapter_merged(state["model"], files, rubric):
@@ -314,7 +314,7 @@ def grade_capstone(
         }
     graded_on = sets[-1]
     before, after = scale(task, befores[-1]["score"]), scale(task, afters[-1]["score"])
-    chance = majority_share(task, graded_on)
+    chance = constant_answer_score(task, graded_on)
     points = score(rubric, before, after, chance)
     extra = {
         "reproduced result": rubric.reproduced_points

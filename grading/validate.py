@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from grading.rubric import Checks, rubric_labs
 from utils.lab.submission import (
+    ALLOWED_SUFFIXES,
     SAVED_ROWS_FILE,
     SCHEMA_VERSION,
     STUDENT_ID,
@@ -33,7 +34,6 @@ READABLE_COMPRESSION = {  # what Python's zipfile inflates: 7-Zip's and other to
     zipfile.ZIP_LZMA: "LZMA",
 }
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".npy", ".npz", ".joblib")
-ALLOWED_SUFFIXES = (".json", ".jsonl", ".safetensors", ".md", ".txt", ".pdf")
 MANIFEST_FIELDS = {
     "schema_version": int,
     "lab": str,

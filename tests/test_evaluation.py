@@ -11,15 +11,16 @@ from utils.eval.metrics import (
     classification_metrics,
     evaluate_classification,
     evaluate_extraction,
-    exact_match,
     field_scores,
     generate_batch,
     hf_generate_batch,
+    majority_share,
     parse_json_object,
     perplexity,
     score_candidates,
     teacher_forced_match,
 )
+from utils.eval.text_metrics import exact_matches
 
 
 def naive_logprob(model, tokenizer, prompt: Prompt, candidate: str) -> float:
@@ -245,7 +246,10 @@ def test_perplexity_matches_the_model_loss(tiny_model, tokenizer):
 
 
 def test_text_and_structured_scores():
-    assert exact_match([" a ", "b"], ["a", "c"]) == 0.5
+    assert exact_matches([" a ", "b"], ["a", "c"]) == [True, False]
+    assert majority_share(["spam", "ham", "ham"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="no labels"):
+        majority_share([])
     assert parse_json_object('Sure: {"who": "Ann", "when": null} done') == {
         "who": "Ann",
         "when": None,

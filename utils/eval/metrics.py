@@ -155,6 +155,14 @@ def score_candidates(
     return scores
 
 
+def majority_share(labels: Sequence[str]) -> float:
+    """What answering the most common label every time scores on ``labels`` (a classifier's
+    floor: accuracy below it learned nothing a constant answer does not)."""
+    if not labels:
+        raise ValueError("no labels: the majority share of nothing is undefined")
+    return Counter(labels).most_common(1)[0][1] / len(labels)
+
+
 def classification_metrics(predictions: list[str], gold: list[str], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1, per-label recall and the confusion counts."""
     if len(predictions) != len(gold) or not gold:
@@ -309,15 +317,6 @@ def hf_generate_batch(
     finally:
         tokenizer.padding_side = side
     return outputs
-
-
-def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Fraction of predictions equal to their reference after stripping whitespace."""
-    if len(predictions) != len(references) or not references:
-        raise ValueError("predictions and references must be non-empty and of equal length")
-    return sum(p.strip() == r.strip() for p, r in zip(predictions, references, strict=True)) / len(
-        references
-    )
 
 
 def parse_json_object(text: str) -> dict | None:

@@ -131,6 +131,27 @@ FIGURES = [
         ("absolute", 0.01),
     ),
     (
+        "07_peft_family",
+        r"the same (\d+) training examples in the same order \((\d+) steps of (\d+)\)",
+        lambda: [result("07_peft_family")["budget"][key] for key in ("examples", "steps", "batch")],
+        ("absolute", 0),
+    ),
+    (
+        "07_peft_family",
+        r"after (\d+) examples every method gains, from about ([\d.]+) \(prompt tuning from a "
+        r"random start\) to about ([\d.]+) \(prefix tuning\)",
+        lambda: [
+            result("07_peft_family")["budget"]["examples"],
+            *(
+                next(r for r in result("07_peft_family")["methods"] if r["method"] == name)[
+                    "test accuracy"
+                ]
+                for name in ("prompt tuning (random init)", "prefix tuning")
+            ),
+        ],
+        ("absolute", 0.05),
+    ),
+    (
         "08_memory_and_scale",
         r"\*\*Time\*\*: about (\d+) minutes",
         lambda: [minutes("08_memory_and_scale")],
@@ -195,3 +216,14 @@ def test_a_figure_stated_in_a_lab_agrees_with_its_recorded_full_run(
         f"{lab} states {match.group(0)!r} but its last full run recorded "
         f"{[round(m, 3) for m in measured]} ({tolerance[0]} {tolerance[1]})"
     )
+
+
+def test_every_lab07_method_gains_as_its_introduction_says():
+    assert "every method gains" in text_of("07_peft_family"), "statement gone: update this test"
+    recorded = result("07_peft_family")
+    behind = [
+        r["method"]
+        for r in recorded["methods"]
+        if r["test accuracy"] <= recorded["before"]["accuracy"]
+    ]
+    assert not behind, f"Lab 07 says every method gains, but these did not: {behind}"

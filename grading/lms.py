@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from grading.report import csv_safe
+from grading.outputs import csv_safe
 from grading.rubric import load_rubric
 
 FINAL = ("graded", "invalid")  # verdicts; "error" and "timeout" are graded again by a later run

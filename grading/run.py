@@ -32,7 +32,7 @@ from grading.lms import (  # noqa: E402
     export_for_lms,
     parse_assignment,
 )
-from grading.report import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
+from grading.outputs import gradebook_rows, gradescope_results, write_feedback, write_gradebook  # noqa: E402
 from grading.rubric import load_rubric, rubric_labs  # noqa: E402
 from grading.worker import (  # noqa: E402
     Worker,

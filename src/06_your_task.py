@@ -100,10 +100,10 @@ from utils.data.own_data import (
 from utils.eval import harness
 from utils.eval.compare import paired_bootstrap
 from utils.eval.task_eval import answer_budget, evaluate_task, label_baselines
+from utils.lab.capstone_report import capstone_report, write_markdown, write_pdf
 from utils.lab.checks import check_equal, report
 from utils.lab.diagrams import Changes, draw_model
 from utils.lab.plots import plot_grouped_bars, plot_heatmap, plot_lines, show
-from utils.lab.report import capstone_report, write_markdown, write_pdf
 from utils.lab.results import finish_lab, format_table
 from utils.lab.submission import make_submission
 from utils.runtime.memory import PeakMemory

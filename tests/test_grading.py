@@ -12,7 +12,7 @@ from grading_helpers import BASE_ID, KEY, LAB, adapter_folder, pack, unpack
 from safetensors.torch import save
 
 from grading.artifacts import linear_shapes
-from grading.report import gradescope_results
+from grading.outputs import gradescope_results
 from grading.rubric import Band, Rubric, RubricError, load_rubric, rubric_labs, score
 from grading.run import grade_batch, main
 from grading.worker import grade_bytes

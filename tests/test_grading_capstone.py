@@ -10,7 +10,7 @@ from grading.capstone import evaluation_key, grade_capstone
 from grading.rubric import load_rubric
 from grading.worker import base_state, grade_bytes
 from utils.data.own_data import TaskConfig, examples_fingerprint, to_examples, write_examples
-from utils.lab.report import Report, write_markdown, write_pdf
+from utils.lab.capstone_report import Report, write_markdown, write_pdf
 from utils.lab.submission import make_submission
 
 LAB = "06_your_task"

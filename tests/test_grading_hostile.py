@@ -15,7 +15,7 @@ from grading_helpers import BASE_ID, LAB, pack, unpack
 from test_grading import with_config
 
 from grading.artifacts import base_restored, base_state_fingerprint
-from grading.report import feedback_markdown, write_gradebook
+from grading.outputs import feedback_markdown, write_gradebook
 from grading.rubric import load_rubric, score
 from grading.run import grade_batch
 from grading.worker import MAX_REASON_CHARS, Worker, grade_bytes

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from grading.report import feedback_markdown, gradescope_results, write_gradebook
+from grading.outputs import feedback_markdown, gradescope_results, write_gradebook
 from grading.rubric import load_rubric, score
 
 GOLDEN = Path(__file__).parent / "golden"

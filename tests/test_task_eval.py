@@ -9,7 +9,7 @@ from utils.data.own_data import TaskConfig, task_messages, to_examples
 from utils.eval.compare import paired_bootstrap
 from utils.eval.task_eval import NO_LABEL, evaluate_task, match_label, score_outputs
 from utils.eval.text_metrics import UnicodeTokenizer, chrf_scores, corpus_chrf, rouge_l_scores
-from utils.lab.report import Report, write_markdown, write_pdf
+from utils.lab.capstone_report import Report, write_markdown, write_pdf
 from utils.train import sft
 
 

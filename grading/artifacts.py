@@ -39,7 +39,7 @@ from utils.data.corpus import (
     split_documents,
     tokenize_documents,
 )
-from utils.data.datasets import get_spec, load_split, read_jsonl
+from utils.data.datasets import get_spec, load_split, read_split_file
 from utils.data.prompting import DATASET_FORMATS, PromptFormat, build_prompt
 from utils.eval.icl import evaluate_prompt
 from utils.eval.metrics import (
@@ -73,7 +73,7 @@ def load_heldout(rubric: Rubric, path: Path | None = None) -> tuple[list[dict], 
         corpus_heldout(path)
         if rubric.dataset == CORPUS
         else (
-            read_jsonl(Path(path), get_spec(rubric.dataset))
+            read_split_file(Path(path), get_spec(rubric.dataset))
             if path
             else load_split(rubric.dataset, "heldout", allow_heldout=True)
         )

@@ -56,13 +56,12 @@ from utils.data.chat_format import (
     alpaca_to_messages,
     chat_token_ids,
     messages_to_alpaca,
-    read_jsonl,
     row_to_messages,
     validate_chat_file,
-    write_jsonl,
 )
 from utils.data.cleaning import clean, jaccard, leaked
 from utils.data.datasets import get_spec, load_split
+from utils.data.jsonl import read_jsonl, write_jsonl
 from utils.data.token_stats import (
     default_epochs,
     example_lengths,

@@ -11,7 +11,7 @@ from utils.data.datasets import (
     find_leaks,
     get_spec,
     load_split,
-    read_jsonl,
+    read_split_file,
     rows_from_hub,
     split_rows,
 )
@@ -95,7 +95,7 @@ def test_malformed_extraction_target_names_line_and_problem(tmp_path, target, pr
     path = tmp_path / "bad.jsonl"
     path.write_text(good + "\n" + f'{{"id": "e-2", "text": "x", "target": {target}}}' + "\n")
     with pytest.raises(DataError, match=re.escape(f"{path}:2: ") + ".*" + re.escape(problem)):
-        read_jsonl(path, get_spec("news_events"))
+        read_split_file(path, get_spec("news_events"))
 
 
 def test_leak_detection_normalises_text():
@@ -130,7 +130,7 @@ def test_malformed_row_names_file_line_and_problem(tmp_path, line, problem):
     good = json.dumps({"id": "ok", "text": "fine", "label": "spam"})
     path.write_text(f"{good}\n\n{good}\n{line}\n{good}\n")
     with pytest.raises(DataError) as err:
-        read_jsonl(path, get_spec("sms_spam"))
+        read_split_file(path, get_spec("sms_spam"))
     assert f"{path}:4:" in str(err.value) and problem in str(err.value)
 
 

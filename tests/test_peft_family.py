@@ -196,12 +196,12 @@ def adapter_zip(tokenizer, tmp_path, name, edit=None, lab=LAB):
 def test_the_grader_scores_an_adapter_of_every_type_as_the_lab_does(
     name, tokenizer, base, sms_heldout, tmp_path
 ):
-    from utils.data.datasets import get_spec, read_jsonl
+    from utils.data.datasets import get_spec, read_split_file
 
     zip_path, peft_model = adapter_zip(tokenizer, tmp_path, name)
     result = grade_bytes(zip_path.read_bytes(), base, LAB, sms_heldout, None)
     assert result["status"] == "graded", result.get("reason")
-    rows = read_jsonl(sms_heldout, get_spec("sms_spam"))
+    rows = read_split_file(sms_heldout, get_spec("sms_spam"))
     in_the_lab = family.evaluate_labels(peft_model, tokenizer, rows, LABELS)
     assert result["after"]["loss"] == pytest.approx(in_the_lab["loss"], rel=1e-4)
     assert result["after"]["loss"] != pytest.approx(result["before"]["loss"])

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from utils.data.jsonl import read_jsonl, write_jsonl
 from utils.eval.harness import word_ngrams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +35,6 @@ BLIMP_PHENOMENA = (
 SIZES = {"blimp": 30, "piqa": 150, "hellaswag": 100, "truthfulqa_mc1": 50, "xcopa_it": 100}
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def sample(rows: list[dict], n: int, seed: int = SEED) -> list[dict]:
     """``n`` rows drawn without replacement, in the drawn order (so the first k are a random
     sample too), each with its upstream ``id``."""
@@ -47,11 +43,7 @@ def sample(rows: list[dict], n: int, seed: int = SEED) -> list[dict]:
 
 
 def write(name: str, rows: list[dict]) -> None:
-    folder = OUT / name
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "items.jsonl", "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(OUT / name / "items.jsonl", rows)
     print(f"{name}/items.jsonl: {len(rows)} items")
 
 

@@ -19,15 +19,12 @@ from pathlib import Path
 from utils.data.generators.animals import animal_rows
 from utils.data.generators.events import generate_events
 from utils.data.generators.sms import generate_sms
+from utils.data.jsonl import DataError, read_jsonl_records
 from utils.runtime.storage import data_dir
 
 LAB_SPLITS = ("train", "validation", "test")
 ALL_SPLITS = (*LAB_SPLITS, "heldout")
 SPLIT_FRACTIONS = {"train": 0.55, "validation": 0.10, "test": 0.20, "heldout": 0.15}
-
-
-class DataError(ValueError):
-    """A dataset file or row is malformed; the message names file, line and problem."""
 
 
 @dataclass(frozen=True)
@@ -208,20 +205,16 @@ def _validate_target(target: object, fields: tuple[str, ...], where: str) -> Non
             raise DataError(f"{where}: target field '{key}' must be a non-empty string or null")
 
 
-def read_jsonl(path: Path, spec: DatasetSpec) -> list[dict]:
-    """Read and validate a JSONL file; the first bad line raises DataError with file and line."""
+def read_split_file(path: Path, spec: DatasetSpec) -> list[dict]:
+    """The rows of one of the kit's split files, each validated against ``spec``; the first bad
+    line raises DataError with file and line."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (regenerate with: python tools/make_data.py)")
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                parsed = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            rows.append(validate_row(parsed, spec, f"{path}:{number}"))
+    for where, record in read_jsonl_records(path):
+        if isinstance(record, DataError):
+            raise DataError(f"{where}: {record}")
+        rows.append(validate_row(record, spec, where))
     return rows
 
 
@@ -263,7 +256,7 @@ def load_split(
         return load_hub_splits(spec)[split]
     if source != "bundled":
         raise ValueError(f"source must be 'bundled' or 'hub', got {source!r}")
-    return read_jsonl(data_dir() / name / f"{split}.jsonl", spec)
+    return read_split_file(data_dir() / name / f"{split}.jsonl", spec)
 
 
 def find_leaks(splits: dict[str, list[dict]]) -> list[tuple[str, str, str]]:

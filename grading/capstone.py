@@ -27,11 +27,11 @@ from pathlib import Path
 from grading.artifacts import TRIAL_ROWS, cached_result, submitted_adapter_merged
 from grading.rubric import Rubric, score
 from grading.validate import SubmissionError, parse_json
+from utils.data.jsonl import jsonl_records
 from utils.data.own_data import (
     TASK_KINDS,
     TaskConfig,
     examples_fingerprint,
-    jsonl_records,
     read_records,
     to_examples,
 )

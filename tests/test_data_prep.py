@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from utils.data import chat_format, cleaning, token_stats
+from utils.data import chat_format, cleaning, jsonl, token_stats
 from utils.eval.decoding import sample_completions
 from utils.runtime.models import build_tiny_model
 from utils.runtime.storage import REPO_ROOT
@@ -44,6 +44,22 @@ def test_role_order_rules(roles, problems):
     assert chat_format.role_order_problems(roles) == problems
 
 
+def test_lab_00s_validator_and_the_capstone_loader_apply_one_rule_set():
+    from utils.data.own_data import TaskConfig, to_examples
+
+    lines = [line for line in BROKEN.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ends_on_user = [("user", "a"), ("assistant", "b"), ("user", "c")]
+    lines.append(json.dumps({"messages": [{"role": r, "content": c} for r, c in ends_on_user]}))
+    refused = {p.line for p in chat_format.validate_chat_lines(lines)}
+    records = jsonl.jsonl_records(lines, "f")
+    _, problems = to_examples(records, TaskConfig(kind="generation"))
+    refused_by_capstone = {int(p.split(":")[1]) for p in problems}
+    assert refused_by_capstone == refused  # the token limit aside (no tokenizer here)
+    assert len(lines) in refused  # a line that ends on a user turn, after an answer
+    last = next(p for p in problems if p.startswith(f"f:{len(lines)}:"))
+    assert "must end on an answer" in last
+
+
 def test_formats_convert_both_ways_and_survive_jsonl(tmp_path):
     row = {"text": "free entry now", "label": "spam"}
     line = chat_format.row_to_messages(row, "Spam or ham?", system="Be brief.")
@@ -55,11 +71,11 @@ def test_formats_convert_both_ways_and_survive_jsonl(tmp_path):
         "output": "spam",
     }
     assert chat_format.alpaca_to_messages(alpaca)["messages"] == line["messages"][1:]
-    path = chat_format.write_jsonl(tmp_path / "x.jsonl", [line, {"messages": "é"}])
-    assert chat_format.read_jsonl(path)[1] == {"messages": "é"}
+    path = jsonl.write_jsonl(tmp_path / "x.jsonl", [line, {"messages": "é"}])
+    assert jsonl.read_jsonl(path)[1] == {"messages": "é"}
     path.write_text('{"a": 1}\n{oops\n')
     with pytest.raises(ValueError, match="x.jsonl:2"):
-        chat_format.read_jsonl(path)
+        jsonl.read_jsonl(path)
 
 
 def test_token_lengths_split_prompt_and_answer_as_counted_by_hand(tokenizer):

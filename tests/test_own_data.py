@@ -96,8 +96,9 @@ def test_alpaca_and_chat_rows():
     ]
     _, problems = to_examples(bad, task)
     assert [p.split(":")[1] for p in problems] == ["1", "2", "3", "4"]
-    assert "last message must be the assistant" in problems[0]
-    assert "role" in problems[1] and "no user message" in problems[2] and "output" in problems[3]
+    assert "no assistant message" in problems[0]
+    assert "role 'robot'" in problems[1] and "starting with user" in problems[2]
+    assert "output" in problems[3]
 
 
 def test_extraction_answers_are_canonical_json_objects():

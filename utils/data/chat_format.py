@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.data.own_data import ROLES, jsonl_records
+from utils.data.jsonl import jsonl_records
+
+ROLES = ("system", "user", "assistant")
 
 MESSAGE_KEYS = {"role", "content", "name", "weight"}  # what hosted services accept per message
 LINE_KEYS = {"messages"}
@@ -56,30 +58,11 @@ def row_to_messages(row: dict, instruction: str, system: str | None = None) -> d
     )
 
 
-def write_jsonl(path: Path, lines: Iterable[dict]) -> Path:
-    """One JSON object per line, UTF-8, non-ASCII kept as is."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for line in lines:
-            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The objects of a JSONL file; a line that does not parse is a ``ValueError`` naming it."""
-    lines = []
-    for where, record in jsonl_records(Path(path).read_text(encoding="utf-8").splitlines(), path):
-        if isinstance(record, Exception):
-            raise ValueError(f"{where}: {record}")
-        lines.append(record)
-    return lines
-
-
 def message_problems(messages: object) -> list[str]:
     """What is wrong with one line's ``messages`` value: its shape, each message's keys, role and
     content, the order of roles (an optional system message first, then user and assistant
-    alternating, starting with user) and whether the assistant answers at all."""
+    alternating, starting with user), whether the assistant answers at all and whether the line
+    ends on an answer. Lab 00's validator and the capstone's loader both use these rules."""
     if not isinstance(messages, list) or not messages:
         return ["'messages' must be a non-empty list"]
     problems: list[str] = []
@@ -99,7 +82,10 @@ def message_problems(messages: object) -> list[str]:
             problems.append(f"message {i} ({message.get('role')}) has empty content")
     roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
     if all(role in ROLES for role in roles):  # order is judged only when every role is known
-        problems += role_order_problems(roles)
+        order = role_order_problems(roles)
+        if not order and roles[-1] != "assistant":
+            order = [f"the last message is the {roles[-1]}'s: a line must end on an answer"]
+        problems += order
     return problems
 
 

@@ -22,11 +22,12 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.data.datasets import DataError, find_leaks, split_rows, text_hash
+from utils.data.chat_format import message_problems
+from utils.data.datasets import find_leaks, split_rows, text_hash
+from utils.data.jsonl import DataError, read_jsonl_records
 from utils.runtime.storage import data_dir
 
 TASK_KINDS = ("classification", "extraction", "generation")
@@ -36,7 +37,6 @@ SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 CAPSTONE_FRACTIONS = {"train": 0.7, "validation": 0.1, "test": 0.2}
 VALIDATION_FROM_TRAIN = {"train": 0.875, "validation": 0.125}  # when only test came with the data
 MAX_BAD_FRACTION = 0.1  # more bad rows than this: the column mapping is probably wrong
-ROLES = ("system", "user", "assistant")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def read_records(path: Path) -> list[tuple[str, object]]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return _read_jsonl(path)
+        return read_jsonl_records(path)
     if suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(data, list):
@@ -103,26 +103,6 @@ def read_records(path: Path) -> list[tuple[str, object]]:
 
         return [(f"{path} row {i}", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
     raise DataError(f"{path}: unsupported file type {suffix!r} (use one of {', '.join(SUFFIXES)})")
-
-
-def _read_jsonl(path: Path) -> list[tuple[str, object]]:
-    with open(path, encoding="utf-8") as fh:
-        return jsonl_records(fh, str(path))
-
-
-def jsonl_records(lines: Iterable[str], where: str) -> list[tuple[str, object]]:
-    """``(where:line, record)`` for every non-blank JSONL line; a line that does not parse
-    becomes a ``DataError`` in place of its record."""
-    records: list[tuple[str, object]] = []
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            try:
-                records.append((f"{where}:{number}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                records.append((f"{where}:{number}", DataError(f"invalid JSON ({exc.msg})")))
-            except RecursionError:
-                records.append((f"{where}:{number}", DataError("invalid JSON (nested too deeply)")))
-    return records
 
 
 def _read_csv(path: Path, delimiter: str) -> list[tuple[str, object]]:
@@ -243,19 +223,12 @@ def _json_answer(answer: str, where: str) -> str:
 
 
 def _chat_turns(messages: object, where: str) -> tuple[list[dict], str]:
-    """(conversation before the answer, the answer) from chat ``messages``."""
-    if not isinstance(messages, list) or not messages:
-        raise DataError(f"{where}: 'messages' must be a non-empty list")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise DataError(f"{where}: message {i} needs a role in {ROLES}")
-        if not isinstance(message.get("content"), str) or not message["content"].strip():
-            raise DataError(f"{where}: message {i} ({message['role']}) has no text content")
-    if messages[-1]["role"] != "assistant":
-        raise DataError(f"{where}: the last message must be the assistant's answer")
+    """(conversation before the answer, the answer) from chat ``messages``, checked by the same
+    rules as Lab 00's validator (``chat_format.message_problems``): every problem in one error."""
+    problems = message_problems(messages)
+    if problems:
+        raise DataError(f"{where}: " + "; ".join(problems))
     turns = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]
-    if not any(m["role"] == "user" for m in turns):
-        raise DataError(f"{where}: no user message before the answer")
     return [m for m in turns if m["role"] != "system"], messages[-1]["content"].strip()
 
 

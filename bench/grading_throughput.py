@@ -11,11 +11,9 @@ extraction task with the same adapter (the demo's reference adapter: run
   prompt;
 - **hf batched**: the adapter merged into the base, ``model.generate`` on left-padded batches of 64
   prompts sorted by length (``utils.eval.metrics.hf_generate_batch``) — the kit's path on a CPU
-  until
-  ``utils.eval.decoding`` replaced it, and still its path on a GPU;
+  until ``utils.eval.decoding`` replaced it, and still its path on a GPU;
 - **no drafts**: ``generate_batch`` (``utils.eval.decoding.greedy_decode``): the shared prompt
-  prefix
-  (the system instruction) runs once, finished rows leave the batch;
+  prefix (the system instruction) runs once, finished rows leave the batch;
 - **kit**: the same plus drafts (``evaluate_extraction`` passes the references' canonical JSON),
   checked 8 tokens per forward pass; decoding one token per pass runs only from where the model
   parts from its draft. This is the path the labs and the grader use.

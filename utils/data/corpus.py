@@ -122,9 +122,8 @@ def split_documents(
     allow_heldout: bool = False,
 ) -> dict[str, list[Document]]:
     """Whole documents to ``train``, ``test`` or ``heldout`` by a hash of their id: stable, no text
-    in two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split): returned
-    only
-    with ``allow_heldout=True``."""
+    in two splits. ``heldout`` is for grading only (like the datasets' ``heldout`` split):
+    returned only with ``allow_heldout=True``."""
     if not (
         0 < test_fraction < 1 and 0 < heldout_fraction < 1 and test_fraction + heldout_fraction < 1
     ):

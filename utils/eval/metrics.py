@@ -204,9 +204,9 @@ def evaluate_classification(
 
 
 def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: int):
-    """For (prompt ids, answer ids) pairs, one right-padded forward pass; yields, row by row, the
-    fp32
-    logits that predict each answer token from everything before it (LM head only there)."""
+    """For (prompt ids, answer ids) pairs, one right-padded forward pass; yields, row by row,
+    the fp32 logits that predict each answer token from everything before it (LM head only
+    there)."""
     decoder, head = decoder_and_head(model)
     width = max(len(p) + len(a) for p, a in pairs)
     ids = torch.full((len(pairs), width), pad_id)

@@ -208,8 +208,8 @@ def estimate_memory(
     - activations (training): what backward needs per token and block, ``activation_bytes`` each:
       6·hidden (norm inputs, q/k/v, attention output) + 4·intermediate (gate, up, act, product),
       flash/SDPA attention so nothing quadratic in the sequence; with checkpointing only each
-      block's
-      input plus one block's activations. Logits: fp32 values and gradient over the vocabulary.
+      block's input plus one block's activations. Logits: fp32 values and gradient over the
+      vocabulary.
     - inference: the KV cache of one ``seq_len`` sequence per batch row, and one block's
       activations.
     - ``logits_tokens``: the positions the LM head runs on in training (default: every token; a

@@ -102,9 +102,8 @@ def int8_outlier_matmul(
 def nf4_roundtrip_linears(model, blocksize: int = 64) -> int:
     """Replace, in place, the weight of every linear layer inside the decoder blocks (the layers
     ``load_in_4bit`` quantizes; embeddings and the LM head stay) by its NF4 quantize-dequantize
-    round
-    trip: the weights a QLoRA adapter was trained against, in full precision. Returns the number of
-    layers changed."""
+    round trip: the weights a QLoRA adapter was trained against, in full precision. Returns the
+    number of layers changed."""
     changed = 0
     for name, module in model.named_modules():
         inside_blocks = ".layers." in f".{name}" and "lora_" not in name

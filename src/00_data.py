@@ -98,16 +98,16 @@ model, tokenizer = load_model(PROFILE)
 
 # %%
 row = load_split("sms_spam", "train")[0]
-chat = row_to_messages(row, sft.SPAM_INSTRUCTION, system="You label text messages.")
+chat = row_to_messages(row, sft.SPAM_INSTRUCTION)  # the layout Labs 03B-04 train on
 alpaca = messages_to_alpaca(chat)
 print("kit row:  ", json.dumps({"text": row["text"], "label": row["label"]}))
 print("alpaca:   ", json.dumps(alpaca))
 print("chat line:", json.dumps(chat))
 check_equal(
     "round trip",
-    alpaca_to_messages(alpaca)["messages"],
-    chat["messages"][1:],
-    what="chat -> Alpaca -> chat (the system message has no place in Alpaca)",
+    alpaca_to_messages(alpaca),
+    chat,
+    what="chat -> Alpaca -> chat (the instruction is the system message, the SMS the input)",
 )
 train_rows = load_split("sms_spam", "train")
 chat_path = write_jsonl(
@@ -179,9 +179,10 @@ check_equal("validator", found, known, what="every problem of every line vs the 
 # ### Task 0.2 — what the template adds
 # Write `template_overhead(tokenizer, messages)`: the number of tokens of the whole conversation
 # under the chat template (`chat_token_ids(tokenizer, messages)`) minus the tokens of the message
-# contents alone (each `content` tokenized with `add_special_tokens=False`). Predict first: for a
-# two-message SMS conversation, is it nearer 5, 15 or 50 tokens? (The template adds a default
-# system prompt when there is none.)
+# contents alone (each `content` tokenized with `add_special_tokens=False`). Predict first: for an
+# SMS line (the instruction as the system message, the SMS, the label), is it nearer 5, 15 or 50
+# tokens? And for the same line without its system message? (Read the template: what does it do
+# when a conversation has no system message?)
 
 
 # %%
@@ -196,14 +197,19 @@ def template_overhead(tokenizer, messages: list[dict]) -> int:
 
 # %%
 sms_lines = read_jsonl(chat_path)
-for _line in (sms_lines[0], chat, {"messages": sms_lines[1]["messages"] * 2}):
+without_system = sms_lines[0]["messages"][1:]  # the same line, no system message
+two_exchanges = sms_lines[0]["messages"] + sms_lines[1]["messages"][1:]  # a second SMS and label
+for _messages in (sms_lines[0]["messages"], without_system, two_exchanges):
     check_equal(
         "Task 0.2",
-        template_overhead(tokenizer, _line["messages"]),
-        expected("Task 0.2", tokenizer, _line["messages"]),
-        what=f"overhead of a {len(_line['messages'])}-message conversation",
+        template_overhead(tokenizer, _messages),
+        expected("Task 0.2", tokenizer, _messages),
+        what=f"overhead of a {len(_messages)}-message conversation",
     )
-print(f"the chat template adds {template_overhead(tokenizer, sms_lines[0]['messages'])} tokens")
+print(
+    f"the chat template adds {template_overhead(tokenizer, sms_lines[0]['messages'])} tokens to "
+    f"an SMS line, {template_overhead(tokenizer, without_system)} without its system message"
+)
 
 # %% [markdown]
 # Two datasets side by side: the SMS messages (short answers: one word) and the event
@@ -583,6 +589,7 @@ results = {
     "validator": {"lines": len(BROKEN.read_text().splitlines()), "problems": len(problems)},
     "tokens": token_rows,
     "template_overhead": template_overhead(tokenizer, sms_lines[0]["messages"]),
+    "template_overhead_without_system": template_overhead(tokenizer, without_system),
     "truncation": truncation,
     "hosted_cost": {"sms_tokens": sms_tokens, "epochs": sms_cost[0], "usd": sms_cost[2]},
     "gpu_minutes": gpu_rows,

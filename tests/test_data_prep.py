@@ -11,6 +11,7 @@ from utils.data import chat_format, cleaning, jsonl, token_stats
 from utils.eval.decoding import sample_completions
 from utils.runtime.models import build_tiny_model
 from utils.runtime.storage import REPO_ROOT
+from utils.train import sft
 
 BROKEN = REPO_ROOT / "data" / "chat_format" / "broken.jsonl"
 
@@ -62,15 +63,15 @@ def test_lab_00s_validator_and_the_capstone_loader_apply_one_rule_set():
 
 def test_formats_convert_both_ways_and_survive_jsonl(tmp_path):
     row = {"text": "free entry now", "label": "spam"}
-    line = chat_format.row_to_messages(row, "Spam or ham?", system="Be brief.")
+    line = chat_format.row_to_messages(row, "Spam or ham?")
+    same_as_training = chat_format.row_to_messages(row, sft.SPAM_INSTRUCTION)["messages"]
+    assert same_as_training == sft.spam_messages(row)  # Lab 00 measures what Lab 03B trains on
     assert [m["role"] for m in line["messages"]] == ["system", "user", "assistant"]
     alpaca = chat_format.messages_to_alpaca(line)
-    assert alpaca == {
-        "instruction": "Spam or ham?\n\nfree entry now",
-        "input": "",
-        "output": "spam",
-    }
-    assert chat_format.alpaca_to_messages(alpaca)["messages"] == line["messages"][1:]
+    assert alpaca == {"instruction": "Spam or ham?", "input": "free entry now", "output": "spam"}
+    assert chat_format.alpaca_to_messages(alpaca) == line  # the round trip is exact
+    no_input = {"instruction": "Say hi.", "input": "", "output": "hi"}
+    assert chat_format.messages_to_alpaca(chat_format.alpaca_to_messages(no_input)) == no_input
     path = jsonl.write_jsonl(tmp_path / "x.jsonl", [line, {"messages": "é"}])
     assert jsonl.read_jsonl(path)[1] == {"messages": "é"}
     path.write_text('{"a": 1}\n{oops\n')

@@ -30,32 +30,48 @@ class Problem:
         return f"line {self.line}: {self.reason}"
 
 
-def alpaca_to_messages(row: dict, system: str | None = None) -> dict:
-    """``{"instruction", "input", "output"}`` -> a chat line: the instruction and input (if any)
-    as the user turn, the output as the assistant's."""
-    user = row["instruction"] if not row.get("input") else f"{row['instruction']}\n\n{row['input']}"
-    messages = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]
-    return {"messages": messages}
+def instruction_chat(
+    instruction: str, user: str | list[dict], answer: str | None = None
+) -> list[dict]:
+    """The kit's one chat layout for a task: the instruction as the system message, the input as
+    the user turn (or ``user``'s earlier turns, for a conversation), then — for training — the
+    answer as the assistant's. Every lab that trains on chat builds its lines here."""
+    turns = [{"role": "user", "content": user}] if isinstance(user, str) else list(user)
+    messages = [{"role": "system", "content": instruction}, *turns]
+    if answer is not None:
+        messages.append({"role": "assistant", "content": answer})
+    return messages
+
+
+def alpaca_to_messages(row: dict) -> dict:
+    """``{"instruction", "input", "output"}`` -> a chat line in the kit's layout: with an input,
+    the instruction is the system message and the input the user turn; without one, the
+    instruction is the user turn."""
+    if row.get("input"):
+        return {"messages": instruction_chat(row["instruction"], row["input"], row["output"])}
+    user = [{"role": "user", "content": row["instruction"]}]
+    return {"messages": [*user, {"role": "assistant", "content": row["output"]}]}
 
 
 def messages_to_alpaca(line: dict) -> dict:
-    """A single-turn chat line -> ``{"instruction", "input", "output"}`` (the system prompt, if
-    any, is dropped: Alpaca rows have no place for it)."""
-    turns = [m for m in line["messages"] if m["role"] != "system"]
-    if [m["role"] for m in turns] != ["user", "assistant"]:
-        raise ValueError("only a single user turn followed by the answer converts to Alpaca")
-    return {"instruction": turns[0]["content"], "input": "", "output": turns[1]["content"]}
+    """A single-turn chat line -> ``{"instruction", "input", "output"}``: the inverse of
+    ``alpaca_to_messages`` (a system message becomes the instruction, the user turn the input)."""
+    roles = [m["role"] for m in line["messages"]]
+    contents = [m["content"] for m in line["messages"]]
+    if roles == ["system", "user", "assistant"]:
+        return dict(zip(("instruction", "input", "output"), contents, strict=True))
+    if roles == ["user", "assistant"]:
+        return {"instruction": contents[0], "input": "", "output": contents[1]}
+    raise ValueError(f"only [system,] user, assistant converts to Alpaca, got roles {roles}")
 
 
-def row_to_messages(row: dict, instruction: str, system: str | None = None) -> dict:
-    """A kit row (``text`` + ``label``/``target``/``reference``) -> a chat line with
-    ``instruction`` and the text as the user turn, the answer as the assistant's."""
+def row_to_messages(row: dict, instruction: str) -> dict:
+    """A kit row (``text`` + ``label``/``target``/``reference``) -> a chat line in the kit's
+    layout (``instruction_chat``): the instruction as the system message, the text as the user
+    turn, the answer (a target as JSON) as the assistant's."""
     answer = next(row[k] for k in ("label", "target", "reference") if k in row)
     answer = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
-    return alpaca_to_messages(
-        {"instruction": instruction, "input": row["text"], "output": answer}, system
-    )
+    return {"messages": instruction_chat(instruction, row["text"], answer)}
 
 
 def message_problems(messages: object) -> list[str]:

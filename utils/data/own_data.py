@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from utils.data.chat_format import message_problems
+from utils.data.chat_format import instruction_chat, message_problems
 from utils.data.datasets import find_leaks, split_rows, text_hash
 from utils.data.jsonl import DataError, read_jsonl_records
 from utils.runtime.storage import data_dir
@@ -167,8 +167,8 @@ def to_example(record: object, task: TaskConfig, where: str) -> dict:
     row |= {k: v for k, v in record.items() if k not in task.columns.values() and k not in row}
     if "messages" in row:
         messages, answer = _chat_turns(row["messages"], where)
-    elif "instruction" in row:
-        user = _text(row, "instruction", where)
+    elif "instruction" in row:  # the task's instruction is the system message: a row's own
+        user = _text(row, "instruction", where)  # instruction and input make the user turn
         extra = row.get("input") or ""
         messages = [{"role": "user", "content": f"{user}\n\n{extra}" if extra else user}]
         answer = _text(row, "output", where)
@@ -413,10 +413,8 @@ def write_examples(path: Path, examples: list[dict]) -> Path:
 def task_messages(task: TaskConfig, example: dict, with_answer: bool = True) -> list[dict]:
     """The chat for one example: the task's system prompt, the example's turns, and (for
     training) the answer as the assistant turn."""
-    messages = [{"role": "system", "content": task.system_prompt()}, *example["messages"]]
-    if with_answer:
-        messages.append({"role": "assistant", "content": example["answer"]})
-    return messages
+    answer = example["answer"] if with_answer else None
+    return instruction_chat(task.system_prompt(), example["messages"], answer)
 
 
 def worked_examples() -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from utils.data.chat_format import chat_text
+from utils.data.chat_format import chat_text, instruction_chat
 from utils.eval.metrics import target_json
 from utils.runtime.storage import cache_dir
 from utils.train.params import ALL_LINEAR, keep_adapters_fp32
@@ -68,13 +68,8 @@ class SFTSettings:
 
 def extraction_messages(row: dict, fields: Sequence[str], with_answer: bool = True) -> list[dict]:
     """Chat messages for one extraction row: instruction + sentence, and the JSON answer."""
-    messages = [
-        {"role": "system", "content": EXTRACTION_INSTRUCTION},
-        {"role": "user", "content": row["text"]},
-    ]
-    if with_answer:
-        messages.append({"role": "assistant", "content": target_json(row["target"], fields)})
-    return messages
+    answer = target_json(row["target"], fields) if with_answer else None
+    return instruction_chat(EXTRACTION_INSTRUCTION, row["text"], answer)
 
 
 def extraction_prompts(tokenizer, rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
@@ -84,13 +79,7 @@ def extraction_prompts(tokenizer, rows: Sequence[dict], fields: Sequence[str]) -
 
 def spam_messages(row: dict, with_answer: bool = True) -> list[dict]:
     """Chat messages for one SMS row: instruction + message, and the one-word label."""
-    messages = [
-        {"role": "system", "content": SPAM_INSTRUCTION},
-        {"role": "user", "content": row["text"]},
-    ]
-    if with_answer:
-        messages.append({"role": "assistant", "content": row["label"]})
-    return messages
+    return instruction_chat(SPAM_INSTRUCTION, row["text"], row["label"] if with_answer else None)
 
 
 def chat_dataset(rows: Sequence[dict], tokenizer, to_messages: Callable[[dict], list[dict]]):

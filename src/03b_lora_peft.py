@@ -537,8 +537,9 @@ print(
 #   0.19 → 0.12; at r = 4: 0.45 → 0.29). Change α with r (or use rsLoRA's α/√r), or you also change
 #   the learning rate without meaning to.
 # - A larger **r** adds capacity (trainable parameters grow linearly in r: 1.2M at r = 4, 19.5M
-#   at r = 64) but costs little time — the frozen 135M-parameter model dominates each step
-#   (22.7 → 25.1 s). In 10 steps r = 64 learns fastest (token accuracy 0.97, a third of the answers
+#   at r = 64) but costs little time — the frozen 135M-parameter model dominates each step (α = r:
+#   {{ 03b:sweep[0].train seconds :.1f }} s at r = 4, {{ 03b:sweep[4].train seconds :.1f }} s at
+#   r = 64). In 10 steps r = 64 learns fastest (token accuracy 0.97, a third of the answers
 #   exactly right). Given the full epoch (section 4), r = 16 already reaches about 0.9 exact match
 #   on the test split, so extra rank buys speed of learning here, not a better end point.
 #   Over-fitting at high rank shows when a big adapter trains long on little data: the validation

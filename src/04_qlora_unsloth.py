@@ -550,20 +550,25 @@ show(
 # **Reading the numbers** (measured on the embedded model, 2 CPU cores, full run — compare with
 # your table):
 # - The **weights** shrink as promised: the blocks' linear layers go from 4 bytes to ~0.52 byte per
-#   parameter (0.56 → 0.19 GB). Not 8×: the 28M-parameter embedding (tied with the LM head), a
-#   fifth of this small model, stays in full precision.
-# - The **peak** does not shrink at all (3.84 GB LoRA, 4.19 GB QLoRA): at 135M parameters the peak
-#   is activations and logits over a 49k-token vocabulary, the Python/PyTorch runtime and the
-#   4-bit loader's transient copy — not weights.
-# - Each **step** costs a little more (2.27 vs 2.43 s): every 4-bit matmul first dequantizes its
-#   weight, a small cost next to the rest of the step here (reported at about 30 % on GPUs).
-# - The **score** drops: 0.91 → 0.79 exact match, almost all of it on "who" (the sentences without
-#   an actor). The 4-bit base starts worse (validation answer loss 1.23 → 1.59): the embedded
-#   weights were *already* 4-bit (GGUF Q4_1) and NF4 quantizes them a second time, and small models
-#   have less redundancy to absorb the error. Keeping the most sensitive layers in 16-bit (all
-#   `down_proj`, whose inputs carry the outlier features of section 3) brought it to 0.88 in a side
-#   run — the idea behind Unsloth's "dynamic" 4-bit checkpoints. At 7B and up, the QLoRA paper
-#   finds no loss against 16-bit LoRA; that is where QLoRA is meant to be used.
+#   parameter ({{ 04:comparison[0].weights GB :.2f }} → {{ 04:comparison[1].weights GB :.2f }}
+#   GB). Not 8×: the 28M-parameter embedding (tied with the LM head), a fifth of this small model,
+#   stays in full precision.
+# - The **peak** does not shrink at all ({{ 04:comparison[0].peak GB :.2f }} GB LoRA,
+#   {{ 04:comparison[1].peak GB :.2f }} GB QLoRA): at 135M parameters the peak is activations and
+#   logits over a 49k-token vocabulary, the Python/PyTorch runtime and the 4-bit loader's transient
+#   copy — not weights.
+# - Each **step** costs a little more ({{ 04:comparison[0].s/step :.2f }} vs
+#   {{ 04:comparison[1].s/step :.2f }} s): every 4-bit matmul first dequantizes its weight, a small
+#   cost next to the rest of the step here (reported at about 30 % on GPUs).
+# - The **score** drops: {{ 04:comparison[0].exact match :.2f }} →
+#   {{ 04:comparison[1].exact match :.2f }} exact match, almost all of it on "who" (the sentences
+#   without an actor). The 4-bit base starts worse (validation answer loss
+#   {{ 04:base_val_answer_loss.16/32-bit :.2f }} → {{ 04:base_val_answer_loss.4-bit :.2f }}): the
+#   embedded weights were *already* 4-bit (GGUF Q4_1) and NF4 quantizes them a second time, and
+#   small models have less redundancy to absorb the error. Keeping the most sensitive layers in
+#   16-bit (all `down_proj`, whose inputs carry the outlier features of section 3) brought it to
+#   0.88 in a side run — the idea behind Unsloth's "dynamic" 4-bit checkpoints. At 7B and up, the
+#   QLoRA paper finds no loss against 16-bit LoRA; that is where QLoRA is meant to be used.
 #
 # ## 6. What the same run needs on a GPU (estimated)
 # `utils.train.memory_estimate.estimate_memory` adds up weights, LoRA weights, gradients, AdamW

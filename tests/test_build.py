@@ -146,3 +146,22 @@ def test_colab_cell_and_environment_use_the_one_set_of_pins():
     assert Path(REPO_ROOT / "requirements" / "no-deps.txt").read_text().count("==") == 4
     for name in COLAB_NO_DEPS:
         assert f'"{name}=={pins[name]}"' in cell
+
+
+def test_a_results_placeholder_in_lab_text_becomes_the_recorded_figure():
+    from tools.build_docs import DocsError
+
+    recorded = json.loads((REPO_ROOT / "docs" / "results" / "04_qlora_unsloth.json").read_text())
+    peak = recorded["comparison"][1]["peak GB"]
+    text = "peak {{ 04:comparison[1].peak\nGB :.2f }} GB; {{goal}} and {{colab_badge}} stay"
+    assert build_labs.render_results(text) == (
+        f"peak {peak:.2f} GB; {{{{goal}}}} and {{{{colab_badge}}}} stay"
+    )
+    with pytest.raises(DocsError, match="no_such_key"):
+        build_labs.render_results("{{ 04:no_such_key :.2f }}")
+    for folder in ("labs", "solutions"):
+        for path in (REPO_ROOT / folder).glob("*.ipynb"):
+            for cell in json.loads(path.read_text())["cells"]:
+                if cell["cell_type"] == "markdown":
+                    left = build_labs.RESULT.search("".join(cell["source"]))
+                    assert left is None, f"{path.name}: unrendered {left.group(0)}"

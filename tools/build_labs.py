@@ -5,7 +5,10 @@ Each ``src/NN_topic.py`` (jupytext percent format) becomes
 - ``labs/NN_topic.ipynb``: code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` replaced by a
   placeholder (the text after ``# BEGIN SOLUTION:`` if given, else ``raise NotImplementedError``).
 Every generated code cell must parse as Python (magics aside): the build refuses one that does not.
-``{{colab_badge}}`` in markdown becomes the notebook's Open-in-Colab badge; the cell tagged
+``{{colab_badge}}`` in markdown becomes the notebook's Open-in-Colab badge, and a results
+placeholder such as ``{{ 04:comparison[1].peak GB :.2f }}`` (the syntax of ``tools/build_docs.py``)
+becomes the figure the lab's last full run recorded, so a lab's text cannot drift from its
+``docs/results/`` (re-collecting results makes the notebooks stale until rebuilt); the cell tagged
 ``colab-install`` is filled with the pinned install from ``requirements/``, and
 ``environment.yml`` is generated from the same pins.
 Notebooks are written without outputs, execution counts or cell ids. ``--check`` fails when a
@@ -28,10 +31,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC, LABS, SOLUTIONS = ROOT / "src", ROOT / "labs", ROOT / "solutions"
 sys.path.insert(0, str(ROOT))
 
+from tools.build_docs import render_table, render_value  # noqa: E402
 from tools.pins import colab_badge, colab_install_source, environment_yml  # noqa: E402
 
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
+RESULT = re.compile(r"\{\{\s*((?:table\s+)?(?:rubric:)?\d\w*(?:-\w+)?:[^{}]+?)\s*\}\}")
+
+
+def render_results(markdown: str) -> str:
+    """``markdown`` with every results placeholder replaced by its recorded figure (a template
+    such as ``{{goal}}``, with no ``<results>:`` part, is left alone)."""
+
+    def figure(match: re.Match) -> str:
+        expression = " ".join(match.group(1).split())
+        if expression.startswith("table "):
+            return render_table(expression)
+        return render_value(expression)
+
+    return RESULT.sub(figure, markdown)
 
 
 def strip_solutions(source: str, keep: bool) -> str:
@@ -92,6 +110,7 @@ def render(source_path: Path, keep_solutions: bool) -> str:
         cell.pop("id", None)
         if cell.cell_type == "markdown":
             cell.source = cell.source.replace("{{colab_badge}}", colab_badge(source_path.stem))
+            cell.source = render_results(cell.source)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             if "colab-install" in cell.metadata.get("tags", []):

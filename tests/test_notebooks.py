@@ -118,6 +118,7 @@ def test_lab03_part_a_solution_runs_in_smoke_mode_and_its_submission_is_graded(
     assert text.count("[PASS]") == 10 and "[FAIL]" not in text
     results = json.loads((tmp_path / "03_lora" / "results.json").read_text())
     assert results["lora_row"]["trainable params"] == 461_954
+    assert results["lora_all_linear_row"]["trainable params"] == 2_442_240 + 1_154  # + the head
     from safetensors.torch import load_file
 
     tensors = load_file(tmp_path / "03_lora" / "classifier" / "classifier.safetensors")

@@ -533,28 +533,30 @@ print(
 # %% [markdown]
 # **What to conclude** (measured on the embedded model; compare with your table):
 # - The update is scaled by **α / r**: at a fixed learning rate, α = 2r takes twice the effective
-#   step of α = r, and on this short budget it learns faster at every rank (answer loss at r = 16:
-#   0.19 → 0.12; at r = 4: 0.45 → 0.29). Change α with r (or use rsLoRA's α/√r), or you also change
-#   the learning rate without meaning to.
-# - A larger **r** adds capacity (trainable parameters grow linearly in r: 1.2M at r = 4, 19.5M
-#   at r = 64) but costs little time — the frozen 135M-parameter model dominates each step (α = r:
+#   step of α = r, and on this short budget it learns faster at every rank (validation answer loss
+#   at r = 16: {{ 03b:sweep[2].val answer loss :.2f }} → {{ 03b:sweep[3].val answer loss :.2f }}; at
+#   r = 4: {{ 03b:sweep[0].val answer loss :.2f }} → {{ 03b:sweep[1].val answer loss :.2f }}).
+#   Change α with r (or use rsLoRA's α/√r), or you also change the learning rate without meaning to.
+# - A larger **r** adds capacity (trainable parameters grow linearly in r: 1.2M at r = 4, 19.5M at
+#   r = 64) but costs little time — the frozen 135M-parameter model dominates each step (α = r:
 #   {{ 03b:sweep[0].train seconds :.1f }} s at r = 4, {{ 03b:sweep[4].train seconds :.1f }} s at
-#   r = 64). In 10 steps r = 64 learns fastest (token accuracy 0.97, a third of the answers
-#   exactly right). Given the full epoch (section 4), r = 16 already reaches about 0.9 exact match
-#   on the test split, so extra rank buys speed of learning here, not a better end point.
-#   Over-fitting at high rank shows when a big adapter trains long on little data: the validation
-#   loss turns up while the training loss keeps falling. Here both still fall together (final
-#   train loss ≈ validation answer loss in every row), so this budget does not show it — re-run
-#   a cell with 60 steps on 40 examples to see it.
-# - **Target modules**: attention only (q,v: 0.9M parameters) learns slowest (answer loss 0.33,
-#   no answer fully right); q,k,v,o reaches 0.21, and all linear layers, MLP included, 0.12 — at
-#   almost the same time per step. Adapting all linear layers is the QLoRA paper's advice (Dettmers
-#   et al., 2023), and at **equal rank** it holds here. But equal rank is not equal size: all
-#   linear layers at r = 16 train 5.3× the parameters of q,v at r = 16. Lab 07 compares
-#   placements at an **equal parameter budget** on its SMS task, and there q,v at a higher rank
-#   does as well as all linear layers or better — so "more matrices beat a higher rank" is partly
-#   "more parameters beat fewer". Both labs run one seed on a small model: test the advice on your
-#   own task before relying on it.
+#   r = 64). In 10 steps r = 64 learns fastest (token accuracy
+#   {{ 03b:sweep[5].val token accuracy :.2f }}, a third of the answers exactly right). Given the
+#   full epoch (section 4), r = 16 already reaches about 0.9 exact match on the test split, so extra
+#   rank buys speed of learning here, not a better end point. Over-fitting at high rank shows when a
+#   big adapter trains long on little data: the validation loss turns up while the training loss
+#   keeps falling. Here both still fall together (final train loss ≈ validation answer loss in every
+#   row), so this budget does not show it — re-run a cell with 60 steps on 40 examples to see it.
+# - **Target modules**: attention only (q,v: 0.9M parameters) learns slowest (answer loss
+#   {{ 03b:sweep[6].val answer loss :.2f }}, no answer fully right); q,k,v,o reaches
+#   {{ 03b:sweep[7].val answer loss :.2f }}, and all linear layers, MLP included,
+#   {{ 03b:sweep[3].val answer loss :.2f }} — at almost the same time per step. Adapting all linear
+#   layers is the QLoRA paper's advice (Dettmers et al., 2023), and at **equal rank** it holds here.
+#   But equal rank is not equal size: all linear layers at r = 16 train 5.3× the parameters of q,v
+#   at r = 16. Lab 07 compares placements at an **equal parameter budget** on its SMS task, and
+#   there q,v at a higher rank does as well as all linear layers or better — so "more matrices beat
+#   a higher rank" is partly "more parameters beat fewer". Both labs run one seed on a small model:
+#   test the advice on your own task before relying on it.
 
 # %% [markdown]
 # ## 7. Two adapters, one base model

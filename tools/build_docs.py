@@ -107,8 +107,9 @@ def render_table(expression: str) -> str:
     return "\n".join(lines)
 
 
-def render(template: str) -> str:
-    """The template with every placeholder replaced."""
+def render(template: str, pattern: re.Pattern = PLACEHOLDER) -> str:
+    """The template with every placeholder ``pattern`` finds replaced (its first group is the
+    expression: a value or ``table ...``)."""
 
     def replace(match: re.Match) -> str:
         expression = " ".join(match.group(1).split())
@@ -118,7 +119,7 @@ def render(template: str) -> str:
             else render_value(expression)
         )
 
-    return PLACEHOLDER.sub(replace, template)
+    return pattern.sub(replace, template)
 
 
 def target_of(source: Path) -> Path:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC, LABS, SOLUTIONS = ROOT / "src", ROOT / "labs", ROOT / "solutions"
 sys.path.insert(0, str(ROOT))
 
-from tools.build_docs import render_table, render_value  # noqa: E402
+from tools.build_docs import render as render_docs  # noqa: E402
 from tools.pins import colab_badge, colab_install_source, environment_yml  # noqa: E402
 
 BEGIN = re.compile(r"^(\s*)# BEGIN SOLUTION(?::\s*(.*))?$")
@@ -42,14 +42,7 @@ RESULT = re.compile(r"\{\{\s*((?:table\s+)?(?:rubric:)?\d\w*(?:-\w+)?:[^{}]+?)\s
 def render_results(markdown: str) -> str:
     """``markdown`` with every results placeholder replaced by its recorded figure (a template
     such as ``{{goal}}``, with no ``<results>:`` part, is left alone)."""
-
-    def figure(match: re.Match) -> str:
-        expression = " ".join(match.group(1).split())
-        if expression.startswith("table "):
-            return render_table(expression)
-        return render_value(expression)
-
-    return RESULT.sub(figure, markdown)
+    return render_docs(markdown, RESULT)
 
 
 def strip_solutions(source: str, keep: bool) -> str:

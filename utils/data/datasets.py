@@ -19,7 +19,7 @@ from pathlib import Path
 from utils.data.generators.animals import animal_rows
 from utils.data.generators.events import generate_events
 from utils.data.generators.sms import generate_sms
-from utils.data.jsonl import DataError, read_jsonl_records
+from utils.data.jsonl import DataError, parsed, read_jsonl_records
 from utils.runtime.storage import data_dir
 
 LAB_SPLITS = ("train", "validation", "test")
@@ -210,12 +210,7 @@ def read_split_file(path: Path, spec: DatasetSpec) -> list[dict]:
     line raises DataError with file and line."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (regenerate with: python tools/make_data.py)")
-    rows = []
-    for where, record in read_jsonl_records(path):
-        if isinstance(record, DataError):
-            raise DataError(f"{where}: {record}")
-        rows.append(validate_row(record, spec, where))
-    return rows
+    return [validate_row(parsed(w, record), spec, w) for w, record in read_jsonl_records(path)]
 
 
 def rows_from_hub(table, spec: DatasetSpec) -> list[dict]:

@@ -28,6 +28,13 @@ def jsonl_records(lines: Iterable[str], where: str) -> list[tuple[str, object]]:
     return records
 
 
+def parsed(where: str, record: object) -> object:
+    """``record`` itself, or the ``DataError`` it stands for raised with ``where`` in front."""
+    if isinstance(record, DataError):
+        raise DataError(f"{where}: {record}")
+    return record
+
+
 def read_jsonl_records(path: Path) -> list[tuple[str, object]]:
     """``jsonl_records`` of a UTF-8 file, ``where`` being its path."""
     with open(path, encoding="utf-8") as fh:
@@ -37,12 +44,7 @@ def read_jsonl_records(path: Path) -> list[tuple[str, object]]:
 def read_jsonl(path: Path) -> list[object]:
     """The records of a JSONL file; the first line that does not parse raises ``DataError`` with
     the file and line."""
-    values = []
-    for where, record in read_jsonl_records(Path(path)):
-        if isinstance(record, DataError):
-            raise DataError(f"{where}: {record}")
-        values.append(record)
-    return values
+    return [parsed(where, record) for where, record in read_jsonl_records(Path(path))]
 
 
 def write_jsonl(path: Path, records: Iterable[object]) -> Path:

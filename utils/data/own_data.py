@@ -27,7 +27,7 @@ from pathlib import Path
 
 from utils.data.chat_format import instruction_chat, message_problems
 from utils.data.datasets import find_leaks, split_rows, text_hash
-from utils.data.jsonl import DataError, read_jsonl_records
+from utils.data.jsonl import DataError, parsed, read_jsonl_records
 from utils.runtime.storage import data_dir
 
 TASK_KINDS = ("classification", "extraction", "generation")
@@ -159,8 +159,7 @@ def read_hub(dataset_id: str) -> dict[str, list[tuple[str, object]]]:
 
 def to_example(record: object, task: TaskConfig, where: str) -> dict:
     """One record as a kit example; raise DataError naming ``where`` and what is wrong."""
-    if isinstance(record, DataError):
-        raise DataError(f"{where}: {record}")
+    record = parsed(where, record)
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected an object, got {type(record).__name__}")
     row = {ours: record[theirs] for ours, theirs in task.columns.items() if theirs in record}

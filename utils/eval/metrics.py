@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from utils.data.batching import batches
+from utils.data.batching import batches, pad_batch
 from utils.data.prompting import Prompt
 from utils.eval.decoding import greedy_decode
 
@@ -208,12 +208,7 @@ def _answer_logits(model, pairs: Sequence[tuple[list[int], list[int]]], pad_id: 
     the fp32 logits that predict each answer token from everything before it (LM head only
     there)."""
     decoder, head = decoder_and_head(model)
-    width = max(len(p) + len(a) for p, a in pairs)
-    ids = torch.full((len(pairs), width), pad_id)
-    mask = torch.zeros((len(pairs), width), dtype=torch.long)
-    for row, (p, a) in enumerate(pairs):  # right padding: positions start at 0 for every row
-        ids[row, : len(p) + len(a)] = torch.tensor(p + a)
-        mask[row, : len(p) + len(a)] = 1
+    ids, mask = pad_batch([p + a for p, a in pairs], pad_id)  # right: positions start at 0
     device = head.weight.device
     hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device))[0]
     spans = [range(len(p) - 1, len(p) + len(a) - 1) for p, a in pairs]

@@ -42,6 +42,7 @@ from utils.data.corpus import (
 from utils.data.datasets import get_spec, load_split, read_split_file
 from utils.data.prompting import DATASET_FORMATS, PromptFormat, build_prompt
 from utils.eval.icl import evaluate_prompt
+from utils.eval.label_task import evaluate_labels
 from utils.eval.metrics import (
     block_perplexity,
     classifier_accuracy,
@@ -58,7 +59,6 @@ from utils.train.classifier import (
     replace_head,
 )
 from utils.train.params import is_linear
-from utils.train.peft_family import evaluate_labels
 from utils.train.quantization import nf4_roundtrip_linears
 from utils.train.sft import extraction_prompts
 

@@ -68,8 +68,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from utils.data.batching import pad_batch
+from utils.data.batching import pad_batch, training_batches
 from utils.data.datasets import dataset_fingerprint, get_spec, load_split
+from utils.eval import label_task
 from utils.lab.checks import check_close, check_equal, checking, report
 from utils.lab.expected import yours_or_kit
 from utils.lab.plots import plot_grouped_bars, plot_lines, plot_tradeoff, show
@@ -81,6 +82,7 @@ from utils.runtime.models import embedded_model_dir, load_model, model_fingerpri
 from utils.runtime.profiles import get_profile
 from utils.runtime.storage import lab_output_dir
 from utils.train import peft_family as family
+from utils.train.loop import device_autocast
 from utils.train.params import count_trainable
 
 LAB = "07_peft_family"
@@ -108,9 +110,9 @@ if SMOKE:
         "test": splits["test"][:4],
     }
 print({name: len(rows) for name, rows in splits.items()}, f"budget: {STEPS} steps of {BATCH}")
-print(family.prompt_text(splits["train"][0], LABELS), splits["train"][0]["label"])
+print(label_task.prompt_text(splits["train"][0], LABELS), splits["train"][0]["label"])
 
-before = family.evaluate_labels(model, tokenizer, splits["test"], LABELS)
+before = label_task.evaluate_labels(model, tokenizer, splits["test"], LABELS)
 print(
     f"before training: test accuracy {before['accuracy']:.3f} (label-token loss "
     f"{before['loss']:.2f})"
@@ -148,7 +150,7 @@ CONFIGS = {
         task_type="CAUSAL_LM",
         num_virtual_tokens=VIRTUAL,
         prompt_tuning_init=PromptTuningInit.TEXT,  # start from the embeddings of a text:
-        prompt_tuning_init_text=family.instruction_text(),  # Lab 01's instruction
+        prompt_tuning_init_text=label_task.instruction_text(),  # Lab 01's instruction
         tokenizer_name_or_path=TOKENIZER_PATH,  # the tokenizer that turns it into tokens
     ),
     "P-tuning": PromptEncoderConfig(
@@ -291,14 +293,14 @@ def add_adapters(model: nn.Module, bottleneck: int = BOTTLENECK) -> None:
 
 # %%
 _probe = pad_batch(
-    [family.encode_rows(tokenizer, splits["test"][:2], LABELS)[0][0]], tokenizer.pad_token_id
+    [label_task.encode_rows(tokenizer, splits["test"][:2], LABELS)[0][0]], tokenizer.pad_token_id
 )
 check_bottleneck_adapter(
     Adapter,  # your adapter class
     lambda: family.set_up_method(model, "bottleneck adapter", TOKENIZER_PATH, add_adapters),
     model,
     BOTTLENECK,
-    lambda m: family.label_logits(m, *_probe),  # the label logits of one test message
+    lambda m: label_task.label_logits(m, *_probe),  # the label logits of one test message
 )
 add_adapters = yours_or_kit("Task 7.2", add_adapters, "bottleneck adapter")  # used in section 4
 
@@ -352,11 +354,11 @@ del ia3_model
 
 # %%
 CHOOSE_ON = splits["validation"][:64]  # the messages settings are chosen on (time: 39 runs)
-train_examples = family.encode_rows(tokenizer, splits["train"], LABELS)
-batches = family.training_batches(train_examples, BATCH, STEPS, SEED)
+train_examples = label_task.encode_rows(tokenizer, splits["train"], LABELS)
+batches = training_batches(train_examples, BATCH, STEPS, SEED)
 LATENCY_PROMPTS = 1 if SMOKE else 4  # test prompts in each timed forward pass
 latency_ids, latency_mask = pad_batch(
-    [p for p, _ in family.encode_rows(tokenizer, splits["test"][:LATENCY_PROMPTS], LABELS)],
+    [p for p, _ in label_task.encode_rows(tokenizer, splits["test"][:LATENCY_PROMPTS], LABELS)],
     tokenizer.pad_token_id,
 )
 REPEATS = 1 if SMOKE else 3  # timed forward passes per model (the fastest are compared)
@@ -378,8 +380,8 @@ def train_steps(candidate, lr: float, desc: str) -> list[float]:
     losses = []
     candidate.train()
     for examples in tqdm(batches, desc=desc, leave=False):
-        with family.autocast_like(candidate):  # a GPU's half precision; nothing on a CPU
-            loss = family.label_loss(candidate, examples, tokenizer.pad_token_id)  # label word
+        with device_autocast(candidate):  # a GPU's half precision; nothing on a CPU
+            loss = label_task.label_loss(candidate, examples, tokenizer.pad_token_id)  # label word
         loss.backward()
         optimizer.step(), schedule.step(), optimizer.zero_grad()
         losses.append(loss.item())
@@ -396,7 +398,7 @@ def train_method(name: str, lr: float) -> dict:
     memory, start = PeakMemory().start(), time.perf_counter()
     losses = train_steps(candidate, lr, desc=f"{name} {lr:g}")
     seconds, peak = time.perf_counter() - start, memory.stop()
-    valid = family.evaluate_labels(candidate, tokenizer, CHOOSE_ON, LABELS)
+    valid = label_task.evaluate_labels(candidate, tokenizer, CHOOSE_ON, LABELS)
     return {
         "model": candidate,
         "lr": lr,
@@ -429,7 +431,7 @@ for name, method in family.METHODS.items():
     rates = method.learning_rates[1:2] if SMOKE else method.learning_rates
     best, lr_search[name] = choose_run(name, rates)
     trained = best["model"]
-    test = family.evaluate_labels(trained, tokenizer, splits["test"], LABELS)
+    test = label_task.evaluate_labels(trained, tokenizer, splits["test"], LABELS)
     unmerged, merged_model = extra_latency(trained), family.merged_for_serving(trained, name)
     rows.append(
         {
@@ -545,8 +547,8 @@ for name in ("LoRA", "DoRA", "IA3"):
         for p in check_model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.02)
-        unmerged_logits = family.label_logits(check_model, latency_ids, latency_mask)
-        merged_logits = family.label_logits(
+        unmerged_logits = label_task.label_logits(check_model, latency_ids, latency_mask)
+        merged_logits = label_task.label_logits(
             check_model.merge_and_unload(), latency_ids, latency_mask
         )
     check_close(
@@ -592,7 +594,7 @@ for placement, targets in PLACEMENTS.items():
             release_memory()
             candidate = family.lora_model(model, targets, rank, seed=SEED)
             train_steps(candidate, lora_lr, desc=f"{placement} r={rank}")
-            valid = family.evaluate_labels(candidate, tokenizer, CHOOSE_ON, LABELS)
+            valid = label_task.evaluate_labels(candidate, tokenizer, CHOOSE_ON, LABELS)
             trainable = count_trainable(candidate)[0]
             del candidate
         placement_rows.append(

@@ -52,7 +52,9 @@ import time
 
 import torch
 
+from utils.data.batching import training_batches
 from utils.data.datasets import load_split
+from utils.eval import label_task
 from utils.lab.checks import check_close, check_equal, checking, report
 from utils.lab.expected import yours_or_kit
 from utils.lab.plots import plot_stacked_bars, show
@@ -74,11 +76,11 @@ lab_start = time.perf_counter()
 model, tokenizer = load_model(PROFILE, backend="transformers" if PROFILE == "cpu" else "auto")
 BASE_FINGERPRINT = model_fingerprint(model)
 LABELS = ("ham", "spam")
-examples = family.encode_rows(tokenizer, load_split("sms_spam", "train"), LABELS)
+examples = label_task.encode_rows(tokenizer, load_split("sms_spam", "train"), LABELS)
 if SMOKE:  # the shortest messages: the same paths, less compute
     examples = sorted(examples, key=lambda e: len(e[0]))[:32]
 BATCH, STEPS = 8, (2 if SMOKE else 4)
-batches = family.training_batches(examples, BATCH, STEPS, SEED)
+batches = training_batches(examples, BATCH, STEPS, SEED)
 n_params = sum(p.numel() for p in model.parameters())
 print(f"{n_params:,} parameters; {STEPS} steps of {BATCH} messages per configuration")
 
@@ -284,7 +286,7 @@ import random
 _lengths = [len(p) + 1 for p, _ in examples]
 _rng = random.Random(SEED)
 _random = [_rng.sample(_lengths, BATCH) for _ in range(50)]
-_grouped = [[len(p) + 1 for p, _ in b] for b in family.training_batches(examples, BATCH, 50, SEED)]
+_grouped = [[len(p) + 1 for p, _ in b] for b in training_batches(examples, BATCH, 50, SEED)]
 padding = {
     "random batches": 1 - sum(map(sum, _random)) / sum(max(b) * len(b) for b in _random),
     "length-grouped batches": 1 - sum(map(sum, _grouped)) / sum(max(b) * len(b) for b in _grouped),
@@ -304,7 +306,7 @@ for name, share in padding.items():
 
 # %%
 _rows = sorted(load_split("sms_spam", "test")[:8], key=lambda r: len(r["text"]))
-_prompts = [family.prompt_text(r, LABELS) for r in (_rows[0], _rows[-1])]  # shortest, longest
+_prompts = [label_task.prompt_text(r, LABELS) for r in (_rows[0], _rows[-1])]  # shortest, longest
 
 
 def generate(prompts: list[str], side: str) -> list[str]:

@@ -56,9 +56,10 @@ import time
 
 import torch
 
+from utils.data.batching import training_batches
 from utils.data.corpus import kjv_documents
 from utils.data.datasets import load_split
-from utils.eval import harness, judge
+from utils.eval import harness, judge, label_task
 from utils.eval.compare import paired_bootstrap
 from utils.eval.text_metrics import chrf_scores
 from utils.lab.checks import checking, report
@@ -323,8 +324,8 @@ sms = {split: load_split("sms_spam", split) for split in ("train", "test")}
 if SMOKE:
     sms = {split: rows[:16] for split, rows in sms.items()}
 BATCH, STEPS = 4, (2 if SMOKE else 20)
-batches = family.training_batches(
-    family.encode_rows(tokenizer, sms["train"], LABELS), BATCH, STEPS, SEED
+batches = training_batches(
+    label_task.encode_rows(tokenizer, sms["train"], LABELS), BATCH, STEPS, SEED
 )
 FINE_TUNES = [  # (row, method, learning rate)
     ("LoRA r=8, all linear", "LoRA", 1e-3),
@@ -337,7 +338,7 @@ if SMOKE:  # the same paths, three fine-tunes
     FINE_TUNES = [FINE_TUNES[0], FINE_TUNES[2], FINE_TUNES[-1]]
 
 
-base_task = family.evaluate_labels(model, tokenizer, sms["test"], LABELS)["accuracy"]
+base_task = label_task.evaluate_labels(model, tokenizer, sms["test"], LABELS)["accuracy"]
 base_general = harness.general_verdicts(model, tokenizer, general_items, base_lls)
 forgetting = []
 for row_name, method, lr in FINE_TUNES:
@@ -356,7 +357,7 @@ for row_name, method, lr in FINE_TUNES:
             "trainable": trainable,
             "lr": lr,
             "final loss": losses[-1],
-            "task accuracy": family.evaluate_labels(scored, tokenizer, sms["test"], LABELS)[
+            "task accuracy": label_task.evaluate_labels(scored, tokenizer, sms["test"], LABELS)[
                 "accuracy"
             ],
             "general": verdicts,

@@ -11,7 +11,8 @@ from grading_helpers import info_for, tiny_grading_state
 from reference import ia3_linear, method_params
 
 from grading.worker import grade_bytes
-from utils.data.batching import pad_batch
+from utils.data.batching import pad_batch, training_batches
+from utils.eval import label_task
 from utils.lab.submission import make_submission
 from utils.runtime.models import build_tiny_model, embedded_model_dir, model_fingerprint
 from utils.train import peft_family as family
@@ -61,8 +62,8 @@ def test_a_mergeable_method_gives_the_same_logits_merged(name, tokenizer, tiny_m
     model = perturbed(set_up(tiny_model, name))
     ids, mask = pad_batch([[5, 6, 7, 8], [9, 10]], tokenizer.pad_token_id)
     with torch.no_grad():
-        unmerged = family.label_logits(model, ids, mask)
-        merged = family.label_logits(family.merged_for_serving(model, name), ids, mask)
+        unmerged = label_task.label_logits(model, ids, mask)
+        merged = label_task.label_logits(family.merged_for_serving(model, name), ids, mask)
     assert torch.allclose(unmerged, merged, atol=1e-4)
     assert family.merged_for_serving(set_up(tiny_model, "prefix tuning"), "prefix tuning") is None
 
@@ -77,10 +78,10 @@ def test_a_saved_adapter_merges_onto_a_copy_and_one_for_another_base_is_refused(
     assert parameters == count_trainable(model)[0] and model_fingerprint(tiny_model) == before
     ids, mask = pad_batch([[5, 6, 7, 8], [9, 10]], tokenizer.pad_token_id)
     with torch.no_grad():
-        expected = family.label_logits(model, ids, mask)
-        assert torch.allclose(family.label_logits(merged, ids, mask), expected, atol=1e-4)
+        expected = label_task.label_logits(model, ids, mask)
+        assert torch.allclose(label_task.label_logits(merged, ids, mask), expected, atol=1e-4)
         rounded, _ = family.merged_saved_adapter(tiny_model, tmp_path / "adapter", nf4=True)
-        assert not torch.allclose(family.label_logits(rounded, ids, mask), expected, atol=1e-4)
+        assert not torch.allclose(label_task.label_logits(rounded, ids, mask), expected, atol=1e-4)
     other = build_tiny_model(tokenizer, num_layers=2, hidden_size=32, seed=0)
     with pytest.raises((RuntimeError, ValueError)):
         family.merged_saved_adapter(other, tmp_path / "adapter")
@@ -102,9 +103,9 @@ def test_soft_prompts_and_prefixes_take_part_in_the_label_score(tokenizer, tiny_
     from utils.data.datasets import load_split
 
     rows = load_split("sms_spam", "validation")[:6]
-    base = family.evaluate_labels(tiny_model, tokenizer, rows, LABELS)
+    base = label_task.evaluate_labels(tiny_model, tokenizer, rows, LABELS)
     for name in ("prompt tuning (random init)", "prefix tuning"):
-        result = family.evaluate_labels(
+        result = label_task.evaluate_labels(
             perturbed(set_up(tiny_model, name)), tokenizer, rows, LABELS
         )
         assert result["loss"] != pytest.approx(base["loss"]), name
@@ -112,7 +113,7 @@ def test_soft_prompts_and_prefixes_take_part_in_the_label_score(tokenizer, tiny_
 
 def test_the_label_loss_sees_only_the_label_token(tokenizer, tiny_model):
     examples = [([5, 6, 7], 11), ([8, 9], 12)]
-    loss = family.label_loss(tiny_model, examples, tokenizer.pad_token_id)
+    loss = label_task.label_loss(tiny_model, examples, tokenizer.pad_token_id)
     with torch.no_grad():
         expected = sum(
             -tiny_model(input_ids=torch.tensor([p])).logits[0, -1].log_softmax(-1)[label]
@@ -123,10 +124,10 @@ def test_the_label_loss_sees_only_the_label_token(tokenizer, tiny_model):
 
 def test_every_method_sees_the_same_batches_and_each_pass_covers_the_data():
     examples = [([i] * (1 + i % 5), i) for i in range(48)]  # 3 groups of 4 batches of 4
-    first = family.training_batches(examples, 4, 20, seed=0)
-    assert first == family.training_batches(examples, 4, 20, seed=0)
+    first = training_batches(examples, 4, 20, seed=0)
+    assert first == training_batches(examples, 4, 20, seed=0)
     assert sorted(label for batch in first[:12] for _, label in batch) == list(range(48))
-    assert first != family.training_batches(examples, 4, 20, seed=1)
+    assert first != training_batches(examples, 4, 20, seed=1)
 
 
 def test_lora_on_all_linear_layers_at_rank_8_is_the_lab_lora_method(tiny_model):
@@ -202,7 +203,7 @@ def test_the_grader_scores_an_adapter_of_every_type_as_the_lab_does(
     result = grade_bytes(zip_path.read_bytes(), base, LAB, sms_heldout, None)
     assert result["status"] == "graded", result.get("reason")
     rows = read_split_file(sms_heldout, get_spec("sms_spam"))
-    in_the_lab = family.evaluate_labels(peft_model, tokenizer, rows, LABELS)
+    in_the_lab = label_task.evaluate_labels(peft_model, tokenizer, rows, LABELS)
     assert result["after"]["loss"] == pytest.approx(in_the_lab["loss"], rel=1e-4)
     assert result["after"]["loss"] != pytest.approx(result["before"]["loss"])
     assert model_fingerprint(base["model"]) == base["fingerprint"]

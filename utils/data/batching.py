@@ -73,3 +73,19 @@ def batches(
         idx = order[start : start + batch_size]
         padded, mask = pad_batch([items[i] for i in idx], pad_value)
         yield padded, mask, torch.tensor([labels[i] for i in idx]), idx
+
+
+def training_batches(examples: Sequence[tuple], batch_size: int, steps: int, seed: int) -> list:
+    """``steps`` batches of ``(ids, ...)`` examples, the same for every run with the same seed:
+    each pass over the data in a random order, every 4 batches' worth sorted by length before it
+    is cut (less padding, and the batches stay mixed); a pass's last incomplete group is left
+    out, as ``drop_last``."""
+    rng, batches, pool = random.Random(seed), [], 4 * batch_size
+    while len(batches) < steps:
+        order = rng.sample(range(len(examples)), len(examples))
+        for begin in range(0, len(order) - pool + 1, pool):
+            group = sorted(order[begin : begin + pool], key=lambda i: len(examples[i][0]))
+            chunks = [group[j : j + batch_size] for j in range(0, pool, batch_size)]
+            rng.shuffle(chunks)
+            batches += [[examples[i] for i in chunk] for chunk in chunks]
+    return batches[:steps]

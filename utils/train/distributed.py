@@ -12,22 +12,18 @@ from pathlib import Path
 
 import torch
 
+from utils.data.batching import training_batches
 from utils.data.datasets import load_split
+from utils.eval.label_task import encode_rows
 from utils.runtime.models import embedded_model_dir, load_model
 from utils.train import peft_family as family
+from utils.train.loop import train_label_steps
 from utils.train.memory_levers import make_optimizer
 
 
 def rank_and_world() -> tuple[int, int]:
     """This process's rank and the number of ranks (1, 1 without ``torchrun``)."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def shard(batch: list, rank: int, world: int) -> list:
-    """Rank ``rank``'s equal share of a global batch (its size must divide by ``world``)."""
-    if len(batch) % world:
-        raise ValueError(f"a global batch of {len(batch)} does not split into {world} equal shards")
-    return batch[rank::world]
 
 
 def train_data_parallel(
@@ -39,26 +35,15 @@ def train_data_parallel(
 
     SGD keeps the comparison exact: Adam divides each gradient by its own running size, so for
     near-zero gradients float-rounding differences of 1e-9 become updates that differ by ~lr."""
-    import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     rank, world = rank_and_world()
     wrapped = DistributedDataParallel(model) if world > 1 else model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(optimizer, params, lr=lr)
-    losses, start = [], time.perf_counter()
-    model.train()
-    for batch in batches:
-        loss = family.label_loss(wrapped, shard(batch, rank, world), pad_id)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        total = loss.detach().clone()
-        if world > 1:
-            dist.all_reduce(total)
-        losses.append(float(total) / world)
-    model.eval()
-    return {"loss": losses, "seconds_per_step": (time.perf_counter() - start) / len(batches)}
+    start = time.perf_counter()
+    run = train_label_steps(wrapped, batches, pad_id, optimizer, ranks=(rank, world))
+    return {"loss": run["loss"], "seconds_per_step": (time.perf_counter() - start) / len(batches)}
 
 
 def train_one_rank(
@@ -83,8 +68,8 @@ def train_one_rank(
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         base = base.to(f"cuda:{torch.cuda.current_device()}")
     model = family.set_up_method(base, "LoRA", str(embedded_model_dir()), seed=seed)
-    examples = family.encode_rows(tokenizer, load_split("sms_spam", "train"), ("ham", "spam"))
-    batches = family.training_batches(examples, batch, steps, seed)
+    examples = encode_rows(tokenizer, load_split("sms_spam", "train"), ("ham", "spam"))
+    batches = training_batches(examples, batch, steps, seed)
     result = {"world": world, "threads": torch.get_num_threads(), "steps": steps, "batch": batch}
     result["optimizer"] = optimizer
     result.update(train_data_parallel(model, batches, lr, tokenizer.pad_token_id, optimizer))

@@ -4,13 +4,14 @@ bytes an optimizer keeps per parameter — counted by hand and read from the opt
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from utils.runtime.memory import PeakMemory, release_memory
-from utils.train.peft_family import label_loss
+from utils.train.loop import train_label_steps
 
 
 def take_gradients(model) -> dict[str, torch.Tensor]:
@@ -136,17 +137,6 @@ def make_optimizer(name: str, params: Sequence[torch.Tensor], lr: float = 1e-3):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def accumulate_gradients(loss_of: Callable, micro_batches: Sequence[list]) -> float:
-    """One optimizer step's gradients from equal-sized micro-batches: each mean loss divided by
-    their number, so the summed gradient is the full batch's; returns the step's loss."""
-    step_loss = 0.0
-    for part in micro_batches:
-        loss = loss_of(part) / len(micro_batches)
-        loss.backward()
-        step_loss += loss.item()
-    return step_loss
-
-
 def train_with_levers(
     base,
     batches: Sequence[list],
@@ -165,10 +155,7 @@ def train_with_levers(
     seconds per step (the first step left out when there are more: it also allocates the
     optimizer's state), the growth of memory during training (GB) and the optimizer's state.
     ``accumulate(loss_of, micro_batches)`` computes one step's gradients and returns its loss
-    (default ``accumulate_gradients``; Lab 08 writes its own on the page)."""
-    import copy
-    import time
-
+    (default ``loop.accumulate_gradients``; Lab 08 writes its own on the page)."""
     release_memory()
     model = copy.deepcopy(base)
     for param in model.parameters():
@@ -176,33 +163,18 @@ def train_with_levers(
     if checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     opt = make_optimizer(optimizer, [p for p in model.parameters()], lr=lr)
-    memory, losses, times = PeakMemory().start(), [], []
-    model.train()
-    for examples in batches:
-        start = time.perf_counter()
-        parts = [examples[i : i + micro] for i in range(0, len(examples), micro)]
-
-        def loss_of(part, model=model):
-            with torch.autocast(  # the device's own autocast: a GPU's half precision too
-                next(model.parameters()).device.type,
-                dtype=autocast or torch.float32,
-                enabled=autocast is not None,
-            ):
-                return label_loss(model, part, pad_id)
-
-        step_loss = (accumulate or accumulate_gradients)(loss_of, parts)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(step_loss)
-        times.append(time.perf_counter() - start)
+    memory = PeakMemory().start()
+    run = train_label_steps(
+        model, batches, pad_id, opt, micro=micro, autocast=autocast, accumulate=accumulate
+    )
     peak = memory.stop()
-    timed = times[1:] or times  # the first step also allocates the optimizer's state
+    timed = run["seconds"][1:] or run["seconds"]  # the first step also allocates the state
     seconds = sum(timed) / len(timed)
     state = optimizer_state_bytes(opt)
     del model, opt
     release_memory()
     return {
-        "loss": losses,
+        "loss": run["loss"],
         "seconds_per_step": seconds,
         "memory_gb": peak["peak_gb"] - peak["start_gb"],
         "optimizer_state_bytes": state,

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from utils.data.batching import pad_batch
-from utils.data.prompting import DATASET_FORMATS, build_prompt
+from utils.eval.label_task import instruction_text, label_logits
+from utils.train.loop import linear_decay, train_label_steps
 from utils.train.memory_estimate import shape_from_config
 from utils.train.quantization import nf4_roundtrip_linears
 
@@ -54,78 +52,6 @@ METHODS = {
         Method("full fine-tuning", "full", True, (3e-5, 1e-4, 3e-4)),
     )
 }
-
-
-# --- the task: a message and its label word, scored the same way for every method ---------------
-
-
-def task_format():
-    """Lab 01's SMS format without its instruction (``Message: ...`` / ``Label:``): the
-    instruction is what a soft prompt learns; text-initialised prompt tuning starts from it."""
-    return replace(DATASET_FORMATS["sms_spam"], instruction=None)
-
-
-def instruction_text() -> str:
-    """Lab 01's instruction, the starting text of text-initialised prompt tuning."""
-    return DATASET_FORMATS["sms_spam"].instruction
-
-
-def prompt_text(row: dict, labels: Sequence[str]) -> str:
-    """The prompt for one message, ending at ``Label:`` (the label word follows after a space)."""
-    prompt = build_prompt(task_format(), [], row["text"], tuple(labels))
-    return prompt.prefix + prompt.suffix
-
-
-def label_token_ids(tokenizer, labels: Sequence[str]) -> list[int]:
-    """The first token of `` <label>`` for each label; they must differ to tell labels apart."""
-    ids = [tokenizer(" " + label, add_special_tokens=False)["input_ids"][0] for label in labels]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"labels {list(labels)} start with the same token: cannot score them")
-    return ids
-
-
-def encode_rows(tokenizer, rows: Sequence[dict], labels: Sequence[str]) -> list[tuple]:
-    """Each row as ``(prompt ids, label token id)``."""
-    label_ids = dict(zip(labels, label_token_ids(tokenizer, labels), strict=True))
-    encode = lambda r: tokenizer(prompt_text(r, labels), add_special_tokens=False)["input_ids"]  # noqa: E731
-    return [(encode(r), label_ids[r["label"]]) for r in rows]
-
-
-def label_logits(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The logits after each row's last token (right padding), one row each. Only the last few
-    positions go through the LM head (``logits_to_keep``): the rest would be thrown away."""
-    lengths, width = mask.sum(1), ids.shape[1]
-    keep = int(width - lengths.min()) + 1
-    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
-    return logits[torch.arange(len(ids)), keep - 1 - (width - lengths).to(logits.device)]
-
-
-def label_loss(model, examples: Sequence[tuple], pad_id: int) -> torch.Tensor:
-    """Cross-entropy of each example's label token after its prompt, averaged over the batch."""
-    device = next(model.parameters()).device
-    ids, mask = pad_batch([p for p, _ in examples], pad_id)
-    logits = label_logits(model, ids.to(device), mask.to(device))
-    gold = torch.tensor([label for _, label in examples], device=device)
-    return torch.nn.functional.cross_entropy(logits.float(), gold)
-
-
-@torch.inference_mode()
-def evaluate_labels(model, tokenizer, rows: Sequence[dict], labels: Sequence[str], batch_size=16):
-    """Accuracy (the label whose word is likelier after ``Label:``) and the mean loss of the gold
-    label token, by the model's own forward pass — so soft prompts and prefixes take part."""
-    examples = encode_rows(tokenizer, rows, labels)
-    label_ids = torch.tensor(label_token_ids(tokenizer, labels))
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))  # less padding
-    device = next(model.parameters()).device
-    correct, loss = 0, 0.0
-    for start in range(0, len(order), batch_size):
-        chunk = [examples[i] for i in order[start : start + batch_size]]
-        ids, mask = pad_batch([p for p, _ in chunk], tokenizer.pad_token_id)
-        last = label_logits(model, ids.to(device), mask.to(device)).float().cpu().log_softmax(-1)
-        gold = torch.tensor([label for _, label in chunk])
-        correct += int((label_ids[last[:, label_ids].argmax(1)] == gold).sum())
-        loss -= float(last[torch.arange(len(chunk)), gold].sum())
-    return {"accuracy": correct / len(examples), "loss": loss / len(examples), "n": len(examples)}
 
 
 # --- setting a method up -------------------------------------------------------------------------
@@ -228,31 +154,6 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 # --- one training budget -------------------------------------------------------------------------
 
 
-def training_batches(examples: Sequence[tuple], batch_size: int, steps: int, seed: int) -> list:
-    """``steps`` batches, the same for every method with the same seed: each pass over the data in
-    a random order, every 4 batches' worth sorted by length before it is cut (less padding, and
-    the batches stay mixed); a pass's last incomplete group is left out, as ``drop_last``."""
-    rng, batches, pool = random.Random(seed), [], 4 * batch_size
-    while len(batches) < steps:
-        order = rng.sample(range(len(examples)), len(examples))
-        for begin in range(0, len(order) - pool + 1, pool):
-            group = sorted(order[begin : begin + pool], key=lambda i: len(examples[i][0]))
-            chunks = [group[j : j + batch_size] for j in range(0, pool, batch_size)]
-            rng.shuffle(chunks)
-            batches += [[examples[i] for i in chunk] for chunk in chunks]
-    return batches[:steps]
-
-
-def autocast_like(model):
-    """Autocast to the base's half precision on a GPU (trainable weights stay fp32); nothing on a
-    CPU, where the kit trains in fp32."""
-    first = next(model.parameters())
-    half = [p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)]
-    if first.is_cuda and half:
-        return torch.autocast("cuda", dtype=half[0])
-    return torch.autocast("cpu", enabled=False)
-
-
 def train_briefly(
     base, name: str, lr: float, batches: Sequence, pad_id: int, tokenizer_path: str, seed: int = 0
 ):
@@ -263,18 +164,11 @@ def train_briefly(
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0
     )
-    decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / len(batches))
-    model.train()
-    losses = []
-    for batch in tqdm(batches, desc=f"{name} {lr:g}", leave=False):
-        with autocast_like(model):
-            loss = label_loss(model, batch, pad_id)
-        loss.backward()
-        optimizer.step()
-        decay.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-    return model.eval(), losses
+    schedule = linear_decay(optimizer, len(batches))
+    run = train_label_steps(
+        model, batches, pad_id, optimizer, schedule=schedule, desc=f"{name} {lr:g}"
+    )
+    return model, run["loss"]
 
 
 # --- what a method costs -------------------------------------------------------------------------

@@ -485,17 +485,25 @@ for r in records:
 
 # %% [markdown]
 # **Reading the numbers** (embedded model, full run — compare with your table):
-# - At 24 steps (25k tokens) LoRA + embeddings cut the held-out domain perplexity by 24 % (11.6 →
-#   8.8); full fine-tuning at 3e-4 by only 5 %: with 135M weights moving at once a safe learning
-#   rate is small, while LoRA's low-rank updates tolerate a larger one.
-# - The main run then **slows down** (8.8 at 24 steps, 8.5 at 36, 8.3 at 48: −28 %) while the
-#   general perplexity rises by about a tenth (+10 % at 24 and 48 steps): each further token buys
-#   less gain. A −30 % drop is out of reach at this budget on 2 CPU cores.
-# - **Replay** of a quarter general text kept most of the domain gain (−21 %) and turned +10 %
-#   forgetting into −29 %. Read that last number with care: the replayed text (Python reference
-#   topics) comes from the same source as the general evaluation set, so replay also *trains* on
-#   that kind of text. It shows that replay protects whatever it replays — choose replay data that
-#   covers what you must not lose.
+# - At {{ 05:same_budget[0].step }} steps ({{ 05:same_budget[0].tokens :, }} tokens) LoRA +
+#   embeddings moved the held-out domain perplexity by
+#   {{ 05:same_budget[0].domain change % :+.0f }} % ({{ 05:before.domain :.1f }} →
+#   {{ 05:same_budget[0].domain ppl :.1f }}); full fine-tuning at 3e-4 by only
+#   {{ 05:same_budget[1].domain change % :+.0f }} %: with 135M weights moving at once a safe
+#   learning rate is small, while LoRA's low-rank updates tolerate a larger one.
+# - The main run then **slows down** ({{ 05:runs[0].history[2].domain :.1f }} at 24 steps,
+#   {{ 05:runs[0].history[3].domain :.1f }} at 36, {{ 05:runs[0].history[4].domain :.1f }} at 48:
+#   {{ 05:main.domain change % :+.0f }} %) while the general perplexity rises by about a tenth
+#   ({{ 05:same_budget[0].general change % :+.0f }} % at 24 steps,
+#   {{ 05:main.general change % :+.0f }} % at 48): each further token buys less gain. A −30 % drop
+#   is out of reach at this budget on 2 CPU cores.
+# - **Replay** of a quarter general text kept most of the domain gain
+#   ({{ 05:same_budget[2].domain change % :+.0f }} %) and turned
+#   {{ 05:same_budget[0].general change % :+.0f }} % forgetting into
+#   {{ 05:same_budget[2].general change % :+.0f }} %. Read that last number with care: the
+#   replayed text (Python reference topics) comes from the same source as the general evaluation
+#   set, so replay also *trains* on that kind of text. It shows that replay protects whatever it
+#   replays — choose replay data that covers what you must not lose.
 #
 # The same prompts, before and after each recipe:
 # %%

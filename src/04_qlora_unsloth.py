@@ -24,7 +24,7 @@
 # (4.3), then train LoRA and QLoRA with the same budget and measure memory, time and score side by
 # side — and estimate what the same runs need on a Colab T4 or A100.
 #
-# **Time**: about 8 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
+# **Time**: about 12 minutes on 2 CPU cores (`SMOKE = True`: under 2 minutes). On a CPU 4-bit saves
 # little: read section 5 for why, and section 6 for what it saves on a GPU.
 
 # %% tags=["colab-install"]
@@ -373,13 +373,14 @@ train_data = sft.chat_dataset(
 
 
 def comparison_row(method: str, model, peak: dict, history: dict, after: dict) -> dict:
-    """One row of the LoRA vs QLoRA table: memory, time per step, size and score of a trained
-    run."""
+    """One row of the LoRA vs QLoRA table: memory, time per training step and for generating the
+    test answers, size and score of a trained run."""
     return {
         "method": method,
         "weights GB": weight_bytes(model) / GB,
         "peak GB": peak["peak_gb"],
         "s/step": history["seconds"] / history["global_steps"],
+        "generate s": after["seconds"],
         "trainable": count_trainable(model)[0],
         "exact match": after["exact_match"],
         "json valid": after["json_valid"],
@@ -460,9 +461,11 @@ print(memory_now())
 
 # %%
 FastLanguageModel.for_inference(model)  # Unsloth's fast generation path (on a GPU)
+start = time.perf_counter()
 qlora_after = evaluate_extraction(
     model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
 )
+qlora_after["seconds"] = time.perf_counter() - start  # inference on the 4-bit base
 print(
     f"QLoRA: JSON valid {qlora_after['json_valid']:.2f}, exact match "
     f"{qlora_after['exact_match']:.3f}"
@@ -501,9 +504,11 @@ with model.disable_adapter():
 trainer = sft.build_trainer(model, tokenizer, train_data, SETTINGS)
 lora_history = sft.train(trainer)
 lora_peak = lora_memory.stop()
+start = time.perf_counter()
 lora_after = evaluate_extraction(
     model, tokenizer, test_prompts, test_targets, FIELDS, max_new_tokens=56
 )
+lora_after["seconds"] = time.perf_counter() - start  # the same generation on the full base
 lora_row = comparison_row(
     f"LoRA ({str(hardware.dtype).replace('torch.', '')} base)",
     model,
@@ -515,7 +520,8 @@ del model, trainer
 release_memory()
 
 # %%
-COMPARE = ["method", "weights GB", "peak GB", "s/step", "trainable", "exact match", "json valid"]
+COMPARE = ["method", "weights GB", "peak GB", "s/step", "generate s", "trainable", "exact match"]
+COMPARE += ["json valid"]
 comparison = [lora_row, qlora_row]
 print(
     f"memory: {qlora_peak['kind']}; zero-shot exact match {before['exact_match']:.3f} for both "
@@ -547,6 +553,25 @@ show(
 )
 
 # %% [markdown]
+# Which layers carry the 4-bit loss? Section 2's NF4 rounding (`nf4_roundtrip_linears`, the same
+# numbers as bitsandbytes) applied to the full-precision base: once to every linear layer of the
+# blocks, as `load_in_4bit` does, and once to all of them but `down_proj`, whose inputs carry the
+# outlier features of section 3 (bitsandbytes' `llm_int8_skip_modules` keeps a layer this way).
+
+# %%
+rounded_val = {}
+for kept in [(), ("down_proj",)]:
+    rounded, tokenizer = load_model(PROFILE, load_in_4bit=False)
+    changed = nf4_roundtrip_linears(rounded, keep=kept)  # NF4 round trip, in place
+    name = "NF4, every linear" if not kept else "NF4 but down_proj"
+    rounded_val[name] = teacher_forced_match(
+        rounded, tokenizer, val_prompts, val_answers, progress=False
+    )["answer_loss"]
+    print(f"{name} ({changed} layers rounded): validation answer loss {rounded_val[name]:.3f}")
+    del rounded
+    release_memory()
+
+# %% [markdown]
 # **Reading the numbers** (measured on the embedded model, 2 CPU cores, full run — compare with
 # your table):
 # - The **weights** shrink as promised: the blocks' linear layers go from 4 bytes to ~0.52 byte per
@@ -560,14 +585,25 @@ show(
 # - Each **step** costs a little more ({{ 04:comparison[0].s/step :.2f }} vs
 #   {{ 04:comparison[1].s/step :.2f }} s): every 4-bit matmul first dequantizes its weight, a small
 #   cost next to the rest of the step here (reported at about 30 % on GPUs).
+# - **Inference** pays the same toll: generating the {{ 04:lora_after.n }} test answers took
+#   {{ 04:comparison[0].generate s :.0f }} s on the 16/32-bit base and
+#   {{ 04:comparison[1].generate s :.0f }} s on the 4-bit one (the same generation function; the
+#   4-bit model also went through Unsloth's `for_inference`, which speeds up GPUs). Only the frozen
+#   weights of the blocks' linear layers are 4-bit — NF4 codes and one scale per 64 weights. The
+#   embedding and LM head, the norms, the LoRA adapters (fp32 here, 16-bit on a GPU), the
+#   activations, gradients and optimizer state are not, and every matmul runs in 16/32-bit on
+#   weights dequantized on the fly. QLoRA buys memory, not speed: to serve fast, merge the adapter
+#   into a 16-bit model (section 7).
 # - The **score** drops: {{ 04:comparison[0].exact match :.2f }} →
 #   {{ 04:comparison[1].exact match :.2f }} exact match, almost all of it on "who" (the sentences
 #   without an actor). The 4-bit base starts worse (validation answer loss
 #   {{ 04:base_val_answer_loss.16/32-bit :.2f }} → {{ 04:base_val_answer_loss.4-bit :.2f }}): the
 #   embedded weights were *already* 4-bit (GGUF Q4_1) and NF4 quantizes them a second time, and
 #   small models have less redundancy to absorb the error. Keeping the most sensitive layers in
-#   16-bit (all `down_proj`, whose inputs carry the outlier features of section 3) brought it to
-#   0.88 in a side run — the idea behind Unsloth's "dynamic" 4-bit checkpoints. At 7B and up, the
+#   16-bit (all `down_proj`, whose inputs carry the outlier features of section 3) brings it from
+#   {{ 04:base_val_answer_loss.NF4, every linear :.2f }} (every layer rounded, as above) to
+#   {{ 04:base_val_answer_loss.NF4 but down_proj :.2f }} — the idea behind Unsloth's "dynamic"
+#   4-bit checkpoints. At 7B and up, the
 #   QLoRA paper finds no loss against 16-bit LoRA; that is where QLoRA is meant to be used.
 #
 # ## 6. What the same run needs on a GPU (estimated)
@@ -717,6 +753,7 @@ results = {
     "base_val_answer_loss": {
         "16/32-bit": base_16bit_val["answer_loss"],
         "4-bit": base_4bit_val["answer_loss"],
+        **rounded_val,
     },
     "nf4": quant_rows,
     "int8": int8_rows,

@@ -1,5 +1,7 @@
 """NF4 and LLM.int8() as written in the kit, against bitsandbytes and exact arithmetic."""
 
+import copy
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from utils.train.quantization import (
     nf4_bytes_per_parameter,
     nf4_dequantize,
     nf4_quantize,
+    nf4_roundtrip_linears,
 )
 
 
@@ -23,6 +26,21 @@ def test_nf4_roundtrip_is_bit_identical_to_bitsandbytes():
     assert torch.equal(
         nf4_dequantize(codes, absmax, weight.shape), bitsandbytes_nf4_roundtrip(weight)
     )
+
+
+def test_the_roundtrip_of_a_model_rounds_the_blocks_linears_but_what_it_keeps(tiny_model):
+    model = copy.deepcopy(tiny_model)
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    kept = copy.deepcopy(tiny_model)
+    layers = len(model.model.layers)
+    assert nf4_roundtrip_linears(model) == 7 * layers  # q, k, v, o, gate, up, down per block
+    assert nf4_roundtrip_linears(kept, keep=("down_proj",)) == 6 * layers
+    for name, param in model.named_parameters():
+        changed = not torch.equal(param, before[name])
+        assert changed == (".layers." in name and "norm" not in name), name  # head, norms stay
+    for name, param in kept.named_parameters():
+        if "down_proj" in name:
+            assert torch.equal(param, before[name]), name
 
 
 def test_nf4_levels_are_the_bitsandbytes_table():

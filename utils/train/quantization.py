@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 # The 16 NF4 levels: quantiles of N(0, 1) scaled to [-1, 1], with an exact zero (QLoRA, Dettmers et
@@ -99,15 +101,17 @@ def int8_outlier_matmul(
 
 
 @torch.no_grad()
-def nf4_roundtrip_linears(model, blocksize: int = 64) -> int:
+def nf4_roundtrip_linears(model, blocksize: int = 64, keep: Sequence[str] = ()) -> int:
     """Replace, in place, the weight of every linear layer inside the decoder blocks (the layers
     ``load_in_4bit`` quantizes; embeddings and the LM head stay) by its NF4 quantize-dequantize
-    round trip: the weights a QLoRA adapter was trained against, in full precision. Returns the
-    number of layers changed."""
+    round trip: the weights a QLoRA adapter was trained against, in full precision. Layers whose
+    name ends in one of ``keep`` (e.g. ``"down_proj"``) stay as they are, as bitsandbytes'
+    ``llm_int8_skip_modules`` leaves them. Returns the number of layers changed."""
     changed = 0
     for name, module in model.named_modules():
         inside_blocks = ".layers." in f".{name}" and "lora_" not in name
-        if isinstance(module, torch.nn.Linear) and inside_blocks:
+        kept = any(name.split(".")[-1] == k for k in keep)
+        if isinstance(module, torch.nn.Linear) and inside_blocks and not kept:
             if module.weight.is_cuda:  # bitsandbytes' kernels: same numbers, GPU speed and memory
                 rounded = bitsandbytes_nf4_roundtrip(module.weight, blocksize)
             else:

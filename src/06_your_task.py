@@ -112,10 +112,11 @@ from utils.runtime.storage import lab_output_dir
 from utils.train import sft
 from utils.train.budget import measure_step_seconds, plan_run
 from utils.train.params import (
-    add_peft_lora,
+    attach_lora,
     count_trainable,
     keep_adapters_fp32,
     linear_layer_names,
+    lora_config_for,
 )
 
 LAB = "06_your_task"
@@ -191,6 +192,7 @@ if task.kind == "classification":
 # beat thousands of noisy ones) or shorten `max_length`, and re-run from the top.
 
 # %%
+from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer  # after the model is loaded: Unsloth patches TRL first
 
 SETTINGS = sft.SFTSettings(
@@ -205,13 +207,19 @@ SETTINGS = sft.SFTSettings(
     max_length=512,  # longer rows are cut (the label check below catches a cut answer)
     seed=SEED,
 )
-model = add_peft_lora(  # PEFT's LoraConfig + get_peft_model (Unsloth's, where it loaded the model)
-    model,
+lora_config = LoraConfig(
     r=SETTINGS.r,  # rank: A is r x in_features, B is out_features x r
-    alpha=SETTINGS.alpha,  # the update B.A is scaled by alpha / r
-    target_modules=SETTINGS.target_modules,  # which layers get an adapter
-    seed=SETTINGS.seed,  # A starts random, B at zero: the model starts unchanged
+    lora_alpha=SETTINGS.alpha,  # the update B.A is scaled by alpha / r
+    lora_dropout=0.0,  # dropout on the adapter's input; 0 for a short run
+    bias="none",  # biases stay frozen
+    target_modules=list(SETTINGS.target_modules),  # which layers get an adapter
+    task_type="CAUSAL_LM",  # a decoder trained on next-token prediction
 )
+check_equal("set-up", lora_config.to_dict(), lora_config_for(model, SETTINGS.r, SETTINGS.alpha,
+            SETTINGS.target_modules).to_dict(), what="this LoraConfig vs the kit's (Lab 03B's)")
+# PEFT's get_peft_model (Unsloth's, where Unsloth loaded the model); A starts random from the
+# seed, B at zero: the model starts unchanged
+model = attach_lora(model, lora_config, seed=SETTINGS.seed)
 train_dataset = sft.chat_dataset(splits["train"], tokenizer, lambda e: task_messages(task, e))
 training_args = SFTConfig(
     **sft.trainer_defaults(model),  # scratch output folder, no checkpoints, AdamW, fp16/bf16 on GPU

@@ -344,7 +344,7 @@ def test_lab06_capstone_runs_on_each_worked_example_and_the_grader_reproduces_it
     tmp_path, embedded_base, example
 ):
     text = run_notebook("06_your_task", tmp_path, FTKIT_EXAMPLE=example)
-    assert text.count("[PASS]") == 5 and "[FAIL]" not in text  # 4 checks + the set-up check
+    assert text.count("[PASS]") == 6 and "[FAIL]" not in text  # 4 checks + two set-up checks
     out = tmp_path / f"06_your_task-{example}"
     results = json.loads((out / "results.json").read_text())
     assert results["run_info"]["config"]["smoke"] is True and results["example"] == example

@@ -1,12 +1,22 @@
 """Chat formatting, the response-only mask and its checks (Lab 03 Part B), and the kit's training
 choices on a tiny model."""
 
+import copy
+
 import pytest
+import torch
+from peft import LoraConfig
 
 from utils.data.datasets import load_split
 from utils.eval.metrics import target_json
 from utils.train import sft
-from utils.train.params import ALL_LINEAR, add_peft_lora, keep_adapters_fp32
+from utils.train.params import (
+    ALL_LINEAR,
+    add_peft_lora,
+    attach_lora,
+    keep_adapters_fp32,
+    lora_config_for,
+)
 
 FIELDS = ("who", "what", "when", "where")
 ROW = {
@@ -114,3 +124,17 @@ def test_adapters_stay_fp32_on_cpu():
     frozen = torch.nn.Linear(4, 4).to(torch.bfloat16).requires_grad_(False)
     keep_adapters_fp32(torch.nn.ModuleList([layer, frozen]))
     assert layer.weight.dtype == torch.float32 and frozen.weight.dtype == torch.bfloat16
+
+
+def test_a_written_out_lora_config_attaches_the_same_adapters_as_the_kits(tiny_model):
+    written = LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0, bias="none",
+        target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+    )  # fmt: skip
+    assert written.to_dict() == lora_config_for(tiny_model, 4, 8, ("q_proj", "v_proj")).to_dict()
+    mine = attach_lora(copy.deepcopy(tiny_model), written, seed=5).state_dict()
+    kits = add_peft_lora(copy.deepcopy(tiny_model), 4, 8, ("q_proj", "v_proj"), seed=5)
+    assert all(torch.equal(mine[k], v) for k, v in kits.state_dict().items())
+    wrong = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "qkv"], task_type="CAUSAL_LM")
+    with pytest.raises(ValueError, match=r"\['qkv'\] are not linear layers .* it has \['q_proj'"):
+        attach_lora(copy.deepcopy(tiny_model), wrong)

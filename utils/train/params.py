@@ -82,7 +82,7 @@ def freeze_all_but(
     return count_trainable(model)[0]
 
 
-def add_peft_lora(
+def lora_config_for(
     model,
     r: int,
     alpha: float,
@@ -90,21 +90,52 @@ def add_peft_lora(
     *,
     modules_to_save: Sequence[str] = (),
     use_rslora: bool = False,
+):
+    """The kit's PEFT ``LoraConfig`` (dropout 0, no bias): ``target_modules`` default every linear
+    layer of this model (``linear_layer_names``); ``modules_to_save`` (e.g. ``EMBEDDINGS``) are
+    trained as full copies; ``use_rslora`` scales the update by ``alpha / sqrt(r)`` (rsLoRA)
+    instead of ``alpha / r``."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        bias="none",
+        target_modules=list(target_modules or linear_layer_names(model)),
+        modules_to_save=list(modules_to_save) or None,
+        use_rslora=use_rslora,
+        task_type="CAUSAL_LM",
+    )
+
+
+def add_peft_lora(
+    model,
+    r: int,
+    alpha: float,
+    target_modules: Sequence[str] | None = None,
+    *,
     seed: int = 0,
     gradient_checkpointing: bool = False,
+    **options,
 ):
-    """Wrap ``model`` with fresh LoRA adapters (dropout 0, no bias) and return the PEFT model.
+    """Wrap ``model`` with fresh LoRA adapters and return the PEFT model: ``lora_config_for``
+    these settings (``options``: its ``modules_to_save``, ``use_rslora``), attached by
+    ``attach_lora``."""
+    config = lora_config_for(model, r, alpha, target_modules, **options)
+    return attach_lora(model, config, seed=seed, gradient_checkpointing=gradient_checkpointing)
 
-    ``target_modules`` default: every linear layer of this model (``linear_layer_names``). Names
-    that match no layer of the model raise a ``ValueError`` listing the ones it has.
-    ``modules_to_save`` (e.g. ``EMBEDDINGS``) are trained as full copies; ``use_rslora`` scales
-    the update by ``alpha / sqrt(r)`` (rsLoRA) instead of ``alpha / r``. A model that
-    ``load_model`` loaded through Unsloth goes through Unsloth's ``get_peft_model`` (its fast
-    paths); any other through ``peft.get_peft_model`` — the same adapters either way.
-    """
+
+def attach_lora(model, config, seed: int = 0, gradient_checkpointing: bool = False):
+    """Fresh LoRA adapters on ``model`` as PEFT's ``config`` (a ``LoraConfig``) says, the
+    adapters' random start drawn from ``seed``. A model that ``load_model`` loaded through Unsloth
+    goes through Unsloth's ``get_peft_model`` (its fast paths) with the same settings; any other
+    through ``peft.get_peft_model`` — the same adapters either way. Target names that match no
+    linear layer of the model raise a ``ValueError`` listing the ones it has."""
     available = linear_layer_names(model)
-    target_modules = tuple(target_modules or available)
-    missing = sorted(set(target_modules) - set(available))
+    wanted = config.target_modules
+    wanted = set() if isinstance(wanted, str) else set(wanted)  # a string is PEFT's regex
+    missing = sorted(wanted - set(available))
     if missing:
         raise ValueError(
             f"target modules {missing} are not linear layers of this {type(model).__name__}; "
@@ -115,28 +146,18 @@ def add_peft_lora(
 
         return FastLanguageModel.get_peft_model(
             model,
-            r=r,
-            lora_alpha=alpha,
-            lora_dropout=0.0,
-            bias="none",
-            target_modules=list(target_modules),
-            modules_to_save=list(modules_to_save) or None,
-            use_rslora=use_rslora,
+            r=config.r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            bias=config.bias,
+            target_modules=sorted(config.target_modules),
+            modules_to_save=config.modules_to_save,
+            use_rslora=config.use_rslora,
             random_state=seed,
             use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,
         )
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    config = LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=0.0,
-        bias="none",
-        target_modules=list(target_modules),
-        modules_to_save=list(modules_to_save) or None,
-        use_rslora=use_rslora,
-        task_type="CAUSAL_LM",
-    )
     torch.manual_seed(seed)
     return get_peft_model(model, config)
 

@@ -1,6 +1,8 @@
-"""Every figure a lab's introduction promises (time, trainable parameters, before → after) agrees
+"""Every figure a lab's text types rather than renders from its results (the introduction's time,
+trainable parameters and before → after; parameter shares and counts in the conclusions) agrees
 with what the lab's last full run recorded (``docs/results/``, written by the labs themselves):
-re-run a lab, collect its results, and a stale promise fails here."""
+re-run a lab, collect its results, and a stale figure fails here. Figures that move from run to
+run are rendered at build time instead (``{{ lab:path }}`` placeholders, ``tools/build_labs``)."""
 
 import json
 import re
@@ -22,6 +24,17 @@ def result(name: str) -> dict:
 
 def minutes(name: str) -> float:
     return result(name)["wall_seconds"] / 60
+
+
+def base_params() -> int:
+    """The embedded model's parameters (Lab 02 counts them)."""
+    return result("02_selective_finetuning")["total_params"]
+
+
+def sweep_row(index: int) -> dict:
+    """One row of Lab 03B's rank and target sweep (r 4, 4, 16, 16, 64, 64; then q,v and q,k,v,o
+    at r = 16)."""
+    return result("03b_lora_peft")["sweep"][index]
 
 
 def number(text: str) -> float:
@@ -105,6 +118,60 @@ FIGURES = [
         r"\*\*Time\*\*: about (\d+) minutes",
         lambda: [minutes("03c_lora_knobs")],
         ("relative", 0.2),
+    ),
+    (
+        "02_selective_finetuning",
+        r"Training ([\d.]+) % of the parameters \(last block",
+        lambda: [
+            100
+            * result("02_selective_finetuning")["trainable_params"]
+            / result("02_selective_finetuning")["total_params"]
+        ],
+        ("relative", 0.05),
+    ),
+    (
+        "03_lora",
+        r"LoRA trains ([\d.]+) % of the parameters",
+        lambda: [100 * result("03_lora")["lora_row"]["trainable params"] / base_params()],
+        ("relative", 0.03),
+    ),
+    (
+        "03b_lora_peft",
+        r"grow linearly in r: ([\d.]+)M at r = 4, ([\d.]+)M at\s+r = 64",
+        lambda: [sweep_row(0)["trainable"] / 1e6, sweep_row(4)["trainable"] / 1e6],
+        ("relative", 0.05),
+    ),
+    (
+        "03b_lora_peft",
+        r"attention only \(q,v: ([\d.]+)M parameters\)",
+        lambda: [sweep_row(6)["trainable"] / 1e6],
+        ("relative", 0.05),
+    ),
+    (
+        "03b_lora_peft",
+        r"all linear layers at r = 16 train ([\d.]+)× the parameters of q,v",
+        lambda: [sweep_row(3)["trainable"] / sweep_row(6)["trainable"]],
+        ("relative", 0.02),
+    ),
+    (
+        "03b_lora_peft",
+        r"by training ([\d.]+) % of its parameters for one epoch",
+        lambda: [
+            100
+            * result("03b_lora_peft")["trainable_parameters"]
+            / (base_params() + result("03b_lora_peft")["trainable_parameters"])
+        ],
+        ("relative", 0.03),
+    ),
+    (
+        "07_peft_family",
+        r"P-tuning trains ([\d,]+) parameters",
+        lambda: [
+            next(r for r in result("07_peft_family")["methods"] if r["method"] == "P-tuning")[
+                "trainable"
+            ]
+        ],
+        ("relative", 0),
     ),
     (
         "04_qlora_unsloth",

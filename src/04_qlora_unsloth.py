@@ -603,8 +603,8 @@ for kept in [(), ("down_proj",)]:
 #   16-bit (all `down_proj`, whose inputs carry the outlier features of section 3) brings it from
 #   {{ 04:base_val_answer_loss.NF4, every linear :.2f }} (every layer rounded, as above) to
 #   {{ 04:base_val_answer_loss.NF4 but down_proj :.2f }} — the idea behind Unsloth's "dynamic"
-#   4-bit checkpoints. At 7B and up, the
-#   QLoRA paper finds no loss against 16-bit LoRA; that is where QLoRA is meant to be used.
+#   4-bit checkpoints. At 7B and up, the QLoRA paper finds no loss against 16-bit LoRA; that is
+#   where QLoRA is meant to be used.
 #
 # ## 6. What the same run needs on a GPU (estimated)
 # `utils.train.memory_estimate.estimate_memory` adds up weights, LoRA weights, gradients, AdamW

@@ -138,3 +138,12 @@ def test_a_written_out_lora_config_attaches_the_same_adapters_as_the_kits(tiny_m
     wrong = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "qkv"], task_type="CAUSAL_LM")
     with pytest.raises(ValueError, match=r"\['qkv'\] are not linear layers .* it has \['q_proj'"):
         attach_lora(copy.deepcopy(tiny_model), wrong)
+    for peft_picks in (None, r".*\.(q_proj|v_proj)"):  # PEFT's default for the model; a regex
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=peft_picks, task_type="CAUSAL_LM")
+        adapted = attach_lora(copy.deepcopy(tiny_model), config)
+        names = {
+            n.split(".lora_A")[0].rsplit(".", 1)[-1]
+            for n, _ in adapted.named_parameters()
+            if "lora_A" in n
+        }
+        assert names == {"q_proj", "v_proj"}, peft_picks

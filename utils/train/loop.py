@@ -20,12 +20,12 @@ def device_autocast(model, dtype: torch.dtype | None = None):
     precision on a GPU (trainable weights stay fp32), and nothing on a CPU, where the kit trains
     in fp32."""
     device = next(model.parameters()).device.type
-    if dtype is not None:
-        return torch.autocast(device, dtype=dtype)
-    half = [p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16)]
-    if device == "cuda" and half:
-        return torch.autocast("cuda", dtype=half[0])
-    return torch.autocast(device, enabled=False)
+    if dtype is None and device == "cuda":  # the base's half precision, if it has one
+        halves = (p.dtype for p in model.parameters() if p.dtype in (torch.float16, torch.bfloat16))
+        dtype = next(halves, None)
+    if dtype is None:
+        return torch.autocast(device, enabled=False)
+    return torch.autocast(device, dtype=dtype)
 
 
 def shard(batch: list, rank: int, world: int) -> list:

@@ -132,15 +132,16 @@ def attach_lora(model, config, seed: int = 0, gradient_checkpointing: bool = Fal
     goes through Unsloth's ``get_peft_model`` (its fast paths) with the same settings; any other
     through ``peft.get_peft_model`` — the same adapters either way. Target names that match no
     linear layer of the model raise a ``ValueError`` listing the ones it has."""
-    available = linear_layer_names(model)
-    wanted = config.target_modules
-    wanted = set() if isinstance(wanted, str) else set(wanted)  # a string is PEFT's regex
-    missing = sorted(wanted - set(available))
-    if missing:
-        raise ValueError(
-            f"target modules {missing} are not linear layers of this {type(model).__name__}; "
-            f"it has {list(available)} (leave target_modules out for all of them)"
-        )
+    targets = config.target_modules  # None: PEFT's default for the model; a string: a regex
+    if targets is not None and not isinstance(targets, str):
+        available = linear_layer_names(model)
+        missing = sorted(set(targets) - set(available))
+        if missing:
+            raise ValueError(
+                f"target modules {missing} are not linear layers of this {type(model).__name__}; "
+                f"it has {list(available)} (leave target_modules out for all of them)"
+            )
+        targets = sorted(targets)
     if model_backend(model) == "unsloth":
         from unsloth import FastLanguageModel
 
@@ -150,7 +151,7 @@ def attach_lora(model, config, seed: int = 0, gradient_checkpointing: bool = Fal
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             bias=config.bias,
-            target_modules=sorted(config.target_modules),
+            target_modules=targets,
             modules_to_save=config.modules_to_save,
             use_rslora=config.use_rslora,
             random_state=seed,

@@ -110,7 +110,7 @@ def nf4_roundtrip_linears(model, blocksize: int = 64, keep: Sequence[str] = ()) 
     changed = 0
     for name, module in model.named_modules():
         inside_blocks = ".layers." in f".{name}" and "lora_" not in name
-        kept = any(name.split(".")[-1] == k for k in keep)
+        kept = name.rsplit(".", 1)[-1] in keep
         if isinstance(module, torch.nn.Linear) and inside_blocks and not kept:
             if module.weight.is_cuda:  # bitsandbytes' kernels: same numbers, GPU speed and memory
                 rounded = bitsandbytes_nf4_roundtrip(module.weight, blocksize)

@@ -10,6 +10,7 @@ split and the test split measures sentence shapes the model never trained on.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 FIELDS = ("who", "what", "when", "where")
 
@@ -193,6 +194,25 @@ SHAPES = [
 ]
 
 
+# Shapes that no shipped split uses, with every pattern of absent fields the shipped held-out
+# split has: an instructor's private held-out file draws a secret choice of them
+# (``utils.data.private_heldout``), so its sentences are new in shape to every student.
+RESERVED_SHAPES = [
+    "In what officials called a first, {who} {what} {where} {when}.",
+    "Witnesses told reporters that {who} {what} {when} {where}.",
+    "{When}, in a ceremony {where}, {who} {what}.",
+    "As expected, {who} {what} {where} {when}.",
+    "{Where} {when}: {who} {what}, a spokesperson said.",
+    "Photos show {who} {what} {where}.",
+    "{Who} {what} {where}, ending weeks of speculation.",
+    "{When}, {who} {what}, the agency reported.",
+    "In a brief statement {when}, {who} said they {what}.",
+    "{When}, an anonymous donor {what}.",
+    "Nobody has claimed responsibility after someone {what} {when}.",
+    "Investigators say an unknown person {what} {where} {when}.",
+]
+
+
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -220,21 +240,27 @@ def render(shape: str, who: str, what: str, when: tuple[str, str], where: tuple[
     return {"text": shape.format(**fills), "target": values}
 
 
-def generate_events(n_per_shape: int = 27, seed: int = 21) -> list[dict]:
-    """``n_per_shape`` sentences for every shape, slots drawn with a seeded RNG, no duplicates."""
+def generate_events(
+    n_per_shape: int = 27,
+    seed: int = 21,
+    shapes: list[tuple[str, str]] | None = None,
+    skip: Callable[[str], bool] | None = None,
+) -> list[dict]:
+    """``n_per_shape`` sentences for every shape, slots drawn with a seeded RNG, no duplicates.
+    ``shapes`` (``(group, shape)`` pairs; default: every shipped shape) and ``skip`` (texts
+    already used elsewhere) make an instructor's private held-out file from the reserved
+    shapes."""
     rng = random.Random(seed)
     rows, seen = [], set()
-    for shape_id, shape in enumerate(SHAPES):
+    for group, shape in shapes or [(f"shape-{i:02d}", s) for i, s in enumerate(SHAPES)]:
         made = 0
         while made < n_per_shape:
             row = render(
                 shape, rng.choice(WHO), rng.choice(WHAT), rng.choice(WHEN), rng.choice(WHERE)
             )
-            if row["text"] in seen:
+            if row["text"] in seen or (skip is not None and skip(row["text"])):
                 continue
             seen.add(row["text"])
-            rows.append(
-                {"text": row["text"], "target": row["target"], "group": f"shape-{shape_id:02d}"}
-            )
+            rows.append({"text": row["text"], "target": row["target"], "group": group})
             made += 1
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 NAMES = [
     "Jess",
@@ -350,6 +351,52 @@ SPAM_TEMPLATES = [
     "Want ur debt written off? New government scheme, up to 80% cleared. Reply INFO",
 ]
 
+# Shapes that no shipped split uses: an instructor's private held-out file draws its messages from
+# a secret choice of these (``utils.data.private_heldout``), so it is new in shape to every student.
+RESERVED_HAM = [
+    "Just landed! Can u grab me from {place}? Be there in {time}",
+    "Can u lend me ur {thing} for {activity} {day}?",
+    "Babysitter cancelled, can u have the kids {day}? I'll owe u big time",
+    "Heating's broken again. Landlord says someone will come {day}",
+    "Ur verification code for the library app is {digits4}. Don't share it with anyone.",
+    "Found a tenner in my old coat lol. Best day ever",
+    "{name} got engaged!!! Did u know??",
+    "Match starts at {clock}, meet at {place} before?",
+    "Your {courier} delivery is booked for {day} between {clock} and 6pm.",
+    "Splitting the {food} bill, it's {price} each. Send when u can",
+    "Stuck in traffic on the ring road, start without me",
+    "Did u book the tickets for {activity}? They sell out fast",
+    "Won the office sweepstake!! {money_small}, not bad for a quid",
+    "Made way too much {food}, want some? Come round",
+    "Are u awake? Can't sleep",
+    "Power cut here, phone on 10%. Will text when it's back",
+    "Reminder from {name}: book club at {place} {day}, bring the book!",
+    "Well done on the driving test!! Knew u'd pass",
+    "Ur prescription is ready, pick it up from the chemist after {clock}",
+    "Cat's been sick on the rug again. Not happy",
+]
+
+RESERVED_SPAM = [
+    "Your {brand} SIM is due for deactivation. Reactivate now at {domain} to keep your number",
+    "CONGRATS! Ur number was picked 4 a FREE {prize}. Reply YES to {short} 2 get it delivered "
+    "{spam_price}",
+    "{bank} ALERT: a payment of {refund} is pending. If this wasn't you, cancel at {domain}",
+    "Hi dad, texting from a friend's phone, mine's broken. Can u transfer {fee} urgently? Will "
+    "explain later",
+    "Earn {refund} a week from your sofa! Simple online tasks. Start today: {domain}",
+    "You have an unclaimed {prize} from our summer raffle. Call {premium} quoting {code}. "
+    "{spam_price}",
+    "Txt JOKE to {short} for a daily laugh sent 2 ur mobile! {spam_price} Txt STOP to end",
+    "DVLA: your vehicle tax payment failed. Avoid a fine, update your details at {domain}",
+    "Hey it's {name}! We met at the party last wk, remember? Check my pics {domain} ;)",
+    "Your {courier} package is waiting at the depot. Rebook delivery for {fee}: {domain}",
+    "Last chance 2 WIN {prize}! Answer 1 question. Reply A or B to {short}. {spam_price}",
+    "Your mobile contract qualifies for a refund of {refund}. Reply REFUND to claim, STOP to opt "
+    "out",
+    "Claim your free energy-saving kit worth £200 from the government scheme: {domain}",
+    "Psst... {name} here. Got a hot tip on a stock that will 10x this week. Join {domain}",
+]
+
 ABBREVIATIONS = [
     (r"\byou\b", "u"),
     (r"\bare\b", "r"),
@@ -438,26 +485,39 @@ def _texting_style(text: str, rng: random.Random, is_spam: bool) -> str:
     return text
 
 
-def generate_sms(n_per_class: int = 620, seed: int = 1234) -> list[dict]:
+def generate_sms(
+    n_per_class: int | dict[str, int] = 620,
+    seed: int = 1234,
+    shapes: dict[str, list[tuple[str, str]]] | None = None,
+    skip: Callable[[str], bool] | None = None,
+) -> list[dict]:
     """Generate ``n_per_class`` unique spam and ham messages as ``{"text", "label", "group"}`` rows.
 
     ``group`` names the message shape (template); the splitter keeps each shape in one split, so
-    test messages are shapes the model never saw in training.
+    test messages are shapes the model never saw in training. ``shapes`` (label -> ``(group,
+    template)`` pairs; default: every shipped template) and a count per label make an
+    instructor's private held-out file from the reserved shapes; ``skip`` drops texts already
+    used elsewhere.
     """
     rng = random.Random(seed)
+    shapes = shapes or {
+        label: [(f"{label}-{i:02d}", t) for i, t in enumerate(templates)]
+        for label, templates in (("ham", HAM_TEMPLATES), ("spam", SPAM_TEMPLATES))
+    }
     rows, seen = [], set()
-    for label, templates in (("ham", HAM_TEMPLATES), ("spam", SPAM_TEMPLATES)):
+    for label, templates in shapes.items():
+        wanted = n_per_class[label] if isinstance(n_per_class, dict) else n_per_class
         count, attempts = 0, 0
-        while count < n_per_class:
+        while count < wanted:
             attempts += 1
-            if attempts > 200 * n_per_class:
-                raise RuntimeError(f"cannot make {n_per_class} unique {label} messages")
-            shape = rng.randrange(len(templates))
-            text = _texting_style(_fill(templates[shape], rng), rng, label == "spam")
+            if attempts > 200 * wanted:
+                raise RuntimeError(f"cannot make {wanted} unique {label} messages")
+            group, template = templates[rng.randrange(len(templates))]
+            text = _texting_style(_fill(template, rng), rng, label == "spam")
             key = re.sub(r"\W+", " ", text.lower()).strip()
-            if key in seen:
+            if key in seen or (skip is not None and skip(text)):
                 continue
             seen.add(key)
-            rows.append({"text": text, "label": label, "group": f"{label}-{shape:02d}"})
+            rows.append({"text": text, "label": label, "group": group})
             count += 1
     return rows

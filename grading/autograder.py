@@ -26,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grading.rubric import load_rubric, rubric_labs  # noqa: E402
+from grading.rubric import load_rubric, resolve_lab  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTABLE = 0o100755 << 16  # the zip's external attributes of an executable regular file
@@ -52,16 +52,6 @@ cd "$KIT"
 exec "$PYTHON" grading/run.py --gradescope --out "$ROOT/outputs" {grading_args} \\
     --timeout {timeout:g}
 """
-
-
-def resolve_lab(name: str) -> str:
-    """A lab with a rubric, by its full name or a unique prefix (``03b``)."""
-    matches = [lab for lab in rubric_labs() if lab == name or lab.startswith(name)]
-    if len(matches) != 1:
-        raise ValueError(
-            f"{name!r} names {len(matches) or 'no'} lab(s) with a rubric; one of {rubric_labs()}"
-        )
-    return matches[0]
 
 
 def kit_files(root: Path = REPO_ROOT) -> list[str]:

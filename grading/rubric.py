@@ -4,7 +4,8 @@ their defaults and checks, and the score a rubric gives."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
@@ -154,6 +155,16 @@ def rubric_labs() -> list[str]:
     return sorted(p.stem for p in RUBRIC_DIR.glob("*.json"))
 
 
+def resolve_lab(name: str) -> str:
+    """A lab with a rubric, by its full name or a unique prefix (``03b``)."""
+    matches = [lab for lab in rubric_labs() if lab == name or lab.startswith(name)]
+    if len(matches) != 1:
+        raise ValueError(
+            f"{name!r} names {len(matches) or 'no'} lab(s) with a rubric; one of {rubric_labs()}"
+        )
+    return matches[0]
+
+
 def load_rubric(lab: str, path: Path | None = None) -> Rubric:
     """The rubric of ``lab``, one of ``rubric_labs()`` (or the instructor's file at ``path``).
 
@@ -197,3 +208,60 @@ def score(rubric: Rubric, before: float, after: float, chance: float | None = No
         "max_score": rubric.max_score,
         "gain": gain,
     }
+
+
+def recalibrated(rubric: Rubric, measured: dict, where: str) -> Rubric:
+    """``rubric`` with its thresholds moved to a new held-out file, on which the reference
+    solution measured ``measured`` (``before``, ``after`` and, for accuracy, ``chance``).
+
+    Each band moves by as much as the reference's own number moved from ``rubric.reference``
+    (so a harder file lowers the bar by what it costs the reference), and its full-marks end
+    never passes the reference: the reference keeps full marks. ``where`` names the file in the
+    rubric's ``calibration`` note."""
+    if not {"before", "after"} <= set(rubric.reference):
+        raise RubricError(
+            f"{rubric.lab}: the rubric records no reference before/after to recalibrate from"
+        )
+    old, new = rubric.reference, measured
+
+    def gain(numbers: dict) -> float:
+        start = numbers["before"]
+        if numbers.get("chance") is not None and rubric.higher_is_better:
+            start = max(start, numbers["chance"])
+        return rubric.improvement(start, numbers["after"])
+
+    new_gain = gain(new)
+    if new_gain <= 0:
+        raise RubricError(
+            f"{rubric.lab}: the reference solution gains nothing over the base on {where} "
+            f"(before {new['before']:.4f}, after {new['after']:.4f}); check the file and the "
+            "reference before grading with them"
+        )
+
+    def moved(band: Band, shift: float, reference: float, up: bool, zero_moves: bool) -> Band:
+        full = band.full_at + shift
+        full = min(full, reference) if up else max(full, reference)
+        # rounded towards the reference, so rounding never costs it a point
+        full = math.floor(full * 1000) / 1000 if up else math.ceil(full * 1000) / 1000
+        zero = round(band.zero_at + shift, 3) if zero_moves else band.zero_at
+        if zero == full:
+            raise RubricError(f"{rubric.lab}: a band would close (zero_at = full_at = {full})")
+        return Band(band.points, zero, full)
+
+    after = moved(
+        rubric.after, new["after"] - old["after"], new["after"], rubric.higher_is_better, True
+    )
+    gain_band = moved(rubric.gain, new_gain - gain(old), new_gain, True, False)
+    numbers = ", ".join(f"{k} {v:.4f}" for k, v in new.items() if v is not None)
+    return replace(
+        rubric,
+        after=after,
+        gain=gain_band,
+        reference={k: round(v, 4) for k, v in new.items() if v is not None},
+        calibration=(
+            f"recalibrated on {where}: the reference solution measured {numbers} there "
+            f"(on the file it was set on: {', '.join(f'{k} {v}' for k, v in old.items())}); "
+            "each band moved by as much as the reference's number moved, its full-marks end "
+            "never past the reference. Earlier: " + rubric.calibration
+        ),
+    )

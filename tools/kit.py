@@ -70,6 +70,7 @@ LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command as
 COMMANDS = {
     "setup": [],
     "demo": [["tools/demo.py"]],
+    "heldout": [["grading/heldout.py"]],  # an instructor's private held-out split and rubric
     "test": [
         ["-m", "ruff", "check", "."],
         ["-m", "ruff", "format", "--check", "."],

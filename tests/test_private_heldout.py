@@ -182,3 +182,10 @@ def test_one_command_makes_the_file_and_a_rubric_on_which_the_reference_keeps_fu
     assert graded["after"]["accuracy"] > graded["chance"]  # a real gain, not a constant answer
     recorded = json.loads(rubric.read_text())["reference"]
     assert recorded["after"] == round(graded["after"]["accuracy"], 4)
+    # an instructor's own file (here the same one) calibrates the same way, without a secret
+    again = tmp_path / "again"
+    own = ["--lab", "02", "--heldout", str(heldout), "--out", str(again), "--base", "tiny"]
+    assert heldout_main([*own, "--reference", str(reference)]) == 0
+    assert json.loads((again / f"{LAB02}.rubric.json").read_text()) == json.loads(
+        rubric.read_text()
+    )

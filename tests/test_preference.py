@@ -1,0 +1,141 @@
+"""Preference tuning's pieces (utils.train.preference) against TRL's DPOTrainer on the same batch,
+on the tiny random model: the same tokens, the same answer log-probabilities, rewards and loss."""
+
+import math
+
+import pytest
+import torch
+
+from utils.runtime.models import build_tiny_model
+from utils.train.preference import (
+    answer_logps,
+    dpo_loss,
+    pair_tokens,
+    preference_scores,
+)
+
+BETA = 0.3
+
+
+def pair(message: str, chosen: str, rejected: str) -> dict:
+    return {
+        "prompt": [{"role": "user", "content": f"Spam or ham? {message}"}],
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
+PAIRS = [
+    pair("WINNER!! Claim your prize, call 09061701461 now", "spam", "ham"),
+    pair("running late, be there in 10", "ham", "spam, because it mentions a time"),
+    pair("Your parcel is on hold, confirm your details at bit.ly/x", "spam", "ham"),
+    pair("Can u pick up milk on the way home?", "ham, a friend asking for a favour", "spam"),
+]
+
+
+def perturb_lora(model, seed=1):
+    """Non-zero B matrices, so the adapter changes the model (a fresh LoRA starts as the base)."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.3)
+
+
+def test_the_dpo_loss_is_log_2_where_policy_and_reference_agree_and_falls_as_chosen_rises():
+    same = torch.tensor([-5.0, -7.0])
+    out = dpo_loss(same, same - 1, same, same - 1, BETA)
+    assert torch.allclose(out["losses"], torch.full((2,), math.log(2)))
+    assert torch.equal(out["chosen_rewards"], torch.zeros(2))
+    better = dpo_loss(same + 1, same - 1, same, same - 1, BETA)
+    assert (better["losses"] < out["losses"]).all()
+    assert torch.allclose(better["chosen_rewards"], torch.full((2,), BETA))
+
+
+def test_answer_log_probabilities_do_not_depend_on_the_batch(tokenizer):
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    tokens = [pair_tokens(tokenizer, p) for p in PAIRS]
+    prompts = [t["prompt_ids"] for t in tokens]
+    answers = [t["rejected_ids"] for t in tokens]
+    with torch.no_grad():
+        together = answer_logps(model, prompts, answers, batch_size=4)
+        alone = answer_logps(model, prompts, answers, batch_size=1)
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert (together < 0).all()
+
+
+def dpo_trainer(tokenizer, folder, model, peft_config=None):
+    """TRL's DPOTrainer on PAIRS in one batch, one step at a negligible rate (its logged numbers
+    are those of the weights it starts from)."""
+    import unsloth  # noqa: F401  (its CPU backend patches TRL's fused log-prob path)
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(
+        output_dir=str(folder),
+        per_device_train_batch_size=len(PAIRS),  # one batch: the whole set, in any order
+        max_steps=1,
+        learning_rate=1e-9,
+        beta=BETA,
+        bf16=False,
+        use_cpu=True,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+    )
+    return DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(PAIRS),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+
+
+def assert_logged_like(trainer, ours):
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert logged["loss"] == pytest.approx(ours["loss"], abs=1e-4)
+    assert logged["rewards/accuracies"] == pytest.approx(ours["accuracy"])
+    assert logged["rewards/margins"] == pytest.approx(ours["margin"], abs=1e-4)
+    assert logged["logps/chosen"] == pytest.approx(ours["logps_chosen"], rel=1e-4)
+    assert logged["logps/rejected"] == pytest.approx(ours["logps_rejected"], rel=1e-4)
+
+
+def test_tokens_and_scores_against_the_base_match_trls_dpo_trainer(tokenizer, tmp_path):
+    from peft import LoraConfig
+
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    trainer = dpo_trainer(tokenizer, tmp_path, model, peft_config=config)  # reference: the base
+    for row, example in zip(trainer.train_dataset, PAIRS):
+        assert {k: row[k] for k in ("prompt_ids", "chosen_ids", "rejected_ids")} == pair_tokens(
+            tokenizer, example
+        )
+    perturb_lora(trainer.model)
+    ours = preference_scores(trainer.model, tokenizer, PAIRS, BETA)  # the adapter off: the base
+    assert ours["loss"] != pytest.approx(math.log(2), abs=1e-3)  # the adapter is not neutral
+    assert_logged_like(trainer, ours)
+
+
+def test_scores_against_a_starting_adapter_match_trls_dpo_trainer(tokenizer, tmp_path):
+    """A model that already has an adapter (DPO after SFT): TRL's reference is a frozen copy of
+    that adapter; here the copy is perturbed after the trainer made it, so the two differ."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    policy = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+    )
+    perturb_lora(policy, seed=1)
+    reference = copy.deepcopy(policy).eval()  # the "SFT" model, frozen
+    trainer = dpo_trainer(tokenizer, tmp_path, policy)
+    with torch.no_grad():  # move the trained adapter away from its frozen copy
+        for name, param in trainer.model.named_parameters():
+            if "lora_B.default" in name:
+                param.add_(0.3 * torch.randn_like(param))
+    ours = preference_scores(trainer.model, tokenizer, PAIRS, BETA, reference=reference)
+    assert ours["loss"] != pytest.approx(math.log(2), abs=1e-3)
+    assert_logged_like(trainer, ours)

@@ -1,0 +1,124 @@
+"""Preference tuning's measurable pieces: an answer's log-probability after its prompt, the DPO loss
+with its implicit reward, and preference accuracy on held-out pairs.
+
+Pairs are in TRL's conversational form, ``{"prompt": [messages], "chosen": [assistant message],
+"rejected": [assistant message]}``, and are tokenized as TRL's ``DPOTrainer`` tokenizes them
+(the prompt with the generation prompt; an answer is what follows where the prompt and the prompt
+plus that answer stop sharing tokens), so the numbers here are the trainer's numbers: the tests
+check the loss, rewards and log-probabilities against its own on the same batch. The DPO objective
+is Rafailov et al. (2023), "Direct Preference Optimization: Your Language Model is Secretly a
+Reward Model".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from utils.data.batching import pad_batch
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def chat_ids(tokenizer, messages: list[dict], generation_prompt: bool = False) -> list[int]:
+    """Token ids of ``messages`` under the tokenizer's chat template."""
+    ids = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=True
+    )["input_ids"]
+    return list(ids)
+
+
+def pair_tokens(tokenizer, pair: dict) -> dict[str, list[int]]:
+    """``prompt_ids``, ``chosen_ids`` and ``rejected_ids`` of one pair, split as TRL's
+    ``DPOTrainer`` splits them (the answers keep the template's end-of-turn tokens)."""
+    prompt = chat_ids(tokenizer, pair["prompt"], generation_prompt=True)
+    chosen = chat_ids(tokenizer, pair["prompt"] + pair["chosen"])
+    rejected = chat_ids(tokenizer, pair["prompt"] + pair["rejected"])
+    start = min(common_prefix_length(prompt, chosen), common_prefix_length(prompt, rejected))
+    return {
+        "prompt_ids": prompt[:start],
+        "chosen_ids": chosen[start:],
+        "rejected_ids": rejected[start:],
+    }
+
+
+def answer_logps(
+    model, prompts: Sequence[list[int]], answers: Sequence[list[int]], batch_size: int = 8
+) -> torch.Tensor:
+    """Sum over each answer's tokens of log p(token | everything before it): one value per
+    (prompt, answer), in float32, with gradients when the model has them and they are on."""
+    device = next(model.parameters()).device
+    totals = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(zip(prompts[start : start + batch_size], answers[start : start + batch_size]))
+        ids, mask = pad_batch([p + a for p, a in chunk], 0)
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        token_logps = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
+        answer_mask = torch.zeros_like(token_logps)
+        for row, (prompt, answer) in enumerate(chunk):
+            answer_mask[row, len(prompt) - 1 : len(prompt) - 1 + len(answer)] = 1
+        totals.append((token_logps * answer_mask).sum(1))
+    return torch.cat(totals)
+
+
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    reference_chosen: torch.Tensor,
+    reference_rejected: torch.Tensor,
+    beta: float,
+) -> dict[str, torch.Tensor]:
+    """DPO's sigmoid loss per pair, and the implicit rewards it reads: an answer's reward is
+    ``beta`` times how much likelier the policy makes it than the reference (log ratio), and the
+    loss is ``-log sigmoid(reward(chosen) - reward(rejected))``."""
+    chosen = beta * (policy_chosen - reference_chosen)
+    rejected = beta * (policy_rejected - reference_rejected)
+    return {
+        "losses": -F.logsigmoid(chosen - rejected),
+        "chosen_rewards": chosen,
+        "rejected_rewards": rejected,
+    }
+
+
+@torch.no_grad()
+def preference_scores(
+    model, tokenizer, pairs: Sequence[dict], beta: float, reference=None, batch_size: int = 8
+) -> dict:
+    """On held-out ``pairs``: the mean DPO loss, preference accuracy (the chosen answer's
+    implicit reward above the rejected one's), the mean reward margin, and the policy's mean
+    log-probabilities of both answers. ``reference``: a frozen model, e.g. the SFT model DPO
+    started from (TRL's reference when it is given a model that already has an adapter); None:
+    ``model`` with its PEFT adapter off, the base (TRL's reference when it adds the adapter)."""
+    tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
+    prompts = [t["prompt_ids"] for t in tokens]
+
+    def logps(scorer, which: str) -> torch.Tensor:
+        return answer_logps(scorer, prompts, [t[f"{which}_ids"] for t in tokens], batch_size)
+
+    policy = {which: logps(model, which) for which in ("chosen", "rejected")}
+    if reference is None:
+        with model.disable_adapter():
+            ref = {which: logps(model, which) for which in ("chosen", "rejected")}
+    else:
+        ref = {which: logps(reference, which) for which in ("chosen", "rejected")}
+    out = dpo_loss(policy["chosen"], policy["rejected"], ref["chosen"], ref["rejected"], beta)
+    margins = out["chosen_rewards"] - out["rejected_rewards"]
+    return {
+        "loss": float(out["losses"].mean()),
+        "accuracy": float((margins > 0).float().mean()),
+        "margin": float(margins.mean()),
+        "logps_chosen": float(policy["chosen"].mean()),
+        "logps_rejected": float(policy["rejected"].mean()),
+        "pairs": len(pairs),
+    }

@@ -9,7 +9,9 @@ import torch
 from utils.runtime.models import build_tiny_model
 from utils.train.preference import (
     answer_logps,
+    answer_score,
     dpo_loss,
+    on_policy_pairs,
     pair_tokens,
     preference_scores,
 )
@@ -139,3 +141,68 @@ def test_scores_against_a_starting_adapter_match_trls_dpo_trainer(tokenizer, tmp
     ours = preference_scores(trainer.model, tokenizer, PAIRS, BETA, reference=reference)
     assert ours["loss"] != pytest.approx(math.log(2), abs=1e-3)
     assert_logged_like(trainer, ours)
+
+
+FIELDS = ("who", "what", "when", "where")
+
+
+def test_an_answer_scores_the_share_of_fields_it_gets_right():
+    target = {"who": "the zoo", "what": "opened", "when": None, "where": "Leeds"}
+    assert (
+        answer_score(
+            '{"who": "the zoo", "what": "opened", "when": null, "where": "Leeds"}', target, FIELDS
+        )
+        == 1
+    )
+    assert (
+        answer_score(
+            '{"who": "the zoo", "what": "closed", "when": "May", "where": "Leeds"}', target, FIELDS
+        )
+        == 0.5
+    )
+    assert answer_score("the zoo opened in Leeds", target, FIELDS) == 0
+
+
+def test_on_policy_pairs_rank_the_models_own_samples(tokenizer, monkeypatch):
+    """The tiny model's samples are noise (all score 0), so the sampler is replaced by one whose
+    answers are known: pairs come only from prompts whose answers differ, best over worst."""
+    import utils.train.preference as preference
+    from utils.data.datasets import load_split
+
+    rows = load_split("news_events", "train")[:3]
+    right = [preference.extraction_messages(r, FIELDS)[-1]["content"] for r in rows]
+    answers = {0: ["junk", right[0], "junk"], 1: ["junk", "junk", "junk"], 2: [right[2], "x", "y"]}
+
+    def sampler(model, tokenizer, prompts, n, *args, seed=0):
+        assert n == 3 and seed == 5 and len(prompts) == 3
+        return [list(answers[i]) for i in range(len(prompts))]
+
+    monkeypatch.setattr(preference, "sample_answers", sampler)
+    pairs, counts = on_policy_pairs(None, tokenizer, rows, FIELDS, samples=3, seed=5)
+    assert counts == {
+        "prompts": 3,
+        "pairs": 2,
+        "all answers scored the same": 1,
+        "mean answer score": pytest.approx(2 / 9),
+    }
+    assert [p["id"] for p in pairs] == [rows[0]["id"], rows[2]["id"]]
+    assert (
+        pairs[0]["chosen"][0]["content"] == right[0]
+        and pairs[0]["rejected"][0]["content"] == "junk"
+    )
+    assert pairs[1]["rejected"][0]["content"] == "x"  # the first of the tied worst
+    assert pairs[0]["prompt"] == preference.extraction_messages(rows[0], FIELDS, with_answer=False)
+    for pair in pairs:  # the pairs tokenize as the trainer will
+        assert pair_tokens(tokenizer, pair)["chosen_ids"]
+
+
+def test_sampled_answers_come_per_prompt_and_repeat_with_the_seed(tokenizer, tiny_model):
+    from utils.train.preference import sample_answers
+
+    prompts = ["Task: say hi", "Task: count to three, slowly please"]
+    side = tokenizer.padding_side
+    first = sample_answers(tiny_model, tokenizer, prompts, 3, 6, seed=1, batch_size=2)
+    assert [len(a) for a in first] == [3, 3]
+    assert sample_answers(tiny_model, tokenizer, prompts, 3, 6, seed=1, batch_size=2) == first
+    assert sample_answers(tiny_model, tokenizer, prompts, 3, 6, seed=2, batch_size=2) != first
+    assert tokenizer.padding_side == side  # restored after left-padding the prompts

@@ -18,6 +18,105 @@ import torch
 import torch.nn.functional as F
 
 from utils.data.batching import pad_batch
+from utils.eval.metrics import field_scores
+from utils.train.sft import extraction_messages, extraction_prompts
+
+
+def answer_score(answer: str, target: dict, fields: Sequence[str]) -> float:
+    """The share of ``fields`` an extraction answer gets right (0 for text that is not a JSON
+    object): the ranking on-policy pairs are made from."""
+    scores = field_scores([answer], [target], fields)["field_accuracy"]
+    return sum(scores.values()) / len(fields)
+
+
+@torch.no_grad()
+def sample_answers(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    samples: int,
+    max_new_tokens: int = 64,
+    temperature: float = 0.9,
+    top_p: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> list[list[str]]:
+    """``samples`` sampled answers for each prompt (nucleus sampling), ``batch_size`` prompts per
+    ``generate`` call, left-padded; reproducible for a given ``seed`` on the same machine."""
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    device = next(model.parameters()).device
+    answers: list[list[str]] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            encoded = tokenizer(
+                list(prompts[start : start + batch_size]),
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(device)
+            torch.manual_seed(seed + start)
+            output = model.generate(
+                **encoded,
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=samples,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            texts = tokenizer.batch_decode(
+                output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+            )
+            answers += [texts[i : i + samples] for i in range(0, len(texts), samples)]
+    finally:
+        tokenizer.padding_side = side
+    return answers
+
+
+def on_policy_pairs(
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    fields: Sequence[str],
+    samples: int = 4,
+    seed: int = 0,
+    max_new_tokens: int = 64,
+    temperature: float = 0.9,
+) -> tuple[list[dict], dict]:
+    """Preference pairs from the model's own answers to extraction ``rows``: ``samples`` sampled
+    answers per prompt (``sample_answers``), scored by ``answer_score``; where they differ, the
+    best-scored answer is ``chosen`` and the worst ``rejected`` (the first sampled on a tie).
+    Returns the pairs and counts: prompts, pairs, prompts whose answers all scored the same, and
+    the mean score."""
+    prompts = extraction_prompts(tokenizer, rows, fields)
+    sampled = sample_answers(
+        model, tokenizer, prompts, samples, max_new_tokens, temperature, seed=seed
+    )
+    pairs, same, total = [], 0, 0.0
+    for row, answers in zip(rows, sampled, strict=True):
+        scores = [answer_score(a, row["target"], fields) for a in answers]
+        total += sum(scores) / len(scores)
+        best = max(range(len(answers)), key=lambda i: (scores[i], -i))
+        worst = min(range(len(answers)), key=lambda i: (scores[i], i))
+        if scores[best] == scores[worst]:
+            same += 1
+            continue
+        pairs.append(
+            {
+                "prompt": extraction_messages(row, fields, with_answer=False),
+                "chosen": [{"role": "assistant", "content": answers[best].strip()}],
+                "rejected": [{"role": "assistant", "content": answers[worst].strip()}],
+                "scores": [scores[best], scores[worst]],
+                "id": row["id"],
+            }
+        )
+    counts = {
+        "prompts": len(rows),
+        "pairs": len(pairs),
+        "all answers scored the same": same,
+        "mean answer score": total / max(1, len(rows)),
+    }
+    return pairs, counts
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -96,10 +195,12 @@ def preference_scores(
     model, tokenizer, pairs: Sequence[dict], beta: float, reference=None, batch_size: int = 8
 ) -> dict:
     """On held-out ``pairs``: the mean DPO loss, preference accuracy (the chosen answer's
-    implicit reward above the rejected one's), the mean reward margin, and the policy's mean
-    log-probabilities of both answers. ``reference``: a frozen model, e.g. the SFT model DPO
-    started from (TRL's reference when it is given a model that already has an adapter); None:
-    ``model`` with its PEFT adapter off, the base (TRL's reference when it adds the adapter)."""
+    implicit reward above the rejected one's), the mean reward margin, how often the policy alone
+    finds the chosen answer likelier (no reference in it, so it means something before training
+    too), and the policy's mean log-probabilities of both answers. ``reference``: a frozen model,
+    e.g. the SFT model DPO started from (TRL's reference when it is given a model that already
+    has an adapter); None: ``model`` with its PEFT adapter off, the base (TRL's reference when
+    it adds the adapter)."""
     tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
     prompts = [t["prompt_ids"] for t in tokens]
 
@@ -118,6 +219,7 @@ def preference_scores(
         "loss": float(out["losses"].mean()),
         "accuracy": float((margins > 0).float().mean()),
         "margin": float(margins.mean()),
+        "policy_prefers_chosen": float((policy["chosen"] > policy["rejected"]).float().mean()),
         "logps_chosen": float(policy["chosen"].mean()),
         "logps_rejected": float(policy["rejected"].mean()),
         "pairs": len(pairs),

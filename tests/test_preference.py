@@ -177,7 +177,7 @@ def test_on_policy_pairs_rank_the_models_own_samples(tokenizer, monkeypatch):
         assert n == 3 and seed == 5 and len(prompts) == 3
         return [list(answers[i]) for i in range(len(prompts))]
 
-    monkeypatch.setattr(preference, "sample_answers", sampler)
+    monkeypatch.setattr(preference, "sample_completions_batch", sampler)
     pairs, counts = on_policy_pairs(None, tokenizer, rows, FIELDS, samples=3, seed=5)
     assert counts == {
         "prompts": 3,
@@ -197,12 +197,18 @@ def test_on_policy_pairs_rank_the_models_own_samples(tokenizer, monkeypatch):
 
 
 def test_sampled_answers_come_per_prompt_and_repeat_with_the_seed(tokenizer, tiny_model):
-    from utils.train.preference import sample_answers
+    from utils.eval.decoding import sample_completions_batch
 
     prompts = ["Task: say hi", "Task: count to three, slowly please"]
     side = tokenizer.padding_side
-    first = sample_answers(tiny_model, tokenizer, prompts, 3, 6, seed=1, batch_size=2)
+    first = sample_completions_batch(tiny_model, tokenizer, prompts, 3, 6, seed=1, batch_size=2)
     assert [len(a) for a in first] == [3, 3]
-    assert sample_answers(tiny_model, tokenizer, prompts, 3, 6, seed=1, batch_size=2) == first
-    assert sample_answers(tiny_model, tokenizer, prompts, 3, 6, seed=2, batch_size=2) != first
+    assert (
+        sample_completions_batch(tiny_model, tokenizer, prompts, 3, 6, seed=1, batch_size=2)
+        == first
+    )
+    assert (
+        sample_completions_batch(tiny_model, tokenizer, prompts, 3, 6, seed=2, batch_size=2)
+        != first
+    )
     assert tokenizer.padding_side == side  # restored after left-padding the prompts

@@ -178,17 +178,51 @@ def sample_completions(
 ) -> list[str]:
     """``n`` sampled completions of one ``prompt`` (nucleus sampling, one batch), reproducible for
     a given ``seed`` on the same machine and library versions."""
-    encoded = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(model.device)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        output = model.generate(
-            **encoded,
-            do_sample=True,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            num_return_sequences=n,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    start = encoded["input_ids"].shape[1]
-    return [tokenizer.decode(row[start:], skip_special_tokens=True) for row in output]
+    return sample_completions_batch(
+        model, tokenizer, [prompt], n, max_new_tokens, temperature, top_p, seed
+    )[0]
+
+
+@torch.no_grad()
+def sample_completions_batch(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    n: int,
+    max_new_tokens: int = 48,
+    temperature: float = 0.9,
+    top_p: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> list[list[str]]:
+    """``n`` sampled completions for each prompt (nucleus sampling), ``batch_size`` prompts per
+    ``generate`` call, left-padded (the tokenizer's padding side is restored); reproducible for a
+    given ``seed`` on the same machine and library versions."""
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    device = next(model.parameters()).device
+    completions: list[list[str]] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            encoded = tokenizer(
+                list(prompts[start : start + batch_size]),
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(device)
+            torch.manual_seed(seed + start)
+            output = model.generate(
+                **encoded,
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            texts = tokenizer.batch_decode(
+                output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
+            )
+            completions += [texts[i : i + n] for i in range(0, len(texts), n)]
+    finally:
+        tokenizer.padding_side = side
+    return completions

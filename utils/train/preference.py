@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from utils.data.batching import pad_batch
+from utils.eval.decoding import sample_completions_batch
 from utils.eval.metrics import field_scores
 from utils.train.sft import extraction_messages, extraction_prompts
 
@@ -27,50 +28,6 @@ def answer_score(answer: str, target: dict, fields: Sequence[str]) -> float:
     object): the ranking on-policy pairs are made from."""
     scores = field_scores([answer], [target], fields)["field_accuracy"]
     return sum(scores.values()) / len(fields)
-
-
-@torch.no_grad()
-def sample_answers(
-    model,
-    tokenizer,
-    prompts: Sequence[str],
-    samples: int,
-    max_new_tokens: int = 64,
-    temperature: float = 0.9,
-    top_p: float = 0.95,
-    seed: int = 0,
-    batch_size: int = 8,
-) -> list[list[str]]:
-    """``samples`` sampled answers for each prompt (nucleus sampling), ``batch_size`` prompts per
-    ``generate`` call, left-padded; reproducible for a given ``seed`` on the same machine."""
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    device = next(model.parameters()).device
-    answers: list[list[str]] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            encoded = tokenizer(
-                list(prompts[start : start + batch_size]),
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            ).to(device)
-            torch.manual_seed(seed + start)
-            output = model.generate(
-                **encoded,
-                do_sample=True,
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=samples,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            texts = tokenizer.batch_decode(
-                output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True
-            )
-            answers += [texts[i : i + samples] for i in range(0, len(texts), samples)]
-    finally:
-        tokenizer.padding_side = side
-    return answers
 
 
 def on_policy_pairs(
@@ -84,12 +41,12 @@ def on_policy_pairs(
     temperature: float = 0.9,
 ) -> tuple[list[dict], dict]:
     """Preference pairs from the model's own answers to extraction ``rows``: ``samples`` sampled
-    answers per prompt (``sample_answers``), scored by ``answer_score``; where they differ, the
-    best-scored answer is ``chosen`` and the worst ``rejected`` (the first sampled on a tie).
-    Returns the pairs and counts: prompts, pairs, prompts whose answers all scored the same, and
-    the mean score."""
+    answers per prompt (``utils.eval.decoding.sample_completions_batch``), scored by
+    ``answer_score``; where they differ, the best-scored answer is ``chosen`` and the worst
+    ``rejected`` (the first sampled on a tie). Returns the pairs and counts: prompts, pairs,
+    prompts whose answers all scored the same, and the mean score."""
     prompts = extraction_prompts(tokenizer, rows, fields)
-    sampled = sample_answers(
+    sampled = sample_completions_batch(
         model, tokenizer, prompts, samples, max_new_tokens, temperature, seed=seed
     )
     pairs, same, total = [], 0, 0.0
@@ -208,7 +165,9 @@ def preference_scores(
         return answer_logps(scorer, prompts, [t[f"{which}_ids"] for t in tokens], batch_size)
 
     policy = {which: logps(model, which) for which in ("chosen", "rejected")}
-    if reference is None:
+    if reference is model:  # the policy against itself: the same numbers, not a second pass
+        ref = policy
+    elif reference is None:
         with model.disable_adapter():
             ref = {which: logps(model, which) for which in ("chosen", "rejected")}
     else:

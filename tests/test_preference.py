@@ -6,11 +6,13 @@ import math
 import pytest
 import torch
 
+from utils.eval.metrics import target_json
 from utils.runtime.models import build_tiny_model
 from utils.train.preference import (
     answer_logps,
     answer_score,
     dpo_loss,
+    extraction_reward,
     on_policy_pairs,
     pair_tokens,
     preference_scores,
@@ -163,29 +165,61 @@ def test_an_answer_scores_the_share_of_fields_it_gets_right():
     assert answer_score("the zoo opened in Leeds", target, FIELDS) == 0
 
 
+def test_the_rl_reward_pays_for_parsing_then_for_each_right_field():
+    target = {"who": "the zoo", "what": "opened", "when": None, "where": "Leeds"}
+    reward = extraction_reward(FIELDS)
+    answers = [
+        '{"who": "the zoo", "what": "opened", "when": null, "where": "Leeds"}',  # all right
+        '{"who": "the zoo", "what": "closed", "when": "May", "where": "Leeds"}',  # half right
+        '{"who": "a cat"}',  # parses; only "when" right (a missing field reads as null)
+        '{"who": "the zoo", "what": "opened"',  # cut off: does not parse
+        "the zoo opened in Leeds",  # no JSON at all
+        "",
+    ]
+    got = reward(completions=answers, target=[target] * len(answers), prompts=None)
+    assert got == pytest.approx([1.0, 0.6, 0.4, 0.0, 0.0, 0.0])
+    # TRL's conversational form: the completion is a list holding the assistant's message
+    chat = [[{"role": "assistant", "content": a}] for a in answers[:2]]
+    assert reward(chat, [target] * 2) == pytest.approx([1.0, 0.6])
+    assert reward.__name__ == "extraction_reward"  # the name TRL logs the reward under
+    with pytest.raises(ValueError, match="lengths|longer|shorter|zip"):
+        reward(answers, [target])
+    with pytest.raises(ValueError, match="parse_weight"):
+        extraction_reward(FIELDS, parse_weight=1.5)
+
+
 def test_on_policy_pairs_rank_the_models_own_samples(tokenizer, monkeypatch):
     """The tiny model's samples are noise (all score 0), so the sampler is replaced by one whose
     answers are known: pairs come only from prompts whose answers differ, best over worst."""
     import utils.train.preference as preference
     from utils.data.datasets import load_split
 
-    rows = load_split("news_events", "train")[:3]
+    rows = load_split("news_events", "train")[:4]
     right = [preference.extraction_messages(r, FIELDS)[-1]["content"] for r in rows]
+    half = target_json({**rows[3]["target"], "what": "x", "who": "y"}, FIELDS)  # 2 fields wrong
     answers = {0: ["junk", right[0], "junk"], 1: ["junk", "junk", "junk"], 2: [right[2], "x", "y"]}
+    answers[3] = ["junk", half, "junk"]
 
     def sampler(model, tokenizer, prompts, n, *args, seed=0):
-        assert n == 3 and seed == 5 and len(prompts) == 3
+        assert n == 3 and seed == 5 and len(prompts) == 4
         return [list(answers[i]) for i in range(len(prompts))]
 
     monkeypatch.setattr(preference, "sample_completions_batch", sampler)
     pairs, counts = on_policy_pairs(None, tokenizer, rows, FIELDS, samples=3, seed=5)
     assert counts == {
-        "prompts": 3,
-        "pairs": 2,
+        "prompts": 4,
+        "pairs": 3,
         "all answers scored the same": 1,
-        "mean answer score": pytest.approx(2 / 9),
+        "no right answer": 0,
+        "mean answer score": pytest.approx((1 / 3 + 1 / 3 + 0.5 / 3) / 4),
     }
-    assert [p["id"] for p in pairs] == [rows[0]["id"], rows[2]["id"]]
+    assert [p["id"] for p in pairs] == [rows[0]["id"], rows[2]["id"], rows[3]["id"]]
+    # a right answer over a wrong one only: the half-right answer is not taken as "chosen"
+    kept, counts = on_policy_pairs(
+        None, tokenizer, rows, FIELDS, samples=3, seed=5, right_chosen=True
+    )
+    assert [p["id"] for p in kept] == [rows[0]["id"], rows[2]["id"]]
+    assert counts["no right answer"] == 1 and counts["pairs"] == 2
     assert (
         pairs[0]["chosen"][0]["content"] == right[0]
         and pairs[0]["rejected"][0]["content"] == "junk"

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from utils.data.batching import pad_batch
 from utils.eval.decoding import sample_completions_batch
-from utils.eval.metrics import field_scores
+from utils.eval.metrics import field_scores, parse_json_object
 from utils.train.sft import extraction_messages, extraction_prompts
 
 
@@ -39,17 +39,20 @@ def on_policy_pairs(
     seed: int = 0,
     max_new_tokens: int = 64,
     temperature: float = 0.9,
+    right_chosen: bool = False,
 ) -> tuple[list[dict], dict]:
     """Preference pairs from the model's own answers to extraction ``rows``: ``samples`` sampled
     answers per prompt (``utils.eval.decoding.sample_completions_batch``), scored by
     ``answer_score``; where they differ, the best-scored answer is ``chosen`` and the worst
-    ``rejected`` (the first sampled on a tie). Returns the pairs and counts: prompts, pairs,
-    prompts whose answers all scored the same, and the mean score."""
+    ``rejected`` (the first sampled on a tie). ``right_chosen``: pair only where the best answer
+    gets every field right (a right answer over a wrong one, never a less-wrong one). Returns the
+    pairs and counts: prompts, pairs, prompts whose answers all scored the same, prompts left
+    out for having no right answer, and the mean score."""
     prompts = extraction_prompts(tokenizer, rows, fields)
     sampled = sample_completions_batch(
         model, tokenizer, prompts, samples, max_new_tokens, temperature, seed=seed
     )
-    pairs, same, total = [], 0, 0.0
+    pairs, same, none_right, total = [], 0, 0, 0.0
     for row, answers in zip(rows, sampled, strict=True):
         scores = [answer_score(a, row["target"], fields) for a in answers]
         total += sum(scores) / len(scores)
@@ -57,6 +60,9 @@ def on_policy_pairs(
         worst = min(range(len(answers)), key=lambda i: (scores[i], i))
         if scores[best] == scores[worst]:
             same += 1
+            continue
+        if right_chosen and scores[best] < 1:
+            none_right += 1
             continue
         pairs.append(
             {
@@ -71,6 +77,7 @@ def on_policy_pairs(
         "prompts": len(rows),
         "pairs": len(pairs),
         "all answers scored the same": same,
+        "no right answer": none_right,
         "mean answer score": total / max(1, len(rows)),
     }
     return pairs, counts
@@ -183,3 +190,25 @@ def preference_scores(
         "logps_rejected": float(policy["rejected"].mean()),
         "pairs": len(pairs),
     }
+
+
+def extraction_reward(fields: Sequence[str], parse_weight: float = 0.2):
+    """A reward a program can check, for RL on the extraction task (TRL's ``GRPOTrainer`` calls
+    it with the sampled ``completions`` and the dataset's ``target`` column): 0 for an answer
+    that is not a JSON object; otherwise ``parse_weight`` for parsing plus the rest in
+    proportion to the fields it gets right (``answer_score``). Completions may be text or
+    conversational (a list holding the assistant message)."""
+    if not 0 <= parse_weight <= 1:
+        raise ValueError(f"parse_weight must be in [0, 1], got {parse_weight}")
+
+    def extraction_reward(completions, target, **_) -> list[float]:
+        rewards = []
+        for completion, truth in zip(completions, target, strict=True):
+            text = completion if isinstance(completion, str) else completion[-1]["content"]
+            if parse_json_object(text) is None:
+                rewards.append(0.0)
+                continue
+            rewards.append(parse_weight + (1 - parse_weight) * answer_score(text, truth, fields))
+        return rewards
+
+    return extraction_reward

@@ -66,6 +66,7 @@ def test_answer_log_probabilities_do_not_depend_on_the_batch(tokenizer):
         alone = answer_logps(model, prompts, answers, batch_size=1)
     assert torch.allclose(together, alone, atol=1e-4)
     assert (together < 0).all()
+    assert answer_logps(model, [], []).shape == (0,)  # no pairs (a split where none formed)
 
 
 def dpo_trainer(tokenizer, folder, model, peft_config=None):

@@ -132,7 +132,7 @@ def answer_logps(
         for row, (prompt, answer) in enumerate(chunk):
             answer_mask[row, len(prompt) - 1 : len(prompt) - 1 + len(answer)] = 1
         totals.append((token_logps * answer_mask).sum(1))
-    return torch.cat(totals)
+    return torch.cat(totals) if totals else torch.zeros(0)
 
 
 def dpo_loss(

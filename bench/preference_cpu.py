@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,17 +55,17 @@ def main() -> None:
     from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
 
     from utils.data.datasets import get_spec, load_split
-    from utils.eval.metrics import evaluate_extraction
     from utils.runtime.models import load_model
     from utils.train import sft
-    from utils.train.params import add_peft_lora
     from utils.train.preference import (
+        POLICY_SFT,
         answer_logps,
-        answer_score,
         dpo_loss,
         extraction_reward,
+        extraction_scores,
         on_policy_pairs,
         pair_tokens,
+        train_policy,
     )
 
     fields = get_spec("news_events").fields
@@ -80,13 +81,10 @@ def main() -> None:
         return out
 
     model, tokenizer = load_model("cpu")
-    settings = sft.SFTSettings(max_steps=args.sft_steps, batch_size=8, learning_rate=1e-3)
-    model = add_peft_lora(model, **settings.lora_arguments())
-    data = sft.chat_dataset(
-        splits["train"], tokenizer, lambda r: sft.extraction_messages(r, fields)
+    settings = replace(POLICY_SFT, max_steps=args.sft_steps)
+    model, _ = timed(
+        "sft", lambda: train_policy(model, tokenizer, splits["train"], fields, settings)
     )
-    timed("sft", lambda: sft.train(sft.build_trainer(model, tokenizer, data, settings)))
-    model.eval()
     model.save_pretrained(str(scratch / "sft"))
 
     # pairs come from training prompts the SFT run's steps did not all see, and from validation
@@ -95,24 +93,10 @@ def main() -> None:
         "validation": splits["validation"][: args.val_prompts],
         "test": splits["test"][: args.test_prompts],
     }
-    prompts = {k: sft.extraction_prompts(tokenizer, v, fields) for k, v in rows.items()}
 
     def task_scores(split: str) -> dict:
-        out = evaluate_extraction(
-            model,
-            tokenizer,
-            prompts[split],
-            [r["target"] for r in rows[split]],
-            fields,
-            progress=False,
-        )
-        answers = out["outputs"]
-        scores = [answer_score(a, r["target"], fields) for a, r in zip(answers, rows[split])]
-        return {
-            "exact_match": out["exact_match"],
-            "field_score": sum(scores) / len(scores),
-            "answer_chars": sum(len(a) for a in answers) / len(answers),
-        }
+        out = extraction_scores(model, tokenizer, rows[split], fields, progress=False)
+        return {k: out[k] for k in ("exact_match", "field_score", "answer_chars")}
 
     sft_scores = {
         split: timed(f"{split} (SFT)", lambda s=split: task_scores(s))

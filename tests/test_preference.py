@@ -1,12 +1,13 @@
 """Preference tuning's pieces (utils.train.preference) against TRL's DPOTrainer on the same batch,
 on the tiny random model: the same tokens, the same answer log-probabilities, rewards and loss."""
 
+import json
 import math
 
 import pytest
 import torch
 
-from utils.eval.metrics import target_json
+from utils.eval.metrics import parse_json_object, target_json
 from utils.runtime.models import build_tiny_model
 from utils.train.preference import (
     answer_logps,
@@ -247,3 +248,90 @@ def test_sampled_answers_come_per_prompt_and_repeat_with_the_seed(tokenizer, tin
         != first
     )
     assert tokenizer.padding_side == side  # restored after left-padding the prompts
+
+
+def lora_policy(tokenizer):
+    from peft import LoraConfig, get_peft_model
+
+    model = build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0)
+    return get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+
+
+def test_answer_kl_is_zero_for_the_same_model_and_grows_with_the_adapter(tokenizer):
+    from utils.train.preference import answer_kl
+
+    policy = lora_policy(tokenizer)
+    assert answer_kl(policy, None, tokenizer, PAIRS) == pytest.approx(0.0, abs=1e-6)  # B = 0
+    perturb_lora(policy)
+    moved = answer_kl(policy, None, tokenizer, PAIRS)
+    assert moved > 1e-3
+    assert answer_kl(policy, policy, tokenizer, PAIRS) == pytest.approx(0.0, abs=1e-6)
+    assert answer_kl(policy, None, tokenizer, PAIRS, batch_size=1) == pytest.approx(moved, rel=1e-4)
+
+
+def test_bundled_pairs_load_and_a_malformed_row_names_its_file_and_line(tmp_path):
+    from utils.data.jsonl import DataError
+    from utils.data.preference_pairs import load_pairs, read_pairs
+
+    for split in ("train", "validation", "test"):
+        rows = load_pairs(split)
+        assert rows and all(r["scores"][0] > r["scores"][1] for r in rows)
+    good = {**PAIRS[0], "id": "x-1", "scores": [1.0, 0.0]}
+    bad = {
+        "missing chosen": {k: v for k, v in good.items() if k != "chosen"},
+        "the same answer": {**good, "rejected": good["chosen"]},
+        "chosen scores 0.0 but rejected 1.0": {**good, "scores": [0.0, 1.0]},
+        "exactly one assistant message": {**good, "chosen": PAIRS[0]["prompt"]},
+    }
+    for problem, row in bad.items():
+        path = tmp_path / "pairs.jsonl"
+        path.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+        with pytest.raises(DataError, match=f"{path}:2: .*{problem}"):
+            read_pairs(path)
+    path.write_text(json.dumps(good) + "\n{not json\n")
+    with pytest.raises(DataError, match=f"{path}:2: invalid JSON"):
+        read_pairs(path)
+    with pytest.raises(ValueError, match="no preference split"):
+        load_pairs("heldout")
+
+
+def test_the_dpo_task_check_passes_the_kits_loss_and_fails_one_without_beta(tokenizer, capsys):
+    from utils.lab.task_checks import check_dpo_loss
+
+    policy = lora_policy(tokenizer)
+    perturb_lora(policy)
+    check_dpo_loss(dpo_loss, policy, tokenizer, PAIRS)
+    out = capsys.readouterr().out
+    assert out.count("[PASS] Task 11.1") == 9 and "[FAIL]" not in out
+
+    def no_beta(pc, pr, rc, rr, beta):
+        return dpo_loss(pc, pr, rc, rr, 1.0)
+
+    check_dpo_loss(no_beta, policy, tokenizer, PAIRS)
+    assert "[FAIL] Task 11.1" in capsys.readouterr().out
+
+
+def test_the_reward_task_check_passes_the_kits_reward_and_fails_one_that_skips_normalising(
+    capsys,
+):
+    from utils.data.datasets import get_spec, load_split
+    from utils.lab.task_checks import check_reward
+
+    fields = get_spec("news_events").fields
+    rows = load_split("news_events", "train")[:4]
+    answers = [pair("x", target_json(rows[3]["target"], fields), "no idea")]
+    pairs = [{**answers[0], "id": rows[3]["id"]}]
+    check_reward(extraction_reward(fields), fields, 0.2, pairs, rows)
+    out = capsys.readouterr().out
+    assert "[PASS] Task 11.3: max |yours - kit's| on 26 answers" in out and "[FAIL]" not in out
+
+    def raw(completions, target, **_):
+        out = []
+        for completion, truth in zip(completions, target):
+            answer = parse_json_object(completion[-1]["content"])
+            right = sum(answer.get(f) == truth.get(f) for f in fields) if answer else 0
+            out.append(0.0 if answer is None else 0.2 + 0.8 * right / len(fields))
+        return out
+
+    check_reward(raw, fields, 0.2, pairs, rows)
+    assert "[FAIL] Task 11.3" in capsys.readouterr().out

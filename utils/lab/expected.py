@@ -136,6 +136,18 @@ def _state_bytes() -> Callable:
     return lambda optimizer, params: expected_state_bytes(optimizer, list(params))
 
 
+def _dpo_loss() -> Callable:
+    from utils.train.preference import dpo_loss
+
+    return dpo_loss
+
+
+def _extraction_reward() -> Callable:
+    from utils.train.preference import extraction_reward
+
+    return extraction_reward
+
+
 REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 0.1": _role_order,  # the role-order problems of a list of roles
     "Task 0.2": _template_overhead,  # chat-template tokens minus the contents' tokens
@@ -153,6 +165,8 @@ REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 5.3": _forgetting_onset,  # first tracked step over the threshold, or None
     "Task 7.2": _bottleneck_adapter,  # a reference bottleneck adapter (hidden, bottleneck)
     "Task 8.1": _state_bytes,  # (optimizer, fp32 parameter tensors) -> bytes of state
+    "Task 11.1": _dpo_loss,  # (4 log-probability tensors, beta) -> losses and rewards
+    "Task 11.3": _extraction_reward,  # (fields, parse weight) -> the reward function
 }
 
 
@@ -190,12 +204,20 @@ def _add_bottleneck_adapters() -> Callable:
     return add_bottleneck_adapters
 
 
+def _events_reward() -> Callable:
+    from utils.data.datasets import get_spec
+    from utils.train.preference import extraction_reward
+
+    return extraction_reward(get_spec("news_events").fields)
+
+
 STAND_INS: dict[str, Callable[[], Callable]] = {
     "Task 2.1": _new_head,  # (hidden, classes) -> a fresh head
     "Task 2.3": _freeze_count,  # freezes like the task and returns the trainable count
     "Task 3.2": _linear_with_lora,
     "Task 3.3": _add_lora,  # (model, targets, rank, alpha) -> the wrapped names
     "Task 7.2": _add_bottleneck_adapters,  # (model, bottleneck): an adapter after every MLP
+    "Task 11.3": _events_reward,  # the reward function of the extraction task
 }
 
 

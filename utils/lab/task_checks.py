@@ -102,3 +102,86 @@ def check_hand_scorer(
                 check_equal(
                     task, count, len(chosen), what=f"{name}: items where your {metric} = harness's"
                 )
+
+
+def check_dpo_loss(my_dpo_loss: Callable, policy, tokenizer, pairs: list[dict]) -> None:
+    """Task 11.1: the learner's DPO loss and implicit rewards equal the reference's (TRL's sigmoid
+    loss) on random log-probabilities at two betas, and on the real log-probabilities of
+    ``pairs[:8]`` under ``policy`` (a PEFT model) against its base (the adapter off)."""
+    from utils.train.preference import answer_logps, pair_tokens
+
+    task = "Task 11.1"
+    keys = ("losses", "chosen_rewards", "rejected_rewards")
+
+    def compare(logps: list[torch.Tensor], beta: float, what: str) -> None:
+        got = my_dpo_loss(*logps, beta)
+        want = expected(task, *logps, beta)
+        for key in keys:
+            worst = float((torch.as_tensor(got[key]) - want[key]).abs().max())
+            check_close(task, worst, 0.0, tol=1e-5, what=f"max |yours - TRL's| {key}, {what}")
+
+    with checking(task):
+        generator = torch.Generator().manual_seed(0)
+        random = [-40 + 10 * torch.randn(16, generator=generator) for _ in range(4)]
+        for beta in (0.1, 0.5):
+            compare(random, beta, f"random log-probabilities, beta {beta}")
+        tokens = [pair_tokens(tokenizer, pair) for pair in pairs[:8]]
+        prompts = [t["prompt_ids"] for t in tokens]
+        answers = [[t[f"{w}_ids"] for t in tokens] for w in ("chosen", "rejected")]
+        with torch.no_grad():
+            real = [answer_logps(policy, prompts, a) for a in answers]
+            with policy.disable_adapter():
+                real += [answer_logps(policy, prompts, a) for a in answers]
+        compare(real, 0.1, f"{len(tokens)} real pairs, SFT policy vs its base")
+
+
+def check_reward(
+    my_reward: Callable,
+    fields: tuple[str, ...],
+    parse_weight: float,
+    pairs: list[dict],
+    rows: list[dict],
+) -> None:
+    """Task 11.3: the learner's reward equals the kit's ``extraction_reward`` on made-up answers
+    to three of ``rows`` (right, one field wrong, a field missing, different case and spacing, cut
+    off, prose, a JSON list, empty) and on the chosen and rejected answers of ``pairs`` whose ids
+    are in ``rows``."""
+    from utils.eval.metrics import target_json
+
+    task = "Task 11.3"
+    targets = {row["id"]: row["target"] for row in rows}
+    texts, truths = [], []
+    for row in rows[:3]:
+        truth = row["target"]
+        right = target_json(truth, fields)
+        wrong = target_json({**truth, fields[0]: "somebody else"}, fields)
+        missing = target_json({f: truth.get(f) for f in fields[1:]}, fields[1:])
+        loud = target_json(
+            {f: f"  {v.upper()}." if isinstance(v, str) else v for f, v in truth.items()}, fields
+        )
+        for text in (
+            right,
+            wrong,
+            missing,
+            loud,
+            right[: len(right) // 2],
+            "It was them.",
+            "[1]",
+            "",
+        ):
+            texts.append(text)
+            truths.append(truth)
+    for pair in pairs:
+        if pair["id"] in targets:
+            for which in ("chosen", "rejected"):
+                texts.append(pair[which][0]["content"])
+                truths.append(targets[pair["id"]])
+    completions = [[{"role": "assistant", "content": text}] for text in texts]
+    with checking(task):
+        got = my_reward(completions, target=truths)
+        want = expected(task, fields, parse_weight)(completions, target=truths)
+        if check_equal(task, len(got), len(want), what="one reward per completion"):
+            worst = max(abs(float(g) - w) for g, w in zip(got, want, strict=True))
+            check_close(
+                task, worst, 0.0, tol=1e-9, what=f"max |yours - kit's| on {len(want)} answers"
+            )

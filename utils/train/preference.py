@@ -12,15 +12,40 @@ Reward Model".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from utils.data.batching import pad_batch
 from utils.eval.decoding import sample_completions_batch
-from utils.eval.metrics import field_scores, parse_json_object
-from utils.train.sft import extraction_messages, extraction_prompts
+from utils.eval.metrics import evaluate_extraction, field_scores, parse_json_object
+from utils.train.params import add_peft_lora
+from utils.train.sft import (
+    SFTSettings,
+    build_trainer,
+    chat_dataset,
+    extraction_messages,
+    extraction_prompts,
+    train,
+)
+
+# The policy preference tuning starts from, and the bundled pairs were sampled from: Lab 03B's
+# LoRA SFT recipe on the extraction task, stopped early (10 steps) so that its answers still differ
+# enough to be ranked (tools/make_preference_pairs.py).
+POLICY_SFT = SFTSettings(max_steps=10, batch_size=8, learning_rate=1e-3)
+
+
+def train_policy(
+    model, tokenizer, rows: Sequence[dict], fields: Sequence[str], settings=POLICY_SFT
+):
+    """A LoRA adapter on ``model`` trained on extraction ``rows`` with ``settings``: the SFT
+    policy. Returns the PEFT model in eval mode and the training history."""
+    model = add_peft_lora(model, **settings.lora_arguments())
+    data = chat_dataset(rows, tokenizer, lambda row: extraction_messages(row, fields))
+    history = train(build_trainer(model, tokenizer, data, settings))
+    model.eval()
+    return model, history
 
 
 def answer_score(answer: str, target: dict, fields: Sequence[str]) -> float:
@@ -28,6 +53,25 @@ def answer_score(answer: str, target: dict, fields: Sequence[str]) -> float:
     object): the ranking on-policy pairs are made from."""
     scores = field_scores([answer], [target], fields)["field_accuracy"]
     return sum(scores.values()) / len(fields)
+
+
+def extraction_scores(
+    model, tokenizer, rows: Sequence[dict], fields: Sequence[str], progress: bool = True
+) -> dict:
+    """Greedy answers to extraction ``rows`` (``evaluate_extraction``), scored three ways: exact
+    match (every field right), the mean ``answer_score`` and the mean answer length in
+    characters; with the answers."""
+    prompts = extraction_prompts(tokenizer, rows, fields)
+    targets = [row["target"] for row in rows]
+    out = evaluate_extraction(model, tokenizer, prompts, targets, fields, progress=progress)
+    answers = out["outputs"]
+    scores = [answer_score(a, t, fields) for a, t in zip(answers, targets, strict=True)]
+    return {
+        "exact_match": out["exact_match"],
+        "field_score": sum(scores) / max(1, len(scores)),
+        "answer_chars": sum(len(a) for a in answers) / max(1, len(answers)),
+        "answers": answers,
+    }
 
 
 def on_policy_pairs(
@@ -115,6 +159,20 @@ def pair_tokens(tokenizer, pair: dict) -> dict[str, list[int]]:
     }
 
 
+def answer_batches(
+    prompts: Sequence[list[int]], answers: Sequence[list[int]], batch_size: int, device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``(ids, attention mask, answer mask)`` per batch of prompt + answer rows, right-padded; the
+    answer mask marks the positions whose next token is an answer token."""
+    for start in range(0, len(prompts), batch_size):
+        chunk = list(zip(prompts[start : start + batch_size], answers[start : start + batch_size]))
+        ids, mask = pad_batch([p + a for p, a in chunk], 0)
+        answer_mask = torch.zeros(ids.shape[0], ids.shape[1] - 1)
+        for row, (prompt, answer) in enumerate(chunk):
+            answer_mask[row, len(prompt) - 1 : len(prompt) - 1 + len(answer)] = 1
+        yield ids.to(device), mask.to(device), answer_mask.to(device)
+
+
 def answer_logps(
     model, prompts: Sequence[list[int]], answers: Sequence[list[int]], batch_size: int = 8
 ) -> torch.Tensor:
@@ -122,17 +180,34 @@ def answer_logps(
     (prompt, answer), in float32, with gradients when the model has them and they are on."""
     device = next(model.parameters()).device
     totals = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(zip(prompts[start : start + batch_size], answers[start : start + batch_size]))
-        ids, mask = pad_batch([p + a for p, a in chunk], 0)
-        ids, mask = ids.to(device), mask.to(device)
+    for ids, mask, answer_mask in answer_batches(prompts, answers, batch_size, device):
         logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
         token_logps = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
-        answer_mask = torch.zeros_like(token_logps)
-        for row, (prompt, answer) in enumerate(chunk):
-            answer_mask[row, len(prompt) - 1 : len(prompt) - 1 + len(answer)] = 1
         totals.append((token_logps * answer_mask).sum(1))
     return torch.cat(totals) if totals else torch.zeros(0)
+
+
+@torch.no_grad()
+def answer_kl(model, reference, tokenizer, pairs: Sequence[dict], batch_size: int = 8) -> float:
+    """Mean per-token KL(policy || reference) between the two models' next-token distributions
+    along the pairs' chosen answers (teacher-forced): how far training moved the policy, where
+    the task's answers are. ``reference`` None: ``model`` with its adapter off."""
+    tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
+    prompts, answers = [t["prompt_ids"] for t in tokens], [t["chosen_ids"] for t in tokens]
+    device = next(model.parameters()).device
+    total, count = 0.0, 0.0
+    for ids, mask, answer_mask in answer_batches(prompts, answers, batch_size, device):
+        policy = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
+        if reference is None:
+            with model.disable_adapter():
+                ref = model(input_ids=ids, attention_mask=mask).logits
+        else:
+            ref = reference(input_ids=ids, attention_mask=mask).logits
+        ref = ref[:, :-1].float().log_softmax(-1)
+        kl = (policy.exp() * (policy - ref)).sum(-1)
+        total += float((kl * answer_mask).sum())
+        count += float(answer_mask.sum())
+    return total / max(count, 1.0)
 
 
 def dpo_loss(

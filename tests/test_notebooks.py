@@ -240,6 +240,27 @@ def test_lab09_solution_runs_in_smoke_mode_and_agrees_with_the_harness(
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.notebook
+def test_lab11_solution_runs_in_smoke_mode_with_dpo_and_grpo(tmp_path):
+    text = run_notebook("11_preference_tuning", tmp_path)
+    assert text.count("[PASS]") == 12 and "[FAIL]" not in text
+    out = tmp_path / "11_preference_tuning"
+    results = json.loads((out / "results.json").read_text())
+    assert results["start"]["loss"] == pytest.approx(0.6931, abs=1e-4)  # policy = reference
+    assert [r["model"] for r in results["comparison"]] == [
+        "base (no adapter)",
+        "SFT",
+        "SFT + DPO (β 0.1)",
+        "SFT + GRPO",
+    ]
+    sft_row, dpo_row, grpo_row = results["comparison"][1:]
+    assert sft_row["KL to SFT"] == 0 and dpo_row["KL to SFT"] > 0 and grpo_row["KL to SFT"] >= 0
+    assert 0 <= dpo_row["preference accuracy"] <= 1 and results["dpo_log"]
+    assert results["grpo_log"] and 0 <= results["grpo_log"][0]["reward"] <= 1
+    for png in ("grpo_reward.png", "comparison.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
 # Each learner notebook run unfinished: its tasks fail with a message, the lab goes on with the
 # kit's own version where a later cell needs a task's result (a [NOTE] says so), and no cell
 # raises (execute_notebook fails on the first error).
@@ -253,6 +274,7 @@ UNFINISHED = {
     "07_peft_family": ({"7.1", "7.2", "7.3"}, {"7.2"}),
     "08_memory_and_scale": ({"8.1"}, {"8.1"}),
     "09_evaluation_beyond_the_task": ({"9.1", "9.2"}, {"9.2"}),
+    "11_preference_tuning": ({"11.1", "11.2", "11.3"}, {"11.3"}),
 }
 
 

@@ -231,6 +231,12 @@ FIGURES = [
         ("relative", 0.25),
     ),
     (
+        "11_preference_tuning",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("11_preference_tuning")],
+        ("relative", 0.25),
+    ),
+    (
         "06_your_task",
         r"about (\d+) minutes for `e2e_nlg`, (\d+) for `cyrillic_langid`",
         lambda: [minutes("06_your_task-e2e_nlg"), minutes("06_your_task-cyrillic_langid")],

@@ -59,11 +59,11 @@ def main() -> None:
     from utils.train import sft
     from utils.train.preference import (
         POLICY_SFT,
-        answer_logps,
         dpo_loss,
         extraction_reward,
         extraction_scores,
         on_policy_pairs,
+        pair_logps,
         pair_tokens,
         train_policy,
     )
@@ -115,12 +115,7 @@ def main() -> None:
     @torch.no_grad()
     def validation_logps() -> dict[str, torch.Tensor]:
         model.eval()
-        return {
-            w: answer_logps(
-                model, [t["prompt_ids"] for t in tokens], [t[f"{w}_ids"] for t in tokens]
-            )
-            for w in ("chosen", "rejected")
-        }
+        return pair_logps(model, tokens)
 
     reference = validation_logps()
     keep = ("prompt", "chosen", "rejected")

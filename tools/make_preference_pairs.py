@@ -12,7 +12,6 @@ validation and ``--test`` test sentences. Writes ``data/preference_pairs/<split>
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 from utils.data.datasets import dataset_fingerprint, get_spec, load_split  # noqa: E402
 from utils.data.jsonl import write_jsonl  # noqa: E402
 from utils.data.preference_pairs import PAIR_SPLITS, pairs_dir  # noqa: E402
+from utils.lab.results import git_commit  # noqa: E402
 from utils.runtime.models import load_model, model_fingerprint  # noqa: E402
 from utils.train.preference import POLICY_SFT, on_policy_pairs, train_policy  # noqa: E402
 
@@ -89,13 +89,10 @@ def main() -> None:
             f"{counts['mean answer score']:.3f} |"
         )
         print(f"{split}: {counts}, {right} fully right, {time.perf_counter() - start:.0f} s")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
     sft = ", ".join(f"{k} {v}" for k, v in POLICY_SFT.to_dict().items() if k != "extra")
     (out / "SOURCE.md").write_text(
         SOURCE.format(
-            commit=commit or "unknown",
+            commit=git_commit() or "unknown",
             date=time.strftime("%Y-%m-%d"),
             n_train=args.train,
             n_validation=args.validation,

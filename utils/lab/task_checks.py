@@ -108,7 +108,7 @@ def check_dpo_loss(my_dpo_loss: Callable, policy, tokenizer, pairs: list[dict]) 
     """Task 11.1: the learner's DPO loss and implicit rewards equal the reference's (TRL's sigmoid
     loss) on random log-probabilities at two betas, and on the real log-probabilities of
     ``pairs[:8]`` under ``policy`` (a PEFT model) against its base (the adapter off)."""
-    from utils.train.preference import answer_logps, pair_tokens
+    from utils.train.preference import pair_logps, pair_tokens
 
     task = "Task 11.1"
     keys = ("losses", "chosen_rewards", "rejected_rewards")
@@ -126,12 +126,12 @@ def check_dpo_loss(my_dpo_loss: Callable, policy, tokenizer, pairs: list[dict]) 
         for beta in (0.1, 0.5):
             compare(random, beta, f"random log-probabilities, beta {beta}")
         tokens = [pair_tokens(tokenizer, pair) for pair in pairs[:8]]
-        prompts = [t["prompt_ids"] for t in tokens]
-        answers = [[t[f"{w}_ids"] for t in tokens] for w in ("chosen", "rejected")]
         with torch.no_grad():
-            real = [answer_logps(policy, prompts, a) for a in answers]
+            policy_logps = pair_logps(policy, tokens)
             with policy.disable_adapter():
-                real += [answer_logps(policy, prompts, a) for a in answers]
+                base_logps = pair_logps(policy, tokens)
+        real = [policy_logps["chosen"], policy_logps["rejected"]]
+        real += [base_logps["chosen"], base_logps["rejected"]]
         compare(real, 0.1, f"{len(tokens)} real pairs, SFT policy vs its base")
 
 

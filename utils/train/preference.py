@@ -68,8 +68,8 @@ def extraction_scores(
     scores = [answer_score(a, t, fields) for a, t in zip(answers, targets, strict=True)]
     return {
         "exact_match": out["exact_match"],
-        "field_score": sum(scores) / max(1, len(scores)),
-        "answer_chars": sum(len(a) for a in answers) / max(1, len(answers)),
+        "field_score": sum(scores) / len(scores),
+        "answer_chars": sum(len(a) for a in answers) / len(answers),
         "answers": answers,
     }
 
@@ -187,6 +187,16 @@ def answer_logps(
     return torch.cat(totals) if totals else torch.zeros(0)
 
 
+def pair_logps(model, tokens: Sequence[dict], batch_size: int = 8) -> dict[str, torch.Tensor]:
+    """``answer_logps`` of the chosen and of the rejected answers of pairs already split by
+    ``pair_tokens``: ``{"chosen": tensor, "rejected": tensor}``, one value per pair."""
+    prompts = [t["prompt_ids"] for t in tokens]
+    return {
+        which: answer_logps(model, prompts, [t[f"{which}_ids"] for t in tokens], batch_size)
+        for which in ("chosen", "rejected")
+    }
+
+
 @torch.no_grad()
 def answer_kl(model, reference, tokenizer, pairs: Sequence[dict], batch_size: int = 8) -> float:
     """Mean per-token KL(policy || reference) between the two models' next-token distributions
@@ -241,19 +251,14 @@ def preference_scores(
     has an adapter); None: ``model`` with its PEFT adapter off, the base (TRL's reference when
     it adds the adapter)."""
     tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
-    prompts = [t["prompt_ids"] for t in tokens]
-
-    def logps(scorer, which: str) -> torch.Tensor:
-        return answer_logps(scorer, prompts, [t[f"{which}_ids"] for t in tokens], batch_size)
-
-    policy = {which: logps(model, which) for which in ("chosen", "rejected")}
+    policy = pair_logps(model, tokens, batch_size)
     if reference is model:  # the policy against itself: the same numbers, not a second pass
         ref = policy
     elif reference is None:
         with model.disable_adapter():
-            ref = {which: logps(model, which) for which in ("chosen", "rejected")}
+            ref = pair_logps(model, tokens, batch_size)
     else:
-        ref = {which: logps(reference, which) for which in ("chosen", "rejected")}
+        ref = pair_logps(reference, tokens, batch_size)
     out = dpo_loss(policy["chosen"], policy["rejected"], ref["chosen"], ref["rejected"], beta)
     margins = out["chosen_rewards"] - out["rejected_rewards"]
     return {

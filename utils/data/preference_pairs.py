@@ -10,7 +10,8 @@ from pathlib import Path
 from utils.data.jsonl import DataError, parsed, read_jsonl_records
 from utils.runtime.storage import data_dir
 
-PAIR_SPLITS = ("train", "validation", "test")
+PAIR_SPLITS = ("train", "validation", "test")  # the lab's splits
+HELDOUT = "heldout"  # the grader's pairs, sampled from held-out sentences
 ROLES = ("system", "user", "assistant")
 
 
@@ -62,9 +63,12 @@ def read_pairs(path: Path) -> list[dict]:
     return [validate_pair(parsed(w, r), w) for w, r in read_jsonl_records(Path(path))]
 
 
-def load_pairs(split: str) -> list[dict]:
-    """The bundled pairs of one split (``train``, ``validation`` or ``test``)."""
-    if split not in PAIR_SPLITS:
+def load_pairs(split: str, allow_heldout: bool = False) -> list[dict]:
+    """The bundled pairs of one split (``train``, ``validation`` or ``test``; ``heldout`` is for
+    ``grading/`` only and needs ``allow_heldout=True``)."""
+    if split == HELDOUT and not allow_heldout:
+        raise PermissionError("The 'heldout' pairs are reserved for grading; labs use 'test'.")
+    if split not in (*PAIR_SPLITS, HELDOUT):
         raise ValueError(f"no preference split {split!r}; choose one of {PAIR_SPLITS}")
     path = pairs_dir() / f"{split}.jsonl"
     if not path.is_file():

@@ -292,7 +292,10 @@ def test_bundled_pairs_load_and_a_malformed_row_names_its_file_and_line(tmp_path
     with pytest.raises(DataError, match=f"{path}:2: invalid JSON"):
         read_pairs(path)
     with pytest.raises(ValueError, match="no preference split"):
+        load_pairs("dev")
+    with pytest.raises(PermissionError, match="reserved for grading"):
         load_pairs("heldout")
+    assert load_pairs("heldout", allow_heldout=True)
 
 
 def test_the_dpo_task_check_passes_the_kits_loss_and_fails_one_without_beta(tokenizer, capsys):

@@ -26,7 +26,13 @@ from utils.data.jsonl import write_jsonl  # noqa: E402
 from utils.data.preference_pairs import HELDOUT, PAIR_SPLITS, pairs_dir  # noqa: E402
 from utils.lab.results import git_commit  # noqa: E402
 from utils.runtime.models import load_model, model_fingerprint  # noqa: E402
-from utils.train.preference import POLICY_SFT, on_policy_pairs, train_policy  # noqa: E402
+from utils.train.preference import (  # noqa: E402
+    POLICY_SFT,
+    on_policy_pairs,
+    pair_logps,
+    pair_tokens,
+    train_policy,
+)
 
 SPLITS = (*PAIR_SPLITS, HELDOUT)
 SEEDS = {"train": 0, "validation": 10_000, "test": 20_000, HELDOUT: 30_000}  # sampling seeds
@@ -41,7 +47,9 @@ nothing here was written by hand.
   generator, `utils/data/generators`; Apache-2.0 like the kit): the last {n_train} training
   sentences, the first {n_validation} validation, {n_test} test and {n_heldout} held-out sentences.
   The `heldout` pairs are the grader's (`grading/rubrics/11_preference_tuning.json`); the lab
-  refuses to load them.
+  refuses to load them. Each also holds `reference`: the SFT policy's log-probabilities of its two
+  answers and the base's fingerprint, so that the grader reads the implicit reward against this
+  policy without training it again (it does train it for another base).
 - **Answers**: sampled from the embedded SmolLM2-135M-Instruct (Apache-2.0; Allal et al. 2025,
   "SmolLM2: When Smol Goes Big") with a LoRA adapter trained by the kit's SFT recipe
   (`utils.train.preference.POLICY_SFT`: {sft}), on CPU in fp32, seed {seed}; base fingerprint
@@ -107,6 +115,12 @@ def main() -> None:
     for split in args.splits:
         start = time.perf_counter()
         pairs, counts = on_policy_pairs(model, tokenizer, rows[split], fields, seed=SEEDS[split])
+        if split == HELDOUT:  # the grader reads the implicit reward against this same policy
+            logps = pair_logps(model.eval(), [pair_tokens(tokenizer, p) for p in pairs])
+            for i, pair in enumerate(pairs):
+                pair["reference"] = {"base": fingerprint} | {
+                    which: float(logps[which][i]) for which in ("chosen", "rejected")
+                }
         write_jsonl(out / f"{split}.jsonl", pairs)
         right = sum(p["scores"][0] == 1 for p in pairs)
         table[split] = (

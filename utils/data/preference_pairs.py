@@ -1,6 +1,8 @@
 """The kit's bundled preference pairs (``data/preference_pairs/<split>.jsonl``), read and checked
 one way: TRL's conversational form, ``{"prompt": [messages], "chosen": [assistant message],
-"rejected": [assistant message]}``, plus the kit's ``id`` and the two answers' task ``scores``.
+"rejected": [assistant message]}``, plus the kit's ``id`` and the two answers' task ``scores``;
+held-out pairs also carry ``reference``: the kit's SFT policy's log-probabilities of both answers
+and the fingerprint of the base it was trained on, so the grader need not train it.
 A malformed row raises ``DataError`` naming its file and line."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from utils.runtime.storage import data_dir
 PAIR_SPLITS = ("train", "validation", "test")  # the lab's splits
 HELDOUT = "heldout"  # the grader's pairs, sampled from held-out sentences
 ROLES = ("system", "user", "assistant")
+REFERENCE_LOGPS = ("chosen", "rejected")  # a held-out pair's stored reference log-probabilities
 
 
 def pairs_dir() -> Path:
@@ -53,6 +56,15 @@ def validate_pair(record: object, where: str) -> dict:
                 raise DataError("'scores' must be two numbers, [chosen, rejected]")
             if scores[0] <= scores[1]:
                 raise DataError(f"chosen scores {scores[0]} but rejected {scores[1]}")
+        reference = record.get("reference")
+        if reference is not None:
+            ok = isinstance(reference, dict) and set(reference) == {"base", "chosen", "rejected"}
+            numbers = ok and all(isinstance(reference[k], (int, float)) for k in REFERENCE_LOGPS)
+            if not numbers or not isinstance(reference["base"], str):
+                raise DataError(
+                    "'reference' must be {'base': fingerprint, 'chosen': log-prob, "
+                    "'rejected': log-prob}"
+                )
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
     return record

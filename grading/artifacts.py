@@ -5,7 +5,9 @@ head and tensors loaded, a prompt built), evaluated, and the base restored bit f
 Artifact kinds (``rubric.artifact``):
 - ``peft_adapter`` (Labs 03B, 04, 05): a PEFT LoRA adapter, merged into the base;
 - ``classifier`` (Labs 02, 03A): a new head plus trained base tensors or from-scratch LoRA pairs;
-- ``prompt_spec`` (Lab 01): a prompt format and demonstration ids, no weights at all.
+- ``prompt_spec`` (Lab 01): a prompt format and demonstration ids, no weights at all;
+- ``preference_adapter`` (Lab 11): a PEFT LoRA adapter, merged into the base and scored on
+  held-out preference pairs against a reference policy (forward passes only, no sampling).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from utils.data.corpus import (
     tokenize_documents,
 )
 from utils.data.datasets import get_spec, load_split, read_split_file
+from utils.data.preference_pairs import HELDOUT, load_pairs, read_pairs
 from utils.data.prompting import DATASET_FORMATS, PromptFormat, build_prompt
 from utils.eval.icl import evaluate_prompt
 from utils.eval.label_task import evaluate_labels
@@ -59,33 +62,41 @@ from utils.train.classifier import (
     replace_head,
 )
 from utils.train.params import is_linear
+from utils.train.preference import logp_preferences, pair_logps, pair_tokens, train_policy
 from utils.train.quantization import nf4_roundtrip_linears
 from utils.train.sft import extraction_prompts
 
 CORPUS = "corpus"  # rubric.dataset of the continual pre-training lab: domain + general documents
+PAIRS = "preference_pairs"  # rubric.dataset of the preference lab: the bundled preference pairs
+POLICY_TASK = "news_events"  # the task the kit's SFT policy (the pairs' sampler) is trained on
 
 
 def load_heldout(rubric: Rubric, path: Path | None = None) -> tuple[list[dict], str]:
     """Held-out rows (the kit's ``heldout`` split, or an instructor's JSONL file) and their hash.
 
-    For the corpus lab the rows are documents ``{"id", "text", "corpus": "domain" | "general"}``."""
-    rows = (
-        corpus_heldout(path)
-        if rubric.dataset == CORPUS
-        else (
-            read_split_file(Path(path), get_spec(rubric.dataset))
-            if path
-            else load_split(rubric.dataset, "heldout", allow_heldout=True)
-        )
-    )
+    For the corpus lab the rows are documents ``{"id", "text", "corpus": "domain" | "general"}``;
+    for the preference lab, pairs ``{"id", "prompt", "chosen", "rejected"}``."""
+    if rubric.dataset == CORPUS:
+        rows = corpus_heldout(path)
+    elif rubric.dataset == PAIRS:
+        rows = read_pairs(Path(path)) if path else load_pairs(HELDOUT, allow_heldout=True)
+    elif path:
+        rows = read_split_file(Path(path), get_spec(rubric.dataset))
+    else:
+        rows = load_split(rubric.dataset, "heldout", allow_heldout=True)
     return rows, rows_digest(rows)
 
 
 def rows_digest(rows: list[dict]) -> str:
     """A short hash of evaluation rows (the key of the base score's cache)."""
+    keys = ("id", "prompt", "chosen", "rejected") if rows and "chosen" in rows[0] else None
     return hashlib.sha256(
         json.dumps(
-            [[r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")] for r in rows]
+            [[r[k] for k in keys] for r in rows]
+            if keys
+            else [
+                [r["id"], r["text"], r.get("label"), r.get("target"), r.get("corpus")] for r in rows
+            ]
         ).encode()
     ).hexdigest()[:16]
 
@@ -103,6 +114,8 @@ def trial_rows(rubric: Rubric) -> tuple[list[dict], Rubric]:
             docs = split_documents(load_corpus(corpus), test_fraction=test_fraction)["test"]
             rows += [{"id": d.doc_id, "text": d.text, "corpus": corpus} for d in docs]
         return rows, replace(rubric, max_blocks=1)
+    if rubric.dataset == PAIRS:  # read against the base: a pre-check trains no reference
+        return load_pairs("validation")[:TRIAL_ROWS], replace(rubric, reference_policy="base")
     return load_split(rubric.dataset, "validation")[:TRIAL_ROWS], rubric
 
 
@@ -320,6 +333,66 @@ ADAPTER_METRICS = {
 }
 
 
+def reference_logps(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
+    """The reference policy's log-probabilities of the held-out pairs' answers: the kit's SFT
+    policy (``train_policy``, the run the lab starts DPO and GRPO from and the pairs were sampled
+    from), as stored in the pairs when they were made on this base, else trained here on the
+    base (cached per reference, base state and held-out data, so a class pays for it once); or
+    the base itself."""
+
+    def compute() -> dict:
+        tokens = [pair_tokens(tokenizer, pair) for pair in rows]
+        with base_restored(model):
+            reference = model
+            if rubric.reference_policy == "kit_sft":
+                task = load_split(POLICY_TASK, "train")
+                reference, _ = train_policy(model, tokenizer, task, get_spec(POLICY_TASK).fields)
+            logps = pair_logps(reference.eval(), tokens)
+        return {which: values.tolist() for which, values in logps.items()}
+
+    stored = [pair.get("reference") or {} for pair in rows]
+    if rubric.reference_policy == "kit_sft" and all(
+        r.get("base") == model_fingerprint(model) for r in stored
+    ):  # made with the pairs, on this base: nothing to train
+        return {w: torch.tensor([r[w] for r in stored]) for w in ("chosen", "rejected")}
+    key = f"{rubric.reference_policy}-{base_state_fingerprint(model)}-{rows_digest(rows)}"
+    cached = cached_result(f"reference-{rubric.lab}-{key}", compute)
+    return {which: torch.tensor(values) for which, values in cached.items()}
+
+
+MARGIN_TIE = 1e-3  # a log-ratio margin (nats) this small is a tie: merging moves it by ~1e-6
+
+
+def preference_score(model, tokenizer, rows: list[dict], reference: dict, rubric: Rubric) -> dict:
+    """Lab 11: on held-out pairs, how often the chosen answer's implicit reward (the policy's log
+    ratio to the reference) beats the rejected one's, the mean log-ratio margin, and how often the
+    policy alone finds the chosen answer likelier, as the lab's ``preference_scores``; and the
+    mean |log ratio| per answer token, which must stay under the rubric's limit."""
+    tokens = [pair_tokens(tokenizer, pair) for pair in rows]
+    policy = pair_logps(model, tokens)
+    result = logp_preferences(policy, reference, beta=1.0, tie=MARGIN_TIE)
+    ratios, lengths = [], []
+    for which in ("chosen", "rejected"):
+        ratios.append((policy[which] - reference[which]).abs())
+        lengths.append(torch.tensor([len(t[f"{which}_ids"]) for t in tokens]))
+    per_token = float((torch.cat(ratios) / torch.cat(lengths)).mean())
+    limit = rubric.checks.max_log_ratio_per_token
+    if rubric.reference_policy == "kit_sft" and per_token > limit:
+        raise SubmissionError(
+            f"on the held-out answers the adapter's log-probabilities are {per_token:.2f} nats per "
+            f"token away from the reference policy's (this lab allows {limit:g}): preference "
+            "tuning starts from the kit's SFT policy and stays near it; hand in the adapter "
+            "trained from it"
+        )
+    return {
+        "preference_accuracy": result["accuracy"],
+        "log_ratio_margin": result["margin"],
+        "log_ratio_per_token": per_token,
+        "policy_prefers_chosen": result["policy_prefers_chosen"],
+        "n": result["pairs"],
+    }
+
+
 # --- before (the base model, cached) and after (the submission) ----------------------------------
 
 
@@ -342,9 +415,24 @@ def prompt_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dic
     return prompt_score(model, tokenizer, rows, rubric, DATASET_FORMATS[rubric.dataset], [], False)
 
 
+def preference_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
+    """The preference lab's "before": the reference policy against itself (every margin 0)."""
+    reference = reference_logps(model, tokenizer, rubric, rows)
+    result = logp_preferences(reference, reference, beta=1.0, tie=MARGIN_TIE)
+    return {
+        "preference_accuracy": result["accuracy"],
+        "log_ratio_margin": result["margin"],
+        "log_ratio_per_token": 0.0,
+        "policy_prefers_chosen": result["policy_prefers_chosen"],
+        "n": result["pairs"],
+    }
+
+
 def chance_level(rubric: Rubric, rows: list[dict]) -> float | None:
-    """For an accuracy metric, what answering the most common held-out label every time scores;
-    None for other metrics."""
+    """For an accuracy metric, what answering the most common held-out label every time scores
+    (for preference accuracy: a coin's 0.5); None for other metrics."""
+    if rubric.metric == "preference_accuracy":
+        return 0.5
     labels = [r["label"] for r in rows if "label" in r]
     if rubric.metric != "accuracy" or not labels:
         return None
@@ -566,8 +654,20 @@ def prompt_submission_score(
     }
 
 
+def preference_submission_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
+    """Put the submitted adapter on ``model`` (merged) and score it on the held-out pairs against
+    the reference policy (computed first, on the base, and cached); restore the base."""
+    reference = reference_logps(model, tokenizer, rubric, rows)
+    with submitted_adapter_merged(model, files, rubric) as (merged, config):
+        result = preference_score(merged, tokenizer, rows, reference, rubric)
+    return result, adapter_details(config)
+
+
 ARTIFACTS = {  # artifact kind -> (base model's "before", one submission's "after")
     "peft_adapter": (adapter_base_score, adapter_score),
     "classifier": (classifier_base_score, classifier_submission_score),
     "prompt_spec": (prompt_base_score, prompt_submission_score),
+    "preference_adapter": (preference_base_score, preference_submission_score),
 }

@@ -9,7 +9,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
-ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter", "capstone")
+ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter", "preference_adapter", "capstone")
+REFERENCE_POLICIES = (
+    "kit_sft",
+    "base",
+)  # what a preference adapter's implicit reward is read against
 MERGE_TARGETS = ("original", "nf4")
 PEFT_TYPES = ("LORA", "IA3", "PROMPT_TUNING", "P_TUNING", "PREFIX_TUNING")  # scored types
 
@@ -50,6 +54,9 @@ class Checks:
     max_chars: int = 2000  # length of a prompt spec's instruction and label words
     peft_types: tuple[str, ...] = ("LORA",)  # the PEFT adapter types a lab accepts
     max_virtual_tokens: int = 128  # soft prompts and prefixes: learned positions
+    # preference adapters: the largest mean |log-probability ratio| to the reference policy per
+    # held-out answer token (a policy preference tuning moved far from where it started)
+    max_log_ratio_per_token: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("rank", "trainable_params"):
@@ -63,6 +70,8 @@ class Checks:
             raise RubricError(f"checks.peft_types: {unknown or 'none'}; known: {list(PEFT_TYPES)}")
         if self.max_virtual_tokens < 1:
             raise RubricError("checks.max_virtual_tokens must be positive")
+        if self.max_log_ratio_per_token <= 0:
+            raise RubricError("checks.max_log_ratio_per_token must be positive")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class Rubric:
     reproduced_points: float = 0  # capstone: the claimed before/after re-measured within tolerance
     report_points: float = 0  # capstone: a PDF report (and its Markdown twin) handed in
     tolerance: float = 0.02  # capstone: largest |claimed - measured| (0-1 scale) still reproduced
+    reference_policy: str = "kit_sft"  # preference_adapter: the kit's SFT policy, or the base
 
     def __post_init__(self) -> None:
         if self.artifact not in ARTIFACTS:
@@ -98,6 +108,11 @@ class Rubric:
             raise RubricError("higher_is_better must be true or false")
         if min(self.valid_points, self.reproduced_points, self.report_points) < 0:
             raise RubricError("valid_points, reproduced_points and report_points must be >= 0")
+        if self.reference_policy not in REFERENCE_POLICIES:
+            raise RubricError(
+                f"reference_policy must be one of {REFERENCE_POLICIES}, "
+                f"got {self.reference_policy!r}"
+            )
         if not 0 <= self.tolerance < 1:
             raise RubricError(f"tolerance must be in [0, 1), got {self.tolerance}")
 

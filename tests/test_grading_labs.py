@@ -638,6 +638,7 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
         "04_qlora_unsloth",
         "05_continual_pretraining",
         "07_peft_family",
+        "11_preference_tuning",
     ):
         rubric = load_rubric(lab)
         reference = rubric.reference  # the reference solution's measured held-out before/after
@@ -653,8 +654,169 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
             "prompt_spec",
             "classifier",
             "peft_adapter",
+            "preference_adapter",
         )
-        if rubric.artifact == "peft_adapter":
+        if rubric.artifact == "preference_adapter":
+            assert rubric.metric == "preference_accuracy" and chance == 0.5
+        elif rubric.artifact == "peft_adapter":
             assert rubric.dataset in ADAPTER_METRICS
         else:
             assert rubric.metric == "accuracy" and get_spec(rubric.dataset).labels
+
+
+# --- Lab 11: a preference adapter, scored on held-out pairs against the kit's SFT policy --------
+
+LAB11 = "11_preference_tuning"
+
+
+@pytest.fixture(scope="module")
+def pairs_heldout(tmp_path_factory):
+    from utils.data.preference_pairs import load_pairs
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in load_pairs("validation")[:6]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def kit_sft(tokenizer, tmp_path_factory):
+    """The kit's SFT policy on the tiny base (the grader's reference), and a hand-in trained a
+    little further from it, saved as an adapter folder."""
+    from utils.data.datasets import get_spec, load_split
+    from utils.train.preference import train_policy
+
+    reference, _ = train_policy(
+        build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0),
+        tokenizer,
+        load_split("news_events", "train"),
+        get_spec("news_events").fields,
+    )
+    folder = tmp_path_factory.mktemp("preference") / "adapter"
+    reference.save_pretrained(str(folder))
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "adapter_model.safetensors")
+    generator = torch.Generator().manual_seed(0)
+    moved = {  # a policy trained on from the reference: its LoRA weights moved a little
+        k: v + 0.05 * torch.randn(v.shape, generator=generator) if "lora_B" in k else v
+        for k, v in weights.items()
+    }
+    save_file(moved, folder / "adapter_model.safetensors")
+    return reference.eval(), folder
+
+
+def test_a_preference_adapter_is_scored_as_the_lab_scores_it_and_the_base_restored(
+    tokenizer, base, pairs_heldout, kit_sft, tmp_path
+):
+    from peft import PeftModel
+
+    from utils.data.preference_pairs import read_pairs
+    from utils.train.preference import preference_scores
+
+    reference, folder = kit_sft
+    zipped = make_submission(LAB11, "s1", {"adapter": folder}, info_for(base), BASE_ID, tmp_path)
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, pairs_heldout, None)
+    assert result["status"] == "graded", result.get("reason")
+    assert result["metric"] == "preference_accuracy" and result["chance"] == 0.5
+    assert result["before"]["preference_accuracy"] == 0.0  # the reference against itself
+    assert result["before"]["log_ratio_margin"] == 0.0
+    assert_base_untouched(base)  # the grader's SFT reference was trained and removed
+
+    # the lab's own function, against the reference trained by the lab's recipe on a fresh base
+    pairs = read_pairs(pairs_heldout)
+    policy = PeftModel.from_pretrained(
+        build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0), str(folder)
+    ).eval()
+    lab = preference_scores(policy, tokenizer, pairs, beta=1.0, reference=reference)
+    assert result["after"]["preference_accuracy"] == pytest.approx(lab["accuracy"])
+    assert result["after"]["log_ratio_margin"] == pytest.approx(lab["margin"], rel=1e-4, abs=1e-4)
+    assert result["after"]["policy_prefers_chosen"] == lab["policy_prefers_chosen"]
+    assert 0 < result["after"]["log_ratio_per_token"] < 0.5
+    assert result["after"]["n"] == len(pairs) == 6
+
+
+def test_the_reference_itself_scores_no_preference_and_the_base_is_too_far_from_it(
+    tokenizer, base, pairs_heldout, kit_sft, tmp_path
+):
+    from grading_helpers import adapter_folder
+
+    reference, _ = kit_sft
+    reference.save_pretrained(str(tmp_path / "sft"))
+    zipped = make_submission(
+        LAB11, "sft", {"adapter": tmp_path / "sft"}, info_for(base), BASE_ID, tmp_path
+    )
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, pairs_heldout, None)
+    assert result["status"] == "graded", result.get("reason")
+    # merged, its log-probabilities differ from the reference's by float noise only: no pair
+    # counts as preferred, so it earns the valid points alone
+    assert result["after"]["preference_accuracy"] == 0.0 and result["score"] == 10.0
+
+    empty = adapter_folder(tokenizer, tmp_path / "empty", trained=False)  # B = 0: the base
+    zipped = make_submission(LAB11, "base", {"adapter": empty}, info_for(base), BASE_ID, tmp_path)
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, pairs_heldout, None)
+    distance = result["after"]["log_ratio_per_token"]  # the tiny SFT run moved it this far
+    assert distance > 1e-3
+    rubric = tmp_path / "rubric.json"
+    rubric.write_text(
+        json.dumps(
+            {**load_rubric(LAB11).to_dict(), "checks": {"max_log_ratio_per_token": distance / 2}}
+        )
+    )
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, pairs_heldout, rubric)
+    assert result["status"] == "invalid" and result["score"] == 0.0
+    assert "nats per token away from the reference policy" in result["reason"]
+
+
+def test_pairs_made_on_this_base_carry_the_reference_and_the_grader_reads_it(
+    tokenizer, base, kit_sft, tmp_path
+):
+    from utils.data.preference_pairs import load_pairs
+
+    _, folder = kit_sft
+    pairs = load_pairs("validation")[:4]
+    stored = [  # a reference that found every chosen answer very unlikely: all pairs preferred
+        {**p, "reference": {"base": base["fingerprint"], "chosen": -1e4, "rejected": 0.0}}
+        for p in pairs
+    ]
+    path = tmp_path / "stored.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in stored))
+    rubric = tmp_path / "rubric.json"
+    rubric.write_text(
+        json.dumps(
+            {
+                **load_rubric(LAB11).to_dict(),
+                "checks": {"max_log_ratio_per_token": 1e6},
+            }
+        )
+    )
+    zipped = make_submission(LAB11, "s1", {"adapter": folder}, info_for(base), BASE_ID, tmp_path)
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, path, rubric)
+    assert result["status"] == "graded", result.get("reason")
+    assert result["after"]["preference_accuracy"] == 1.0  # read from the file, not trained
+    other = [{**p, "reference": {**p["reference"], "base": "another-base"}} for p in stored]
+    path.write_text("".join(json.dumps(p) + "\n" for p in other))
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, path, rubric)
+    assert result["after"]["preference_accuracy"] < 1.0  # another base's: trained here instead
+
+
+def test_a_preference_pre_check_reads_public_pairs_against_the_base(
+    tokenizer, base, kit_sft, tmp_path
+):
+    _, folder = kit_sft
+    zipped = make_submission(LAB11, "s1", {"adapter": folder}, info_for(base), BASE_ID, tmp_path)
+    result = grade_bytes(zipped.read_bytes(), base, LAB11, None, None, trial=True)
+    assert result["status"] == "graded", result.get("reason")
+    assert result["after"]["n"] == 2
+
+
+def test_a_malformed_preference_hand_in_scores_zero_with_its_reason(
+    tokenizer, base, pairs_heldout, tmp_path
+):
+    from grading_helpers import adapter_folder
+
+    folder = adapter_folder(tokenizer, tmp_path / "adapter", trained=True)
+    zipped = make_submission(LAB11, "s1", {"adapter": folder}, info_for(base), BASE_ID, tmp_path)
+    bad = rezip(zipped, edit_json("adapter/adapter_config.json", lambda c: c.update(r=512)))
+    result = grade_bytes(bad, base, LAB11, pairs_heldout, None)
+    assert result["status"] == "invalid" and result["score"] == 0.0
+    assert "rank" in result["reason"]

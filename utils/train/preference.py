@@ -259,16 +259,31 @@ def preference_scores(
             ref = pair_logps(model, tokens, batch_size)
     else:
         ref = pair_logps(reference, tokens, batch_size)
-    out = dpo_loss(policy["chosen"], policy["rejected"], ref["chosen"], ref["rejected"], beta)
+    return logp_preferences(policy, ref, beta)
+
+
+def logp_preferences(
+    policy: dict[str, torch.Tensor],
+    reference: dict[str, torch.Tensor],
+    beta: float,
+    tie: float = 0.0,
+) -> dict:
+    """``preference_scores`` from the answers' log-probabilities (``pair_logps`` of the policy
+    and of the reference): what the lab and the grader both report. A pair counts as preferred
+    when its reward margin is above ``tie`` (the grader's 1e-3: merging an adapter into the base
+    moves log-probabilities by ~1e-6, which must not count as a preference)."""
+    out = dpo_loss(
+        policy["chosen"], policy["rejected"], reference["chosen"], reference["rejected"], beta
+    )
     margins = out["chosen_rewards"] - out["rejected_rewards"]
     return {
         "loss": float(out["losses"].mean()),
-        "accuracy": float((margins > 0).float().mean()),
+        "accuracy": float((margins > tie).float().mean()),
         "margin": float(margins.mean()),
         "policy_prefers_chosen": float((policy["chosen"] > policy["rejected"]).float().mean()),
         "logps_chosen": float(policy["chosen"].mean()),
         "logps_rejected": float(policy["rejected"].mean()),
-        "pairs": len(pairs),
+        "pairs": len(margins),
     }
 
 

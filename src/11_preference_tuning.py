@@ -25,7 +25,7 @@
 #    (Shao et al., 2024): answers sampled, rewarded, compared within their group.
 # 6. **One comparison on the same test split**: base, SFT, SFT + DPO, SFT + GRPO.
 #
-# **Time**: about 31 minutes on 2 CPU cores (`SMOKE = True`: about 3 minutes).
+# **Time**: about 35 minutes on 2 CPU cores (`SMOKE = True`: about 3 minutes).
 
 # %% tags=["colab-install"]
 # (filled in by tools/build_labs.py)
@@ -36,6 +36,8 @@ import os
 PROFILE = os.environ.get("FTKIT_PROFILE", "cpu")  # "cpu" (SmolLM2-135M, offline) | "t4" | "a100"
 SMOKE = os.environ.get("FTKIT_SMOKE", "0") == "1"  # True: a few pairs and steps, ~2 min
 SEED = int(os.environ.get("FTKIT_SEED", "0"))  # adapter initialisation, batch order, sampling
+STUDENT_ID = os.environ.get("FTKIT_STUDENT", "your-student-id")  # names your submission zip
+SUBMIT = os.environ.get("FTKIT_SUBMIT_METHOD", "DPO")  # the adapter you hand in: "DPO" or "GRPO"
 
 # %%
 from utils.runtime.hardware import preflight
@@ -59,9 +61,11 @@ from utils.lab.checks import check_close, checking
 from utils.lab.expected import yours_or_kit
 from utils.lab.plots import plot_grouped_bars, plot_lines, show
 from utils.lab.results import finish_lab, format_table
+from utils.lab.submission import make_submission
 from utils.lab.task_checks import check_dpo_loss, check_reward
 from utils.runtime.memory import release_memory
 from utils.runtime.models import load_model, model_fingerprint
+from utils.runtime.profiles import get_profile
 from utils.runtime.storage import lab_output_dir
 from utils.train import preference, sft
 
@@ -477,6 +481,48 @@ run_info = finish_lab(
     dtype=next(policy.parameters()).dtype,
     model_fingerprint=BASE_FINGERPRINT,
 )
+
+# %% [markdown]
+# ## Hand in
+# Hand in the DPO adapter (or the GRPO one: `SUBMIT = "GRPO"` in the parameters cell). The
+# grader merges it into the base model and scores it on preference pairs it keeps back, sampled
+# the same way from sentences no split here uses: the share of pairs whose chosen answer gets
+# the higher implicit reward, read against the same SFT policy as section 5, with forward
+# passes only — as `preference accuracy` above. It also measures how far the adapter moved from
+# that policy on the held-out answers (the mean |log-probability ratio| per answer token) and
+# refuses an adapter that moved much further than DPO does, such as one that leaves the base
+# model as it was: preference tuning starts from the SFT policy and stays near it.
+
+# %%
+handed_in = {"DPO": dpo_model, "GRPO": grpo_model}[SUBMIT]
+if "ref" in handed_in.peft_config:  # DPO's frozen copy of the SFT adapter: not handed in
+    handed_in.delete_adapter("ref")
+handed_in.save_pretrained(str(OUT / "adapter_submitted"))
+submission = make_submission(
+    LAB,
+    STUDENT_ID,
+    {"adapter": OUT / "adapter_submitted"},
+    run_info,
+    base_model_id=get_profile(PROFILE).model_id,
+    out_dir=OUT,
+    training_config={
+        "method": SUBMIT,
+        "beta": BETA,
+        "dpo_rate": DPO_RATE,
+        "grpo_steps": GRPO_STEPS,
+    },
+    loss=[e["loss"] for e in dpo_runs[BETA]["log"]] if SUBMIT == "DPO" else None,
+)
+
+# %% [markdown]
+# Before you upload: the grader's own checks on the zip you just wrote, and your adapter run on a
+# few public pairs (a zip the grader refuses scores 0). From a terminal:
+# `python grading/run.py --check <your zip>`.
+
+# %%
+from grading.run import check_submission
+
+verdict = check_submission(submission, base=PROFILE)  # prints the verdict
 
 # %% [markdown]
 # ## Takeaways

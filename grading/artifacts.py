@@ -351,9 +351,9 @@ def reference_logps(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
         return {which: values.tolist() for which, values in logps.items()}
 
     stored = [pair.get("reference") or {} for pair in rows]
-    if rubric.reference_policy == "kit_sft" and all(
-        r.get("base") == model_fingerprint(model) for r in stored
-    ):  # made with the pairs, on this base: nothing to train
+    bases = {r.get("base") for r in stored}
+    if rubric.reference_policy == "kit_sft" and bases == {model_fingerprint(model)}:
+        # made with the pairs, on this base: nothing to train
         return {w: torch.tensor([r[w] for r in stored]) for w in ("chosen", "rejected")}
     key = f"{rubric.reference_policy}-{base_state_fingerprint(model)}-{rows_digest(rows)}"
     cached = cached_result(f"reference-{rubric.lab}-{key}", compute)
@@ -384,6 +384,11 @@ def preference_score(model, tokenizer, rows: list[dict], reference: dict, rubric
             "tuning starts from the kit's SFT policy and stays near it; hand in the adapter "
             "trained from it"
         )
+    return preference_result(result, per_token)
+
+
+def preference_result(result: dict, per_token: float) -> dict:
+    """The grader's fields from ``logp_preferences``' result and the mean |log ratio| per token."""
     return {
         "preference_accuracy": result["accuracy"],
         "log_ratio_margin": result["margin"],
@@ -418,14 +423,7 @@ def prompt_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dic
 def preference_base_score(model, tokenizer, rubric: Rubric, rows: list[dict]) -> dict:
     """The preference lab's "before": the reference policy against itself (every margin 0)."""
     reference = reference_logps(model, tokenizer, rubric, rows)
-    result = logp_preferences(reference, reference, beta=1.0, tie=MARGIN_TIE)
-    return {
-        "preference_accuracy": result["accuracy"],
-        "log_ratio_margin": result["margin"],
-        "log_ratio_per_token": 0.0,
-        "policy_prefers_chosen": result["policy_prefers_chosen"],
-        "n": result["pairs"],
-    }
+    return preference_result(logp_preferences(reference, reference, 1.0, MARGIN_TIE), 0.0)
 
 
 def chance_level(rubric: Rubric, rows: list[dict]) -> float | None:

@@ -151,3 +151,48 @@ def test_an_unknown_config_says_what_it_misses_instead_of_a_key_error(tmp_path):
     (folder / "config.json").write_text(json.dumps({"model_type": "mystery"}))
     (folder / "model.safetensors").write_bytes(b"\0" * 1000)
     assert base_requirement(str(folder)) is None  # a 1 kB model fits: estimated from the file
+
+
+LOGIT_POSTPROCESSING = {  # families whose forward changes the LM head's output
+    "gemma2": {"final_logit_softcapping": 0.5, "head_dim": 16},
+    "cohere": {"logit_scale": 0.25},
+    "granite": {"logits_scaling": 4.0},
+}
+
+
+@pytest.mark.parametrize("arch", [*TINY_ARCHITECTURES, *LOGIT_POSTPROCESSING])
+def test_logits_from_the_body_and_head_equal_the_models_own(tokenizer, arch):
+    """The evaluation runs the LM head only where logits are needed (``decoder_and_head``):
+    the result must equal the model's forward on every family, scaled or capped logits too."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from utils.eval.metrics import decoder_and_head
+
+    if arch in LOGIT_POSTPROCESSING:
+        config = AutoConfig.for_model(
+            arch,
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            pad_token_id=tokenizer.pad_token_id,
+            **LOGIT_POSTPROCESSING[arch],
+        )
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config).eval()
+    else:
+        model = build_tiny_model(tokenizer, architecture=arch)
+    ids = torch.randint(0, len(tokenizer), (2, 7), generator=torch.Generator().manual_seed(0))
+    decoder, head = decoder_and_head(model)
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+        got = head(decoder(input_ids=ids)[0])
+    assert torch.allclose(got, want, atol=1e-5), float((got - want).abs().max())
+    if arch in LOGIT_POSTPROCESSING:  # the post-processing matters: the bare head differs
+        with torch.no_grad():
+            assert not torch.allclose(
+                model.get_output_embeddings()(decoder(input_ids=ids)[0]), want
+            )

@@ -27,9 +27,39 @@ from utils.data.prompting import Prompt
 from utils.eval.decoding import greedy_decode
 
 
+class ScaledHead(torch.nn.Module):
+    """An LM head followed by what the model's own forward does to its logits (Cohere and
+    Granite scale them, Gemma 2 and later cap them with a tanh), so logits computed from the
+    body's hidden states equal the model's."""
+
+    def __init__(self, head, scale: float = 1.0, softcap: float | None = None):
+        super().__init__()
+        self.head, self.scale, self.softcap = head, scale, softcap
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.head.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.head(hidden)
+        if self.scale != 1.0:
+            logits = logits * self.scale
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
 def decoder_and_head(model):
-    """The transformer body and the LM head, so logits are computed only where they are needed."""
-    return model.get_decoder(), model.get_output_embeddings()
+    """The transformer body and the LM head, so logits are computed only where they are needed;
+    the head applies the model's own logit scaling or capping where its config sets one."""
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    config = model.config.get_text_config()
+    scale = float(getattr(config, "logit_scale", None) or 1.0)  # Cohere multiplies
+    scale /= float(getattr(config, "logits_scaling", None) or 1.0)  # Granite, MiniCPM3 divide
+    softcap = getattr(config, "final_logit_softcapping", None)  # Gemma 2 and later
+    if scale == 1.0 and not softcap:
+        return decoder, head
+    return decoder, ScaledHead(head, scale, softcap)
 
 
 def _encode(tokenizer, text: str) -> list[int]:

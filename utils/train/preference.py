@@ -19,7 +19,12 @@ import torch.nn.functional as F
 
 from utils.data.batching import pad_batch
 from utils.eval.decoding import sample_completions_batch
-from utils.eval.metrics import evaluate_extraction, field_scores, parse_json_object
+from utils.eval.metrics import (
+    decoder_and_head,
+    evaluate_extraction,
+    field_scores,
+    parse_json_object,
+)
 from utils.train.params import add_peft_lora
 from utils.train.sft import (
     SFTSettings,
@@ -177,13 +182,17 @@ def answer_logps(
     model, prompts: Sequence[list[int]], answers: Sequence[list[int]], batch_size: int = 8
 ) -> torch.Tensor:
     """Sum over each answer's tokens of log p(token | everything before it): one value per
-    (prompt, answer), in float32, with gradients when the model has them and they are on."""
+    (prompt, answer), in float32, with gradients when the model has them and they are on. Only
+    the answer's positions go through the LM head (the prompt's logits are never needed)."""
     device = next(model.parameters()).device
+    decoder, head = decoder_and_head(model)
     totals = []
     for ids, mask, answer_mask in answer_batches(prompts, answers, batch_size, device):
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        token_logps = torch.gather(logits.log_softmax(-1), 2, ids[:, 1:, None]).squeeze(2)
-        totals.append((token_logps * answer_mask).sum(1))
+        rows, cols = answer_mask.nonzero(as_tuple=True)
+        hidden = decoder(input_ids=ids, attention_mask=mask)[0]
+        logps = head(hidden[rows, cols]).float().log_softmax(-1)
+        token_logps = logps.gather(1, ids[rows, cols + 1][:, None]).squeeze(1)
+        totals.append(torch.zeros(ids.shape[0], device=device).index_add(0, rows, token_logps))
     return torch.cat(totals) if totals else torch.zeros(0)
 
 
@@ -198,6 +207,13 @@ def pair_logps(model, tokens: Sequence[dict], batch_size: int = 8) -> dict[str, 
 
 
 @torch.no_grad()
+def policy_logps(model, tokenizer, pairs: Sequence[dict], batch_size: int = 8) -> dict:
+    """``pair_logps`` of ``pairs`` under ``model``, for ``preference_scores``'s ``reference``:
+    a frozen reference scored once, however many policies are compared with it."""
+    return pair_logps(model, [pair_tokens(tokenizer, pair) for pair in pairs], batch_size)
+
+
+@torch.no_grad()
 def answer_kl(model, reference, tokenizer, pairs: Sequence[dict], batch_size: int = 8) -> float:
     """Mean per-token KL(policy || reference) between the two models' next-token distributions
     along the pairs' chosen answers (teacher-forced): how far training moved the policy, where
@@ -205,19 +221,24 @@ def answer_kl(model, reference, tokenizer, pairs: Sequence[dict], batch_size: in
     tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
     prompts, answers = [t["prompt_ids"] for t in tokens], [t["chosen_ids"] for t in tokens]
     device = next(model.parameters()).device
-    total, count = 0.0, 0.0
+
+    def answer_distributions(net, ids, mask, rows, cols) -> torch.Tensor:
+        decoder, head = decoder_and_head(net)
+        hidden = decoder(input_ids=ids, attention_mask=mask)[0]
+        return head(hidden[rows, cols]).float().log_softmax(-1)  # the answer's positions only
+
+    total, count = 0.0, 0
     for ids, mask, answer_mask in answer_batches(prompts, answers, batch_size, device):
-        policy = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float().log_softmax(-1)
+        rows, cols = answer_mask.nonzero(as_tuple=True)
+        policy = answer_distributions(model, ids, mask, rows, cols)
         if reference is None:
             with model.disable_adapter():
-                ref = model(input_ids=ids, attention_mask=mask).logits
+                ref = answer_distributions(model, ids, mask, rows, cols)
         else:
-            ref = reference(input_ids=ids, attention_mask=mask).logits
-        ref = ref[:, :-1].float().log_softmax(-1)
-        kl = (policy.exp() * (policy - ref)).sum(-1)
-        total += float((kl * answer_mask).sum())
-        count += float(answer_mask.sum())
-    return total / max(count, 1.0)
+            ref = answer_distributions(reference, ids, mask, rows, cols)
+        total += float((policy.exp() * (policy - ref)).sum())
+        count += len(rows)
+    return total / max(count, 1)
 
 
 def dpo_loss(
@@ -248,11 +269,18 @@ def preference_scores(
     finds the chosen answer likelier (no reference in it, so it means something before training
     too), and the policy's mean log-probabilities of both answers. ``reference``: a frozen model,
     e.g. the SFT model DPO started from (TRL's reference when it is given a model that already
-    has an adapter); None: ``model`` with its PEFT adapter off, the base (TRL's reference when
-    it adds the adapter)."""
+    has an adapter), or its ``policy_logps`` on the same pairs, computed once; None: ``model``
+    with its PEFT adapter off, the base (TRL's reference when it adds the adapter)."""
     tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
     policy = pair_logps(model, tokens, batch_size)
-    if reference is model:  # the policy against itself: the same numbers, not a second pass
+    if isinstance(reference, dict):
+        if len(reference["chosen"]) != len(tokens):
+            raise ValueError(
+                f"the reference's log-probabilities cover {len(reference['chosen'])} pairs, "
+                f"not these {len(tokens)}"
+            )
+        ref = reference
+    elif reference is model:  # the policy against itself: the same numbers, not a second pass
         ref = policy
     elif reference is None:
         with model.disable_adapter():

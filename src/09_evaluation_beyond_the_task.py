@@ -79,8 +79,8 @@ lab_start = time.perf_counter()
 model, tokenizer = load_model(PROFILE, backend="transformers" if PROFILE == "cpu" else "auto")
 BASE_FINGERPRINT = model_fingerprint(model)
 TOKENIZER_PATH = str(embedded_model_dir()) if PROFILE == "cpu" else get_profile(PROFILE).model_id
-LIMIT = 4 if SMOKE else None  # items per benchmark for the harness (None: the whole subset)
-GENERAL = 4 if SMOKE else harness.GENERAL_PER_BENCHMARK  # items per benchmark, general set
+LIMIT = 2 if SMOKE else None  # items per benchmark for the harness (None: the whole subset)
+GENERAL = 2 if SMOKE else harness.GENERAL_PER_BENCHMARK  # items per benchmark, general set
 
 # %% [markdown]
 # ## 1. The harness, offline

@@ -5,16 +5,18 @@ decoder blocks leaves a model that still generates the same with and without its
 import pytest
 import torch
 
-from utils.runtime.models import build_tiny_model
+from utils.runtime.models import build_tiny_model, model_fingerprint
 from utils.train.pruning import (
     block_importance,
     block_linears,
+    blocks_removed,
     decoder_blocks,
     drop_blocks,
     input_norms,
     magnitude_scores,
     n_m_mask,
     prune_linears,
+    read_block_recipe,
     unstructured_mask,
     wanda_scores,
 )
@@ -122,3 +124,46 @@ def test_an_architecture_without_decoder_blocks_gets_a_clear_message():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64))
     with pytest.raises(ValueError, match="block pruning supports Llama-style"):
         decoder_blocks(model)
+
+
+def test_blocks_removed_for_a_while_come_back_as_they_were(tokenizer):
+    model = tiny(tokenizer, layers=4)
+    prompt = calibration(tokenizer, 1)[0][:1, :8]
+    with torch.no_grad():
+        before, fingerprint = model(input_ids=prompt).logits, model_fingerprint(model)
+        with blocks_removed(model, [0, 2]) as pruned:
+            assert pruned.config.num_hidden_layers == 2
+            assert [b.self_attn.layer_idx for b in decoder_blocks(pruned)] == [0, 1]
+            assert not torch.allclose(pruned(input_ids=prompt).logits, before)
+        with pytest.raises(RuntimeError), blocks_removed(model, [3]):
+            raise RuntimeError("a failing grade")
+        after = model(input_ids=prompt).logits
+    assert model.config.num_hidden_layers == 4 and model_fingerprint(model) == fingerprint
+    assert [b.self_attn.layer_idx for b in decoder_blocks(model)] == [0, 1, 2, 3]
+    assert torch.equal(after, before)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("remove 3", "not JSON"),
+        ("[1, 2]", "one JSON object"),
+        ('{"remove_blocks": [1], "code": "import os"}', "one JSON object"),
+        ('{"remove_blocks": "1,2"}', "list of block indices"),
+        ('{"remove_blocks": [1.5]}', "list of block indices"),
+        ('{"remove_blocks": [true]}', "list of block indices"),
+        ('{"remove_blocks": [2, 2]}', "twice"),
+        ('{"remove_blocks": [30]}', "no block"),
+        ('{"remove_blocks": [-1]}', "no block"),
+        ('{"remove_blocks": []}', "some, not all"),
+        ('{"remove_blocks": [0, 1, 2, 3, 4]}', "at most 4"),
+        ('{"remove_blocks": [0, 1, 2, 3, 4, 5]}', "some, not all"),
+    ],
+)
+def test_a_malformed_recipe_is_refused_with_its_reason(text, message):
+    with pytest.raises(ValueError, match=message):
+        read_block_recipe(text, num_blocks=6, max_removed=4)
+
+
+def test_a_valid_recipe_reads_as_sorted_indices():
+    assert read_block_recipe('{"remove_blocks": [5, 1, 3]}', num_blocks=6) == [1, 3, 5]

@@ -9,7 +9,9 @@ still multiply the zeros. Removing blocks changes the shapes, the size and the l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -208,3 +210,64 @@ def drop_blocks(model, remove: Sequence[int]):
     if isinstance(getattr(config, "layer_types", None), list):
         config.layer_types = [config.layer_types[i] for i in kept]
     return model
+
+
+@contextmanager
+def blocks_removed(model, remove: Sequence[int]) -> Iterator:
+    """``drop_blocks`` for the duration of a ``with``: the blocks, their cache indices and the
+    config come back on exit, even after an error (the grader scores many recipes on one base)."""
+    blocks = decoder_blocks(model)
+    config = model.config
+    saved_layer_types = getattr(config, "layer_types", None)
+    saved_layers = config.num_hidden_layers
+    saved_indices = [
+        (block, getattr(block, "layer_idx", None), getattr(block.self_attn, "layer_idx", None))
+        if hasattr(block, "self_attn")
+        else (block, getattr(block, "layer_idx", None), None)
+        for block in blocks
+    ]
+    drop_blocks(model, remove)
+    try:
+        yield model
+    finally:
+        model.model.layers = blocks
+        for block, block_index, attention_index in saved_indices:
+            if block_index is not None:
+                block.layer_idx = block_index
+            if attention_index is not None:
+                block.self_attn.layer_idx = attention_index
+        config.num_hidden_layers = saved_layers
+        if saved_layer_types is not None:
+            config.layer_types = saved_layer_types
+
+
+RECIPE_KEY = "remove_blocks"
+
+
+def read_block_recipe(text: str, num_blocks: int, max_removed: int | None = None) -> list[int]:
+    """A structured-pruning recipe, ``{"remove_blocks": [block indices]}`` as JSON (data, never
+    code), checked against a model of ``num_blocks`` blocks: the sorted indices, or a ValueError
+    that says what is wrong."""
+    try:
+        recipe = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the recipe is not JSON: {error}") from None
+    if not isinstance(recipe, dict) or set(recipe) != {RECIPE_KEY}:
+        raise ValueError(f'the recipe must be one JSON object {{"{RECIPE_KEY}": [...]}}')
+    remove = recipe[RECIPE_KEY]
+    if not isinstance(remove, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in remove
+    ):
+        raise ValueError(f"{RECIPE_KEY} must be a list of block indices (integers)")
+    if len(set(remove)) != len(remove):
+        raise ValueError(f"{RECIPE_KEY} names a block twice: {sorted(remove)}")
+    outside = [i for i in remove if not 0 <= i < num_blocks]
+    if outside:
+        raise ValueError(f"the model has blocks 0..{num_blocks - 1}; no block {outside}")
+    if not remove or len(remove) == num_blocks:
+        raise ValueError(f"{RECIPE_KEY} must name some, not all, of the {num_blocks} blocks")
+    if max_removed is not None and len(remove) > max_removed:
+        raise ValueError(
+            f"at most {max_removed} blocks may be removed, the recipe removes {len(remove)}"
+        )
+    return sorted(remove)

@@ -1,6 +1,14 @@
 from utils.lab.checks import check_close, check_equal, checking, passed, report
 from utils.lab.expected import REFERENCES, STAND_INS, stand_in, yours_or_kit
-from utils.lab.plots import plot_bars, plot_grouped_bars, plot_heatmap, plot_sweep, show
+from utils.lab.plots import (
+    pareto_front,
+    plot_bars,
+    plot_grouped_bars,
+    plot_heatmap,
+    plot_pareto,
+    plot_sweep,
+    show,
+)
 from utils.runtime.storage import cache_dir, outputs_dir
 
 
@@ -84,3 +92,16 @@ def test_paths_follow_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("FTKIT_OUTPUTS", str(tmp_path / "o"))
     assert cache_dir() == tmp_path / "c" and cache_dir().is_dir()
     assert outputs_dir() == tmp_path / "o" and outputs_dir().is_dir()
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both_counts(tmp_path):
+    points = {
+        "big, best": (500.0, 0.95),
+        "small, good": (100.0, 0.90),
+        "small, worse": (120.0, 0.80),  # beaten by "small, good" on both
+        "tiny, poor": (50.0, 0.60),
+        "tie in size, worse": (100.0, 0.85),  # same size as "small, good", lower score
+    }
+    assert pareto_front(points) == ["tiny, poor", "small, good", "big, best"]
+    path = plot_pareto(points, tmp_path / "p.png", title="t", xlabel="MB", ylabel="acc")
+    assert path.read_bytes()[:4] == b"\x89PNG"

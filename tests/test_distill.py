@@ -59,3 +59,20 @@ def test_mismatched_vocabularies_and_bad_settings_get_clear_errors():
         distillation_loss(torch.zeros(1, 4, 10), torch.zeros(1, 4, 12), labels)
     with pytest.raises(ValueError, match="temperature > 0"):
         distillation_loss(torch.zeros(1, 4, 10), torch.zeros(1, 4, 10), labels, temperature=0)
+
+
+def test_the_labs_check_passes_the_kits_loss_and_fails_one_without_t_squared(capsys):
+    from utils.lab.checks import passed
+    from utils.lab.task_checks import check_distillation_loss
+
+    check_distillation_loss(distillation_loss)
+    assert passed("Task 10.3")
+
+    def without_t_squared(student, teacher, labels, temperature, alpha):
+        parts = distillation_loss(student, teacher, labels, temperature, alpha)
+        kd = parts["kd"] / temperature**2
+        return {"loss": alpha * kd + (1 - alpha) * parts["ce"], "kd": kd, "ce": parts["ce"]}
+
+    check_distillation_loss(without_t_squared)
+    assert not passed("Task 10.3")
+    assert "[FAIL] Task 10.3: kd at T 2" in capsys.readouterr().out

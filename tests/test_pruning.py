@@ -167,3 +167,38 @@ def test_a_malformed_recipe_is_refused_with_its_reason(text, message):
 
 def test_a_valid_recipe_reads_as_sorted_indices():
     assert read_block_recipe('{"remove_blocks": [5, 1, 3]}', num_blocks=6) == [1, 3, 5]
+
+
+def test_the_labs_check_passes_the_kits_scores_and_fails_per_matrix_squared_norms(tokenizer):
+    from utils.lab.checks import passed
+    from utils.lab.task_checks import check_pruning_scores
+
+    model = tiny(tokenizer)
+    linears = block_linears(model)
+    norms = input_norms(model, calibration(tokenizer), linears)
+
+    def kits(weight, norm, method):
+        return wanda_scores(weight, norm) if method == "wanda" else magnitude_scores(weight)
+
+    check_pruning_scores(kits, linears, norms)
+    assert passed("Task 10.1")
+
+    def squared(weight, norm, method):  # torchao's variant: the squared norm
+        return kits(weight, norm**2 if method == "wanda" else norm, method)
+
+    check_pruning_scores(squared, linears, norms)
+    assert not passed("Task 10.1")
+
+
+def test_a_labs_own_scorer_prunes_like_the_kits(tokenizer):
+    def kits(weight, norm, method):
+        return wanda_scores(weight, norm) if method == "wanda" else magnitude_scores(weight)
+
+    pruned = []
+    for scorer in (None, kits):
+        model = tiny(tokenizer)
+        linears = block_linears(model)
+        norms = input_norms(model, calibration(tokenizer), linears)
+        prune_linears(linears, "wanda", 0.5, norms=norms, scorer=scorer)
+        pruned.append(model_fingerprint(model))
+    assert pruned[0] == pruned[1]

@@ -148,6 +148,21 @@ def _extraction_reward() -> Callable:
     return extraction_reward
 
 
+def _pruning_scores() -> Callable:
+    from utils.train.pruning import magnitude_scores, wanda_scores
+
+    def scores(weight, input_norms, method: str):
+        return wanda_scores(weight, input_norms) if method == "wanda" else magnitude_scores(weight)
+
+    return scores
+
+
+def _distillation_loss() -> Callable:
+    from utils.train.distill import distillation_loss
+
+    return distillation_loss
+
+
 REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 0.1": _role_order,  # the role-order problems of a list of roles
     "Task 0.2": _template_overhead,  # chat-template tokens minus the contents' tokens
@@ -165,6 +180,8 @@ REFERENCES: dict[str, Callable[[], Callable]] = {
     "Task 5.3": _forgetting_onset,  # first tracked step over the threshold, or None
     "Task 7.2": _bottleneck_adapter,  # a reference bottleneck adapter (hidden, bottleneck)
     "Task 8.1": _state_bytes,  # (optimizer, fp32 parameter tensors) -> bytes of state
+    "Task 10.1": _pruning_scores,  # (weight, input norms, "magnitude" | "wanda") -> scores
+    "Task 10.3": _distillation_loss,  # (student, teacher logits, labels, T, alpha) -> parts
     "Task 11.1": _dpo_loss,  # (4 log-probability tensors, beta) -> losses and rewards
     "Task 11.3": _extraction_reward,  # (fields, parse weight) -> the reward function
 }

@@ -289,3 +289,32 @@ def plot_intervals(
     ax.set(title=title, xlabel=xlabel)
     ax.grid(axis="x", alpha=0.3)
     return save_figure(fig, path)
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """The names no other point beats on both counts (smaller x and larger y), by x."""
+    front = [
+        name
+        for name, (x, y) in points.items()
+        if not any(
+            (ox <= x and oy >= y) and (ox < x or oy > y) for other, (ox, oy) in points.items()
+        )
+    ]
+    return sorted(front, key=lambda name: points[name][0])
+
+
+def plot_pareto(
+    points: dict[str, tuple[float, float]], path: Path, *, title: str, xlabel: str, ylabel: str
+) -> Path:
+    """Every named ``(cost, quality)`` point, the Pareto front (``pareto_front``) joined by a
+    line: what no other option beats on both."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    front = pareto_front(points)
+    for i, (name, (x, y)) in enumerate(points.items()):
+        ax.scatter(x, y, color=f"C{i % 10}", s=60 if name in front else 30, zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.plot(*zip(*(points[n] for n in front)), color="black", linewidth=1, label="Pareto front")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

@@ -185,3 +185,50 @@ def check_reward(
             check_close(
                 task, worst, 0.0, tol=1e-9, what=f"max |yours - kit's| on {len(want)} answers"
             )
+
+
+def check_pruning_scores(my_scores: Callable, linears: dict, norms: dict) -> None:
+    """Task 10.1: the learner's magnitude and Wanda scores equal the kit's on two real layers
+    (an attention and an MLP projection) with their calibration norms, and the 50 % per-row
+    masks they give keep exactly the kit's weights."""
+    from utils.train.pruning import unstructured_mask
+
+    task = "Task 10.1"
+    with checking(task):
+        names = [n for n in linears if n.endswith(("q_proj", "down_proj"))][:2] or list(linears)
+        for name in names[:2]:
+            weight = linears[name].weight
+            for method in ("magnitude", "wanda"):
+                want = expected(task, weight, norms[name], method)
+                yours = torch.as_tensor(my_scores(weight, norms[name], method)).float()
+                check_equal(task, tuple(yours.shape), tuple(want.shape), f"{method} scores' shape")
+                worst = float((yours - want).abs().max()) / float(want.abs().max())
+                check_close(task, worst, 0.0, 1e-6, f"max |yours - kit's| / max, {method}, {name}")
+                same = torch.equal(unstructured_mask(yours, 0.5), unstructured_mask(want, 0.5))
+                check_equal(task, same, True, f"your 50 % {method} mask is the kit's, {name}")
+
+
+def check_distillation_loss(my_loss: Callable) -> None:
+    """Task 10.3: the learner's loss, KL and cross-entropy equal the kit's (whose KL part is
+    TRL's GKD loss at beta 0, times T²) on random logits with masked positions, at three
+    temperatures and three mixes."""
+    task = "Task 10.3"
+    with checking(task):
+        generator = torch.Generator().manual_seed(0)
+        student = torch.randn(3, 7, 40, generator=generator)
+        teacher = 2 * torch.randn(3, 7, 40, generator=generator)
+        labels = torch.randint(0, 40, (3, 7), generator=generator)
+        labels[:, :3] = -100  # a prompt
+        labels[1, 5:] = -100  # padding
+        for temperature, alpha in ((1.0, 0.5), (2.0, 0.0), (4.0, 1.0)):
+            yours = my_loss(student, teacher, labels, temperature, alpha)
+            want = expected(task, student, teacher, labels, temperature, alpha)
+            for key in ("loss", "kd", "ce"):
+                got = float(torch.as_tensor(yours[key]))
+                check_close(
+                    task,
+                    got,
+                    float(want[key]),
+                    1e-4,
+                    f"{key} at T {temperature:g}, alpha {alpha:g}",
+                )

@@ -110,12 +110,15 @@ def prune_linears(
     norms: dict | None = None,
     n_m: tuple[int, int] | None = None,
     per_row: bool | None = None,
+    scorer=None,
 ) -> dict[str, float]:
     """Zero weights of every module in ``modules`` in place: ``method`` "magnitude" or "wanda"
     (needs ``norms`` from ``input_norms``); ``n_m`` (e.g. ``(2, 4)``) instead of ``sparsity`` for
     a semi-structured mask. Weights are compared within each output row (``per_row``; by default
     for Wanda, as its paper and llmcompressor do) or across each matrix (by default for
-    magnitude, the paper's baseline). Returns each module's share of zeroed weights."""
+    magnitude, the paper's baseline). ``scorer(weight, input_norms, method)``: another way to
+    compute the scores (a lab's own); by default the kit's. Returns each module's share of
+    zeroed weights."""
     per_row = method == "wanda" if per_row is None else per_row
     if method not in ("magnitude", "wanda"):
         raise ValueError(f"method must be 'magnitude' or 'wanda', got {method!r}")
@@ -124,9 +127,12 @@ def prune_linears(
     shares = {}
     for name, module in modules.items():
         weight = module.weight
-        scores = (
-            wanda_scores(weight, norms[name]) if method == "wanda" else magnitude_scores(weight)
-        )
+        if scorer is not None:
+            scores = torch.as_tensor(scorer(weight, norms[name] if norms else None, method))
+        elif method == "wanda":
+            scores = wanda_scores(weight, norms[name])
+        else:
+            scores = magnitude_scores(weight)
         if n_m:
             keep = n_m_mask(scores, *n_m)
         else:

@@ -149,12 +149,9 @@ def _extraction_reward() -> Callable:
 
 
 def _pruning_scores() -> Callable:
-    from utils.train.pruning import magnitude_scores, wanda_scores
+    from utils.train.pruning import pruning_scores
 
-    def scores(weight, input_norms, method: str):
-        return wanda_scores(weight, input_norms) if method == "wanda" else magnitude_scores(weight)
-
-    return scores
+    return pruning_scores
 
 
 def _distillation_loss() -> Callable:

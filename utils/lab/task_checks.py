@@ -195,7 +195,7 @@ def check_pruning_scores(my_scores: Callable, linears: dict, norms: dict) -> Non
 
     task = "Task 10.1"
     with checking(task):
-        names = [n for n in linears if n.endswith(("q_proj", "down_proj"))][:2] or list(linears)
+        names = [n for n in linears if n.endswith(("q_proj", "down_proj"))] or list(linears)
         for name in names[:2]:
             weight = linears[name].weight
             for method in ("magnitude", "wanda"):

@@ -178,6 +178,14 @@ def answer_batches(
         yield ids.to(device), mask.to(device), answer_mask.to(device)
 
 
+def answer_distributions(model, ids, mask, rows, cols) -> torch.Tensor:
+    """Log-probabilities over the vocabulary at positions ``(rows, cols)`` of a batch (one row
+    each, float32): only those positions go through the LM head."""
+    decoder, head = decoder_and_head(model)
+    hidden = decoder(input_ids=ids, attention_mask=mask)[0]
+    return head(hidden[rows, cols]).float().log_softmax(-1)
+
+
 def answer_logps(
     model, prompts: Sequence[list[int]], answers: Sequence[list[int]], batch_size: int = 8
 ) -> torch.Tensor:
@@ -185,12 +193,10 @@ def answer_logps(
     (prompt, answer), in float32, with gradients when the model has them and they are on. Only
     the answer's positions go through the LM head (the prompt's logits are never needed)."""
     device = next(model.parameters()).device
-    decoder, head = decoder_and_head(model)
     totals = []
     for ids, mask, answer_mask in answer_batches(prompts, answers, batch_size, device):
         rows, cols = answer_mask.nonzero(as_tuple=True)
-        hidden = decoder(input_ids=ids, attention_mask=mask)[0]
-        logps = head(hidden[rows, cols]).float().log_softmax(-1)
+        logps = answer_distributions(model, ids, mask, rows, cols)
         token_logps = logps.gather(1, ids[rows, cols + 1][:, None]).squeeze(1)
         totals.append(torch.zeros(ids.shape[0], device=device).index_add(0, rows, token_logps))
     return torch.cat(totals) if totals else torch.zeros(0)
@@ -221,12 +227,6 @@ def answer_kl(model, reference, tokenizer, pairs: Sequence[dict], batch_size: in
     tokens = [pair_tokens(tokenizer, pair) for pair in pairs]
     prompts, answers = [t["prompt_ids"] for t in tokens], [t["chosen_ids"] for t in tokens]
     device = next(model.parameters()).device
-
-    def answer_distributions(net, ids, mask, rows, cols) -> torch.Tensor:
-        decoder, head = decoder_and_head(net)
-        hidden = decoder(input_ids=ids, attention_mask=mask)[0]
-        return head(hidden[rows, cols]).float().log_softmax(-1)  # the answer's positions only
-
     total, count = 0.0, 0
     for ids, mask, answer_mask in answer_batches(prompts, answers, batch_size, device):
         rows, cols = answer_mask.nonzero(as_tuple=True)

@@ -35,6 +35,11 @@ def wanda_scores(weight: torch.Tensor, input_norms: torch.Tensor) -> torch.Tenso
     return weight.detach().abs().float() * input_norms.float().unsqueeze(0)
 
 
+def pruning_scores(weight: torch.Tensor, input_norms: torch.Tensor | None, method: str):
+    """The score of every weight for ``method``: "magnitude" or "wanda" (needs ``input_norms``)."""
+    return wanda_scores(weight, input_norms) if method == "wanda" else magnitude_scores(weight)
+
+
 def unstructured_mask(scores: torch.Tensor, sparsity: float, per_row: bool = True) -> torch.Tensor:
     """A keep-mask (True = kept) that removes the ``sparsity`` share of lowest-scoring weights,
     compared within each output row (``per_row``, as Wanda does) or across the whole matrix.
@@ -127,12 +132,8 @@ def prune_linears(
     shares = {}
     for name, module in modules.items():
         weight = module.weight
-        if scorer is not None:
-            scores = torch.as_tensor(scorer(weight, norms[name] if norms else None, method))
-        elif method == "wanda":
-            scores = wanda_scores(weight, norms[name])
-        else:
-            scores = magnitude_scores(weight)
+        norm = norms[name] if norms else None
+        scores = torch.as_tensor((scorer or pruning_scores)(weight, norm, method))
         if n_m:
             keep = n_m_mask(scores, *n_m)
         else:
@@ -226,22 +227,27 @@ def blocks_removed(model, remove: Sequence[int]) -> Iterator:
     config = model.config
     saved_layer_types = getattr(config, "layer_types", None)
     saved_layers = config.num_hidden_layers
-    saved_indices = [
-        (block, getattr(block, "layer_idx", None), getattr(block.self_attn, "layer_idx", None))
-        if hasattr(block, "self_attn")
-        else (block, getattr(block, "layer_idx", None), None)
-        for block in blocks
-    ]
+    saved_indices = []  # (block, its index, its attention, the attention's index)
+    for block in blocks:
+        attention = getattr(block, "self_attn", None)
+        saved_indices.append(
+            (
+                block,
+                getattr(block, "layer_idx", None),
+                attention,
+                getattr(attention, "layer_idx", None),
+            )
+        )
     drop_blocks(model, remove)
     try:
         yield model
     finally:
         model.model.layers = blocks
-        for block, block_index, attention_index in saved_indices:
+        for block, block_index, attention, attention_index in saved_indices:
             if block_index is not None:
                 block.layer_idx = block_index
             if attention_index is not None:
-                block.self_attn.layer_idx = attention_index
+                attention.layer_idx = attention_index
         config.num_hidden_layers = saved_layers
         if saved_layer_types is not None:
             config.layer_types = saved_layer_types

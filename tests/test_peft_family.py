@@ -130,6 +130,14 @@ def test_every_method_sees_the_same_batches_and_each_pass_covers_the_data():
     assert first != training_batches(examples, 4, 20, seed=1)
 
 
+def test_fewer_examples_than_a_group_still_give_full_batches_and_too_few_are_refused():
+    examples = [([i], i) for i in range(9)]  # 2 batches of 4, not the 4 batches of a group
+    batches = training_batches(examples, 4, 5, seed=0)
+    assert len(batches) == 5 and all(len(batch) == 4 for batch in batches)
+    with pytest.raises(ValueError, match="3 examples cannot fill one batch of 4"):
+        training_batches(examples[:3], 4, 1, seed=0)
+
+
 def test_lora_on_all_linear_layers_at_rank_8_is_the_lab_lora_method(tiny_model):
     """Lab 07 reuses its LoRA run for the "all linear, r = 8" placement instead of training it
     again: the two set-ups must build the same model (same adapters, same initial weights)."""

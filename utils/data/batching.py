@@ -79,8 +79,12 @@ def training_batches(examples: Sequence[tuple], batch_size: int, steps: int, see
     """``steps`` batches of ``(ids, ...)`` examples, the same for every run with the same seed:
     each pass over the data in a random order, every 4 batches' worth sorted by length before it
     is cut (less padding, and the batches stay mixed); a pass's last incomplete group is left
-    out, as ``drop_last``."""
-    rng, batches, pool = random.Random(seed), [], 4 * batch_size
+    out, as ``drop_last``. Fewer than 4 batches' worth of examples: one group of the whole
+    batches they fill."""
+    if len(examples) < batch_size:
+        raise ValueError(f"{len(examples)} examples cannot fill one batch of {batch_size}")
+    pool = min(4 * batch_size, len(examples) // batch_size * batch_size)
+    rng, batches = random.Random(seed), []
     while len(batches) < steps:
         order = rng.sample(range(len(examples)), len(examples))
         for begin in range(0, len(order) - pool + 1, pool):

@@ -7,7 +7,10 @@ Artifact kinds (``rubric.artifact``):
 - ``classifier`` (Labs 02, 03A): a new head plus trained base tensors or from-scratch LoRA pairs;
 - ``prompt_spec`` (Lab 01): a prompt format and demonstration ids, no weights at all;
 - ``preference_adapter`` (Lab 11): a PEFT LoRA adapter, merged into the base and scored on
-  held-out preference pairs against a reference policy (forward passes only, no sampling).
+  held-out preference pairs against a reference policy (forward passes only, no sampling);
+- ``pruned_student`` (Lab 10): a recipe naming the decoder blocks to remove (JSON data, never
+  code) and a PEFT LoRA adapter trained on the base without them: the grader removes the blocks
+  from its own base, merges the adapter, scores it, and puts every block back.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from utils.train.classifier import (
 )
 from utils.train.params import is_linear
 from utils.train.preference import logp_preferences, pair_logps, pair_tokens, train_policy
+from utils.train.pruning import blocks_removed, decoder_blocks, read_block_recipe
 from utils.train.quantization import nf4_roundtrip_linears
 from utils.train.sft import extraction_prompts
 
@@ -186,28 +190,39 @@ def plain_attributes(model) -> dict:
     }
 
 
+CONFIG_OBJECTS = ("config", "generation_config")  # shared with the submodules: kept, not copied
+
+
 def config_state(model) -> dict:
     """Deep copies of what a submission could change besides modules and weights: the model's
-    config and generation config, and its plain attributes (PEFT sets some on the base)."""
+    config and generation config, and its plain attributes (PEFT sets some on the base); and the
+    config objects themselves, which the blocks and a caller may hold."""
     generation = getattr(model, "generation_config", None)
-    return copy.deepcopy(
+    state = copy.deepcopy(
         {
             "config": vars(model.config),
             "generation_config": vars(generation) if generation is not None else {},
-            "attributes": plain_attributes(model),
+            "attributes": {
+                k: v for k, v in plain_attributes(model).items() if k not in CONFIG_OBJECTS
+            },
         }
     )
+    state["objects"] = {key: getattr(model, key, None) for key in CONFIG_OBJECTS}
+    return state
 
 
 def restore_config_state(model, state: dict) -> None:
-    """Put back what ``config_state`` saved, in place (modules keep their reference to the
-    config)."""
+    """Put back what ``config_state`` saved: the same config objects, their contents in place."""
+    for key, original in state["objects"].items():
+        if original is not None:
+            vars(model)[key] = original
     vars(model.config).clear()
     vars(model.config).update(copy.deepcopy(state["config"]))
     if getattr(model, "generation_config", None) is not None:
         vars(model.generation_config).clear()
         vars(model.generation_config).update(copy.deepcopy(state["generation_config"]))
-    for key in set(plain_attributes(model)) - set(state["attributes"]):
+    attributes = {k for k in plain_attributes(model) if k not in CONFIG_OBJECTS}
+    for key in attributes - set(state["attributes"]):
         delattr(model, key)
     for key, value in state["attributes"].items():
         vars(model)[key] = copy.deepcopy(value)
@@ -663,9 +678,38 @@ def preference_submission_score(
     return result, adapter_details(config)
 
 
+RECIPE = "recipe.json"  # a pruned student's recipe in its zip
+
+
+def pruned_student_score(
+    model, tokenizer, files: dict[str, bytes], rubric: Rubric, rows: list[dict]
+) -> tuple[dict, dict]:
+    """Remove the recipe's blocks from ``model``, merge the submitted adapter (checked against
+    the pruned base), score it with the lab's metric; every block is put back on exit. The
+    result also carries ``removed_share``: the share of the base's parameters the student
+    lost, which the rubric's size band reads."""
+    if RECIPE not in files:
+        raise SubmissionError(f"{RECIPE} is missing: the zip needs the blocks removed and adapter/")
+    try:
+        text = files[RECIPE].decode("utf-8")
+        remove = read_block_recipe(
+            text, len(decoder_blocks(model)), rubric.checks.max_removed_blocks
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SubmissionError(f"{RECIPE}: {exc}") from None
+    total = sum(p.numel() for p in model.parameters())
+    with blocks_removed(model, remove):
+        kept = sum(p.numel() for p in model.parameters())
+        with submitted_adapter_merged(model, files, rubric) as (merged, config):
+            result = ADAPTER_METRICS[rubric.dataset](merged, tokenizer, rows, rubric)
+    result = {**result, "removed_share": 1 - kept / total, "parameters": kept}
+    return result, {**adapter_details(config), "removed_blocks": remove}
+
+
 ARTIFACTS = {  # artifact kind -> (base model's "before", one submission's "after")
     "peft_adapter": (adapter_base_score, adapter_score),
     "classifier": (classifier_base_score, classifier_submission_score),
     "prompt_spec": (prompt_base_score, prompt_submission_score),
     "preference_adapter": (preference_base_score, preference_submission_score),
+    "pruned_student": (adapter_base_score, pruned_student_score),
 }

@@ -9,7 +9,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 RUBRIC_DIR = Path(__file__).resolve().parent / "rubrics"
-ARTIFACTS = ("prompt_spec", "classifier", "peft_adapter", "preference_adapter", "capstone")
+ARTIFACTS = (
+    "prompt_spec",
+    "classifier",
+    "peft_adapter",
+    "preference_adapter",
+    "pruned_student",
+    "capstone",
+)
 REFERENCE_POLICIES = (
     "kit_sft",
     "base",
@@ -57,6 +64,8 @@ class Checks:
     # preference adapters: the largest mean |log-probability ratio| to the reference policy per
     # held-out answer token (a policy preference tuning moved far from where it started)
     max_log_ratio_per_token: float = 0.5
+    # pruned students: the most decoder blocks a recipe may remove
+    max_removed_blocks: int = 1000
 
     def __post_init__(self) -> None:
         for name in ("rank", "trainable_params"):
@@ -72,6 +81,8 @@ class Checks:
             raise RubricError("checks.max_virtual_tokens must be positive")
         if self.max_log_ratio_per_token <= 0:
             raise RubricError("checks.max_log_ratio_per_token must be positive")
+        if self.max_removed_blocks < 1:
+            raise RubricError("checks.max_removed_blocks must be positive")
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,9 @@ class Rubric:
     report_points: float = 0  # capstone: a PDF report (and its Markdown twin) handed in
     tolerance: float = 0.02  # capstone: largest |claimed - measured| (0-1 scale) still reproduced
     reference_policy: str = "kit_sft"  # preference_adapter: the kit's SFT policy, or the base
+    size: Band | None = (
+        None  # pruned_student: points for the share of the base's parameters removed
+    )
 
     def __post_init__(self) -> None:
         if self.artifact not in ARTIFACTS:
@@ -138,6 +152,7 @@ class Rubric:
                     **data,
                     "after": Band(**data["after"]),
                     "gain": Band(**data["gain"]),
+                    "size": Band(**data["size"]) if data.get("size") else None,
                     "checks": Checks(**checks),
                 }
             )
@@ -157,6 +172,7 @@ class Rubric:
             + self.gain.points
             + self.reproduced_points
             + self.report_points
+            + (self.size.points if self.size else 0)
         )
 
     def improvement(self, before: float, after: float) -> float:
@@ -198,12 +214,19 @@ def load_rubric(lab: str, path: Path | None = None) -> Rubric:
         raise RubricError(f"{path.name}: {exc}") from None
 
 
-def score(rubric: Rubric, before: float, after: float, chance: float | None = None) -> dict:
+def score(
+    rubric: Rubric,
+    before: float,
+    after: float,
+    chance: float | None = None,
+    size: float | None = None,
+) -> dict:
     """Points per rubric part for a valid submission, and the total (rounded to 0.01).
 
     ``chance`` (for accuracy: the share of the most common held-out label, what a constant
     answer scores) is where the gain is counted from when the base model scores below it, so a
-    constant answer earns no gain."""
+    constant answer earns no gain. ``size``: what the rubric's size band reads (a pruned
+    student's share of the base's parameters removed), scored only when the rubric has one."""
     start = max(before, chance) if chance is not None and rubric.higher_is_better else before
     gain = rubric.improvement(start, after)
     parts = {
@@ -216,6 +239,9 @@ def score(rubric: Rubric, before: float, after: float, chance: float | None = No
         "after": float(rubric.after.points),
         "gain over base": float(rubric.gain.points),
     }
+    if rubric.size is not None:
+        parts["size"] = round(rubric.size.points * rubric.size.credit(size or 0.0), 2)
+        part_max["size"] = float(rubric.size.points)
     return {
         "parts": parts,
         "part_max": part_max,
@@ -272,7 +298,10 @@ def recalibrated(rubric: Rubric, measured: dict, where: str) -> Rubric:
         rubric,
         after=after,
         gain=gain_band,
-        reference={k: round(v, 4) for k, v in new.items() if v is not None},
+        reference={  # what the held-out file does not change (a student's size) stays
+            **old,
+            **{k: round(v, 4) for k, v in new.items() if v is not None},
+        },
         calibration=(
             f"recalibrated on {where}: the reference solution measured {numbers} there "
             f"(on the file it was set on: {', '.join(f'{k} {v}' for k, v in old.items())}); "

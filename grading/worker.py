@@ -199,7 +199,9 @@ def grade_artifact(
         "submission_details": details,
         "heldout": {"items": len(rows), "sha256": heldout_hash},
         "chance": chance,
-        **score(rubric, before[rubric.metric], after[rubric.metric], chance),
+        **score(
+            rubric, before[rubric.metric], after[rubric.metric], chance, after.get("removed_share")
+        ),
     }
 
 

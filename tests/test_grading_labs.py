@@ -638,12 +638,16 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
         "04_qlora_unsloth",
         "05_continual_pretraining",
         "07_peft_family",
+        "10_compression",
         "11_preference_tuning",
     ):
         rubric = load_rubric(lab)
         reference = rubric.reference  # the reference solution's measured held-out before/after
         chance = reference.get("chance")  # accuracy labs: where the gain counts from
-        assert score(rubric, reference["before"], reference["after"], chance)["score"] == 100.0, lab
+        size = reference.get("removed_share")  # pruned students: the share of parameters removed
+        assert (rubric.size is None) == (size is None), lab
+        full = score(rubric, reference["before"], reference["after"], chance, size)
+        assert full["score"] == 100.0, lab
         if chance is not None:
             rows, _ = load_heldout(rubric, None)
             assert round(chance_level(rubric, rows), 3) == chance, lab
@@ -655,10 +659,11 @@ def test_every_lab_has_a_rubric_the_grader_accepts():
             "classifier",
             "peft_adapter",
             "preference_adapter",
+            "pruned_student",
         )
         if rubric.artifact == "preference_adapter":
             assert rubric.metric == "preference_accuracy" and chance == 0.5
-        elif rubric.artifact == "peft_adapter":
+        elif rubric.artifact in ("peft_adapter", "pruned_student"):
             assert rubric.dataset in ADAPTER_METRICS
         else:
             assert rubric.metric == "accuracy" and get_spec(rubric.dataset).labels
@@ -820,3 +825,130 @@ def test_a_malformed_preference_hand_in_scores_zero_with_its_reason(
     result = grade_bytes(bad, base, LAB11, pairs_heldout, None)
     assert result["status"] == "invalid" and result["score"] == 0.0
     assert "rank" in result["reason"]
+
+
+# --- Lab 10: a pruned student, rebuilt from a recipe of removed blocks and its LoRA adapter -----
+
+LAB10 = "10_compression"
+
+
+def pruned_student(tokenizer, remove, seed=0):
+    """The tiny base without the ``remove`` blocks, with a LoRA adapter whose B is not zero (a
+    trained student)."""
+    from peft import LoraConfig, get_peft_model
+
+    from utils.train.pruning import drop_blocks
+
+    student = drop_blocks(build_tiny_model(tokenizer, num_layers=2, hidden_size=64, seed=0), remove)
+    torch.manual_seed(seed)
+    student = get_peft_model(
+        student, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"])
+    )
+    with torch.no_grad():
+        for name, param in student.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    return student.eval()
+
+
+def pruned_student_zip(state, student, folder, recipe):
+    student.save_pretrained(str(folder / "adapter"))
+    (folder / "recipe.json").write_text(json.dumps(recipe))
+    return make_submission(
+        LAB10,
+        "s1",
+        {"adapter": folder / "adapter", "recipe.json": folder / "recipe.json"},
+        info_for(state),
+        BASE_ID,
+        folder,
+    )
+
+
+def test_a_pruned_student_is_rebuilt_from_its_recipe_scored_and_the_base_restored(
+    tokenizer, base, sms_heldout, tmp_path
+):
+    from utils.data.datasets import get_spec, read_split_file
+    from utils.eval.label_task import evaluate_labels
+
+    student = pruned_student(tokenizer, [1])
+    zipped = pruned_student_zip(base, student, tmp_path, {"remove_blocks": [1]})
+    result = grade_bytes(zipped.read_bytes(), base, LAB10, sms_heldout, None)
+    assert result["status"] == "graded", result.get("reason")
+    assert_base_untouched(base)
+    assert len(base["model"].model.layers) == base["model"].config.num_hidden_layers == 2
+
+    # the same student built by hand, scored by the lab's own function
+    rows = read_split_file(sms_heldout, get_spec("sms_spam"))
+    lab = evaluate_labels(student, tokenizer, rows, ("ham", "spam"))
+    assert result["after"]["accuracy"] == pytest.approx(lab["accuracy"])
+    assert result["submission_details"]["removed_blocks"] == [1]
+    whole = sum(p.numel() for p in base["model"].parameters())
+    kept = sum(p.numel() for n, p in student.named_parameters() if "lora_" not in n)
+    assert result["after"]["removed_share"] == pytest.approx(1 - kept / whole)
+    rubric = load_rubric(LAB10)
+    assert result["parts"]["size"] == pytest.approx(
+        round(rubric.size.points * rubric.size.credit(1 - kept / whole), 2)
+    )
+    assert result["max_score"] == 100.0
+
+
+PRUNED_DEFECTS = {  # case -> (the zip's change, words its reason must contain)
+    "no recipe": (lambda files: files.pop("recipe.json"), "recipe.json is missing"),
+    "not JSON": (lambda files: files.update({"recipe.json": b"remove 1"}), "not JSON"),
+    "code instead of data": (
+        lambda files: files.update({"recipe.json": b'{"remove_blocks": "__import__(\'os\')"}'}),
+        "list of block indices",
+    ),
+    "a block the base lacks": (
+        edit_json("recipe.json", lambda r: r.update(remove_blocks=[7])),
+        "no block [7]",
+    ),
+    "every block": (
+        edit_json("recipe.json", lambda r: r.update(remove_blocks=[0, 1])),
+        "some, not all",
+    ),
+    "the adapter of another recipe": (  # trained with block 1 removed, handed in as block 0
+        edit_json("recipe.json", lambda r: r.update(remove_blocks=[0])),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRUNED_DEFECTS))
+def test_a_malformed_pruned_student_scores_zero_with_its_reason(
+    case, tokenizer, base, sms_heldout, tmp_path
+):
+    change, reason = PRUNED_DEFECTS[case]
+    student = pruned_student(tokenizer, [1])
+    zipped = pruned_student_zip(base, student, tmp_path, {"remove_blocks": [1]})
+    result = grade_bytes(rezip(zipped, change), base, LAB10, sms_heldout, None)
+    assert_base_untouched(base)
+    assert len(base["model"].model.layers) == 2
+    if reason is None:  # same shapes, another recipe: valid, graded as what it is
+        assert result["status"] == "graded", result.get("reason")
+        assert result["submission_details"]["removed_blocks"] == [0]
+        return
+    assert result["status"] == "invalid" and result["score"] == 0.0, result
+    assert reason in result["reason"]
+
+
+def test_an_adapter_for_the_unpruned_base_is_refused_by_name(
+    tokenizer, base, sms_heldout, tmp_path
+):
+    from grading_helpers import adapter_folder
+
+    folder = adapter_folder(tokenizer, tmp_path / "whole", trained=True)  # layers 0 and 1
+    student = pruned_student(tokenizer, [1])
+    zipped = pruned_student_zip(base, student, tmp_path, {"remove_blocks": [1]})
+
+    def swap(files):
+        for name in [n for n in files if n.startswith("adapter/")]:
+            files.pop(name)
+        for path in folder.iterdir():
+            files[f"adapter/{path.name}"] = path.read_bytes()
+
+    result = grade_bytes(rezip(zipped, swap), base, LAB10, sms_heldout, None)
+    assert result["status"] == "invalid" and result["score"] == 0.0
+    assert "layers.1" in result["reason"], result["reason"]
+    assert_base_untouched(base)
+    assert len(base["model"].model.layers) == 2

@@ -231,6 +231,12 @@ FIGURES = [
         ("relative", 0.25),
     ),
     (
+        "10_compression",
+        r"\*\*Time\*\*: about (\d+) minutes",
+        lambda: [minutes("10_compression")],
+        ("relative", 0.25),
+    ),
+    (
         "11_preference_tuning",
         r"\*\*Time\*\*: about (\d+) minutes",
         lambda: [minutes("11_preference_tuning")],

@@ -192,12 +192,16 @@ def plot_lines(
     title: str,
     xlabel: str,
     ylabel: str,
+    log_y: bool = False,
 ) -> Path:
-    """One line with markers per named ``(x, y)`` series, axes fitted to the data."""
+    """One line with markers per named ``(x, y)`` series, axes fitted to the data (``log_y``: a
+    logarithmic y axis, for values spanning orders of magnitude)."""
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for name, (xs, ys) in series.items():
         ax.plot(xs, ys, marker="o", label=name)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if log_y:
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
